@@ -1,0 +1,201 @@
+"""The base of every HTTP handler: parse → authorize → call a service → serialize.
+
+One funnel turns every failure (domain errors, Tornado's own 404/405/413, unexpected exceptions)
+into the JSON error body of DESIGN.md §6, so a client never sees an HTML page or a stack trace.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import marshmallow
+import structlog
+import tornado.web
+
+from server.context import AppContext
+from services.auth_guard import Principal, authenticate_bearer
+from services.errors import AppError, NotFound, PayloadTooLarge, ValidationFailed
+
+log = structlog.get_logger("collab.http")
+
+_TORNADO_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+
+
+def parse_uuid(value: str, field: str = "id") -> str:
+    """Path ids are UUIDs; anything else is a 404 (it cannot name an object) with a clear reason."""
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, AttributeError) as err:
+        raise NotFound(f"{field} is not a valid UUID", fields={field: ["not a UUID"]}) from err
+
+
+def validation_error(err: marshmallow.ValidationError) -> ValidationFailed:
+    messages = err.messages if isinstance(err.messages, dict) else {"_schema": err.messages}
+    return ValidationFailed("request validation failed", fields=messages)
+
+
+@tornado.web.stream_request_body
+class BaseHandler(tornado.web.RequestHandler):
+    """JSON API handler with the shared error funnel and authentication helpers.
+
+    Bodies are streamed so an oversized one is refused with 413 from its `Content-Length` (or as soon
+    as a chunked body passes the limit) instead of being buffered first.
+    """
+
+    ctx: AppContext
+    principal: Principal | None = None
+    _body_size = 0
+
+    def initialize(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+
+    # --- request lifecycle -------------------------------------------------------------
+
+    def prepare(self) -> None:
+        incoming = self.request.headers.get("X-Request-Id", "")
+        self.request_id = incoming[:64] if incoming.isprintable() and incoming else uuid.uuid4().hex
+        self.set_header("X-Request-Id", self.request_id)
+        structlog.contextvars.bind_contextvars(request_id=self.request_id)
+        self._apply_cors()
+        self._body_chunks: list[bytes] = []
+        self._check_declared_length()
+
+    def _check_declared_length(self) -> None:
+        limit = self.ctx.settings.max_body_bytes
+        declared = self.request.headers.get("Content-Length", "0")
+        if not declared.isdigit():
+            raise ValidationFailed("invalid Content-Length")
+        if int(declared) > limit:
+            raise PayloadTooLarge(f"body exceeds {limit} bytes")
+        if self.request.connection is not None:
+            self.request.connection.set_max_body_size(limit)
+
+    def data_received(self, chunk: bytes) -> None:
+        self._body_size += len(chunk)
+        if self._body_size > self.ctx.settings.max_body_bytes:
+            raise PayloadTooLarge(f"body exceeds {self.ctx.settings.max_body_bytes} bytes")
+        self._body_chunks.append(chunk)
+
+    def on_finish(self) -> None:
+        structlog.contextvars.unbind_contextvars("request_id")
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    def _apply_cors(self) -> None:
+        origin = self.request.headers.get("Origin")
+        allowed = self.ctx.settings.cors_origins
+        if origin and ("*" in allowed or origin in allowed):
+            self.set_header("Access-Control-Allow-Origin", origin)
+            self.set_header("Vary", "Origin")
+            self.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match")
+            self.set_header(
+                "Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+            )
+            self.set_header("Access-Control-Expose-Headers", "X-Request-Id, ETag, Retry-After")
+            self.set_header("Access-Control-Max-Age", "600")
+
+    async def options(self, *args: Any) -> None:
+        """CORS preflight."""
+        self.set_status(204)
+        self.finish()
+
+    # --- input ------------------------------------------------------------------------
+
+    def json_body(self) -> Any:
+        body = b"".join(self._body_chunks)
+        if not body:
+            return {}
+        ctype = self.request.headers.get("Content-Type", "application/json")
+        if not ctype.split(";")[0].strip().lower().endswith("json"):
+            raise ValidationFailed("Content-Type must be application/json")
+        try:
+            return json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValidationFailed(f"malformed JSON body: {err}") from err
+
+    def load_body(self, schema: marshmallow.Schema, *, partial: bool = False) -> dict[str, Any]:
+        """Validate the JSON body; unknown fields are an error (no mass assignment)."""
+        data = self.json_body()
+        if not isinstance(data, dict):
+            raise ValidationFailed("JSON body must be an object")
+        try:
+            return schema.load(data, partial=partial)
+        except marshmallow.ValidationError as err:
+            raise validation_error(err) from err
+
+    def load_query(self, schema: marshmallow.Schema) -> dict[str, Any]:
+        raw = {key: self.get_query_argument(key) for key in self.request.query_arguments}
+        try:
+            return schema.load(raw)
+        except marshmallow.ValidationError as err:
+            raise validation_error(err) from err
+
+    # --- auth -------------------------------------------------------------------------
+
+    async def require_user(self) -> Principal:
+        """The authenticated caller (access token in `Authorization: Bearer`), or 401."""
+        self.principal = await authenticate_bearer(
+            self.ctx, self.request.headers.get("Authorization")
+        )
+        structlog.contextvars.bind_contextvars(user_id=self.principal.user_id)
+        return self.principal
+
+    # --- output -----------------------------------------------------------------------
+
+    def send(self, payload: Any, status: int = 200) -> None:
+        self.set_status(status)
+        if status == 204:
+            self.finish()
+            return
+        self.finish(json.dumps(payload, default=str, separators=(",", ":")))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, AppError):
+            body = exc.to_body()
+            for name, value in exc.headers.items():
+                self.set_header(name, value)
+        else:
+            code = _TORNADO_STATUS_CODES.get(status_code, "error")
+            reason = self._reason if status_code < 500 else "internal server error"
+            if isinstance(exc, tornado.web.HTTPError) and exc.log_message and status_code < 500:
+                reason = exc.log_message
+            body = {"error": {"code": code, "message": reason, "fields": {}}}
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps(body))
+
+    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, AppError):
+            status_code = exc.status
+        super().send_error(status_code, **kwargs)
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, AppError):
+            if value.status >= 500:
+                log.warning("request.unavailable", code=value.code, error=value.message)
+            return
+        super().log_exception(typ, value, tb)
+
+
+class NotFoundHandler(BaseHandler):
+    """Catch-all route: unknown paths get the JSON 404 too."""
+
+    def prepare(self) -> None:
+        super().prepare()
+        raise tornado.web.HTTPError(404, "no such endpoint")

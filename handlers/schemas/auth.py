@@ -1,0 +1,55 @@
+"""Auth request and response bodies."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from services.passwords import MIN_PASSWORD_LENGTH
+
+PASSWORD = validate.Length(min=MIN_PASSWORD_LENGTH, max=256)
+DISPLAY_NAME = validate.Length(min=1, max=100)
+
+
+class RegisterSchema(Schema):
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    password = fields.String(required=True, validate=PASSWORD, load_only=True)
+    display_name = fields.String(required=True, validate=DISPLAY_NAME)
+
+
+class LoginSchema(Schema):
+    email = fields.String(required=True, validate=validate.Length(min=1, max=254))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=256))
+
+
+class RefreshSchema(Schema):
+    refresh_token = fields.String(required=True, validate=validate.Length(min=1, max=4096))
+
+
+class MeUpdateSchema(Schema):
+    display_name = fields.String(validate=DISPLAY_NAME)
+    current_password = fields.String(validate=validate.Length(min=1, max=256))
+    new_password = fields.String(validate=PASSWORD)
+
+
+class UserSchema(Schema):
+    id = fields.UUID(required=True)
+    email = fields.Email(required=True)
+    display_name = fields.String(required=True)
+    created_at = fields.DateTime(required=True)
+
+
+class TokenPairSchema(Schema):
+    access_token = fields.String(required=True)
+    refresh_token = fields.String(required=True)
+    token_type = fields.String(required=True)
+    expires_in = fields.Integer(required=True)
+    refresh_expires_in = fields.Integer(required=True)
+
+
+class MeUpdateResultSchema(Schema):
+    user = fields.Nested(UserSchema, required=True)
+    tokens = fields.Nested(TokenPairSchema, allow_none=True)
+
+
+class EmptySchema(Schema):
+    """A body that must be empty or `{}`."""

@@ -1,0 +1,58 @@
+"""Redis access with bounded latency.
+
+Redis is a cache here (presence, permission cache, rate limits, denylist copy): it is never the only
+copy of anything. redis-py's own retries can stall a call for seconds when Redis is down or
+blackholed, so every call has a hard timeout and a circuit breaker: after a failure we skip Redis for
+`BREAKER_OPEN_S` and callers take their documented fallback at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import redis.asyncio as redis_asyncio
+from redis.exceptions import RedisError
+
+T = TypeVar("T")
+BREAKER_OPEN_S = 2.0
+
+
+class CacheUnavailable(Exception):
+    """Redis did not answer in time; callers fall back (fail soft or fail closed, per feature)."""
+
+
+class Cache:
+    def __init__(self, url: str, *, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.client = redis_asyncio.Redis.from_url(
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry_on_timeout=False,
+            retry=None,
+            health_check_interval=0,
+            decode_responses=False,
+        )
+        self._open_until = 0.0
+
+    async def run(self, op: Callable[[redis_asyncio.Redis], Awaitable[T]]) -> T:
+        """Run one Redis operation or raise `CacheUnavailable` within `timeout_s`."""
+        if time.monotonic() < self._open_until:
+            raise CacheUnavailable("redis circuit open")
+        try:
+            return await asyncio.wait_for(op(self.client), self.timeout_s)
+        except (TimeoutError, RedisError, OSError) as err:
+            self._open_until = time.monotonic() + BREAKER_OPEN_S
+            raise CacheUnavailable(f"redis unavailable: {type(err).__name__}") from err
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.run(lambda r: r.ping()))
+        except CacheUnavailable:
+            return False
+
+    async def close(self) -> None:
+        await self.client.aclose()

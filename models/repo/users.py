@@ -1,0 +1,160 @@
+"""Data access for users, token families, refresh tokens and the access-token denylist."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from models.db import Database
+
+USER_COLUMNS = "id, email, display_name, is_active, tokens_valid_after, created_at, updated_at"
+
+
+def user_row(record: asyncpg.Record | None) -> dict[str, Any] | None:
+    return None if record is None else dict(record)
+
+
+async def create_user(db: Database, email: str, password_hash: str, display_name: str) -> dict:
+    """Insert a user; raises asyncpg.UniqueViolationError on a duplicate email."""
+    row = await db.fetchrow(
+        f"INSERT INTO users (email, password_hash, display_name) VALUES ($1, $2, $3)"
+        f" RETURNING {USER_COLUMNS}",
+        email,
+        password_hash,
+        display_name,
+    )
+    return dict(row)
+
+
+async def get_user(db: Database, user_id: str) -> dict | None:
+    return user_row(await db.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", user_id))
+
+
+async def get_users(db: Database, user_ids: list[str]) -> list[dict]:
+    rows = await db.fetch(f"SELECT {USER_COLUMNS} FROM users WHERE id = ANY($1::uuid[])", user_ids)
+    return [dict(r) for r in rows]
+
+
+async def get_user_by_email(db: Database, email: str) -> dict | None:
+    return user_row(
+        await db.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE lower(email) = lower($1)", email)
+    )
+
+
+async def get_password_hash(db: Database, email: str) -> tuple[str, str] | None:
+    row = await db.fetchrow(
+        "SELECT id, password_hash FROM users WHERE lower(email) = lower($1) AND is_active",
+        email,
+    )
+    return None if row is None else (str(row["id"]), row["password_hash"])
+
+
+async def get_password_hash_by_id(db: Database, user_id: str) -> str | None:
+    return await db.fetchval("SELECT password_hash FROM users WHERE id = $1", user_id)
+
+
+async def update_profile(db: Database, user_id: str, display_name: str) -> dict:
+    row = await db.fetchrow(
+        f"UPDATE users SET display_name = $2, updated_at = now() WHERE id = $1"
+        f" RETURNING {USER_COLUMNS}",
+        user_id,
+        display_name,
+    )
+    return dict(row)
+
+
+async def set_password(
+    conn: asyncpg.Connection, user_id: str, password_hash: str, valid_after: datetime
+) -> None:
+    await conn.execute(
+        "UPDATE users SET password_hash = $2, tokens_valid_after = $3, updated_at = now()"
+        " WHERE id = $1",
+        user_id,
+        password_hash,
+        valid_after,
+    )
+
+
+async def create_family(db: Database, user_id: str) -> str:
+    return str(
+        await db.fetchval("INSERT INTO token_families (user_id) VALUES ($1) RETURNING id", user_id)
+    )
+
+
+async def store_refresh_token(
+    conn: asyncpg.Connection | Database,
+    jti: str,
+    family_id: str,
+    user_id: str,
+    expires_at: datetime,
+) -> None:
+    await conn.execute(
+        "INSERT INTO refresh_tokens (id, family_id, user_id, expires_at) VALUES ($1, $2, $3, $4)",
+        jti,
+        family_id,
+        user_id,
+        expires_at,
+    )
+
+
+async def claim_refresh_token(conn: asyncpg.Connection, jti: str) -> asyncpg.Record | None:
+    """Mark a refresh token used, atomically: exactly one concurrent caller gets the row back.
+
+    Returns None both for an unknown token and for one already used; `refresh_token_state` tells
+    them apart.
+    """
+    return await conn.fetchrow(
+        "UPDATE refresh_tokens t SET used_at = now() FROM token_families f"
+        " WHERE t.id = $1 AND t.used_at IS NULL AND f.id = t.family_id AND f.revoked_at IS NULL"
+        " AND t.expires_at > now() RETURNING t.family_id, t.user_id",
+        jti,
+    )
+
+
+async def refresh_token_exists(conn: asyncpg.Connection, jti: str) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM refresh_tokens WHERE id = $1", jti))
+
+
+async def revoke_family(conn: asyncpg.Connection | Database, family_id: str, reason: str) -> None:
+    await conn.execute(
+        "UPDATE token_families SET revoked_at = now(), revoked_reason = $2"
+        " WHERE id = $1 AND revoked_at IS NULL",
+        family_id,
+        reason,
+    )
+
+
+async def revoke_user_families(conn: asyncpg.Connection, user_id: str, reason: str) -> list[str]:
+    rows = await conn.fetch(
+        "UPDATE token_families SET revoked_at = now(), revoked_reason = $2"
+        " WHERE user_id = $1 AND revoked_at IS NULL RETURNING id",
+        user_id,
+        reason,
+    )
+    return [str(r["id"]) for r in rows]
+
+
+async def deny_access_token(db: Database, jti: str, expires_at: datetime) -> None:
+    await db.execute(
+        "INSERT INTO revoked_access_tokens (id, expires_at) VALUES ($1, $2)"
+        " ON CONFLICT (id) DO NOTHING",
+        jti,
+        expires_at,
+    )
+
+
+async def token_revocation_state(
+    db: Database, user_id: str, family_id: str, jti: str
+) -> asyncpg.Record | None:
+    """Everything that can invalidate a signature-valid access token, in one round trip."""
+    return await db.fetchrow(
+        "SELECT u.is_active, u.tokens_valid_after,"
+        " (SELECT revoked_at FROM token_families WHERE id = $2) AS family_revoked_at,"
+        " EXISTS (SELECT 1 FROM revoked_access_tokens WHERE id = $3) AS jti_revoked"
+        " FROM users u WHERE u.id = $1",
+        user_id,
+        family_id,
+        jti,
+    )

@@ -1,0 +1,55 @@
+"""The node factory: settings → context (clients, services, components) → Tornado application.
+
+Route modules are listed here so a reader can follow any URL to its handler from one file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tornado.web
+
+from handlers import auth, health, openapi
+from handlers.base import NotFoundHandler
+from handlers.routing import Route
+from server.context import AppContext
+from server.logging import log_request
+from server.openapi import build_spec
+from server.settings import Settings
+from services.auth import AuthService
+
+ROUTE_MODULES = [health, auth, openapi]
+
+
+def all_routes() -> list[Route]:
+    return [r for module in ROUTE_MODULES for r in module.ROUTES]
+
+
+def build_context(settings: Settings) -> AppContext:
+    """Wire services and components; nothing connects until `ctx.start()`."""
+    ctx = AppContext(settings)
+    ctx.services["auth"] = AuthService(ctx)
+    ctx.services["openapi"] = build_spec(all_routes())
+    return ctx
+
+
+def make_app(ctx: AppContext, **overrides: Any) -> tornado.web.Application:
+    routes = all_routes()
+    handlers = [tornado.web.url(r.regex, _bind_template(r), {"ctx": ctx}) for r in routes]
+    return tornado.web.Application(
+        handlers,
+        default_handler_class=NotFoundHandler,
+        default_handler_args={"ctx": ctx},
+        log_function=log_request,
+        websocket_max_message_size=ctx.settings.max_frame_bytes,
+        websocket_ping_interval=ctx.settings.websocket_ping_interval_s,
+        websocket_ping_timeout=ctx.settings.websocket_ping_interval_s * 2,
+        compress_response=False,
+        xheaders=ctx.settings.xheaders,
+        **overrides,
+    )
+
+
+def _bind_template(route: Route) -> type[tornado.web.RequestHandler]:
+    """Handlers learn their route template for metrics labels (bounded cardinality)."""
+    return type(route.handler.__name__, (route.handler,), {"route_template": route.template})

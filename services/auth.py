@@ -1,0 +1,169 @@
+"""Registration, login, refresh-token rotation, logout and password change."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+import structlog
+
+from models.cache import CacheUnavailable
+from models.repo import users as users_repo
+from server.context import AppContext
+from services import tokens
+from services.auth_guard import (
+    Principal,
+    deny_family_key,
+    deny_jti_key,
+    user_valid_after_key,
+)
+from services.errors import Conflict, Unauthorized, Unavailable
+from services.passwords import hash_password, verify_password
+from services.ratelimit import RateLimiter
+from streams.revocations import Revocation, publish_revocation
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access: tokens.IssuedToken
+    refresh: tokens.IssuedToken
+
+    def to_json(self) -> dict:
+        return {
+            "access_token": self.access.token,
+            "refresh_token": self.refresh.token,
+            "token_type": "Bearer",
+            "expires_in": self.access.claims.expires_at - self.access.claims.issued_at,
+            "refresh_expires_in": self.refresh.claims.expires_at - self.refresh.claims.issued_at,
+        }
+
+
+def _epoch_to_dt(epoch_s: int) -> datetime:
+    return datetime.fromtimestamp(epoch_s, tz=UTC)
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+class AuthService:
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.limiter = RateLimiter(ctx.cache)
+
+    async def register(self, email: str, password: str, display_name: str, ip: str) -> dict:
+        settings = self.ctx.settings
+        await self.limiter.hit(f"register:ip:{ip}", settings.register_rate_per_ip, 3600)
+        password_hash = await hash_password(password)
+        try:
+            return await users_repo.create_user(
+                self.ctx.db, normalize_email(email), password_hash, display_name.strip()
+            )
+        except asyncpg.UniqueViolationError as err:
+            raise Conflict("an account with this email already exists", code="email_taken") from err
+
+    async def login(self, email: str, password: str, ip: str) -> TokenPair:
+        settings = self.ctx.settings
+        window = settings.login_rate_window_s
+        await self.limiter.hit(f"login:ip:{ip}", settings.login_rate_per_ip, window)
+        await self.limiter.hit(
+            f"login:email:{normalize_email(email)}", settings.login_rate_per_email, window
+        )
+        found = await users_repo.get_password_hash(self.ctx.db, normalize_email(email))
+        ok = await verify_password(found[1] if found else None, password)
+        if not found or not ok:
+            raise Unauthorized("invalid email or password", code="invalid_credentials")
+        family_id = await users_repo.create_family(self.ctx.db, found[0])
+        return await self._issue_pair(found[0], family_id)
+
+    async def _issue_pair(self, user_id: str, family_id: str, conn=None) -> TokenPair:  # type: ignore[no-untyped-def]
+        access = tokens.issue(self.ctx.settings, "access", user_id, family_id)
+        refresh = tokens.issue(self.ctx.settings, "refresh", user_id, family_id)
+        await users_repo.store_refresh_token(
+            conn or self.ctx.db,
+            refresh.claims.jti,
+            family_id,
+            user_id,
+            _epoch_to_dt(refresh.claims.expires_at),
+        )
+        return TokenPair(access, refresh)
+
+    async def refresh(self, refresh_token: str) -> TokenPair:
+        """Rotate: each refresh token works once. A second use means it was stolen (or replayed),
+        so the whole family is revoked and the legitimate holder must log in again."""
+        claims = tokens.decode(self.ctx.settings, refresh_token, "refresh")
+        async with self.ctx.db.transaction() as conn:
+            claimed = await users_repo.claim_refresh_token(conn, claims.jti)
+            if claimed is not None:
+                return await self._issue_pair(claims.user_id, claims.family_id, conn)
+            reused = await users_repo.refresh_token_exists(conn, claims.jti)
+            if reused:
+                await users_repo.revoke_family(conn, claims.family_id, "refresh_token_reuse")
+        if reused:
+            log.warning("auth.refresh_reuse", user_id=claims.user_id, family_id=claims.family_id)
+            await self._deny_family(claims.user_id, claims.family_id)
+        raise Unauthorized("invalid or expired token", code="invalid_token")
+
+    async def logout(self, principal: Principal) -> None:
+        await users_repo.revoke_family(self.ctx.db, principal.family_id, "logout")
+        await users_repo.deny_access_token(
+            self.ctx.db, principal.jti, _epoch_to_dt(principal.expires_at)
+        )
+        ttl = max(1, principal.expires_at - int(time.time()))
+        await self._cache_write(
+            lambda r: r.set(deny_jti_key(principal.jti), b"1", ex=ttl),
+        )
+        await self._deny_family(principal.user_id, principal.family_id)
+
+    async def change_password(self, principal: Principal, current: str, new: str) -> TokenPair:
+        """Revokes every session of the user (RFC 9700) and returns a fresh one for the caller.
+
+        Every access token names its family, so revoking all families rejects them all; the
+        `tokens_valid_after` cutoff additionally covers tokens whose family row is gone."""
+        stored = await users_repo.get_password_hash_by_id(self.ctx.db, principal.user_id)
+        if not await verify_password(stored, current):
+            raise Unauthorized("current password is wrong", code="invalid_credentials")
+        new_hash = await hash_password(new)
+        valid_after = int(time.time())
+        async with self.ctx.db.transaction() as conn:
+            await users_repo.set_password(
+                conn, principal.user_id, new_hash, _epoch_to_dt(valid_after)
+            )
+            families = await users_repo.revoke_user_families(
+                conn, principal.user_id, "password_change"
+            )
+        ttl = self.ctx.settings.access_token_ttl_s + tokens.LEEWAY_S
+
+        async def mark(r) -> None:  # type: ignore[no-untyped-def]
+            async with r.pipeline(transaction=False) as pipe:
+                pipe.set(user_valid_after_key(principal.user_id), str(valid_after), ex=ttl)
+                for family_id in families:
+                    pipe.set(deny_family_key(family_id), b"1", ex=ttl)
+                await pipe.execute()
+
+        await self._cache_write(mark)
+        await publish_revocation(
+            self.ctx.nats, Revocation("session", principal.user_id, family_ids=families)
+        )
+        family_id = await users_repo.create_family(self.ctx.db, principal.user_id)
+        return await self._issue_pair(principal.user_id, family_id)
+
+    async def _deny_family(self, user_id: str, family_id: str) -> None:
+        ttl = self.ctx.settings.access_token_ttl_s + tokens.LEEWAY_S
+        await self._cache_write(lambda r: r.set(deny_family_key(family_id), b"1", ex=ttl))
+        await publish_revocation(
+            self.ctx.nats, Revocation("session", user_id, family_ids=[family_id])
+        )
+
+    async def _cache_write(self, op) -> None:  # type: ignore[no-untyped-def]
+        """Revocations are durable in Postgres already; if Redis cannot take its copy we fail the
+        call (503, safe to retry) rather than report success while Redis-checking nodes may still
+        accept the token once Redis is back."""
+        try:
+            await self.ctx.cache.run(op)
+        except CacheUnavailable as err:
+            raise Unavailable("revocation cache unavailable, retry") from err

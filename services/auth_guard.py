@@ -1,0 +1,91 @@
+"""Authenticating a request or a WebSocket from its access token.
+
+A signature-valid token can still be revoked: logout denylists its `jti`, refresh-token reuse
+revokes its family, a password change invalidates every token issued before it. Those marks are in
+Redis (fast path) and durably in Postgres; when Redis is unavailable we check Postgres instead, never
+"allow" (fail closed), and when both are down the request gets 503.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from models.cache import CacheUnavailable
+from models.repo import users as users_repo
+from server.context import AppContext
+from services import tokens
+from services.errors import Unauthorized
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller."""
+
+    user_id: str
+    jti: str
+    family_id: str
+    expires_at: int
+
+
+def deny_jti_key(jti: str) -> str:
+    return f"deny:jti:{jti}"
+
+
+def deny_family_key(family_id: str) -> str:
+    return f"deny:fam:{family_id}"
+
+
+def user_valid_after_key(user_id: str) -> str:
+    return f"deny:user:{user_id}"
+
+
+def bearer_token(header: str | None) -> str:
+    if not header:
+        raise Unauthorized("missing bearer token", code="missing_token")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Authorization header must be 'Bearer <token>'", code="invalid_token")
+    return token.strip()
+
+
+async def _revoked_per_cache(ctx: AppContext, claims: tokens.TokenClaims) -> bool:
+    keys = [
+        deny_jti_key(claims.jti),
+        deny_family_key(claims.family_id),
+        user_valid_after_key(claims.user_id),
+    ]
+    jti_mark, family_mark, valid_after = await ctx.cache.run(lambda r: r.mget(keys))
+    if jti_mark or family_mark:
+        return True
+    return valid_after is not None and claims.issued_at < float(valid_after)
+
+
+async def _revoked_per_database(ctx: AppContext, claims: tokens.TokenClaims) -> bool:
+    state = await users_repo.token_revocation_state(
+        ctx.db, claims.user_id, claims.family_id, claims.jti
+    )
+    if state is None or not state["is_active"]:
+        return True
+    if state["family_revoked_at"] is not None or state["jti_revoked"]:
+        return True
+    return claims.issued_at < int(state["tokens_valid_after"].timestamp())
+
+
+async def authenticate_token(ctx: AppContext, token: str) -> Principal:
+    claims = tokens.decode(ctx.settings, token, "access")
+    try:
+        revoked = await _revoked_per_cache(ctx, claims)
+    except CacheUnavailable:
+        revoked = await _revoked_per_database(ctx, claims)
+    if revoked:
+        raise Unauthorized("invalid or expired token", code="invalid_token")
+    return Principal(claims.user_id, claims.jti, claims.family_id, claims.expires_at)
+
+
+async def authenticate_bearer(ctx: AppContext, header: str | None) -> Principal:
+    return await authenticate_token(ctx, bearer_token(header))
+
+
+def seconds_until(epoch_s: int) -> int:
+    return max(1, int(epoch_s - time.time()))

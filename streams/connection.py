@@ -1,0 +1,111 @@
+"""The node's NATS connection.
+
+nats-py gives up reconnecting after 60 attempts by default (~2 min); a server must never end up
+permanently CLOSED, so reconnects are unlimited. Reconnects re-verify the streams (a restarted
+nats-server with a wiped store would otherwise silently lose them) and notify listeners (rooms
+re-subscribe their consumers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import nats
+import structlog
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+
+from server.settings import Settings
+from streams.jetstream import ensure_streams
+
+log = structlog.get_logger(__name__)
+
+RECONNECT_WAIT_S = 1.0
+CONNECT_TIMEOUT_S = 3.0
+JS_TIMEOUT_S = 5.0
+Listener = Callable[[], Awaitable[None]]
+
+
+class NatsConnection:
+    """Owns the client, the JetStream context and reconnect bookkeeping."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.nc: NATS = NATS()
+        self.js: JetStreamContext | None = None
+        self.slow_consumer_errors = 0
+        self._reconnect_listeners: list[Listener] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def on_reconnect(self, listener: Listener) -> None:
+        self._reconnect_listeners.append(listener)
+
+    async def start(self) -> None:
+        await self.nc.connect(
+            servers=[s.strip() for s in self.settings.nats_url.split(",")],
+            name=f"collab-{self.settings.node_id}",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=RECONNECT_WAIT_S,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            allow_reconnect=True,
+            error_cb=self._on_error,
+            disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected,
+            closed_cb=self._on_closed,
+        )
+        self.js = self.nc.jetstream(timeout=JS_TIMEOUT_S)
+        await ensure_streams(self.js, self.settings)
+
+    async def stop(self) -> None:
+        if self.nc.is_connected or self.nc.is_reconnecting:
+            try:
+                await asyncio.wait_for(self.nc.drain(), 5)
+            except (TimeoutError, nats.errors.Error):
+                await self.nc.close()
+        for task in list(self._tasks):
+            task.cancel()
+
+    @property
+    def jetstream(self) -> JetStreamContext:
+        assert self.js is not None, "NatsConnection.start() not called"
+        return self.js
+
+    async def _on_error(self, err: Exception) -> None:
+        if isinstance(err, nats.errors.SlowConsumerError):
+            self.slow_consumer_errors += 1
+        log.warning("nats.error", error=repr(err))
+
+    async def _on_disconnected(self) -> None:
+        log.warning("nats.disconnected")
+
+    async def _on_closed(self) -> None:
+        log.warning("nats.closed")
+
+    async def _on_reconnected(self) -> None:
+        log.info("nats.reconnected", server=str(self.nc.connected_url))
+        task = asyncio.create_task(self._after_reconnect())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _after_reconnect(self) -> None:
+        try:
+            await ensure_streams(self.jetstream, self.settings)
+            log.info("nats.streams_verified")
+        except Exception as err:  # reconnect storms: log and let the next reconnect retry
+            log.error("nats.streams_verify_failed", error=repr(err))
+        for listener in self._reconnect_listeners:
+            try:
+                await listener()
+            except Exception as err:
+                log.error("nats.reconnect_listener_failed", error=repr(err))
+
+    async def ready(self) -> bool:
+        """JetStream answers an API call (not just a TCP connection)."""
+        if not self.nc.is_connected or self.js is None:
+            return False
+        try:
+            await asyncio.wait_for(self.js.account_info(), 2)
+            return True
+        except (TimeoutError, nats.errors.Error, nats.js.errors.Error):
+            return False
