@@ -78,7 +78,6 @@ def migrate(database_url: str) -> list[str]:
     db = connect(database_url)
     applied: list[str] = []
     try:
-        db.execute_sql("CREATE EXTENSION IF NOT EXISTS pgcrypto")
         db.execute_sql("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
         try:
             done = applied_versions(db)

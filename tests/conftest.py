@@ -1,0 +1,194 @@
+"""Shared fixtures: one real embedded stack per test session, a fresh node per test.
+
+The stack (Postgres, nats-server with JetStream, redis-server) runs from the same wheels as
+`collab dev`, in a temp dir on free ports, never the dev data dir. Each test gets its own IOLoop
+(pytest-tornasync), its own node context (pools are loop-bound) and an empty Redis; data isolation
+comes from unique ids and emails per test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import secrets
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import tornado.httpclient
+import tornado.web
+
+from models.migrate import migrate
+from server.app import build_context, make_app
+from server.context import AppContext
+from server.embedded import EmbeddedStack
+from server.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[EmbeddedStack]:
+    with tempfile.TemporaryDirectory(prefix="collab-test-") as tmp:
+        running = EmbeddedStack(Path(tmp), fast_unsafe=True).start()
+        try:
+            migrate(running.postgres.url())
+            yield running
+        finally:
+            running.stop()
+
+
+@pytest.fixture(scope="session")
+def jwt_secret() -> str:
+    return secrets.token_urlsafe(48)
+
+
+@pytest.fixture
+def settings(stack: EmbeddedStack, jwt_secret: str) -> Settings:
+    base = Settings(
+        jwt_secret=jwt_secret,
+        node_id=f"test-{uuid.uuid4().hex[:8]}",
+        log_format="console",
+        db_pool_min=1,
+        db_pool_max=5,
+        login_rate_per_ip=1000,
+        login_rate_per_email=1000,
+        register_rate_per_ip=10_000,
+    )
+    return base.with_services(stack.postgres.url(), stack.nats.url, stack.redis.url)
+
+
+@pytest.fixture(autouse=True)
+def _empty_redis(request: pytest.FixtureRequest) -> None:
+    if "stack" not in request.fixturenames and "settings" not in request.fixturenames:
+        return
+    stack = request.getfixturevalue("stack")
+    client = redis.Redis.from_url(stack.redis.url)
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def ctx(io_loop, settings: Settings) -> Iterator[AppContext]:  # type: ignore[no-untyped-def]
+    context = build_context(settings)
+    io_loop.run_sync(context.start)
+    yield context
+    io_loop.run_sync(context.stop)
+
+
+@pytest.fixture
+def app(ctx: AppContext) -> tornado.web.Application:
+    return make_app(ctx)
+
+
+@dataclasses.dataclass
+class Response:
+    status: int
+    body: Any
+    headers: Any
+
+    @property
+    def error_code(self) -> str | None:
+        if isinstance(self.body, dict) and "error" in self.body:
+            return self.body["error"]["code"]
+        return None
+
+
+class Api:
+    """JSON HTTP client for the test server; never raises on HTTP errors."""
+
+    def __init__(self, client: Any, port: int) -> None:
+        self.client = client
+        self.port = port
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+    ) -> Response:
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        if token:
+            all_headers["Authorization"] = f"Bearer {token}"
+        payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        if payload is None and method in ("POST", "PUT", "PATCH"):
+            payload = b""
+        response = await self.client.fetch(
+            path,
+            method=method,
+            body=payload,
+            headers=all_headers,
+            raise_error=False,
+            allow_nonstandard_methods=True,
+        )
+        text = response.body.decode() if response.body else ""
+        try:
+            parsed = json.loads(text) if text else None
+        except json.JSONDecodeError:
+            parsed = text
+        return Response(response.code, parsed, response.headers)
+
+    async def get(self, path: str, **kw: Any) -> Response:
+        return await self.request("GET", path, **kw)
+
+    async def post(self, path: str, body: Any = None, **kw: Any) -> Response:
+        return await self.request("POST", path, body, **kw)
+
+    async def patch(self, path: str, body: Any = None, **kw: Any) -> Response:
+        return await self.request("PATCH", path, body, **kw)
+
+    async def put(self, path: str, body: Any = None, **kw: Any) -> Response:
+        return await self.request("PUT", path, body, **kw)
+
+    async def delete(self, path: str, body: Any = None, **kw: Any) -> Response:
+        return await self.request("DELETE", path, body, **kw)
+
+
+@pytest.fixture
+def api(http_server_client: Any, http_server_port: Any) -> Api:
+    return Api(http_server_client, http_server_port[1])
+
+
+@dataclasses.dataclass
+class TestUser:
+    id: str
+    email: str
+    password: str
+    display_name: str
+    access_token: str
+    refresh_token: str
+
+
+async def create_user(api: Api, name: str = "user") -> TestUser:
+    """Register and log in a fresh user with a unique email."""
+    email = f"{name}-{uuid.uuid4().hex[:10]}@example.com"
+    password = "correct horse battery staple"
+    created = await api.post(
+        "/api/v1/auth/register/",
+        {"email": email, "password": password, "display_name": name.title()},
+    )
+    assert created.status == 201, created.body
+    login = await api.post("/api/v1/auth/login/", {"email": email, "password": password})
+    assert login.status == 200, login.body
+    return TestUser(
+        id=created.body["id"],
+        email=email,
+        password=password,
+        display_name=name.title(),
+        access_token=login.body["access_token"],
+        refresh_token=login.body["refresh_token"],
+    )
+
+
+@pytest.fixture
+def make_user(api: Api):  # type: ignore[no-untyped-def]
+    async def factory(name: str = "user") -> TestUser:
+        return await create_user(api, name)
+
+    return factory
