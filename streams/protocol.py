@@ -57,6 +57,7 @@ __all__ = [
     "SyncStep2",
     "SyncUpdate",
     "YSyncMessageType",
+    "call_pycrdt",
     "decode_awareness",
     "decode_message",
     "encode_awareness",
@@ -299,7 +300,7 @@ class _Reader:
 
     def read_var_bytes(self, what: str) -> bytes:
         """Read a lib0 ``varUint8Array``: varuint length, then that many bytes."""
-        return self.read_bytes(self.read_var_uint(f"{what} length"), what)
+        return self.read_bytes(self.read_var_uint(what), what)
 
     def read_var_string(self, what: str) -> str:
         """Read a lib0 ``varString``: varuint UTF-8 byte length, then strict UTF-8."""
@@ -349,12 +350,14 @@ def _write_var_string(text: str) -> bytes:
 _T = TypeVar("_T")
 
 
-def _call_pycrdt(what: str, function: Callable[..., _T], *args: Any) -> _T:
+def call_pycrdt(what: str, function: Callable[..., _T], *args: Any) -> _T:
     """Call into pycrdt, turning anything it raises on bad input into :class:`ProtocolError`.
 
-    pyo3 maps a Rust panic to ``PanicException``, a ``BaseException`` subclass that an
-    ``except Exception`` does not stop; it has escaped such handlers in systems like ours. Only the
-    exceptions that mean "stop this task/process" are let through.
+    Public because the rooms need the same guard around ``apply_update`` on the live doc
+    (DESIGN section 7: a Rust panic must not abort the socket or the node). pyo3 maps a Rust panic
+    to ``PanicException``, a ``BaseException`` subclass that ``except Exception`` does not stop; it
+    has escaped such handlers in systems like ours. Only the exceptions that mean "stop this task or
+    process" are let through.
     """
     try:
         return function(*args)
@@ -444,7 +447,7 @@ def validate_update(update: bytes) -> None:
     validate_update_structure(update)
     if update == EMPTY_UPDATE:
         return
-    _call_pycrdt("update", _apply_to_throwaway_doc, update)
+    call_pycrdt("update", _apply_to_throwaway_doc, update)
 
 
 def _read_client_structs(reader: _Reader) -> None:
@@ -476,22 +479,23 @@ def _read_struct(reader: _Reader) -> int:
 def _read_item_header(reader: _Reader, info: int) -> None:
     """Read an item's origins and, when neither origin is present, its parent and parent sub."""
     if info & _HAS_ORIGIN:
-        _read_id(reader, "origin")
+        _read_id(reader, "origin client id", "origin clock")
     if info & _HAS_RIGHT_ORIGIN:
-        _read_id(reader, "right origin")
+        _read_id(reader, "right origin client id", "right origin clock")
     if info & (_HAS_ORIGIN | _HAS_RIGHT_ORIGIN):
         return  # Yjs copies parent info from the origin; nothing else is encoded.
     if reader.read_var_uint("parent info") == 1:
         reader.read_var_string("root type name")
     else:
-        _read_id(reader, "parent")
+        _read_id(reader, "parent client id", "parent clock")
     if info & _HAS_PARENT_SUB:
         reader.read_var_string("parent sub")
 
 
-def _read_id(reader: _Reader, what: str) -> None:
-    reader.read_var_uint(f"{what} client id", MAX_YJS_CLIENT_ID)
-    reader.read_var_uint(f"{what} clock", MAX_YJS_CLOCK)
+def _read_id(reader: _Reader, client_what: str, clock_what: str) -> None:
+    """Read a struct ID (client, clock); the labels are constants to keep the hot path cheap."""
+    reader.read_var_uint(client_what, MAX_YJS_CLIENT_ID)
+    reader.read_var_uint(clock_what, MAX_YJS_CLOCK)
 
 
 def _read_item_content(reader: _Reader, content_ref: int) -> int:
@@ -613,7 +617,7 @@ def _utf16_length(text: str) -> int:
     """Length in UTF-16 code units: Yjs counts string clocks the way JS ``String.length`` does."""
     if text.isascii():
         return len(text)
-    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+    return len(text.encode("utf-16-le")) // 2
 
 
 def _reject_json_constant(name: str) -> Any:
