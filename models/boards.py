@@ -18,7 +18,9 @@ class Board(BaseModel):
     color = peewee.TextField(null=True)
     # Private: visible only to explicit board members and workspace Admins/Owners.
     is_private = peewee.BooleanField(default=False, constraints=[peewee.SQL("DEFAULT false")])
-    created_by = peewee.ForeignKeyField(User, null=True, on_delete="SET NULL", index=True)
+    created_by = peewee.ForeignKeyField(
+        User, column_name="created_by", null=True, on_delete="SET NULL", index=True
+    )
     updated_at = timestamptz(default_now=True)
     archived_at = timestamptz(null=True)
     deleted_at = timestamptz(null=True)
@@ -36,7 +38,12 @@ class BoardMember(BaseModel):
     user = peewee.ForeignKeyField(User, on_delete="CASCADE", index=True)
     role = peewee.TextField(constraints=[role_check("role", RESOURCE_ROLES)])
     granted_by = peewee.ForeignKeyField(
-        User, null=True, on_delete="SET NULL", index=True, backref="board_grants_given"
+        User,
+        column_name="granted_by",
+        null=True,
+        on_delete="SET NULL",
+        index=True,
+        backref="board_grants_given",
     )
 
     class Meta:

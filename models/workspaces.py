@@ -20,7 +20,9 @@ class Workspace(BaseModel):
     name = peewee.TextField()
     # Unique on lower(slug) (migration 0002).
     slug = peewee.TextField()
-    created_by = peewee.ForeignKeyField(User, null=True, on_delete="SET NULL", index=True)
+    created_by = peewee.ForeignKeyField(
+        User, column_name="created_by", null=True, on_delete="SET NULL", index=True
+    )
     updated_at = timestamptz(default_now=True)
     # Soft delete: hidden at once, purged by a job after the grace period.
     deleted_at = timestamptz(null=True)
@@ -46,11 +48,18 @@ class Invitation(BaseModel):
     role = peewee.TextField(constraints=[role_check("role", WORKSPACE_ROLES)])
     # Only a SHA-256 of the single-use token is stored: a database leak reveals no usable links.
     token_hash = peewee.TextField(unique=True)
-    invited_by = peewee.ForeignKeyField(User, null=True, on_delete="SET NULL", index=True)
+    invited_by = peewee.ForeignKeyField(
+        User, column_name="invited_by", null=True, on_delete="SET NULL", index=True
+    )
     expires_at = timestamptz()
     accepted_at = timestamptz(null=True)
     accepted_by = peewee.ForeignKeyField(
-        User, null=True, on_delete="SET NULL", index=True, backref="accepted_invitations"
+        User,
+        column_name="accepted_by",
+        null=True,
+        on_delete="SET NULL",
+        index=True,
+        backref="accepted_invitations",
     )
     revoked_at = timestamptz(null=True)
 

@@ -1,0 +1,82 @@
+"""Data access for document snapshots (compacted CRDT state) and the operation-id map."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from models.db import Database
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    state: bytes
+    seq: int
+
+    @classmethod
+    def empty(cls) -> Snapshot:
+        return cls(b"", 0)
+
+
+async def get_snapshot(db: Database, doc_id: str) -> Snapshot:
+    row = await db.fetchrow(
+        "SELECT state, seq FROM document_snapshots WHERE document_id = $1", doc_id
+    )
+    return Snapshot.empty() if row is None else Snapshot(bytes(row["state"]), int(row["seq"]))
+
+
+async def get_snapshot_seq(db: Database, doc_id: str) -> int:
+    seq = await db.fetchval("SELECT seq FROM document_snapshots WHERE document_id = $1", doc_id)
+    return int(seq or 0)
+
+
+async def save_snapshot(
+    conn: asyncpg.Connection | Database,
+    doc_id: str,
+    *,
+    seq: int,
+    state: bytes,
+    state_vector: bytes,
+    update_count: int,
+) -> bool:
+    """Move the snapshot forward; False if one at `seq` or newer is already stored (a fence
+    against stale writers: a snapshot never goes backwards)."""
+    row = await conn.fetchrow(
+        "INSERT INTO document_snapshots (document_id, seq, state, state_vector, update_count)"
+        " VALUES ($1, $2, $3, $4, $5)"
+        " ON CONFLICT (document_id) DO UPDATE SET seq = EXCLUDED.seq, state = EXCLUDED.state,"
+        " state_vector = EXCLUDED.state_vector,"
+        " update_count = document_snapshots.update_count + EXCLUDED.update_count,"
+        " updated_at = now()"
+        " WHERE document_snapshots.seq < EXCLUDED.seq"
+        " RETURNING seq",
+        doc_id,
+        seq,
+        state,
+        state_vector,
+        update_count,
+    )
+    return row is not None
+
+
+async def get_operation_seq(db: Database, doc_id: str, msg_id: str) -> int | None:
+    seq = await db.fetchval(
+        "SELECT seq FROM document_operations WHERE document_id = $1 AND msg_id = $2",
+        doc_id,
+        msg_id,
+    )
+    return None if seq is None else int(seq)
+
+
+async def record_operation(db: Database, doc_id: str, msg_id: str, seq: int) -> int:
+    """Remember msg_id → seq; returns the seq stored first if a concurrent writer won."""
+    stored = await db.fetchval(
+        "INSERT INTO document_operations (document_id, msg_id, seq) VALUES ($1, $2, $3)"
+        " ON CONFLICT (document_id, msg_id) DO UPDATE SET msg_id = EXCLUDED.msg_id"
+        " RETURNING seq",
+        doc_id,
+        msg_id,
+        seq,
+    )
+    return int(stored)

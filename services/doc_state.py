@@ -1,0 +1,58 @@
+"""Loading a document's current CRDT state: latest snapshot + the log after it, with no gap.
+
+A purge runs one snapshot behind the newest, so a reader that loaded snapshot S can replay from
+S + 1 as long as at most one newer snapshot was taken meanwhile. JetStream would silently start a
+consumer at the first message still stored if S + 1 were gone, so after reading the log we re-read
+the snapshot sequence: if it moved past S we cannot prove there was no hole, and load again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pycrdt
+import structlog
+
+from models.db import Database
+from models.repo import doc_snapshots
+from services.errors import Unavailable
+from streams.doc_log import DocLog, LogEntry
+
+log = structlog.get_logger(__name__)
+
+LOAD_ATTEMPTS = 5
+EMPTY_UPDATE = b"\x00\x00"
+
+
+@dataclass(frozen=True)
+class DocState:
+    """`update` is the whole state as one Yjs v1 update; it covers stream seq ≤ `seq`."""
+
+    update: bytes
+    seq: int
+    snapshot_seq: int
+    entries: list[LogEntry]
+
+
+def merge(updates: list[bytes]) -> bytes:
+    """Merge Yjs updates without applying them to a Doc, so pending structs are kept (a Doc's
+    `get_update()` would drop updates whose dependencies have not arrived)."""
+    present = [u for u in updates if u and u != EMPTY_UPDATE]
+    if not present:
+        return EMPTY_UPDATE
+    if len(present) == 1:
+        return present[0]
+    return pycrdt.merge_updates(*present)
+
+
+async def load_state(db: Database, doc_log: DocLog, doc_id: str) -> DocState:
+    for attempt in range(LOAD_ATTEMPTS):
+        snapshot = await doc_snapshots.get_snapshot(db, doc_id)
+        entries = await doc_log.read(doc_id, snapshot.seq)
+        if await doc_snapshots.get_snapshot_seq(db, doc_id) > snapshot.seq:
+            log.info("doc_state.reload_after_snapshot", doc_id=doc_id, attempt=attempt)
+            continue
+        seq = entries[-1].seq if entries else snapshot.seq
+        state = merge([snapshot.state, *(e.update for e in entries)])
+        return DocState(state, seq, snapshot.seq, entries)
+    raise Unavailable("document is being compacted, retry")

@@ -1,0 +1,217 @@
+"""The document log: every CRDT update of a document on `collab.doc.<id>.update` in `COLLAB_DOCS`.
+
+JetStream is the log (DESIGN.md §1): an update exists once JetStream acknowledged it, its stream
+sequence is the document's version, and a document's state is the latest Postgres snapshot plus the
+subject's messages after the snapshot's sequence. This module is the only code that publishes,
+reads or purges document updates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import nats.errors
+import nats.js.errors
+import structlog
+from nats.aio.msg import Msg
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from services.errors import AppError, Unavailable
+from streams.connection import NatsConnection
+from streams.jetstream import DOCS_STREAM, doc_update_subject
+
+log = structlog.get_logger(__name__)
+
+# A publish whose PubAck does not come back has an unknown outcome: it is retried with the same
+# Nats-Msg-Id (JetStream dedupes it) until this deadline, then the sender gets an error.
+PUBLISH_ATTEMPT_TIMEOUT_S = 2.0
+PUBLISH_DEADLINE_S = 6.0
+# Ordered consumers: a missing heartbeat makes nats-py recreate the consumer from last seq + 1.
+CONSUMER_IDLE_HEARTBEAT_S = 2.0
+READ_TIMEOUT_S = 30.0
+
+HEADER_MSG_ID = "Nats-Msg-Id"
+HEADER_CLIENT = "Collab-Client"
+HEADER_USER = "Collab-User"
+HEADER_NODE = "Collab-Node"
+
+
+class DocLogRejected(AppError):
+    """JetStream refused the update (stream limits reached, message too large): never retried,
+    never acknowledged; the client keeps its state and is told why."""
+
+    status = 507
+    code = "document_log_full"
+    ws_close_code = 4507
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    seq: int
+    update: bytes
+    msg_id: str | None = None
+    client: str | None = None
+    user: str | None = None
+    node: str | None = None
+
+    @classmethod
+    def from_msg(cls, msg: Msg) -> LogEntry:
+        headers = msg.headers or {}
+        return cls(
+            seq=msg.metadata.sequence.stream,
+            update=msg.data,
+            msg_id=headers.get(HEADER_MSG_ID),
+            client=headers.get(HEADER_CLIENT),
+            user=headers.get(HEADER_USER),
+            node=headers.get(HEADER_NODE),
+        )
+
+
+@dataclass(frozen=True)
+class PublishAck:
+    seq: int
+    duplicate: bool
+
+
+EntryHandler = Callable[[LogEntry], Awaitable[None]]
+
+
+class LogSubscription:
+    """A live, ordered view of one document's updates from a start sequence onwards."""
+
+    def __init__(self, sub: object) -> None:
+        self._sub = sub
+
+    async def stop(self) -> None:
+        with contextlib.suppress(nats.errors.Error, nats.js.errors.Error, asyncio.TimeoutError):
+            await self._sub.unsubscribe()  # type: ignore[attr-defined]
+
+
+class DocLog:
+    def __init__(self, nats_conn: NatsConnection, node_id: str) -> None:
+        self.nats = nats_conn
+        self.node_id = node_id
+
+    async def publish(
+        self, doc_id: str, update: bytes, *, msg_id: str, client: str, user: str
+    ) -> PublishAck:
+        """Append one update; returns the PubAck's sequence (the original one for a duplicate)."""
+        headers = {
+            HEADER_MSG_ID: msg_id,
+            HEADER_CLIENT: client,
+            HEADER_USER: user,
+            HEADER_NODE: self.node_id,
+        }
+        subject = doc_update_subject(doc_id)
+        deadline = time.monotonic() + PUBLISH_DEADLINE_S
+        while True:
+            try:
+                ack = await self.nats.jetstream.publish(
+                    subject, update, timeout=PUBLISH_ATTEMPT_TIMEOUT_S, headers=headers
+                )
+                return PublishAck(ack.seq, bool(ack.duplicate))
+            except nats.js.errors.APIError as err:
+                if err.code == 503:  # no JetStream leader right now: transient
+                    last: Exception = err
+                else:
+                    raise DocLogRejected(
+                        f"document log refused the update: {err.description}"
+                    ) from err
+            except (
+                nats.errors.TimeoutError,
+                nats.errors.NoRespondersError,
+                nats.errors.ConnectionClosedError,
+                nats.errors.ConnectionReconnectingError,
+                nats.errors.OutboundBufferLimitError,
+            ) as err:
+                last = err
+            if time.monotonic() >= deadline:
+                log.warning("doc_log.publish_failed", doc_id=doc_id, error=repr(last))
+                raise Unavailable("document log unavailable, retry") from last
+            await asyncio.sleep(0.1)
+
+    async def last_seq(self, doc_id: str) -> int:
+        """The sequence of the document's newest update still in the stream (0 if none)."""
+        try:
+            msg = await self.nats.jetstream.get_last_msg(
+                DOCS_STREAM, doc_update_subject(doc_id), direct=True
+            )
+        except nats.js.errors.NotFoundError:
+            return 0
+        except (
+            nats.errors.TimeoutError,
+            nats.errors.NoRespondersError,
+            nats.errors.ConnectionClosedError,
+        ) as err:
+            raise Unavailable("document log unavailable") from err
+        return int(msg.seq or 0)
+
+    async def subscribe(
+        self, doc_id: str, after_seq: int, handler: EntryHandler
+    ) -> LogSubscription:
+        """Deliver every update with seq > `after_seq` in order, then live ones.
+
+        JetStream silently starts at the first message still stored if `after_seq + 1` was purged;
+        callers re-check their snapshot afterwards (see `load_state`).
+        """
+        if after_seq > 0:
+            config = ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after_seq + 1
+            )
+        else:
+            config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+
+        async def on_msg(msg: Msg) -> None:
+            await handler(LogEntry.from_msg(msg))
+
+        try:
+            sub = await self.nats.jetstream.subscribe(
+                doc_update_subject(doc_id),
+                stream=DOCS_STREAM,
+                cb=on_msg,
+                config=config,
+                ordered_consumer=True,
+                idle_heartbeat=CONSUMER_IDLE_HEARTBEAT_S,
+            )
+        except (nats.errors.Error, nats.js.errors.Error) as err:
+            raise Unavailable("document log unavailable") from err
+        return LogSubscription(sub)
+
+    async def read(self, doc_id: str, after_seq: int) -> list[LogEntry]:
+        """The document's updates after `after_seq`, up to the newest one at call time."""
+        target = await self.last_seq(doc_id)
+        if target <= after_seq:
+            return []
+        entries: list[LogEntry] = []
+        done = asyncio.Event()
+
+        async def collect(entry: LogEntry) -> None:
+            if entry.seq <= target:
+                entries.append(entry)
+            if entry.seq >= target:
+                done.set()
+
+        sub = await self.subscribe(doc_id, after_seq, collect)
+        try:
+            await asyncio.wait_for(done.wait(), READ_TIMEOUT_S)
+        except TimeoutError as err:
+            raise Unavailable("document log read timed out") from err
+        finally:
+            await sub.stop()
+        return entries
+
+    async def purge_through(self, doc_id: str, seq: int) -> None:
+        """Drop the document's updates with sequence ≤ `seq` (covered by a committed snapshot).
+
+        JetStream's purge `seq` removes messages *below* it, so we send `seq + 1`; a value ≤ 1 is
+        never sent (older servers purged the whole subject for it).
+        """
+        if seq < 1:
+            return
+        await self.nats.jetstream.purge_stream(
+            DOCS_STREAM, subject=doc_update_subject(doc_id), seq=seq + 1
+        )
