@@ -26,7 +26,13 @@ from models.migrate import migrate
 from server.app import build_context, make_app
 from server.context import AppContext
 from server.embedded import EmbeddedStack
+from server.logging import configure_logging
 from server.settings import Settings
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # structlog through stdlib logging, so `caplog` sees log lines (assertions on logs).
+    configure_logging("INFO", "console")
 
 
 @pytest.fixture(scope="session")
