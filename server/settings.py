@@ -112,6 +112,12 @@ class Settings:
     docs_stream_max_msgs_per_subject: int = 1_000_000
     events_stream_max_age_s: int = 30 * 24 * 3600
 
+    # Workspaces: invitation links expire after a week; a deleted workspace is purged after its grace
+    # period; decided permissions are cached in Redis for 5 min (invalidated at once on any change).
+    invitation_ttl_s: int = 7 * 24 * 3600
+    workspace_purge_grace_s: int = 30 * 24 * 3600
+    permission_cache_ttl_s: int = 300
+
     log_level: str = "INFO"
     log_format: str = "json"
 
@@ -171,6 +177,13 @@ class Settings:
             ),
             events_stream_max_age_s=_int(
                 env, "COLLAB_EVENTS_STREAM_MAX_AGE_S", base.events_stream_max_age_s
+            ),
+            invitation_ttl_s=_int(env, "COLLAB_INVITATION_TTL_S", base.invitation_ttl_s),
+            workspace_purge_grace_s=_int(
+                env, "COLLAB_WORKSPACE_PURGE_GRACE_S", base.workspace_purge_grace_s
+            ),
+            permission_cache_ttl_s=_int(
+                env, "COLLAB_PERMISSION_CACHE_TTL_S", base.permission_cache_ttl_s
             ),
             log_level=env.get("COLLAB_LOG_LEVEL", base.log_level).upper(),
             log_format=env.get("COLLAB_LOG_FORMAT", base.log_format),
