@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -101,7 +103,7 @@ def test_spread_is_even_short_and_ordered(count):
     if keys:
         assert len(keys[0]) <= 4
         values = [_decode(k) for k in keys]
-        steps = {b - a for a, b in zip(values, values[1:], strict=False)}
+        steps = {b - a for a, b in itertools.pairwise(values)}
         assert len(steps) <= 1
         assert min([values[0], *steps]) >= ranks.MIN_SPREAD_GAP
 
