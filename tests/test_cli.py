@@ -136,7 +136,7 @@ def test_dev_killed_with_sigkill_leaves_no_orphans(tmp_path):
     children = _service_processes(data_dir)
     proc.kill()
     proc.wait(10)
-    gone, alive = psutil.wait_procs(children, timeout=30)
+    _gone, alive = psutil.wait_procs(children, timeout=30)
     assert alive == []
 
 

@@ -1,0 +1,16 @@
+# Production image: one stateless Tornado node running `collab serve`.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+COPY setup.cfg pyproject.toml README.md ./
+COPY server server
+COPY handlers handlers
+COPY streams streams
+COPY models models
+COPY services services
+COPY ops ops
+RUN pip install --no-cache-dir . && useradd --system --uid 10001 collab
+USER collab
+EXPOSE 8000
+# `collab serve` refuses to start without DATABASE_URL, NATS_URL, REDIS_URL, COLLAB_JWT_SECRET.
+CMD ["collab", "serve", "--host", "0.0.0.0", "--port", "8000", "--no-migrate"]
