@@ -37,11 +37,13 @@ async def publish_event(
     schema: marshmallow.Schema,
     event: dict[str, Any],
     msg_id: str,
+    headers: dict[str, str] | None = None,
 ) -> int:
     """Validate and publish one event; returns its stream sequence.
 
     Retries only with the same `msg_id` (an unknown outcome must not create a duplicate) and raises
-    `Unavailable` when JetStream cannot take it.
+    `Unavailable` when JetStream cannot take it. `headers` are extra NATS headers for consumers
+    (e.g. `Collab-Board-Seq`); `Nats-Msg-Id` is always `msg_id`.
     """
     errors = schema.validate(event)
     if errors:
@@ -51,7 +53,10 @@ async def publish_event(
     for attempt in range(PUBLISH_ATTEMPTS):
         try:
             ack = await nats_conn.jetstream.publish(
-                subject, payload, timeout=PUBLISH_TIMEOUT_S, headers={"Nats-Msg-Id": msg_id}
+                subject,
+                payload,
+                timeout=PUBLISH_TIMEOUT_S,
+                headers={**(headers or {}), "Nats-Msg-Id": msg_id},
             )
             return ack.seq
         except (
