@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import dataclasses
 import os
 import secrets
@@ -15,7 +16,7 @@ import tornado.netutil
 import tornado.process
 
 from models.migrate import migrate
-from server.embedded import EmbeddedStack
+from server.embedded import PR_SET_PDEATHSIG, EmbeddedStack
 from server.logging import configure_logging
 from server.settings import ConfigError, Settings
 
@@ -97,14 +98,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not args.no_migrate:
         migrate(settings.database_url)
     sockets = tornado.netutil.bind_sockets(settings.port, settings.host)
-    base_node = settings.node_id
     if settings.processes != 1:
-        task_id = tornado.process.fork_processes(settings.processes or None, max_restarts=100)
-        settings = dataclasses.replace(settings, node_id=f"{base_node}-{task_id}")
+        task_id = _fork_workers(settings.processes)
+        settings = dataclasses.replace(settings, node_id=f"{settings.node_id}-{task_id}")
     from server.runner import serve_until_signalled
 
     asyncio.run(serve_until_signalled(settings, sockets))
     return 0
+
+
+def _fork_workers(processes: int) -> int:
+    """Fork worker processes (each a stateless node); returns the worker's index in the child.
+
+    The parent only supervises (Tornado restarts crashed workers). SIGTERM/SIGINT to the parent is
+    forwarded to the whole process group so every worker shuts down gracefully; workers also get
+    SIGTERM if the parent dies abruptly (PR_SET_PDEATHSIG).
+    """
+    forwarded = False
+
+    def forward(signum: int, frame: object) -> None:
+        nonlocal forwarded
+        if not forwarded:
+            forwarded = True
+            os.killpg(os.getpgrp(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    task_id = tornado.process.fork_processes(processes or None, max_restarts=100)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    ctypes.CDLL("libc.so.6").prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    return task_id
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

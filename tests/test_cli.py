@@ -150,3 +150,46 @@ def test_serve_requires_configuration():
     )
     assert result.returncode == 2
     assert "DATABASE_URL" in result.stderr and "COLLAB_JWT_SECRET" in result.stderr
+
+
+@pytest.mark.timeout(120)
+def test_serve_runs_several_processes_and_stops_on_sigterm(stack, settings):
+    port = free_port()
+    env = {
+        **_clean_env(),
+        "DATABASE_URL": settings.database_url,
+        "NATS_URL": settings.nats_url,
+        "REDIS_URL": settings.redis_url,
+        "COLLAB_JWT_SECRET": settings.jwt_secret,
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--processes",
+            "2",
+            "--no-migrate",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        _wait_ready(proc, port)
+        nodes = set()
+        deadline = time.monotonic() + 20
+        while len(nodes) < 2 and time.monotonic() < deadline:
+            nodes.add(_request(f"http://127.0.0.1:{port}/healthz")[1]["node"])
+        assert len(nodes) == 2, nodes
+        workers = psutil.Process(proc.pid).children()
+        assert len(workers) == 2
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    _gone, alive = psutil.wait_procs(workers, timeout=30)
+    assert alive == []
