@@ -10,19 +10,27 @@ Rules (the README's capability matrix is generated from `CAPABILITIES`):
 * Boards and documents get an effective *resource role*: manager > editor > commenter > viewer.
   - Owner/Admin: manager on everything in the workspace, private or not.
   - An explicit grant on the resource wins otherwise, narrowing or widening the default.
-  - A document on a board without its own grant inherits the caller's role on the board.
+  - A non-private document on a board without its own grant inherits the caller's role on the
+    board (a private document is visible only to its explicit grantees and Admins).
   - Default for Members: editor on non-private resources; nothing on private ones.
   - Default for Guests: nothing (they see only what is shared with them explicitly).
-* A caller who cannot even view a resource gets 404; one who can view but not act gets 403.
+  The rules are data (`RESOURCE_RULES`): `effective_resource_role` evaluates them in Python and
+  `resource_role_sql` compiles the same table to a SQL CASE for the listings, so there is one rule.
+* Outsiders (not a member of the resource's workspace) and missing resources get 404: a workspace's
+  existence is not revealed. Members of the workspace who lack the right, including the right to
+  view a private board or document, get 403.
+* `load_access` caches decisions in Redis (`services/permissions_cache.py`); any change to a
+  membership, role, grant or private flag must call the invalidation functions there.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 from models.db import Database
+from services import permissions_cache
 from services.errors import Forbidden, NotFound
 
 if TYPE_CHECKING:
@@ -66,6 +74,7 @@ class Action(StrEnum):
     WORKSPACE_MANAGE_MEMBERS = "workspace:manage_members"
     WORKSPACE_INVITE = "workspace:invite"
     WORKSPACE_CREATE_CONTENT = "workspace:create_content"
+    WORKSPACE_TRANSFER_OWNERSHIP = "workspace:transfer_ownership"
     BOARD_VIEW = "board:view"
     BOARD_EDIT = "board:edit"
     BOARD_MANAGE = "board:manage"
@@ -89,6 +98,7 @@ CAPABILITIES: dict[Action, WorkspaceRole | ResourceRole] = {
     Action.WORKSPACE_MANAGE_MEMBERS: WorkspaceRole.ADMIN,
     Action.WORKSPACE_INVITE: WorkspaceRole.MEMBER,
     Action.WORKSPACE_CREATE_CONTENT: WorkspaceRole.MEMBER,
+    Action.WORKSPACE_TRANSFER_OWNERSHIP: WorkspaceRole.OWNER,
     Action.BOARD_VIEW: ResourceRole.VIEWER,
     Action.BOARD_EDIT: ResourceRole.EDITOR,
     Action.BOARD_MANAGE: ResourceRole.MANAGER,
@@ -150,25 +160,134 @@ class Access:
             return self.workspace_role is not None and self.workspace_role >= needed
         return self.resource_role is not None and self.resource_role >= needed
 
+    def to_cache(self) -> dict[str, Any]:
+        return {
+            "workspace_id": self.workspace_id,
+            "workspace_role": self.workspace_role.label if self.workspace_role else None,
+            "resource_role": self.resource_role.label if self.resource_role else None,
+        }
+
+    @classmethod
+    def from_cache(cls, raw: dict[str, Any]) -> Access:
+        return cls(
+            raw["workspace_id"],
+            WorkspaceRole.parse(raw["workspace_role"]),
+            ResourceRole.parse(raw["resource_role"]),
+        )
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One line of the decision table: the first rule that applies gives the effective role."""
+
+    gives: ResourceRole | Literal["grant", "inherited"]
+    min_workspace_role: WorkspaceRole = WorkspaceRole.GUEST
+    requires: Literal["grant", "inheritance", "not_private"] | None = None
+
+
+# Evaluated in order for callers who are members of the resource's workspace (non-members get
+# nothing). A rule whose outcome is "inherited" with no inherited role denies: a private board
+# keeps its documents from the members who cannot see the board.
+RESOURCE_RULES: tuple[Rule, ...] = (
+    # Owners and Admins manage everything in their workspace, private or not.
+    Rule(ResourceRole.MANAGER, min_workspace_role=WorkspaceRole.ADMIN),
+    # An explicit grant narrows or widens the default.
+    Rule("grant", requires="grant"),
+    # A non-private document on a board follows the caller's role on the board.
+    Rule("inherited", requires="inheritance"),
+    # Members edit what is not private.
+    Rule(ResourceRole.EDITOR, min_workspace_role=WorkspaceRole.MEMBER, requires="not_private"),
+)
+
+
+def _rule_applies(rule: Rule, facts: AccessFacts) -> bool:
+    assert facts.workspace_role is not None
+    if facts.workspace_role < rule.min_workspace_role:
+        return False
+    if rule.requires == "grant":
+        return facts.grant is not None
+    if rule.requires == "inheritance":
+        return facts.inherits
+    if rule.requires == "not_private":
+        return not facts.is_private
+    return True
+
+
+def _rule_outcome(rule: Rule, facts: AccessFacts) -> ResourceRole | None:
+    if rule.gives == "grant":
+        return facts.grant
+    if rule.gives == "inherited":
+        return facts.inherited
+    return rule.gives
+
 
 def effective_resource_role(facts: AccessFacts) -> ResourceRole | None:
-    """The pure rule of the module docstring."""
-    role = facts.workspace_role
-    if role is None:
+    """`RESOURCE_RULES` evaluated on one resource's facts."""
+    if facts.workspace_role is None:
         return None
-    if role >= WorkspaceRole.ADMIN:
-        return ResourceRole.MANAGER
-    if facts.grant is not None:
-        return facts.grant
-    if facts.inherits:
-        return facts.inherited
-    if role == WorkspaceRole.MEMBER and not facts.is_private:
-        return ResourceRole.EDITOR
+    for rule in RESOURCE_RULES:
+        if _rule_applies(rule, facts):
+            return _rule_outcome(rule, facts)
     return None
 
 
 def decide(facts: AccessFacts) -> Access:
     return Access(facts.workspace_id, facts.workspace_role, effective_resource_role(facts))
+
+
+# --- the same rules as SQL (listings filter by visibility in one query) -------------------------
+
+
+@dataclass(frozen=True)
+class SqlFacts:
+    """SQL expressions for the facts of `AccessFacts`, as columns of a listing query."""
+
+    workspace_role: str
+    grant: str
+    is_private: str
+    inherits: str = "false"
+    inherited: str = "NULL"
+
+
+def _sql_labels(roles: list[WorkspaceRole] | list[ResourceRole]) -> str:
+    return ", ".join(f"'{role.label}'" for role in roles)
+
+
+def _rule_condition_sql(rule: Rule, f: SqlFacts) -> str:
+    conditions = []
+    if rule.min_workspace_role > WorkspaceRole.GUEST:
+        allowed = [role for role in WorkspaceRole if role >= rule.min_workspace_role]
+        conditions.append(f"{f.workspace_role} IN ({_sql_labels(allowed)})")
+    if rule.requires == "grant":
+        conditions.append(f"{f.grant} IS NOT NULL")
+    elif rule.requires == "inheritance":
+        conditions.append(f"({f.inherits})")
+    elif rule.requires == "not_private":
+        conditions.append(f"NOT {f.is_private}")
+    return " AND ".join(conditions) or "true"
+
+
+def resource_role_sql(f: SqlFacts) -> str:
+    """`RESOURCE_RULES` compiled to a SQL CASE yielding the effective role label (or NULL)."""
+    whens = [f"WHEN {f.workspace_role} IS NULL THEN NULL"]
+    for rule in RESOURCE_RULES:
+        if rule.gives == "grant":
+            outcome = f.grant
+        elif rule.gives == "inherited":
+            outcome = f"({f.inherited})"
+        else:
+            outcome = f"'{rule.gives.label}'"
+        whens.append(f"WHEN {_rule_condition_sql(rule, f)} THEN {outcome}")
+    return "CASE " + " ".join(whens) + " ELSE NULL END"
+
+
+def allows_sql(role_sql: str, action: Action) -> str:
+    """A SQL predicate: the effective role `role_sql` is enough for `action`."""
+    needed = CAPABILITIES[action]
+    if not isinstance(needed, ResourceRole):
+        raise ValueError(f"{action} is not a board or document action")
+    enough = [role for role in ResourceRole if role >= needed]
+    return f"({role_sql}) IN ({_sql_labels(enough)})"
 
 
 # --- loading facts (one query per check) -----------------------------------------------------
@@ -196,7 +315,9 @@ FROM documents d
 JOIN workspaces w ON w.id = d.workspace_id AND w.deleted_at IS NULL
 LEFT JOIN workspace_members m ON m.workspace_id = d.workspace_id AND m.user_id = $2
 LEFT JOIN document_grants g ON g.document_id = d.id AND g.user_id = $2
-LEFT JOIN boards b ON b.id = d.board_id AND b.deleted_at IS NULL
+-- The board's deleted_at is deliberately not checked: documents of a soft-deleted private board
+-- must not fall back to the workspace default (that would show them to every member).
+LEFT JOIN boards b ON b.id = d.board_id
 LEFT JOIN board_members bg ON bg.board_id = d.board_id AND bg.user_id = $2
 WHERE d.id = $1 AND d.deleted_at IS NULL
 """
@@ -247,9 +368,29 @@ async def load_facts(db: Database, user_id: str, resource: Resource) -> AccessFa
 
 
 async def load_access(ctx: AppContext, user_id: str, resource: Resource) -> Access | None:
-    """The caller's effective access (the seam where the Redis permission cache plugs in)."""
+    """The caller's effective access; None when the resource does not exist (or is deleted).
+
+    Served from the Redis permission cache when it holds a current decision; otherwise decided from
+    Postgres (also whenever Redis is unavailable: never a default "allow") and cached.
+    """
+    cached = await permissions_cache.lookup(ctx, user_id, resource.kind, resource.id)
+    if cached is not None and cached.value is not None:
+        return Access.from_cache(cached.value)
     facts = await load_facts(ctx.db, user_id, resource)
-    return None if facts is None else decide(facts)
+    if facts is None:
+        return None
+    access = decide(facts)
+    if cached is not None:
+        await permissions_cache.store(
+            ctx,
+            user_id,
+            resource.kind,
+            resource.id,
+            access.workspace_id,
+            cached.stamp,
+            access.to_cache(),
+        )
+    return access
 
 
 async def can(ctx: AppContext, user_id: str, action: Action, resource: Resource) -> bool:
@@ -258,10 +399,13 @@ async def can(ctx: AppContext, user_id: str, action: Action, resource: Resource)
 
 
 async def require(ctx: AppContext, user_id: str, action: Action, resource: Resource) -> Access:
-    """The access if allowed; 404 if the caller cannot even see the resource, else 403."""
+    """The access if allowed; 404 for outsiders and missing resources, 403 for members without it."""
     access = await load_access(ctx, user_id, resource)
-    if access is None or not access.allows(VIEW_ACTION[resource.kind]):
+    if access is None or access.workspace_role is None:
         raise NotFound(f"{resource.kind} not found")
     if not access.allows(action):
-        raise Forbidden(f"not allowed to {action.value.split(':')[1]} this {resource.kind}")
+        raise Forbidden(
+            f"not allowed to {action.value.split(':')[1]} this {resource.kind}",
+            code="forbidden",
+        )
     return access

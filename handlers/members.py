@@ -1,0 +1,107 @@
+"""`/api/v1/workspaces/{id}/members/`: list, change role, remove, leave, transfer ownership."""
+
+from __future__ import annotations
+
+from handlers.base import BaseHandler, parse_uuid
+from handlers.routing import route
+from handlers.schemas.auth import EmptySchema
+from handlers.schemas.common import PageQuerySchema
+from handlers.schemas.workspaces import (
+    MemberPageSchema,
+    MemberRoleSchema,
+    MemberSchema,
+    TransferOwnershipSchema,
+)
+from handlers.workspaces import send_page
+from services import workspaces as service
+
+
+class MembersHandler(BaseHandler):
+    openapi = {
+        "get": {
+            "summary": "Members of a workspace with their roles",
+            "query": PageQuerySchema,
+            "response": MemberPageSchema,
+        }
+    }
+
+    async def get(self, workspace_id: str) -> None:
+        principal = await self.require_user()
+        workspace_id = parse_uuid(workspace_id, "workspace_id")
+        await send_page(
+            self,
+            MemberPageSchema,
+            lambda limit, offset: service.list_members(
+                self.ctx, principal.user_id, workspace_id, limit, offset
+            ),
+        )
+
+
+class MemberHandler(BaseHandler):
+    openapi = {
+        "patch": {
+            "summary": "Change a member's role (Admin+; never above your own; Owners by Owners)",
+            "body": MemberRoleSchema,
+            "response": MemberSchema,
+        },
+        "delete": {
+            "summary": "Remove a member (Admin+; Owners by Owners; never the last Owner)",
+            "status": 204,
+        },
+    }
+
+    async def patch(self, workspace_id: str, user_id: str) -> None:
+        principal = await self.require_user()
+        workspace_id = parse_uuid(workspace_id, "workspace_id")
+        user_id = parse_uuid(user_id, "user_id")
+        data = self.load_body(MemberRoleSchema())
+        member = await service.change_member_role(
+            self.ctx, principal.user_id, workspace_id, user_id, data["role"]
+        )
+        self.send(MemberSchema().dump(member))
+
+    async def delete(self, workspace_id: str, user_id: str) -> None:
+        principal = await self.require_user()
+        workspace_id = parse_uuid(workspace_id, "workspace_id")
+        user_id = parse_uuid(user_id, "user_id")
+        self.load_body(EmptySchema())
+        await service.remove_member(self.ctx, principal.user_id, workspace_id, user_id)
+        self.send(None, 204)
+
+
+class LeaveHandler(BaseHandler):
+    openapi = {"post": {"summary": "Leave a workspace (not as its last Owner)", "status": 204}}
+
+    async def post(self, workspace_id: str) -> None:
+        principal = await self.require_user()
+        workspace_id = parse_uuid(workspace_id, "workspace_id")
+        self.load_body(EmptySchema())
+        await service.leave_workspace(self.ctx, principal.user_id, workspace_id)
+        self.send(None, 204)
+
+
+class TransferOwnershipHandler(BaseHandler):
+    openapi = {
+        "post": {
+            "summary": "Make another member Owner; you become Admin (Owner only)",
+            "body": TransferOwnershipSchema,
+            "status": 204,
+        }
+    }
+
+    async def post(self, workspace_id: str) -> None:
+        principal = await self.require_user()
+        workspace_id = parse_uuid(workspace_id, "workspace_id")
+        data = self.load_body(TransferOwnershipSchema())
+        await service.transfer_ownership(
+            self.ctx, principal.user_id, workspace_id, str(data["user_id"])
+        )
+        self.send(None, 204)
+
+
+ROUTES = [
+    route("/api/v1/workspaces/{workspace_id}/members/", MembersHandler),
+    route("/api/v1/workspaces/{workspace_id}/members/{user_id}/", MemberHandler),
+    route("/api/v1/workspaces/{workspace_id}/leave/", LeaveHandler),
+    route("/api/v1/workspaces/{workspace_id}/transfer-ownership/", TransferOwnershipHandler),
+]

@@ -1,0 +1,88 @@
+"""Workspace-scoped listings of boards and documents, filtered by what the caller may view.
+
+One query per page: the visibility filter is the policy's own rule table compiled to SQL
+(`policy.resource_role_sql`), joined with the caller's grants, so a listing and `policy.can` can
+never disagree (tests/test_policy_matrix.py checks that on the whole matrix). The caller's workspace
+role is a parameter: the handler has just loaded it through `policy.require`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from services import policy
+from services.policy import Action, Resource, SqlFacts
+
+if TYPE_CHECKING:
+    from server.context import AppContext
+
+_BOARD_ROLE = policy.resource_role_sql(
+    SqlFacts(workspace_role="$3::text", grant="g.role", is_private="b.is_private")
+)
+_DOCUMENT_ROLE = policy.resource_role_sql(
+    SqlFacts(
+        workspace_role="$3::text",
+        grant="g.role",
+        is_private="d.is_private",
+        # Same inheritance as policy.load_facts: a non-private document on a board follows the board.
+        inherits="b.id IS NOT NULL AND NOT d.is_private",
+        inherited=policy.resource_role_sql(
+            SqlFacts(workspace_role="$3::text", grant="bg.role", is_private="b.is_private")
+        ),
+    )
+)
+
+BOARDS_SQL = f"""
+SELECT * FROM (
+  SELECT b.id, b.workspace_id, b.name, b.description, b.color, b.is_private, b.created_by,
+         b.created_at, b.updated_at, b.archived_at, {_BOARD_ROLE} AS my_role
+  FROM boards b
+  LEFT JOIN board_members g ON g.board_id = b.id AND g.user_id = $2
+  WHERE b.workspace_id = $1 AND b.deleted_at IS NULL
+) visible
+WHERE {policy.allows_sql("visible.my_role", Action.BOARD_VIEW)}
+ORDER BY created_at, id
+LIMIT $4 OFFSET $5
+"""
+
+DOCUMENTS_SQL = f"""
+SELECT * FROM (
+  SELECT d.id, d.workspace_id, d.board_id, d.parent_id, d.title, d.is_private, d.created_by,
+         d.created_at, d.updated_at, {_DOCUMENT_ROLE} AS my_role
+  FROM documents d
+  LEFT JOIN document_grants g ON g.document_id = d.id AND g.user_id = $2
+  LEFT JOIN boards b ON b.id = d.board_id
+  LEFT JOIN board_members bg ON bg.board_id = d.board_id AND bg.user_id = $2
+  WHERE d.workspace_id = $1 AND d.deleted_at IS NULL
+) visible
+WHERE {policy.allows_sql("visible.my_role", Action.DOCUMENT_VIEW)}
+ORDER BY created_at, id
+LIMIT $4 OFFSET $5
+"""
+
+
+async def _list(
+    ctx: AppContext, sql: str, actor_id: str, workspace_id: str, limit: int, offset: int
+) -> list[dict[str, Any]]:
+    access = await policy.require(
+        ctx, actor_id, Action.WORKSPACE_VIEW, Resource.workspace(workspace_id)
+    )
+    assert access.workspace_role is not None
+    rows = await ctx.db.fetch(
+        sql, workspace_id, actor_id, access.workspace_role.label, limit, offset
+    )
+    return [dict(r) for r in rows]
+
+
+async def list_boards(
+    ctx: AppContext, actor_id: str, workspace_id: str, limit: int, offset: int
+) -> list[dict[str, Any]]:
+    """Boards of the workspace the caller may view, oldest first, with the caller's role."""
+    return await _list(ctx, BOARDS_SQL, actor_id, workspace_id, limit, offset)
+
+
+async def list_documents(
+    ctx: AppContext, actor_id: str, workspace_id: str, limit: int, offset: int
+) -> list[dict[str, Any]]:
+    """Documents of the workspace the caller may view, oldest first, with the caller's role."""
+    return await _list(ctx, DOCUMENTS_SQL, actor_id, workspace_id, limit, offset)
