@@ -9,7 +9,7 @@ from typing import Any
 
 import tornado.web
 
-from handlers import auth, health, openapi
+from handlers import auth, health, invitations, members, openapi, workspaces
 from handlers.base import NotFoundHandler
 from handlers.routing import Route
 from server.context import AppContext
@@ -18,7 +18,7 @@ from server.openapi import build_spec
 from server.settings import Settings
 from services.auth import AuthService
 
-ROUTE_MODULES = [health, auth, openapi]
+ROUTE_MODULES = [health, auth, openapi, workspaces, members, invitations]
 
 
 def all_routes() -> list[Route]:
