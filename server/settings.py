@@ -118,6 +118,25 @@ class Settings:
     workspace_purge_grace_s: int = 30 * 24 * 3600
     permission_cache_ttl_s: int = 300
 
+    # Real-time documents (streams/room.py, streams/session.py). The size budget is checked before
+    # an update is applied, so pasting megabytes over and over cannot grow a document without bound.
+    doc_max_bytes: int = 8 * 1024 * 1024
+    # Per-connection token bucket: a fast typist sends well under 50 frames/s (keystrokes plus cursor
+    # awareness); a flood past the bucket gets errors, then close 4429.
+    ws_rate_per_s: float = 100.0
+    ws_burst: int = 200
+    ws_flood_close_after: int = 50
+    # Outbound bytes queued for one socket before it counts as a slow reader (R18) and is closed;
+    # must exceed the largest legitimate message (a JSON full-state sync: 2 x doc_max_bytes in hex).
+    ws_max_pending_bytes: int = 32 * 1024 * 1024
+    # Inbound messages held while a room loads (S7; cf. Hocuspocus 1000 msgs / 5 MiB).
+    ws_queue_max_msgs: int = 1000
+    ws_queue_max_bytes: int = 8 * 1024 * 1024
+    room_unload_grace_s: float = 30.0
+    # y-protocols' outdatedTimeout: awareness states not renewed for this long are removed.
+    awareness_timeout_s: float = 30.0
+    presence_ttl_s: int = 60
+
     log_level: str = "INFO"
     log_format: str = "json"
 
@@ -185,6 +204,20 @@ class Settings:
             permission_cache_ttl_s=_int(
                 env, "COLLAB_PERMISSION_CACHE_TTL_S", base.permission_cache_ttl_s
             ),
+            doc_max_bytes=_int(env, "COLLAB_DOC_MAX_BYTES", base.doc_max_bytes),
+            ws_rate_per_s=_float(env, "COLLAB_WS_RATE_PER_S", base.ws_rate_per_s),
+            ws_burst=_int(env, "COLLAB_WS_BURST", base.ws_burst),
+            ws_flood_close_after=_int(
+                env, "COLLAB_WS_FLOOD_CLOSE_AFTER", base.ws_flood_close_after
+            ),
+            ws_max_pending_bytes=_int(
+                env, "COLLAB_WS_MAX_PENDING_BYTES", base.ws_max_pending_bytes
+            ),
+            ws_queue_max_msgs=_int(env, "COLLAB_WS_QUEUE_MAX_MSGS", base.ws_queue_max_msgs),
+            ws_queue_max_bytes=_int(env, "COLLAB_WS_QUEUE_MAX_BYTES", base.ws_queue_max_bytes),
+            room_unload_grace_s=_float(env, "COLLAB_ROOM_UNLOAD_GRACE_S", base.room_unload_grace_s),
+            awareness_timeout_s=_float(env, "COLLAB_AWARENESS_TIMEOUT_S", base.awareness_timeout_s),
+            presence_ttl_s=_int(env, "COLLAB_PRESENCE_TTL_S", base.presence_ttl_s),
             log_level=env.get("COLLAB_LOG_LEVEL", base.log_level).upper(),
             log_format=env.get("COLLAB_LOG_FORMAT", base.log_format),
         )
