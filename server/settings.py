@@ -137,6 +137,11 @@ class Settings:
     awareness_timeout_s: float = 30.0
     presence_ttl_s: int = 60
 
+    # Boards: events are kept in Postgres this long for `?since=` resume (a client further behind is
+    # told to refetch), and a resume replays at most this many events (a full GET is cheaper).
+    board_event_retention_s: int = 30 * 24 * 3600
+    board_replay_max_events: int = 1000
+
     log_level: str = "INFO"
     log_format: str = "json"
 
@@ -218,6 +223,12 @@ class Settings:
             room_unload_grace_s=_float(env, "COLLAB_ROOM_UNLOAD_GRACE_S", base.room_unload_grace_s),
             awareness_timeout_s=_float(env, "COLLAB_AWARENESS_TIMEOUT_S", base.awareness_timeout_s),
             presence_ttl_s=_int(env, "COLLAB_PRESENCE_TTL_S", base.presence_ttl_s),
+            board_event_retention_s=_int(
+                env, "COLLAB_BOARD_EVENT_RETENTION_S", base.board_event_retention_s
+            ),
+            board_replay_max_events=_int(
+                env, "COLLAB_BOARD_REPLAY_MAX_EVENTS", base.board_replay_max_events
+            ),
             log_level=env.get("COLLAB_LOG_LEVEL", base.log_level).upper(),
             log_format=env.get("COLLAB_LOG_FORMAT", base.log_format),
         )
