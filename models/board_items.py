@@ -40,7 +40,9 @@ class BoardList(BaseModel):
     board = peewee.ForeignKeyField(Board, on_delete="CASCADE", index=True)
     name = peewee.TextField()
     position = position_field()
-    created_by = peewee.ForeignKeyField(User, null=True, on_delete="SET NULL", index=True)
+    created_by = peewee.ForeignKeyField(
+        User, column_name="created_by", null=True, on_delete="SET NULL", index=True
+    )
     updated_at = timestamptz(default_now=True)
     archived_at = timestamptz(null=True)
     version = version_field()
@@ -60,7 +62,9 @@ class Card(BaseModel):
     due_at = timestamptz(null=True)
     color = peewee.TextField(null=True)
     cover_url = peewee.TextField(null=True)
-    created_by = peewee.ForeignKeyField(User, null=True, on_delete="SET NULL", index=True)
+    created_by = peewee.ForeignKeyField(
+        User, column_name="created_by", null=True, on_delete="SET NULL", index=True
+    )
     updated_at = timestamptz(default_now=True)
     archived_at = timestamptz(null=True)
     version = version_field()
