@@ -3,12 +3,39 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
+from models.repo import users as users_repo
 from server.context import AppContext
-from services import permissions_cache
+from services import permissions_cache, tokens
 
 WORKSPACES = "/api/v1/workspaces/"
+
+
+@dataclass(frozen=True)
+class FastUser:
+    id: str
+    email: str
+    display_name: str
+    access_token: str
+
+
+async def fast_user(ctx: AppContext, name: str = "user") -> FastUser:
+    """A user with a valid access token, without the deliberately slow password hashing of
+    registration (auth has its own tests). Tokens issued in this second stay valid."""
+    email = f"{name}-{uuid.uuid4().hex[:10]}@example.com"
+    user_id = str(
+        await ctx.db.fetchval(
+            "INSERT INTO users (email, password_hash, display_name, tokens_valid_after)"
+            " VALUES ($1, 'not-a-hash', $2, now() - interval '1 minute') RETURNING id",
+            email,
+            name.title(),
+        )
+    )
+    family_id = await users_repo.create_family(ctx.db, user_id)
+    access = tokens.issue(ctx.settings, "access", user_id, family_id)
+    return FastUser(user_id, email, name.title(), access.token)
 
 
 def ws_path(workspace_id: str, suffix: str = "") -> str:
@@ -36,13 +63,15 @@ async def add_member(api: Any, workspace_id: str, inviter: Any, user: Any, role:
     assert accepted.status == 200, accepted.body
 
 
-async def workspace_with(api: Any, make_user: Any, *roles: str) -> tuple[dict, dict[str, Any]]:
+async def workspace_with(
+    api: Any, ctx: AppContext, *roles: str
+) -> tuple[dict, dict[str, FastUser]]:
     """A workspace with an owner plus one user per extra role; users keyed by role."""
-    owner = await make_user("owner")
+    owner = await fast_user(ctx, "owner")
     workspace = await create_workspace(api, owner)
     users = {"owner": owner}
     for role in roles:
-        user = await make_user(role)
+        user = await fast_user(ctx, role)
         await add_member(api, workspace["id"], owner, user, role)
         users[role] = user
     return workspace, users
