@@ -142,6 +142,21 @@ class Settings:
     board_event_retention_s: int = 30 * 24 * 3600
     board_replay_max_events: int = 1000
 
+    # Background jobs (server/scheduler.py). Off unless built by `from_env` (dev/serve default on),
+    # so tests and tools that construct Settings directly never have jobs racing them.
+    scheduler_enabled: bool = False
+    # APScheduler skips a run that starts later than this (event loop busy, node paused).
+    scheduler_misfire_grace_s: float = 30.0
+    # Snapshots (services/snapshots.py): every interval, documents with at least min_updates
+    # unsnapshotted updates are compacted, at most max_docs per run (bounded work per tick).
+    snapshot_interval_s: float = 30.0
+    snapshot_min_updates: int = 200
+    snapshot_max_docs_per_run: int = 50
+    # Automatic versions: at most one per document per interval, the newest `keep` retained.
+    auto_version_interval_s: float = 600.0
+    auto_versions_keep: int = 50
+    stream_health_interval_s: float = 60.0
+
     log_level: str = "INFO"
     log_format: str = "json"
 
@@ -228,6 +243,24 @@ class Settings:
             ),
             board_replay_max_events=_int(
                 env, "COLLAB_BOARD_REPLAY_MAX_EVENTS", base.board_replay_max_events
+            ),
+            scheduler_enabled=_bool(env, "COLLAB_SCHEDULER_ENABLED", True),
+            scheduler_misfire_grace_s=_float(
+                env, "COLLAB_SCHEDULER_MISFIRE_GRACE_S", base.scheduler_misfire_grace_s
+            ),
+            snapshot_interval_s=_float(env, "COLLAB_SNAPSHOT_INTERVAL_S", base.snapshot_interval_s),
+            snapshot_min_updates=_int(
+                env, "COLLAB_SNAPSHOT_MIN_UPDATES", base.snapshot_min_updates
+            ),
+            snapshot_max_docs_per_run=_int(
+                env, "COLLAB_SNAPSHOT_MAX_DOCS_PER_RUN", base.snapshot_max_docs_per_run
+            ),
+            auto_version_interval_s=_float(
+                env, "COLLAB_AUTO_VERSION_INTERVAL_S", base.auto_version_interval_s
+            ),
+            auto_versions_keep=_int(env, "COLLAB_AUTO_VERSIONS_KEEP", base.auto_versions_keep),
+            stream_health_interval_s=_float(
+                env, "COLLAB_STREAM_HEALTH_INTERVAL_S", base.stream_health_interval_s
             ),
             log_level=env.get("COLLAB_LOG_LEVEL", base.log_level).upper(),
             log_format=env.get("COLLAB_LOG_FORMAT", base.log_format),
