@@ -217,7 +217,9 @@ async def purge_deleted_workspaces(
     For the scheduled purge job. Rows cascade (members, invitations, boards, documents, grants);
     the returned document ids let the caller drop their JetStream subjects too.
     """
-    grace = older_than or timedelta(seconds=ctx.settings.workspace_purge_grace_s)
+    grace = older_than
+    if grace is None:
+        grace = timedelta(seconds=ctx.settings.workspace_purge_grace_s)
     async with ctx.db.transaction() as conn:
         rows = await repo.purge_deleted(conn, grace.total_seconds(), PURGE_BATCH)
     return [PurgedWorkspace(str(r["id"]), [str(d) for d in r["document_ids"]]) for r in rows]
