@@ -1,0 +1,1 @@
+"""Benchmarks of the WebSocket document path against the reference y-websocket server."""

@@ -1,0 +1,98 @@
+"""CPU time and memory of processes, read from /proc, and CPU pinning.
+
+The benchmark's throughput figure is deliveries per second of *CPU time* (utime + stime of every
+thread, which `/proc/<pid>/stat` sums for the whole process), not of wall time: on a 2-core box
+shared by the servers and the client, wall-clock rates mostly measure contention.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+# /proc/<pid>/stat fields after the ")" that ends the command name: state is field 3, so utime
+# (field 14) and stime (field 15) are at these offsets in the remainder.
+_UTIME_INDEX = 14 - 3
+_STIME_INDEX = 15 - 3
+_PPID_INDEX = 4 - 3
+
+
+def _stat_fields(pid: int) -> list[str]:
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    # The command name may contain spaces and parentheses; it ends at the last ")".
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process (all its threads) has used so far."""
+    fields = _stat_fields(pid)
+    return (int(fields[_UTIME_INDEX]) + int(fields[_STIME_INDEX])) / CLOCK_TICKS_PER_S
+
+
+def _status_kib(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(f"{key} not in /proc/{pid}/status")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM: the highest resident set size the process has had (MiB)."""
+    return _status_kib(pid, "VmHWM") / 1024
+
+
+def rss_mb(pid: int) -> float:
+    """VmRSS: resident set size now (MiB)."""
+    return _status_kib(pid, "VmRSS") / 1024
+
+
+def descendants(pid: int) -> list[int]:
+    """Child processes, recursively (Postgres backends under the postmaster)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int(_stat_fields(int(entry.name))[_PPID_INDEX])
+        except (OSError, ValueError):
+            continue  # exited while we looked
+        children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def server_and_client_cpus() -> tuple[set[int], set[int]] | None:
+    """(server CPUs, client CPUs) when this machine lets us split them, else None.
+
+    The servers under test get the first allowed CPU and the load-generating client the next, so
+    the client's work never runs on the core whose CPU time is being measured.
+    """
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2:
+        return None
+    return {allowed[0]}, {allowed[1]}
+
+
+def pin(pids: Iterable[int], cpus: set[int]) -> None:
+    """Restrict every thread of each process (and of its descendants) to `cpus`.
+
+    Threads and children created later inherit the mask, so pinning a process after start-up
+    covers its future worker threads and Postgres backends too.
+    """
+    for pid in pids:
+        for process in [pid, *descendants(pid)]:
+            try:
+                threads = [int(tid) for tid in os.listdir(f"/proc/{process}/task")]
+            except FileNotFoundError:
+                continue
+            for tid in threads:
+                try:
+                    os.sched_setaffinity(tid, cpus)
+                except ProcessLookupError:
+                    continue

@@ -1,0 +1,378 @@
+"""WebSocket benchmark: our server (with JetStream durability) vs the reference y-websocket server.
+
+    python bench/run.py            # 10×10 and 50×20 rooms×clients, 20 edits/s per writer, 20 s each
+    python bench/run.py --quick    # a smoke run of a few seconds per scenario
+
+For each scenario and each server: start a fresh server process (pinned to one core when the
+machine has two), run `bench/ws_bench.mjs` (all clients in one Node process, pinned to the other
+core), sample the servers' CPU time from /proc when the driver starts and ends its measured window,
+read peak RSS, and stop the server. Prints a side-by-side markdown table and writes the results JSON
+(default `bench/results/latest.json`). Loopback only; every child process dies with us.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import platform
+import queue
+import shlex
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # `python bench/run.py`: make the repo importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import procstat
+from bench.servers import (
+    BENCH_DIR,
+    DRIVER_SCRIPT,
+    BenchError,
+    OurStack,
+    ServerProcess,
+    child_preexec,
+    ensure_node_modules,
+    node_binary,
+    start_reference_server,
+)
+
+DEFAULT_RESULTS = BENCH_DIR / "results" / "latest.json"
+SERVERS = ("reference", "ours")
+#: Seconds the driver may take beyond its own connect + warm-up + measure + drain budget.
+DRIVER_MARGIN_S = 60.0
+#: The targets of issue 5 item 10, checked in the printed summary.
+TARGET_P99_RATIO = 1.5
+TARGET_SCENARIO = "10x10"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    rooms: int
+    clients: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.rooms}x{self.clients}"
+
+    @classmethod
+    def parse(cls, text: str) -> Scenario:
+        rooms, clients = text.lower().split("x")
+        return cls(int(rooms), int(clients))
+
+
+@dataclass(frozen=True)
+class Timing:
+    rate: float
+    warmup_s: float
+    duration_s: float
+    drain_s: float
+    connect_timeout_s: float
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short smoke run (3 s per scenario)")
+    parser.add_argument("--scenarios", default="10x10,50x20", help="ROOMSxCLIENTS,… ")
+    parser.add_argument("--servers", default="auto", help="reference,ours | auto (ours if built)")
+    parser.add_argument("--rate", type=float, default=20.0, help="edits/s per writer")
+    parser.add_argument("--duration", type=float, default=None, help="measured seconds (20)")
+    parser.add_argument("--warmup", type=float, default=None, help="warm-up seconds (5)")
+    parser.add_argument("--drain", type=float, default=10.0, help="max wait for late deliveries")
+    parser.add_argument("--connect-timeout", type=float, default=60.0)
+    parser.add_argument("--no-pin", action="store_true", help="do not pin server/client to cores")
+    parser.add_argument("--output", type=Path, default=DEFAULT_RESULTS, help="results JSON path")
+    parser.add_argument(
+        "--profile",
+        default="",
+        help="wrap our server in this command, e.g. 'py-spy record -o /tmp/p.svg --' ",
+    )
+    args = parser.parse_args(argv)
+    if args.duration is None:
+        args.duration = 3.0 if args.quick else 20.0
+    if args.warmup is None:
+        args.warmup = 1.0 if args.quick else 5.0
+    return args
+
+
+def servers_to_run(spec: str) -> list[str]:
+    if spec == "auto":
+        ours_built = importlib.util.find_spec("handlers.ws_documents") is not None
+        return ["reference", "ours"] if ours_built else ["reference"]
+    names = [name.strip() for name in spec.split(",") if name.strip()]
+    unknown = set(names) - set(SERVERS)
+    if unknown:
+        raise SystemExit(f"unknown server(s): {', '.join(sorted(unknown))}")
+    return names
+
+
+# --------------------------------------------------------------------------------------------------
+# One driver run
+# --------------------------------------------------------------------------------------------------
+
+
+def cpu_of(pids: dict[str, int]) -> dict[str, float]:
+    return {role: procstat.cpu_seconds(pid) for role, pid in pids.items()}
+
+
+def _pump_lines(stream: Any, sink: queue.Queue[str | None]) -> None:
+    for line in stream:
+        sink.put(line.decode(errors="replace"))
+    sink.put(None)
+
+
+def run_driver(
+    server: ServerProcess,
+    rooms: list[str],
+    clients: int,
+    timing: Timing,
+    token: str,
+    client_cpus: set[int] | None,
+    workdir: Path,
+) -> dict[str, Any]:
+    """Run ws_bench.mjs once; CPU of the server's processes is sampled at its phase lines."""
+    pids = {"server": server.pid, **server.companions}
+    argv = [node_binary(), str(DRIVER_SCRIPT), "--url", server.ws_base, "--rooms", ",".join(rooms)]
+    argv += ["--clients", str(clients), "--rate", str(timing.rate)]
+    argv += ["--warmup", str(timing.warmup_s), "--duration", str(timing.duration_s)]
+    argv += ["--drain-timeout", str(timing.drain_s)]
+    argv += ["--connect-timeout", str(timing.connect_timeout_s)]
+    if token:
+        argv += ["--token", token]
+    stderr_log = workdir / f"driver-{server.name}-{len(rooms)}x{clients}.log"
+    budget = timing.connect_timeout_s + timing.warmup_s + timing.duration_s + timing.drain_s
+    deadline = time.monotonic() + budget + DRIVER_MARGIN_S
+    with stderr_log.open("wb") as stderr_file:
+        proc = subprocess.Popen(
+            argv,
+            cwd=BENCH_DIR,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr_file,
+            preexec_fn=child_preexec(client_cpus),
+        )
+    lines: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=_pump_lines, args=(proc.stdout, lines), daemon=True).start()
+    cpu_start: dict[str, float] = {}
+    cpu_end: dict[str, float] = {}
+    result: dict[str, Any] | None = None
+    try:
+        while (line := lines.get(timeout=max(0.1, deadline - time.monotonic()))) is not None:
+            message = json.loads(line)
+            if message.get("phase") == "measure_start":
+                cpu_start = cpu_of(pids)
+            elif message.get("phase") == "drained":
+                cpu_end = cpu_of(pids)
+            elif message.get("event") == "result":
+                result = message
+            elif message.get("event") == "fatal":
+                raise BenchError(f"driver failed: {message['message']}")
+    except queue.Empty as err:
+        raise BenchError(f"driver timed out after {budget + DRIVER_MARGIN_S:.0f}s") from err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    if result is None or not cpu_start or not cpu_end:
+        raise BenchError(f"driver ended without a result: {stderr_log.read_text()[-2000:]}")
+    result["cpu_s"] = {role: round(cpu_end[role] - cpu_start[role], 3) for role in pids}
+    result["peak_rss_mb"] = {
+        role: round(procstat.peak_rss_mb(pid), 1) for role, pid in pids.items()
+    }
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# Scenarios
+# --------------------------------------------------------------------------------------------------
+
+
+def summarize(server: str, scenario: Scenario, result: dict[str, Any]) -> dict[str, Any]:
+    """One table row: the figures the issue asks for, derived from the driver's result."""
+    deliveries = result["deliveries"]
+    server_cpu = result["cpu_s"]["server"]
+    stack_cpu = sum(result["cpu_s"].values())
+    latency = result["latency"]
+    return {
+        "scenario": scenario.label,
+        "server": server,
+        "p50_ms": latency["p50_ms"],
+        "p95_ms": latency["p95_ms"],
+        "p99_ms": latency["p99_ms"],
+        "max_ms": latency["max_ms"],
+        "deliveries": deliveries,
+        "expected_deliveries": result["expected_deliveries"],
+        "server_cpu_s": server_cpu,
+        "stack_cpu_s": round(stack_cpu, 3),
+        "deliveries_per_cpu_s_server": round(deliveries / server_cpu) if server_cpu else None,
+        "deliveries_per_cpu_s_stack": round(deliveries / stack_cpu) if stack_cpu else None,
+        "peak_rss_mb": result["peak_rss_mb"]["server"],
+        "client_cpu_share": result["client"]["cpu_share"],
+        "errors": sum(v for k, v in result["errors"].items() if k != "samples"),
+    }
+
+
+@contextlib.contextmanager
+def scenario_server(
+    name: str, stack: OurStack | None, workdir: Path, cpus: set[int] | None, profile: str
+) -> Iterator[ServerProcess]:
+    if name == "reference":
+        server = start_reference_server(workdir, cpus)
+    else:
+        assert stack is not None
+        server = stack.start_server(wrap=shlex.split(profile) if profile else None)
+        if not stack.token:
+            stack.seed(server)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def run_all(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    scenarios = [Scenario.parse(s) for s in args.scenarios.split(",") if s.strip()]
+    servers = servers_to_run(args.servers)
+    split = None if args.no_pin else procstat.server_and_client_cpus()
+    server_cpus, client_cpus = split if split else (None, None)
+    timing = Timing(args.rate, args.warmup, args.duration, args.drain, args.connect_timeout)
+    ensure_node_modules()
+    stack = OurStack(workdir, server_cpus) if "ours" in servers else None
+    rows, raw = [], []
+    try:
+        if stack:
+            stack.start()
+        for scenario in scenarios:
+            for name in servers:
+                with scenario_server(name, stack, workdir, server_cpus, args.profile) as server:
+                    rooms = (
+                        stack.create_documents(server, scenario.rooms)
+                        if name == "ours"
+                        else [str(uuid.uuid4()) for _ in range(scenario.rooms)]
+                    )
+                    token = stack.token if name == "ours" and stack else ""
+                    print(f"… {scenario.label} on {name}", file=sys.stderr, flush=True)
+                    result = run_driver(
+                        server, rooms, scenario.clients, timing, token, client_cpus, workdir
+                    )
+                raw.append({"scenario": scenario.label, "server": name, "result": result})
+                rows.append(summarize(name, scenario, result))
+    finally:
+        if stack:
+            stack.stop()
+    return {
+        "command": " ".join(["python", "bench/run.py", *sys.argv[1:]]),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine_notes(server_cpus, client_cpus),
+        "timing": timing.__dict__,
+        "rows": rows,
+        "raw": raw,
+    }
+
+
+def machine_notes(server_cpus: set[int] | None, client_cpus: set[int] | None) -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    node_version = subprocess.run(
+        [node_binary(), "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return {
+        "cpu_model": model,
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "node": node_version,
+        "pinning": (
+            f"servers (our server, nats-server, postgres, redis; or the reference server) on CPU "
+            f"{sorted(server_cpus)}, the Node client on CPU {sorted(client_cpus)}"
+            if server_cpus and client_cpus
+            else "none"
+        ),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------------------------------
+
+TABLE_COLUMNS = [
+    ("scenario", "scenario"),
+    ("server", "server"),
+    ("p50 ms", "p50_ms"),
+    ("p95 ms", "p95_ms"),
+    ("p99 ms", "p99_ms"),
+    ("deliveries", "deliveries"),
+    ("deliveries / CPU-s (server)", "deliveries_per_cpu_s_server"),
+    ("deliveries / CPU-s (server + nats-server)", "deliveries_per_cpu_s_stack"),
+    ("peak RSS MB", "peak_rss_mb"),
+]
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| " + " | ".join(title for title, _ in TABLE_COLUMNS) + " |",
+        "|" + "|".join("---" for _ in TABLE_COLUMNS) + "|",
+    ]
+    for row in rows:
+        cells = []
+        for _, key in TABLE_COLUMNS:
+            value = row[key]
+            if key == "deliveries" and row["deliveries"] != row["expected_deliveries"]:
+                value = f"{value} of {row['expected_deliveries']}"
+            cells.append("–" if value is None else str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def target_summary(rows: list[dict[str, Any]]) -> list[str]:
+    """Ours vs reference for each scenario where both ran: the issue's two targets."""
+    by_key = {(row["scenario"], row["server"]): row for row in rows}
+    notes = []
+    for (scenario, server), ours in by_key.items():
+        reference = by_key.get((scenario, "reference"))
+        if server != "ours" or reference is None:
+            continue
+        ratio = ours["deliveries_per_cpu_s_stack"] / reference["deliveries_per_cpu_s_stack"]
+        notes.append(
+            f"{scenario}: throughput ours (server + nats-server) / reference = {ratio:.2f} "
+            f"(target ≥ 1.00: {'met' if ratio >= 1 else 'NOT met'})"
+        )
+        if scenario == TARGET_SCENARIO and ours["p99_ms"] and reference["p99_ms"]:
+            p99 = ours["p99_ms"] / reference["p99_ms"]
+            met = "met" if p99 <= TARGET_P99_RATIO else "NOT met"
+            notes.append(f"{scenario}: p99 ours / reference = {p99:.2f} (target ≤ 1.50: {met})")
+    return notes
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="collab-bench-") as tmp:
+        try:
+            report = run_all(args, Path(tmp))
+        except BenchError as err:
+            print(f"bench failed: {err}", file=sys.stderr)
+            return 1
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(markdown_table(report["rows"]))
+    for note in target_summary(report["rows"]):
+        print(note)
+    print(f"\nmachine: {report['machine']}\nresults: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

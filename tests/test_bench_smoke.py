@@ -1,0 +1,51 @@
+"""Smoke test of the WebSocket benchmark harness (bench/run.py + bench/ws_bench.mjs).
+
+A couple of seconds of real Yjs clients against the reference server, and against ours when the
+document engine is built: the harness must print its table and count real deliveries. Skip it with
+`-m "not bench"`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.bench, pytest.mark.timeout(90)]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+#: Wall-clock cap of one smoke run: Node start, a 0.5 s warm-up, 2 s measured, the drain.
+SMOKE_RUN_TIMEOUT_S = 80
+
+
+def _run_bench(servers: str, output: Path) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "bench/run.py", "--servers", servers, "--scenarios", "2x3"]
+    argv += ["--warmup", "0.5", "--duration", "2", "--drain", "3", "--output", str(output)]
+    return subprocess.run(
+        argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=SMOKE_RUN_TIMEOUT_S
+    )
+
+
+def _servers() -> str:
+    ours_built = importlib.util.find_spec("handlers.ws_documents") is not None
+    return "reference,ours" if ours_built else "reference"
+
+
+def test_bench_prints_table_with_deliveries(tmp_path: Path) -> None:
+    servers = _servers()
+    output = tmp_path / "results.json"
+    completed = _run_bench(servers, output)
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    assert "| scenario | server | p50 ms |" in completed.stdout
+    rows = json.loads(output.read_text())["rows"]
+    assert [row["server"] for row in rows] == servers.split(",")
+    for row in rows:
+        # 1 writer × 2 peers × 20 edits/s × 2 s: every measured edit reaches both peers.
+        assert row["deliveries"] > 0, row
+        assert row["deliveries"] == row["expected_deliveries"], row
+        assert row["p99_ms"] is not None and row["server_cpu_s"] >= 0, row
+        assert f"| 2x3 | {row['server']} |" in completed.stdout
