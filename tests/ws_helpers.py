@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -135,3 +137,35 @@ async def grant(
     await permissions_cache.invalidate_user(
         ctx, user_id, workspace_id, resource_type=kind, resource_id=resource_id
     )
+
+
+class Collector:
+    """Collects JSON messages of one NATS subject (core subscription: JetStream publishes reach
+    it too) and waits for one matching a predicate, with a timeout instead of a sleep."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[dict, dict]] = []
+        self._arrived = asyncio.Event()
+        self._sub: Any = None
+
+    async def start(self, ctx: AppContext, subject: str) -> Collector:
+        async def on_msg(msg: Any) -> None:
+            self.messages.append((json.loads(msg.data), dict(msg.headers or {})))
+            self._arrived.set()
+
+        self._sub = await ctx.nats.nc.subscribe(subject, cb=on_msg)
+        await ctx.nats.nc.flush()
+        return self
+
+    async def wait_for(self, predicate: Any, within_s: float = 2.0) -> tuple[dict, dict]:
+        async with asyncio.timeout(within_s):
+            while True:
+                for item in self.messages:
+                    if predicate(item[0]):
+                        return item
+                self._arrived.clear()
+                await self._arrived.wait()
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            await self._sub.unsubscribe()
