@@ -7,10 +7,10 @@ from handlers.routing import route
 from handlers.schemas.auth import EmptySchema
 from handlers.schemas.common import PageQuerySchema
 from handlers.schemas.workspaces import (
-    MemberPageSchema,
-    MemberRoleSchema,
-    MemberSchema,
     TransferOwnershipSchema,
+    WorkspaceMemberPageSchema,
+    WorkspaceMemberRoleSchema,
+    WorkspaceMemberSchema,
 )
 from handlers.workspaces import send_page
 from services import workspaces as service
@@ -21,7 +21,7 @@ class MembersHandler(BaseHandler):
         "get": {
             "summary": "Members of a workspace with their roles",
             "query": PageQuerySchema,
-            "response": MemberPageSchema,
+            "response": WorkspaceMemberPageSchema,
         }
     }
 
@@ -30,7 +30,7 @@ class MembersHandler(BaseHandler):
         workspace_id = parse_uuid(workspace_id, "workspace_id")
         await send_page(
             self,
-            MemberPageSchema,
+            WorkspaceMemberPageSchema,
             lambda limit, offset: service.list_members(
                 self.ctx, principal.user_id, workspace_id, limit, offset
             ),
@@ -41,8 +41,8 @@ class MemberHandler(BaseHandler):
     openapi = {
         "patch": {
             "summary": "Change a member's role (Admin+; never above your own; Owners by Owners)",
-            "body": MemberRoleSchema,
-            "response": MemberSchema,
+            "body": WorkspaceMemberRoleSchema,
+            "response": WorkspaceMemberSchema,
         },
         "delete": {
             "summary": "Remove a member (Admin+; Owners by Owners; never the last Owner)",
@@ -54,11 +54,11 @@ class MemberHandler(BaseHandler):
         principal = await self.require_user()
         workspace_id = parse_uuid(workspace_id, "workspace_id")
         user_id = parse_uuid(user_id, "user_id")
-        data = self.load_body(MemberRoleSchema())
+        data = self.load_body(WorkspaceMemberRoleSchema())
         member = await service.change_member_role(
             self.ctx, principal.user_id, workspace_id, user_id, data["role"]
         )
-        self.send(MemberSchema().dump(member))
+        self.send(WorkspaceMemberSchema().dump(member))
 
     async def delete(self, workspace_id: str, user_id: str) -> None:
         principal = await self.require_user()

@@ -33,7 +33,7 @@ class WorkspaceUpdateSchema(Schema):
     slug = fields.String(validate=[validate.Length(min=1, max=64), SLUG])
 
 
-class MemberRoleSchema(Schema):
+class WorkspaceMemberRoleSchema(Schema):
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
 
 
@@ -69,7 +69,7 @@ class WorkspaceDeletedSchema(Schema):
     purge_after = fields.DateTime(required=True)
 
 
-class MemberSchema(Schema):
+class WorkspaceMemberSchema(Schema):
     user_id = fields.UUID(required=True)
     email = fields.String(required=True)
     display_name = fields.String(required=True)
@@ -134,7 +134,7 @@ def page_schema(item: type[Schema], name: str) -> type[Schema]:
 
 
 WorkspacePageSchema = page_schema(WorkspaceSchema, "WorkspacePage")
-MemberPageSchema = page_schema(MemberSchema, "MemberPage")
+WorkspaceMemberPageSchema = page_schema(WorkspaceMemberSchema, "WorkspaceMemberPage")
 InvitationPageSchema = page_schema(InvitationSchema, "InvitationPage")
 BoardSummaryPageSchema = page_schema(BoardSummarySchema, "BoardSummaryPage")
 DocumentSummaryPageSchema = page_schema(DocumentSummarySchema, "DocumentSummaryPage")
