@@ -1,0 +1,136 @@
+"""Data access for the blocks projection and the snapshot job's compaction bookkeeping."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from models.db import Database
+from services.doc_content import BlockRow
+
+Executor = Database | asyncpg.Connection
+
+
+# --- blocks projection --------------------------------------------------------------------------
+
+
+async def replace_blocks(
+    conn: asyncpg.Connection, doc_id: str, seq: int, rows: list[BlockRow]
+) -> bool:
+    """Make the projection reflect the document at `seq`; False (nothing written) if it already
+    reflects `seq` or newer. The projection row is locked by the upsert, so concurrent refreshes
+    of one document serialise and the newest wins."""
+    moved = await conn.fetchval(
+        "INSERT INTO document_projections (document_id, seq) VALUES ($1, $2)"
+        " ON CONFLICT (document_id) DO UPDATE SET seq = EXCLUDED.seq, updated_at = now()"
+        " WHERE document_projections.seq < EXCLUDED.seq RETURNING seq",
+        doc_id,
+        seq,
+    )
+    if moved is None:
+        return False
+    await conn.execute("DELETE FROM blocks WHERE document_id = $1", doc_id)
+    if rows:
+        # executemany pipelines the inserts in one round trip per batch (COPY would be faster but
+        # has no binary encoder for the jsonb text codec the pool installs).
+        await conn.executemany(
+            "INSERT INTO blocks"
+            " (document_id, block_id, parent_id, position, depth, path, type, content)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            [
+                (doc_id, r.block_id, r.parent_id, r.position, r.depth, r.path, r.type, r.content)
+                for r in rows
+            ],
+        )
+    return True
+
+
+async def projection_seq(db: Executor, doc_id: str) -> int:
+    seq = await db.fetchval("SELECT seq FROM document_projections WHERE document_id = $1", doc_id)
+    return int(seq or 0)
+
+
+async def list_blocks(db: Executor, doc_id: str) -> list[dict[str, Any]]:
+    rows = await db.fetch(
+        "SELECT block_id, parent_id, position, depth, path, type, content FROM blocks"
+        " WHERE document_id = $1 ORDER BY depth, parent_id NULLS FIRST, position",
+        doc_id,
+    )
+    return [dict(r) for r in rows]
+
+
+# --- compaction bookkeeping ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Compaction:
+    snapshot_seq: int
+    prev_seq: int
+    overlap_msgs: int
+    purged_through: int
+
+    @property
+    def purge_pending(self) -> bool:
+        return self.purged_through < self.prev_seq
+
+    @classmethod
+    def from_record(cls, row: asyncpg.Record) -> Compaction:
+        return cls(
+            int(row["snapshot_seq"]),
+            int(row["prev_seq"]),
+            int(row["overlap_msgs"]),
+            int(row["purged_through"]),
+        )
+
+
+async def get_compaction(db: Executor, doc_id: str) -> Compaction | None:
+    row = await db.fetchrow(
+        "SELECT snapshot_seq, prev_seq, overlap_msgs, purged_through FROM document_compactions"
+        " WHERE document_id = $1",
+        doc_id,
+    )
+    return None if row is None else Compaction.from_record(row)
+
+
+async def get_compactions(db: Executor, doc_ids: list[str]) -> dict[str, Compaction]:
+    rows = await db.fetch(
+        "SELECT document_id, snapshot_seq, prev_seq, overlap_msgs, purged_through"
+        " FROM document_compactions WHERE document_id = ANY($1::uuid[])",
+        doc_ids,
+    )
+    return {str(r["document_id"]): Compaction.from_record(r) for r in rows}
+
+
+async def existing_documents(db: Executor, doc_ids: list[str]) -> set[str]:
+    rows = await db.fetch("SELECT id FROM documents WHERE id = ANY($1::uuid[])", doc_ids)
+    return {str(r["id"]) for r in rows}
+
+
+async def save_compaction(
+    conn: asyncpg.Connection, doc_id: str, *, snapshot_seq: int, prev_seq: int, overlap_msgs: int
+) -> None:
+    """Written in the snapshot's transaction, after the monotonic snapshot upsert succeeded."""
+    await conn.execute(
+        "INSERT INTO document_compactions"
+        " (document_id, snapshot_seq, prev_seq, overlap_msgs, purged_through)"
+        " VALUES ($1, $2, $3, $4, 0)"
+        " ON CONFLICT (document_id) DO UPDATE SET snapshot_seq = EXCLUDED.snapshot_seq,"
+        " prev_seq = EXCLUDED.prev_seq, overlap_msgs = EXCLUDED.overlap_msgs,"
+        " updated_at = now()"
+        " WHERE document_compactions.snapshot_seq < EXCLUDED.snapshot_seq",
+        doc_id,
+        snapshot_seq,
+        prev_seq,
+        overlap_msgs,
+    )
+
+
+async def mark_purged(db: Executor, doc_id: str, seq: int) -> None:
+    await db.execute(
+        "UPDATE document_compactions SET purged_through = $2, updated_at = now()"
+        " WHERE document_id = $1 AND purged_through < $2",
+        doc_id,
+        seq,
+    )

@@ -1,0 +1,224 @@
+"""Data access for document headers (pages in pages) and their versions.
+
+Functions that take `conn` run inside the caller's transaction (an action in `services/documents.py`
+or `services/versions.py`); those that take `db` are single reads. Every list is one query.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from models.db import Database
+
+Executor = Database | asyncpg.Connection
+
+DOCUMENT_COLUMNS = (
+    "d.id, d.workspace_id, d.board_id, d.parent_id, d.title, d.is_private, d.created_by,"
+    " d.created_at, d.updated_at"
+)
+VERSION_COLUMNS = "v.id, v.document_id, v.seq, v.kind, v.name, v.created_by, v.created_at"
+# Page trees are walked with recursive CTEs; this bounds a walk even if a cycle slipped in.
+MAX_PAGE_DEPTH = 1000
+# Moves within one workspace's page tree run one at a time (cycle check + update), so two
+# concurrent moves cannot make a cycle that each one alone would not.
+PAGE_TREE_LOCK_NS = 72_451_901  # int4: the first key of pg_advisory_xact_lock(int, int)
+
+
+def _row(record: asyncpg.Record | None) -> dict[str, Any] | None:
+    return None if record is None else dict(record)
+
+
+# --- documents ----------------------------------------------------------------------------------
+
+
+async def insert_document(
+    conn: asyncpg.Connection,
+    *,
+    workspace_id: str,
+    board_id: str | None,
+    parent_id: str | None,
+    title: str,
+    is_private: bool,
+    created_by: str,
+) -> dict[str, Any]:
+    row = await conn.fetchrow(
+        "INSERT INTO documents AS d"
+        " (workspace_id, board_id, parent_id, title, is_private, created_by)"
+        f" VALUES ($1, $2, $3, $4, $5, $6) RETURNING {DOCUMENT_COLUMNS}",
+        workspace_id,
+        board_id,
+        parent_id,
+        title,
+        is_private,
+        created_by,
+    )
+    return dict(row)
+
+
+async def get_document(db: Executor, doc_id: str) -> dict[str, Any] | None:
+    return _row(
+        await db.fetchrow(
+            f"SELECT {DOCUMENT_COLUMNS} FROM documents d WHERE d.id = $1 AND d.deleted_at IS NULL",
+            doc_id,
+        )
+    )
+
+
+async def document_exists(db: Executor, doc_id: str) -> bool:
+    """Deleted documents count: their log may still be snapshotted until they are purged."""
+    return bool(await db.fetchval("SELECT EXISTS (SELECT 1 FROM documents WHERE id = $1)", doc_id))
+
+
+async def update_document(
+    conn: asyncpg.Connection, doc_id: str, changes: dict[str, Any]
+) -> dict[str, Any] | None:
+    """`changes` keys are column names chosen by the service (never raw client keys)."""
+    allowed = {"title", "parent_id"}
+    if not set(changes) <= allowed:
+        raise ValueError(f"not updatable: {sorted(set(changes) - allowed)}")
+    sets = [f"{column} = ${i}" for i, column in enumerate(changes, start=2)]
+    return _row(
+        await conn.fetchrow(
+            f"UPDATE documents d SET {', '.join(sets)}, updated_at = now()"
+            f" WHERE d.id = $1 AND d.deleted_at IS NULL RETURNING {DOCUMENT_COLUMNS}",
+            doc_id,
+            *changes.values(),
+        )
+    )
+
+
+async def lock_page_tree(conn: asyncpg.Connection, workspace_id: str) -> None:
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock($1::int, hashtext($2))",
+        PAGE_TREE_LOCK_NS,
+        workspace_id,
+    )
+
+
+async def is_ancestor_or_self(conn: Executor, candidate: str, doc_id: str) -> bool:
+    """Whether `candidate` is `doc_id` itself or one of its ancestors (live or deleted)."""
+    return bool(
+        await conn.fetchval(
+            "WITH RECURSIVE up (id, parent_id, depth) AS ("
+            "  SELECT id, parent_id, 0 FROM documents WHERE id = $2"
+            "  UNION ALL"
+            "  SELECT d.id, d.parent_id, up.depth + 1 FROM documents d"
+            "  JOIN up ON d.id = up.parent_id WHERE up.depth < $3"
+            ") SELECT EXISTS (SELECT 1 FROM up WHERE id = $1)",
+            candidate,
+            doc_id,
+            MAX_PAGE_DEPTH,
+        )
+    )
+
+
+async def soft_delete_subtree(conn: asyncpg.Connection, doc_id: str) -> list[str]:
+    """Soft-delete a page and its live sub-pages (one timestamp, so they can be undeleted
+    together); returns the ids deleted."""
+    rows = await conn.fetch(
+        "WITH RECURSIVE sub (id) AS ("
+        "  SELECT id FROM documents WHERE id = $1 AND deleted_at IS NULL"
+        "  UNION"
+        "  SELECT d.id FROM documents d JOIN sub ON d.parent_id = sub.id"
+        "  WHERE d.deleted_at IS NULL"
+        ") UPDATE documents SET deleted_at = now(), updated_at = now()"
+        " WHERE id IN (SELECT id FROM sub) RETURNING id",
+        doc_id,
+    )
+    return [str(r["id"]) for r in rows]
+
+
+async def board_workspace(db: Executor, board_id: str) -> str | None:
+    workspace_id = await db.fetchval(
+        "SELECT workspace_id FROM boards WHERE id = $1 AND deleted_at IS NULL", board_id
+    )
+    return None if workspace_id is None else str(workspace_id)
+
+
+# --- versions -----------------------------------------------------------------------------------
+
+
+async def insert_version(
+    conn: Executor,
+    doc_id: str,
+    *,
+    seq: int,
+    state: bytes,
+    kind: str,
+    name: str | None,
+    created_by: str | None,
+) -> dict[str, Any] | None:
+    """None when a 'restore' version for this seq exists already (a retried restore)."""
+    return _row(
+        await conn.fetchrow(
+            "INSERT INTO document_versions AS v (document_id, seq, state, kind, name, created_by)"
+            " VALUES ($1, $2, $3, $4, $5, $6)"
+            " ON CONFLICT (document_id, seq) WHERE kind = 'restore' DO NOTHING"
+            f" RETURNING {VERSION_COLUMNS}",
+            doc_id,
+            seq,
+            state,
+            kind,
+            name,
+            created_by,
+        )
+    )
+
+
+async def list_versions(db: Database, doc_id: str, limit: int, offset: int) -> list[dict]:
+    rows = await db.fetch(
+        f"SELECT {VERSION_COLUMNS} FROM document_versions v WHERE v.document_id = $1"
+        " ORDER BY v.created_at DESC, v.seq DESC, v.id LIMIT $2 OFFSET $3",
+        doc_id,
+        limit,
+        offset,
+    )
+    return [dict(r) for r in rows]
+
+
+async def get_version(db: Executor, doc_id: str, version_id: str) -> dict[str, Any] | None:
+    """The version with its state, only if it belongs to `doc_id` (no cross-document reads)."""
+    return _row(
+        await db.fetchrow(
+            f"SELECT {VERSION_COLUMNS}, v.state FROM document_versions v"
+            " WHERE v.id = $1 AND v.document_id = $2",
+            version_id,
+            doc_id,
+        )
+    )
+
+
+async def get_restore_version(db: Executor, doc_id: str, seq: int) -> dict[str, Any] | None:
+    return _row(
+        await db.fetchrow(
+            f"SELECT {VERSION_COLUMNS} FROM document_versions v"
+            " WHERE v.document_id = $1 AND v.seq = $2 AND v.kind = 'restore'",
+            doc_id,
+            seq,
+        )
+    )
+
+
+async def last_auto_version(conn: Executor, doc_id: str) -> dict[str, Any] | None:
+    return _row(
+        await conn.fetchrow(
+            f"SELECT {VERSION_COLUMNS} FROM document_versions v"
+            " WHERE v.document_id = $1 AND v.kind = 'auto'"
+            " ORDER BY v.created_at DESC LIMIT 1",
+            doc_id,
+        )
+    )
+
+
+async def prune_auto_versions(conn: Executor, doc_id: str, keep: int) -> int:
+    """Delete all but the newest `keep` automatic versions; returns how many went."""
+    status = await conn.execute(
+        "DELETE FROM document_versions WHERE id IN ("
+        "  SELECT id FROM document_versions WHERE document_id = $1 AND kind = 'auto'"
+        "  ORDER BY created_at DESC, seq DESC OFFSET $2)",
+        doc_id,
+        keep,
+    )
+    return int(status.split()[-1])

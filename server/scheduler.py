@@ -1,0 +1,159 @@
+"""Periodic background jobs on every node, each run by one node at a time.
+
+An APScheduler 3.x `AsyncIOScheduler` runs inside each node. APScheduler does not coordinate
+processes, so every run first takes a Postgres advisory lock named after the job, transaction-level
+on a pooled connection (asyncpg's pool would silently release a session lock when the connection
+returns to it, DESIGN.md §7); a node that does not get the lock skips that tick. A lock is still
+not a fence: jobs must be safe if a run on another node overlaps after a lost connection (the
+snapshot job is, through its monotonic writes).
+
+Other areas plug their jobs in with `scheduler.register(name, func, seconds)` from `build_context`;
+`func` is `async def func(ctx) -> Any`. Runs that start late (a busy or paused event loop) are
+coalesced into one and skipped past `scheduler_misfire_grace_s`; a run never overlaps itself
+(`max_instances=1`). `run_now(name)` runs a job immediately with the same lock (tests, ops).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from services.errors import Unavailable
+
+if TYPE_CHECKING:
+    from server.context import AppContext
+
+log = structlog.get_logger(__name__)
+
+JobFunc = Callable[["AppContext"], Awaitable[Any]]
+# First key of pg_try_advisory_xact_lock(int, int); the second is hashtext(job name).
+JOB_LOCK_NS = 72_451_903
+# Nodes start at about the same time; a little jitter spreads their ticks so the lock is not
+# contended by every node on every tick.
+JITTER_FRACTION = 0.1
+# Shutdown waits this long for running jobs before cancelling them.
+STOP_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    func: JobFunc
+    seconds: float
+
+
+@dataclass(frozen=True)
+class JobRun:
+    name: str
+    ran: bool  # False: another node held the lock
+    result: Any = None
+    duration_s: float = 0.0
+
+
+async def run_locked(ctx: AppContext, name: str, func: JobFunc) -> JobRun:
+    """Run `func(ctx)` if no other node is running job `name` right now."""
+    started = time.monotonic()
+    async with ctx.db.transaction() as conn:
+        got = await conn.fetchval(
+            "SELECT pg_try_advisory_xact_lock($1::int, hashtext($2))", JOB_LOCK_NS, name
+        )
+        if not got:
+            return JobRun(name, ran=False)
+        result = await func(ctx)
+    return JobRun(name, ran=True, result=result, duration_s=time.monotonic() - started)
+
+
+class Scheduler:
+    """The node's job scheduler component (`ctx.services["scheduler"]`)."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.jobs: dict[str, Job] = {}
+        self.last_runs: dict[str, JobRun] = {}
+        self._scheduler: AsyncIOScheduler | None = None
+        self._running: set[asyncio.Task[Any]] = set()
+
+    def register(self, name: str, func: JobFunc, seconds: float) -> None:
+        if name in self.jobs:
+            raise ValueError(f"job {name!r} registered twice")
+        if seconds <= 0:
+            raise ValueError(f"job {name!r} needs a positive interval")
+        self.jobs[name] = Job(name, func, seconds)
+        if self._scheduler is not None:
+            self._add(self.jobs[name])
+
+    @property
+    def running(self) -> bool:
+        return self._scheduler is not None
+
+    async def start(self) -> None:
+        if not self.ctx.settings.scheduler_enabled:
+            log.info("scheduler.disabled")
+            return
+        self._scheduler = AsyncIOScheduler(
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": max(1, int(self.ctx.settings.scheduler_misfire_grace_s)),
+            }
+        )
+        for job in self.jobs.values():
+            self._add(job)
+        self._scheduler.start()
+        log.info("scheduler.started", jobs=sorted(self.jobs))
+
+    async def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+        if not self._running:
+            return
+        _done, pending = await asyncio.wait(set(self._running), timeout=STOP_TIMEOUT_S)
+        for task in pending:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def _add(self, job: Job) -> None:
+        assert self._scheduler is not None
+        self._scheduler.add_job(
+            self._tick,
+            IntervalTrigger(seconds=job.seconds, jitter=job.seconds * JITTER_FRACTION),
+            args=[job.name],
+            id=job.name,
+            name=job.name,
+            replace_existing=True,
+        )
+
+    async def _tick(self, name: str) -> None:
+        """One scheduled run: failures are logged, never raised into APScheduler."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        try:
+            await self.run_now(name)
+        except Unavailable as err:
+            log.warning("job.unavailable", job=name, error=err.message)
+        except Exception:
+            log.exception("job.failed", job=name)
+        finally:
+            if task is not None:
+                self._running.discard(task)
+
+    async def run_now(self, name: str) -> JobRun:
+        job = self.jobs[name]
+        run = await run_locked(self.ctx, job.name, job.func)
+        self.last_runs[name] = run
+        if run.ran:
+            log.info("job.ran", job=name, duration_s=round(run.duration_s, 3))
+        else:
+            log.debug("job.skipped_locked", job=name)
+        return run

@@ -1,0 +1,255 @@
+"""Snapshots: compact a document's log into Postgres, then purge the log one snapshot behind.
+
+`snapshot_document(ctx, doc_id)` is the one entry point: the scheduler's job calls it for dirty
+documents, the rooms call it when a room unloads, `collab snapshot-now` calls it by hand. Any node
+may call it at any time for any document:
+
+1. In one Postgres transaction: `pg_try_advisory_xact_lock` on the document (taken ⇒ another node
+   is snapshotting it: skip). A transaction-level lock, because asyncpg's pool would release a
+   session lock with the connection (DESIGN.md §7); it dies with the transaction or the connection.
+2. Read the previous snapshot (state, S_prev) and the log after S_prev; nothing new ⇒ done.
+3. State = `merge_updates(prev_state, *raw updates)`: never a live doc's `get_update()`, which
+   would drop pending structs (R16) that the purge below then loses for good.
+4. Save it at S_new with the monotonic upsert (`WHERE seq < S_new`): a lock is not a fence, a stale
+   runner whose lock died with its connection cannot move the snapshot backwards (R9). In the same
+   transaction: the compaction bookkeeping, the blocks projection, an automatic version.
+5. COMMIT, re-read the snapshot seq, and only then purge the subject through S_prev (not S_new):
+   a joiner that loaded S_prev a moment ago still finds (S_prev, S_new] in the log. A crash at any
+   step loses nothing: before the commit nothing changed; after it, the purge is just late, and the
+   next run finishes it (`document_compactions.purged_through < prev_seq`).
+
+Automatic version retention: a snapshot records an automatic version when the newest automatic
+version of the document is older than `auto_version_interval_s` (default 10 min), and only the
+newest `auto_versions_keep` (default 50) automatic versions are kept. Named and restore versions
+are never pruned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Literal
+
+import asyncpg
+import nats.errors
+import nats.js.errors
+import structlog
+
+from models.repo import doc_content as content_repo
+from models.repo import doc_snapshots
+from models.repo import documents as documents_repo
+from services.doc_content import ContentError, project_blocks, state_vector
+from services.doc_state import merge
+from streams.doc_log import DocLog, LogEntry
+
+if TYPE_CHECKING:
+    from server.context import AppContext
+
+log = structlog.get_logger(__name__)
+
+# First key of pg_try_advisory_xact_lock(int, int); the second is hashtext(document id). A hash
+# collision only makes two documents skip each other once in a while, never a wrong snapshot.
+SNAPSHOT_LOCK_NS = 72_451_902
+
+Status = Literal["snapshotted", "up_to_date", "locked", "fenced", "missing"]
+Hook = Callable[[asyncpg.Connection | None], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class SnapshotHooks:
+    """Fault-injection points for tests (R7/R8); each gets the snapshot's connection (None once
+    the transaction is over)."""
+
+    before_write: Hook | None = None
+    after_write: Hook | None = None
+    before_commit: Hook | None = None
+    after_commit: Hook | None = None
+    before_purge: Hook | None = None
+
+
+NO_HOOKS = SnapshotHooks()
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    interval_s: float
+    keep: int
+
+
+@dataclass(frozen=True)
+class SnapshotResult:
+    doc_id: str
+    status: Status
+    seq: int = 0  # the snapshot's sequence after this run
+    prev_seq: int = 0
+    updates: int = 0  # log entries folded into the snapshot
+    purged_through: int = 0  # 0 when this run purged nothing
+    auto_version: bool = False
+    poison_skipped: int = 0
+
+
+@dataclass(frozen=True)
+class _Plan:
+    result: SnapshotResult
+    purge_through: int = 0
+
+
+async def _call(hook: Hook | None, conn: asyncpg.Connection | None) -> None:
+    if hook is not None:
+        await hook(conn)
+
+
+def retention_of(ctx: AppContext) -> RetentionPolicy:
+    return RetentionPolicy(ctx.settings.auto_version_interval_s, ctx.settings.auto_versions_keep)
+
+
+async def snapshot_document(
+    ctx: AppContext, doc_id: str, *, hooks: SnapshotHooks = NO_HOOKS
+) -> SnapshotResult:
+    """Compact `doc_id` now if it has updates no snapshot covers (safe from any node, any time).
+
+    Raises `Unavailable` when Postgres or NATS is down; nothing is purged then.
+    """
+    doc_log: DocLog = ctx.services["doc_log"]
+    async with ctx.db.transaction() as conn:
+        plan = await _snapshot_in_transaction(ctx, conn, doc_log, doc_id, hooks)
+    if plan.result.status == "snapshotted":
+        log.info(
+            "snapshot.saved",
+            doc_id=doc_id,
+            seq=plan.result.seq,
+            prev_seq=plan.result.prev_seq,
+            updates=plan.result.updates,
+        )
+    await _call(hooks.after_commit, None)
+    if plan.purge_through <= 0:
+        return plan.result
+    return await _purge_behind(ctx, doc_log, plan, hooks)
+
+
+async def _snapshot_in_transaction(
+    ctx: AppContext,
+    conn: asyncpg.Connection,
+    doc_log: DocLog,
+    doc_id: str,
+    hooks: SnapshotHooks,
+) -> _Plan:
+    locked = await conn.fetchval(
+        "SELECT pg_try_advisory_xact_lock($1::int, hashtext($2))", SNAPSHOT_LOCK_NS, doc_id
+    )
+    if not locked:
+        return _Plan(SnapshotResult(doc_id, "locked"))
+    if not await documents_repo.document_exists(conn, doc_id):
+        return _Plan(SnapshotResult(doc_id, "missing"))
+    previous = await doc_snapshots.get_snapshot(conn, doc_id)
+    entries = await doc_log.read(doc_id, previous.seq)
+    if not entries:
+        return await _finish_pending_purge(conn, doc_id, previous.seq)
+    state, skipped = _fold(doc_id, previous.state, entries)
+    new_seq = entries[-1].seq
+    result = SnapshotResult(
+        doc_id,
+        "snapshotted",
+        seq=new_seq,
+        prev_seq=previous.seq,
+        updates=len(entries),
+        poison_skipped=skipped,
+    )
+    await _call(hooks.before_write, conn)
+    saved = await doc_snapshots.save_snapshot(
+        conn,
+        doc_id,
+        seq=new_seq,
+        state=state,
+        state_vector=state_vector(state),
+        update_count=len(entries),
+    )
+    if not saved:
+        log.warning("snapshot.fenced", doc_id=doc_id, seq=new_seq)
+        return _Plan(replace(result, status="fenced"))
+    await _call(hooks.after_write, conn)
+    await content_repo.save_compaction(
+        conn, doc_id, snapshot_seq=new_seq, prev_seq=previous.seq, overlap_msgs=len(entries)
+    )
+    await refresh_projection(conn, doc_id, new_seq, state)
+    auto_version = await _keep_auto_version(conn, doc_id, new_seq, state, retention_of(ctx))
+    await _call(hooks.before_commit, conn)
+    return _Plan(replace(result, auto_version=auto_version), purge_through=previous.seq)
+
+
+async def _finish_pending_purge(conn: asyncpg.Connection, doc_id: str, seq: int) -> _Plan:
+    """Nothing new; but if the last run committed and died before its purge, purge now."""
+    compaction = await content_repo.get_compaction(conn, doc_id)
+    result = SnapshotResult(doc_id, "up_to_date", seq=seq)
+    if compaction is None or compaction.snapshot_seq != seq or not compaction.purge_pending:
+        return _Plan(result)
+    return _Plan(replace(result, prev_seq=compaction.prev_seq), purge_through=compaction.prev_seq)
+
+
+def _fold(doc_id: str, previous: bytes, entries: list[LogEntry]) -> tuple[bytes, int]:
+    """merge_updates over the raw log; an entry pycrdt cannot parse (S3: injected past the app's
+    validation) is skipped and logged instead of blocking compaction of the document forever."""
+    try:
+        return merge([previous, *(e.update for e in entries)]), 0
+    except BaseException as err:
+        if isinstance(err, KeyboardInterrupt | SystemExit | asyncio.CancelledError):
+            raise
+        log.warning("snapshot.merge_failed", doc_id=doc_id, error=repr(err))
+    state, skipped = previous, 0
+    for entry in entries:
+        try:
+            state = merge([state, entry.update])
+        except BaseException as err:
+            if isinstance(err, KeyboardInterrupt | SystemExit | asyncio.CancelledError):
+                raise
+            skipped += 1
+            log.error("snapshot.poison_skipped", doc_id=doc_id, seq=entry.seq, error=repr(err))
+    return state, skipped
+
+
+async def refresh_projection(conn: asyncpg.Connection, doc_id: str, seq: int, state: bytes) -> bool:
+    """Rebuild the `blocks` rows from `state` (covering `seq`) unless a newer projection exists."""
+    try:
+        rows = project_blocks(state)
+    except ContentError as err:
+        log.error("projection.unreadable_state", doc_id=doc_id, seq=seq, error=repr(err))
+        return False
+    return await content_repo.replace_blocks(conn, doc_id, seq, rows)
+
+
+async def _keep_auto_version(
+    conn: asyncpg.Connection, doc_id: str, seq: int, state: bytes, policy: RetentionPolicy
+) -> bool:
+    last = await documents_repo.last_auto_version(conn, doc_id)
+    now = datetime.now(UTC)
+    if last is not None and last["created_at"] > now - timedelta(seconds=policy.interval_s):
+        return False
+    await documents_repo.insert_version(
+        conn, doc_id, seq=seq, state=state, kind="auto", name=None, created_by=None
+    )
+    pruned = await documents_repo.prune_auto_versions(conn, doc_id, policy.keep)
+    if pruned:
+        log.info("snapshot.auto_versions_pruned", doc_id=doc_id, pruned=pruned)
+    return True
+
+
+async def _purge_behind(
+    ctx: AppContext, doc_log: DocLog, plan: _Plan, hooks: SnapshotHooks
+) -> SnapshotResult:
+    """Purge through the previous snapshot, only if the committed snapshot is really there."""
+    result = plan.result
+    committed = await doc_snapshots.get_snapshot_seq(ctx.db, result.doc_id)
+    if committed < max(result.seq, plan.purge_through):
+        log.error("snapshot.commit_not_visible", doc_id=result.doc_id, seq=result.seq)
+        return result
+    await _call(hooks.before_purge, None)
+    try:
+        await doc_log.purge_through(result.doc_id, plan.purge_through)
+    except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as err:
+        # The snapshot is committed; the next run finishes the purge (purged_through < prev_seq).
+        log.warning("snapshot.purge_deferred", doc_id=result.doc_id, error=repr(err))
+        return result
+    await content_repo.mark_purged(ctx.db, result.doc_id, plan.purge_through)
+    return replace(result, purged_through=plan.purge_through)

@@ -1,0 +1,124 @@
+"""Helpers shared by the document test modules: SQL-made fixtures and pycrdt 'clients'."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from pycrdt import Array, Decoder, Doc, Map, Text
+
+from services.doc_content import load_doc, to_json
+from services.doc_state import load_state
+from streams.doc_log import DocLog
+
+
+@dataclass
+class Space:
+    workspace_id: str
+    owner_id: str
+
+
+async def make_user_row(ctx, name: str = "u") -> str:
+    return str(
+        await ctx.db.fetchval(
+            "INSERT INTO users (email, password_hash, display_name) VALUES ($1, 'x', $2)"
+            " RETURNING id",
+            f"{name}-{uuid.uuid4().hex}@example.com",
+            name,
+        )
+    )
+
+
+async def make_space(ctx, owner_id: str | None = None) -> Space:
+    owner = owner_id or await make_user_row(ctx, "owner")
+    ws = await ctx.db.fetchval(
+        "INSERT INTO workspaces (name, slug, created_by) VALUES ('W', $1, $2) RETURNING id",
+        f"ws-{uuid.uuid4().hex}",
+        owner,
+    )
+    await ctx.db.execute(
+        "INSERT INTO workspace_members (workspace_id, user_id, role) VALUES ($1, $2, 'owner')",
+        ws,
+        owner,
+    )
+    return Space(str(ws), owner)
+
+
+async def add_member(ctx, workspace_id: str, user_id: str, role: str) -> None:
+    await ctx.db.execute(
+        "INSERT INTO workspace_members (workspace_id, user_id, role) VALUES ($1, $2, $3)",
+        workspace_id,
+        user_id,
+        role,
+    )
+
+
+async def make_doc_row(ctx, space: Space | None = None, title: str = "D") -> str:
+    space = space or await make_space(ctx)
+    return str(
+        await ctx.db.fetchval(
+            "INSERT INTO documents (workspace_id, title, created_by) VALUES ($1, $2, $3)"
+            " RETURNING id",
+            space.workspace_id,
+            title,
+            space.owner_id,
+        )
+    )
+
+
+class Writer:
+    """A pycrdt doc acting as an editor: each call publishes its delta through DocLog."""
+
+    def __init__(self, doc_log: DocLog, doc_id: str, doc: Doc | None = None) -> None:
+        self.doc_log = doc_log
+        self.doc_id = doc_id
+        self.doc = doc or Doc()
+        self.count = 0
+
+    async def publish(self, update: bytes) -> int:
+        self.count += 1
+        ack = await self.doc_log.publish(
+            self.doc_id,
+            update,
+            msg_id=f"{self.doc_id}:{self.doc.client_id}:{self.count}",
+            client=str(self.doc.client_id),
+            user="test",
+        )
+        return ack.seq
+
+    async def type_text(self, text: str, root: str = "text") -> int:
+        before = self.doc.get_state()
+        target = self.doc.get(root, type=Text)
+        target.insert(len(str(target).encode()), text)
+        return await self.publish(self.doc.get_update(before))
+
+    async def add_block(self, block_id: str, text: str, block_type: str = "paragraph") -> int:
+        before = self.doc.get_state()
+        with self.doc.transaction():
+            self.doc.get("blocks", type=Map)[block_id] = Map(
+                {"type": block_type, "props": Map(), "text": Text(text), "children": Array()}
+            )
+            self.doc.get("root", type=Array).append(block_id)
+        return await self.publish(self.doc.get_update(before))
+
+
+async def fresh_content(ctx, doc_log: DocLog, doc_id: str) -> dict:
+    """What a fresh joiner (no local state) sees: Postgres snapshot + the log after it."""
+    return to_json((await load_state(ctx.db, doc_log, doc_id)).update)
+
+
+def content_of(doc: Doc) -> dict:
+    return to_json(doc.get_update())
+
+
+def state_vector_of(update: bytes) -> dict[int, int]:
+    """client id → clock of the integrated state (order-independent, unlike the encoding)."""
+    decoder = Decoder(load_doc(update).get_state())
+    return {
+        decoder.read_var_uint(): decoder.read_var_uint() for _ in range(decoder.read_var_uint())
+    }
+
+
+def same_state(a: bytes, b: bytes) -> bool:
+    """Equal content and equal state vectors (the oracle of RELIABILITY.md)."""
+    return to_json(a) == to_json(b) and state_vector_of(a) == state_vector_of(b)
