@@ -9,16 +9,20 @@ from typing import Any
 
 import tornado.web
 
-from handlers import auth, health, invitations, members, openapi, workspaces
+from handlers import auth, boards, cards, health, invitations, members, openapi, workspaces
 from handlers.base import NotFoundHandler
 from handlers.routing import Route
 from server.context import AppContext
 from server.logging import log_request
 from server.openapi import build_spec
+from server.scheduler import Scheduler
 from server.settings import Settings
 from services.auth import AuthService
+from services.snapshot_job import register_document_jobs
+from streams.board_relay import BoardEventRelay
+from streams.doc_log import DocLog
 
-ROUTE_MODULES = [health, auth, openapi, workspaces, members, invitations]
+ROUTE_MODULES = [health, auth, openapi, workspaces, members, invitations, boards, cards]
 
 
 def all_routes() -> list[Route]:
@@ -29,7 +33,14 @@ def build_context(settings: Settings) -> AppContext:
     """Wire services and components; nothing connects until `ctx.start()`."""
     ctx = AppContext(settings)
     ctx.services["auth"] = AuthService(ctx)
+    ctx.services["board_relay"] = BoardEventRelay(ctx)
+    ctx.add_component(ctx.services["board_relay"])
     ctx.services["openapi"] = build_spec(all_routes())
+    ctx.services["doc_log"] = DocLog(ctx.nats, ctx.node_id)
+    scheduler = Scheduler(ctx)
+    ctx.services["scheduler"] = scheduler
+    register_document_jobs(scheduler, ctx)
+    ctx.add_component(scheduler)
     return ctx
 
 
