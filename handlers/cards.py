@@ -1,0 +1,278 @@
+"""`/api/v1/lists/`, `/api/v1/cards/`, `/api/v1/checklist-items/` (and lists under a board).
+
+Placement bodies name neighbours, not positions: `after_id` (the item that should precede),
+`before_id` (the item that should follow), both (they must still be adjacent), or neither (end).
+"""
+
+from __future__ import annotations
+
+from handlers.base import parse_uuid
+from handlers.boards import BoardApiHandler
+from handlers.routing import route
+from handlers.schemas.auth import EmptySchema
+from handlers.schemas.boards import (
+    CardCreateSchema,
+    CardMoveSchema,
+    CardSchema,
+    CardUpdateSchema,
+    ChecklistItemCreateSchema,
+    ChecklistItemUpdateSchema,
+    ListCreateSchema,
+    ListMoveSchema,
+    ListSchema,
+    ListUpdateSchema,
+    VersionOnlySchema,
+)
+from services import cards as service
+from services.errors import ValidationFailed
+
+
+class BoardListsHandler(BoardApiHandler):
+    openapi = {
+        "post": {
+            "summary": "Add a list to a board, at the end or next to another list (editor+)",
+            "body": ListCreateSchema,
+            "response": ListSchema,
+            "status": 201,
+        }
+    }
+
+    async def post(self, board_id: str) -> None:
+        principal = await self.require_user()
+        board_id = parse_uuid(board_id, "board_id")
+        data = self.load_body(ListCreateSchema())
+        entity = await service.create_list(self.ctx, principal.user_id, board_id, data)
+        self.send_entity(entity, 201)
+
+
+class ListHandler(BoardApiHandler):
+    openapi = {
+        "patch": {
+            "summary": "Rename a list (editor+)",
+            "body": ListUpdateSchema,
+            "response": ListSchema,
+        }
+    }
+
+    async def patch(self, list_id: str) -> None:
+        principal = await self.require_user()
+        list_id = parse_uuid(list_id, "list_id")
+        changes, version = self.load_changes(ListUpdateSchema())
+        entity = await service.rename_list(
+            self.ctx, principal.user_id, list_id, changes["name"], version
+        )
+        self.send_entity(entity)
+
+
+class ListMoveHandler(BoardApiHandler):
+    openapi = {
+        "post": {
+            "summary": "Reorder a list among the board's lists (editor+)",
+            "body": ListMoveSchema,
+            "response": ListSchema,
+        }
+    }
+
+    async def post(self, list_id: str) -> None:
+        principal = await self.require_user()
+        list_id = parse_uuid(list_id, "list_id")
+        data = self.load_body(ListMoveSchema())
+        data["version"] = self.expected_version(data)
+        self.send_entity(await service.move_list(self.ctx, principal.user_id, list_id, data))
+
+
+class ListArchiveHandler(BoardApiHandler):
+    archived = True
+    openapi = {
+        "post": {
+            "summary": "Archive a list (hides it and its cards; editor+)",
+            "body": VersionOnlySchema,
+            "response": ListSchema,
+        }
+    }
+
+    async def post(self, list_id: str) -> None:
+        principal = await self.require_user()
+        list_id = parse_uuid(list_id, "list_id")
+        version = self.expected_version(self.load_body(VersionOnlySchema()))
+        entity = await service.set_list_archived(
+            self.ctx, principal.user_id, list_id, self.archived, version
+        )
+        self.send_entity(entity)
+
+
+class ListUnarchiveHandler(ListArchiveHandler):
+    archived = False
+    openapi = {
+        "post": {
+            "summary": "Unarchive a list (editor+)",
+            "body": VersionOnlySchema,
+            "response": ListSchema,
+        }
+    }
+
+
+class ListCardsHandler(BoardApiHandler):
+    openapi = {
+        "post": {
+            "summary": "Add a card to a list, at the end or next to another card (editor+)",
+            "body": CardCreateSchema,
+            "response": CardSchema,
+            "status": 201,
+        }
+    }
+
+    async def post(self, list_id: str) -> None:
+        principal = await self.require_user()
+        list_id = parse_uuid(list_id, "list_id")
+        data = self.load_body(CardCreateSchema())
+        entity = await service.create_card(self.ctx, principal.user_id, list_id, data)
+        self.send_entity(entity, 201)
+
+
+class CardHandler(BoardApiHandler):
+    openapi = {
+        "get": {"summary": "A card (viewer+)", "response": CardSchema},
+        "patch": {
+            "summary": "Edit a card: fields, labels and assignees (replaced wholesale; editor+)",
+            "body": CardUpdateSchema,
+            "response": CardSchema,
+        },
+        "delete": {
+            "summary": "Delete a card (editor+)",
+            "body": VersionOnlySchema,
+            "status": 204,
+        },
+    }
+
+    async def get(self, card_id: str) -> None:
+        principal = await self.require_user()
+        card_id = parse_uuid(card_id, "card_id")
+        self.send_entity(await service.get_card(self.ctx, principal.user_id, card_id))
+
+    async def patch(self, card_id: str) -> None:
+        principal = await self.require_user()
+        card_id = parse_uuid(card_id, "card_id")
+        changes, version = self.load_changes(CardUpdateSchema())
+        changes["version"] = version
+        self.send_entity(await service.update_card(self.ctx, principal.user_id, card_id, changes))
+
+    async def delete(self, card_id: str) -> None:
+        principal = await self.require_user()
+        card_id = parse_uuid(card_id, "card_id")
+        version = self.expected_version(self.load_body(VersionOnlySchema()))
+        await service.delete_card(self.ctx, principal.user_id, card_id, version)
+        self.send(None, 204)
+
+
+class CardArchiveHandler(BoardApiHandler):
+    archived = True
+    openapi = {
+        "post": {
+            "summary": "Archive a card (editor+)",
+            "body": VersionOnlySchema,
+            "response": CardSchema,
+        }
+    }
+
+    async def post(self, card_id: str) -> None:
+        principal = await self.require_user()
+        card_id = parse_uuid(card_id, "card_id")
+        version = self.expected_version(self.load_body(VersionOnlySchema()))
+        entity = await service.set_card_archived(
+            self.ctx, principal.user_id, card_id, self.archived, version
+        )
+        self.send_entity(entity)
+
+
+class CardUnarchiveHandler(CardArchiveHandler):
+    archived = False
+    openapi = {
+        "post": {
+            "summary": "Unarchive a card (editor+)",
+            "body": VersionOnlySchema,
+            "response": CardSchema,
+        }
+    }
+
+
+class CardMoveHandler(BoardApiHandler):
+    openapi = {
+        "post": {
+            "summary": "Move a card within its list, to another list, or to a list of another "
+            "board in the same workspace (editor+ on both)",
+            "body": CardMoveSchema,
+            "response": CardSchema,
+        }
+    }
+
+    async def post(self, card_id: str) -> None:
+        principal = await self.require_user()
+        card_id = parse_uuid(card_id, "card_id")
+        data = self.load_body(CardMoveSchema())
+        data["version"] = self.expected_version(data)
+        self.send_entity(await service.move_card(self.ctx, principal.user_id, card_id, data))
+
+
+class CardChecklistHandler(BoardApiHandler):
+    openapi = {
+        "post": {
+            "summary": "Append a checklist item; returns the card (editor+)",
+            "body": ChecklistItemCreateSchema,
+            "response": CardSchema,
+            "status": 201,
+        }
+    }
+
+    async def post(self, card_id: str) -> None:
+        principal = await self.require_user()
+        card_id = parse_uuid(card_id, "card_id")
+        data = self.load_body(ChecklistItemCreateSchema())
+        entity = await service.add_checklist_item(self.ctx, principal.user_id, card_id, data)
+        self.send_entity(entity, 201)
+
+
+class ChecklistItemHandler(BoardApiHandler):
+    openapi = {
+        "patch": {
+            "summary": "Edit or tick a checklist item; returns the card (editor+)",
+            "body": ChecklistItemUpdateSchema,
+            "response": CardSchema,
+        },
+        "delete": {
+            "summary": "Delete a checklist item; returns the card (editor+)",
+            "response": CardSchema,
+        },
+    }
+
+    async def patch(self, item_id: str) -> None:
+        principal = await self.require_user()
+        item_id = parse_uuid(item_id, "item_id")
+        changes = self.load_body(ChecklistItemUpdateSchema())
+        if not changes:
+            raise ValidationFailed("nothing to update")
+        entity = await service.update_checklist_item(self.ctx, principal.user_id, item_id, changes)
+        self.send_entity(entity)
+
+    async def delete(self, item_id: str) -> None:
+        principal = await self.require_user()
+        item_id = parse_uuid(item_id, "item_id")
+        self.load_body(EmptySchema())
+        entity = await service.delete_checklist_item(self.ctx, principal.user_id, item_id)
+        self.send_entity(entity)
+
+
+ROUTES = [
+    route("/api/v1/boards/{board_id}/lists/", BoardListsHandler),
+    route("/api/v1/lists/{list_id}/", ListHandler),
+    route("/api/v1/lists/{list_id}/move/", ListMoveHandler),
+    route("/api/v1/lists/{list_id}/archive/", ListArchiveHandler),
+    route("/api/v1/lists/{list_id}/unarchive/", ListUnarchiveHandler),
+    route("/api/v1/lists/{list_id}/cards/", ListCardsHandler),
+    route("/api/v1/cards/{card_id}/", CardHandler),
+    route("/api/v1/cards/{card_id}/archive/", CardArchiveHandler),
+    route("/api/v1/cards/{card_id}/unarchive/", CardUnarchiveHandler),
+    route("/api/v1/cards/{card_id}/move/", CardMoveHandler),
+    route("/api/v1/cards/{card_id}/checklist/", CardChecklistHandler),
+    route("/api/v1/checklist-items/{item_id}/", ChecklistItemHandler),
+]

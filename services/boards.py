@@ -1,0 +1,250 @@
+"""Board actions: create, read (with everything on it), update, archive, delete, grants, labels.
+
+Every action checks the policy first, then changes the board inside `board_change` (lock, change,
+record events, commit, publish). Permission caches are invalidated after the commit.
+
+Who may do what (effective board role from services/policy.py):
+* viewer: read the board, its cards and its members;
+* editor: everything on lists, cards, labels and checklists; rename/describe/recolour the board;
+* manager: archive/unarchive/delete the board, change its private flag, manage its grants.
+An archived board is read-only (409 `board_archived`) until it is unarchived.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from handlers.schemas.boards import BoardSchema, LabelSchema, MemberSchema
+from models.repo import boards as boards_repo
+from models.repo import cards as cards_repo
+from services import permissions_cache, policy
+from services.board_changes import BoardChange, after_commit, board_change, check_version
+from services.errors import Conflict, NotFound, ValidationFailed
+from services.policy import Action, Resource
+
+if TYPE_CHECKING:
+    from server.context import AppContext
+
+_board = BoardSchema()
+_label = LabelSchema()
+_member = MemberSchema()
+
+
+def board_entity(row: dict[str, Any], event_seq: int | None = None) -> dict[str, Any]:
+    """The board header as the API returns it; `event_seq` overrides the row's (see emit)."""
+    entity = _board.dump(row)
+    if event_seq is not None:
+        entity["event_seq"] = event_seq
+    return entity
+
+
+async def require_board(
+    ctx: AppContext, actor_id: str, action: Action, board_id: str
+) -> policy.Access:
+    return await policy.require(ctx, actor_id, action, Resource.board(board_id))
+
+
+async def _emit_board(change: BoardChange, event_type: str, row: dict[str, Any]) -> dict:
+    board_id = str(row["id"])
+    entity = board_entity(row, change.next_seq(board_id))
+    await change.emit(board_id, event_type, entity)
+    return entity
+
+
+# --- boards ----------------------------------------------------------------------------------
+
+
+async def create_board(ctx: AppContext, actor_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A new board; its creator gets an explicit manager grant (so a private board stays
+    visible to them, and they can manage it whatever their workspace role)."""
+    workspace_id = str(data["workspace_id"])
+    await policy.require(
+        ctx, actor_id, Action.WORKSPACE_CREATE_CONTENT, Resource.workspace(workspace_id)
+    )
+    async with ctx.db.transaction() as conn:
+        row = await boards_repo.insert_board(conn, {**data, "created_by": actor_id})
+        board_id = str(row["id"])
+        await boards_repo.upsert_member(conn, board_id, actor_id, "manager", actor_id)
+        change = BoardChange(conn, actor_id, {board_id: row})
+        entity = await _emit_board(change, "board.created", row)
+        await change.store_sequences()
+    after_commit(ctx, change)
+    return entity
+
+
+async def get_board_detail(
+    ctx: AppContext, actor_id: str, board_id: str, *, include_archived: bool
+) -> dict[str, Any]:
+    """The board with its lists, cards and labels, read in one snapshot: `event_seq` is exactly
+    the last change the contents include (resume the socket from it)."""
+    await require_board(ctx, actor_id, Action.BOARD_VIEW, board_id)
+    async with (
+        ctx.db.connection() as conn,
+        conn.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        row = await boards_repo.get_board(conn, board_id)
+        if row is None:
+            raise NotFound("board not found")
+        lists = await cards_repo.load_board_contents(
+            conn, board_id, include_archived=include_archived
+        )
+        labels = await boards_repo.list_labels(conn, board_id)
+    return {**row, "lists": lists, "labels": labels}
+
+
+async def update_board(
+    ctx: AppContext,
+    actor_id: str,
+    board_id: str,
+    changes: dict[str, Any],
+    expected_version: int | None,
+) -> dict[str, Any]:
+    """Editors rename/describe/recolour; only managers change the private flag."""
+    needs = Action.BOARD_MANAGE if "is_private" in changes else Action.BOARD_EDIT
+    await require_board(ctx, actor_id, needs, board_id)
+    async with board_change(ctx, [board_id], actor_id) as change:
+        current = change.board(board_id)
+        check_version("board", expected_version, board_entity(current))
+        row = await boards_repo.update_board(change.conn, board_id, changes)
+        entity = await _emit_board(change, "board.updated", row)
+    if changes.get("is_private", current["is_private"]) != current["is_private"]:
+        await permissions_cache.invalidate_resource(
+            ctx, "board", board_id, str(current["workspace_id"])
+        )
+    return entity
+
+
+async def set_board_archived(
+    ctx: AppContext, actor_id: str, board_id: str, archived: bool, expected_version: int | None
+) -> dict[str, Any]:
+    """Archive (read-only) or unarchive; asking for the state it is already in changes nothing."""
+    await require_board(ctx, actor_id, Action.BOARD_MANAGE, board_id)
+    async with board_change(ctx, [board_id], actor_id, allow_archived=True) as change:
+        current = change.board(board_id)
+        check_version("board", expected_version, board_entity(current))
+        if current["archived"] == archived:
+            return board_entity(current)
+        row = await boards_repo.update_board(
+            change.conn, board_id, {"archived_at": datetime.now(UTC) if archived else None}
+        )
+        return await _emit_board(change, "board.archived" if archived else "board.unarchived", row)
+
+
+async def delete_board(
+    ctx: AppContext, actor_id: str, board_id: str, expected_version: int | None
+) -> None:
+    """Soft delete: hidden at once (the policy treats it as missing); its events stay for audit."""
+    await require_board(ctx, actor_id, Action.BOARD_MANAGE, board_id)
+    async with board_change(ctx, [board_id], actor_id, allow_archived=True) as change:
+        current = change.board(board_id)
+        check_version("board", expected_version, board_entity(current))
+        row = await boards_repo.update_board(
+            change.conn, board_id, {"deleted_at": datetime.now(UTC)}
+        )
+        await _emit_board(change, "board.deleted", row)
+    await permissions_cache.invalidate_resource(
+        ctx, "board", board_id, str(current["workspace_id"])
+    )
+
+
+# --- members (explicit grants) ---------------------------------------------------------------
+
+
+async def list_members(ctx: AppContext, actor_id: str, board_id: str) -> list[dict[str, Any]]:
+    await require_board(ctx, actor_id, Action.BOARD_VIEW, board_id)
+    return [_member.dump(m) for m in await boards_repo.list_members(ctx.db, board_id)]
+
+
+async def grant_member(
+    ctx: AppContext, actor_id: str, board_id: str, user_id: str, role: str
+) -> dict[str, Any]:
+    """Give a workspace member (guests included: that is how they see a board) a board role."""
+    access = await require_board(ctx, actor_id, Action.BOARD_MANAGE, board_id)
+    if await boards_repo.workspace_role(ctx.db, access.workspace_id, user_id) is None:
+        raise ValidationFailed(
+            "the user is not a member of this board's workspace",
+            fields={"user_id": ["not a member of the workspace"]},
+        )
+    async with board_change(ctx, [board_id], actor_id, allow_archived=True) as change:
+        row = await boards_repo.upsert_member(change.conn, board_id, user_id, role, actor_id)
+        entity = _member.dump(row)
+        await change.emit(board_id, "member.granted", entity)
+    await permissions_cache.invalidate_user(
+        ctx, user_id, access.workspace_id, resource_type="board", resource_id=board_id
+    )
+    return entity
+
+
+async def revoke_member(ctx: AppContext, actor_id: str, board_id: str, user_id: str) -> None:
+    access = await require_board(ctx, actor_id, Action.BOARD_MANAGE, board_id)
+    async with board_change(ctx, [board_id], actor_id, allow_archived=True) as change:
+        row = await boards_repo.get_member(change.conn, board_id, user_id)
+        if row is None:
+            raise NotFound("no such board member")
+        await boards_repo.delete_member(change.conn, board_id, user_id)
+        await change.emit(board_id, "member.revoked", _member.dump(row))
+    await permissions_cache.invalidate_user(
+        ctx, user_id, access.workspace_id, resource_type="board", resource_id=board_id
+    )
+
+
+# --- labels ----------------------------------------------------------------------------------
+
+
+async def create_label(
+    ctx: AppContext, actor_id: str, board_id: str, name: str, color: str
+) -> dict[str, Any]:
+    await require_board(ctx, actor_id, Action.BOARD_EDIT, board_id)
+    async with board_change(ctx, [board_id], actor_id) as change:
+        try:
+            async with change.conn.transaction():
+                row = await boards_repo.insert_label(change.conn, board_id, name, color)
+        except asyncpg.UniqueViolationError as err:
+            raise _label_exists() from err
+        entity = _label.dump(row)
+        await change.emit(board_id, "label.created", entity)
+    return entity
+
+
+def _label_exists() -> Conflict:
+    return Conflict(
+        "the board has a label with that name",
+        code="label_exists",
+        fields={"name": ["already used on this board"]},
+    )
+
+
+async def _label_and_board(ctx: AppContext, actor_id: str, label_id: str) -> dict[str, Any]:
+    label = await boards_repo.get_label(ctx.db, label_id)
+    if label is None:
+        raise NotFound("label not found")
+    await require_board(ctx, actor_id, Action.BOARD_EDIT, str(label["board_id"]))
+    return label
+
+
+async def update_label(
+    ctx: AppContext, actor_id: str, label_id: str, changes: dict[str, Any]
+) -> dict[str, Any]:
+    label = await _label_and_board(ctx, actor_id, label_id)
+    board_id = str(label["board_id"])
+    async with board_change(ctx, [board_id], actor_id) as change:
+        try:
+            async with change.conn.transaction():
+                row = await boards_repo.update_label(change.conn, label_id, changes)
+        except asyncpg.UniqueViolationError as err:
+            raise _label_exists() from err
+        entity = _label.dump(row)
+        await change.emit(board_id, "label.updated", entity)
+    return entity
+
+
+async def delete_label(ctx: AppContext, actor_id: str, label_id: str) -> None:
+    """Cards lose the label with it (clients drop it from cards on `label.deleted`)."""
+    label = await _label_and_board(ctx, actor_id, label_id)
+    board_id = str(label["board_id"])
+    async with board_change(ctx, [board_id], actor_id) as change:
+        await boards_repo.delete_label(change.conn, label_id)
+        await change.emit(board_id, "label.deleted", _label.dump(label))

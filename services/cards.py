@@ -1,0 +1,442 @@
+"""List, card and checklist actions, including moves (within a list, across lists and boards).
+
+Ordering: a create or move computes one new position key between the requested neighbours
+(models/repo/positions.py) while the board is locked, so concurrent moves into the same gap get
+distinct keys in commit order and only the moved row is written. When keys have grown too long the
+collection is rebalanced in the same transaction and a `positions.rebalanced` event precedes the
+move's own event.
+
+Optimistic concurrency: updates and moves take the version the client last saw (`If-Match` or
+`version`); a mismatch is 409 `version_conflict` with the current entity.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from handlers.schemas.boards import CardSchema, ListSchema
+from models.repo import boards as boards_repo
+from models.repo import cards as cards_repo
+from models.repo import positions
+from services import policy
+from services.board_changes import BoardChange, StaleVersion, board_change, check_version
+from services.boards import require_board
+from services.errors import Conflict, NotFound, ValidationFailed
+from services.policy import Action, Resource
+
+if TYPE_CHECKING:
+    from server.context import AppContext
+
+# Bounds that keep one rebalance event well under NATS' 1 MiB payload (an entry is ~90 bytes)
+# and a board load reasonable; Trello's own limits are of the same order.
+MAX_LISTS_PER_BOARD = 500
+MAX_CARDS_PER_LIST = 5_000
+MAX_CHECKLIST_ITEMS = 100
+
+_list = ListSchema()
+_card = CardSchema()
+CARD_COLUMNS = ("title", "description", "due_at", "color", "cover_url")
+
+
+def _id(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+async def _emit_rebalance(
+    change: BoardChange, board_id: str, collection: positions.Collection, parent_id: str, placed
+) -> None:
+    if placed.rebalanced:
+        await change.emit(
+            board_id,
+            "positions.rebalanced",
+            {"scope": collection.scope, "parent_id": parent_id, "positions": placed.rebalanced},
+        )
+
+
+async def _check_capacity(
+    change: BoardChange, collection: positions.Collection, parent_id: str, limit: int
+) -> None:
+    if await positions.count(change.conn, collection, parent_id) >= limit:
+        raise Conflict(f"at most {limit} items fit here", code="limit_reached")
+
+
+# --- lists -----------------------------------------------------------------------------------
+
+
+async def _list_for(ctx: AppContext, actor_id: str, list_id: str, action: Action) -> dict:
+    row = await cards_repo.get_list(ctx.db, list_id)
+    if row is None:
+        raise NotFound("list not found")
+    await require_board(ctx, actor_id, action, str(row["board_id"]))
+    return row
+
+
+async def create_list(
+    ctx: AppContext, actor_id: str, board_id: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    await require_board(ctx, actor_id, Action.BOARD_EDIT, board_id)
+    async with board_change(ctx, [board_id], actor_id) as change:
+        await _check_capacity(change, positions.LISTS, board_id, MAX_LISTS_PER_BOARD)
+        placed = await positions.place(
+            change.conn,
+            positions.LISTS,
+            board_id,
+            after_id=_id(data.get("after_id")),
+            before_id=_id(data.get("before_id")),
+        )
+        await _emit_rebalance(change, board_id, positions.LISTS, board_id, placed)
+        row = await cards_repo.insert_list(
+            change.conn, board_id, data["name"], placed.position, actor_id
+        )
+        entity = _list.dump(row)
+        await change.emit(board_id, "list.created", entity)
+    return entity
+
+
+async def _change_list(
+    ctx: AppContext,
+    actor_id: str,
+    list_id: str,
+    expected_version: int | None,
+    event_type: str,
+    compute: Any,
+) -> dict[str, Any]:
+    """Lock the board and the list, check the version, apply `compute(change, list)` → changes."""
+    row = await _list_for(ctx, actor_id, list_id, Action.BOARD_EDIT)
+    board_id = str(row["board_id"])
+    async with board_change(ctx, [board_id], actor_id) as change:
+        current = await cards_repo.lock_list(change.conn, list_id)
+        if current is None:
+            raise NotFound("list not found")
+        check_version("list", expected_version, _list.dump(current))
+        changes = await compute(change, current)
+        if changes is None:
+            return _list.dump(current)
+        updated = await cards_repo.update_list(change.conn, list_id, changes)
+        entity = _list.dump(updated)
+        await change.emit(board_id, event_type, entity)
+    return entity
+
+
+async def rename_list(
+    ctx: AppContext, actor_id: str, list_id: str, name: str, expected_version: int | None
+) -> dict[str, Any]:
+    async def compute(change: BoardChange, current: dict) -> dict:
+        return {"name": name}
+
+    return await _change_list(ctx, actor_id, list_id, expected_version, "list.updated", compute)
+
+
+async def move_list(
+    ctx: AppContext, actor_id: str, list_id: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    """Reorder a list among the board's lists (one row written)."""
+
+    async def compute(change: BoardChange, current: dict) -> dict:
+        board_id = str(current["board_id"])
+        placed = await positions.place(
+            change.conn,
+            positions.LISTS,
+            board_id,
+            after_id=_id(data.get("after_id")),
+            before_id=_id(data.get("before_id")),
+            exclude_id=list_id,
+        )
+        await _emit_rebalance(change, board_id, positions.LISTS, board_id, placed)
+        return {"position": placed.position}
+
+    return await _change_list(ctx, actor_id, list_id, data.get("version"), "list.moved", compute)
+
+
+async def set_list_archived(
+    ctx: AppContext, actor_id: str, list_id: str, archived: bool, expected_version: int | None
+) -> dict[str, Any]:
+    """Archiving a list hides it and its cards; the state it is already in changes nothing."""
+
+    async def compute(change: BoardChange, current: dict) -> dict | None:
+        if current["archived"] == archived:
+            return None
+        return {"archived_at": datetime.now(UTC) if archived else None}
+
+    event = "list.archived" if archived else "list.unarchived"
+    return await _change_list(ctx, actor_id, list_id, expected_version, event, compute)
+
+
+# --- cards: validation shared by create, update and move ---------------------------------------
+
+
+async def _check_assignees(ctx: AppContext, board_id: str, user_ids: list[str]) -> None:
+    """Assignees must be able to view the board (a card they cannot see is no task of theirs)."""
+    blind = [
+        u
+        for u in dict.fromkeys(user_ids)
+        if not await policy.can(ctx, u, Action.BOARD_VIEW, Resource.board(board_id))
+    ]
+    if blind:
+        raise ValidationFailed(
+            "assignees must be able to view the board",
+            fields={"assignees": [f"{u} cannot view this board" for u in blind]},
+        )
+
+
+async def _check_labels(change: BoardChange, board_id: str, label_ids: list[str]) -> None:
+    unknown = set(label_ids) - await boards_repo.labels_of_board(change.conn, board_id, label_ids)
+    if unknown:
+        raise ValidationFailed(
+            "labels must be defined on the card's board",
+            fields={"labels": [f"{label} is not a label of this board" for label in unknown]},
+        )
+
+
+async def _apply_links(change: BoardChange, card_id: str, board_id: str, data: dict) -> None:
+    if "labels" in data:
+        labels = [str(x) for x in dict.fromkeys(data["labels"])]
+        await _check_labels(change, board_id, labels)
+        await cards_repo.replace_links(change.conn, card_id, "card_labels", "label_id", labels)
+    if "assignees" in data:
+        users = [str(x) for x in dict.fromkeys(data["assignees"])]
+        await cards_repo.replace_links(change.conn, card_id, "card_assignees", "user_id", users)
+
+
+async def _card_entity(change: BoardChange, card_id: str) -> dict[str, Any]:
+    card = await cards_repo.get_card(change.conn, card_id)
+    assert card is not None
+    return _card.dump(card)
+
+
+async def _card_for(ctx: AppContext, actor_id: str, card_id: str, action: Action) -> dict:
+    row = await cards_repo.get_card_row(ctx.db, card_id)
+    if row is None:
+        raise NotFound("card not found")
+    await require_board(ctx, actor_id, action, str(row["board_id"]))
+    return row
+
+
+async def _lock_card(
+    change: BoardChange, card_id: str, board_id: str, expected_version: int | None
+) -> dict[str, Any]:
+    """The card, locked, still on the board that was authorised, at the expected version."""
+    row = await cards_repo.get_card_row(change.conn, card_id, lock=True)
+    if row is None:
+        raise NotFound("card not found")
+    if str(row["board_id"]) != board_id:
+        raise Conflict("the card moved to another board meanwhile; retry", code="card_moved")
+    if expected_version is not None and expected_version != row["version"]:
+        raise StaleVersion("card", await _card_entity(change, card_id))
+    return row
+
+
+# --- cards -----------------------------------------------------------------------------------
+
+
+async def get_card(ctx: AppContext, actor_id: str, card_id: str) -> dict[str, Any]:
+    card = await cards_repo.get_card(ctx.db, card_id)
+    if card is None:
+        raise NotFound("card not found")
+    await require_board(ctx, actor_id, Action.BOARD_VIEW, str(card["board_id"]))
+    return _card.dump(card)
+
+
+async def create_card(
+    ctx: AppContext, actor_id: str, list_id: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    list_row = await _list_for(ctx, actor_id, list_id, Action.BOARD_EDIT)
+    board_id = str(list_row["board_id"])
+    await _check_assignees(ctx, board_id, [str(u) for u in data.get("assignees", [])])
+    async with board_change(ctx, [board_id], actor_id) as change:
+        target = await cards_repo.lock_list(change.conn, list_id)
+        if target is None:
+            raise NotFound("list not found")
+        if target["archived"]:
+            raise Conflict("the list is archived", code="list_archived")
+        await _check_capacity(change, positions.CARDS, list_id, MAX_CARDS_PER_LIST)
+        placed = await positions.place(
+            change.conn,
+            positions.CARDS,
+            list_id,
+            after_id=_id(data.get("after_id")),
+            before_id=_id(data.get("before_id")),
+        )
+        await _emit_rebalance(change, board_id, positions.CARDS, list_id, placed)
+        fields = {k: data[k] for k in CARD_COLUMNS if k in data}
+        card_id = await cards_repo.insert_card(
+            change.conn, target, {**fields, "created_by": actor_id}, placed.position
+        )
+        await _apply_links(change, card_id, board_id, data)
+        entity = await _card_entity(change, card_id)
+        await change.emit(board_id, "card.created", entity)
+    return entity
+
+
+async def update_card(
+    ctx: AppContext, actor_id: str, card_id: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    """Change fields, labels (replaced wholesale) and assignees (replaced wholesale)."""
+    row = await _card_for(ctx, actor_id, card_id, Action.BOARD_EDIT)
+    board_id = str(row["board_id"])
+    if "assignees" in data:
+        await _check_assignees(ctx, board_id, [str(u) for u in data["assignees"]])
+    async with board_change(ctx, [board_id], actor_id) as change:
+        await _lock_card(change, card_id, board_id, data.get("version"))
+        columns = {k: data[k] for k in CARD_COLUMNS if k in data}
+        await cards_repo.update_card(change.conn, card_id, columns)
+        await _apply_links(change, card_id, board_id, data)
+        entity = await _card_entity(change, card_id)
+        await change.emit(board_id, "card.updated", entity)
+    return entity
+
+
+async def set_card_archived(
+    ctx: AppContext, actor_id: str, card_id: str, archived: bool, expected_version: int | None
+) -> dict[str, Any]:
+    row = await _card_for(ctx, actor_id, card_id, Action.BOARD_EDIT)
+    board_id = str(row["board_id"])
+    async with board_change(ctx, [board_id], actor_id) as change:
+        current = await _lock_card(change, card_id, board_id, expected_version)
+        if current["archived"] != archived:
+            stamp = datetime.now(UTC) if archived else None
+            await cards_repo.update_card(change.conn, card_id, {"archived_at": stamp})
+            entity = await _card_entity(change, card_id)
+            await change.emit(board_id, "card.archived" if archived else "card.unarchived", entity)
+            return entity
+        return await _card_entity(change, card_id)
+
+
+async def delete_card(
+    ctx: AppContext, actor_id: str, card_id: str, expected_version: int | None
+) -> None:
+    row = await _card_for(ctx, actor_id, card_id, Action.BOARD_EDIT)
+    board_id = str(row["board_id"])
+    async with board_change(ctx, [board_id], actor_id) as change:
+        await _lock_card(change, card_id, board_id, expected_version)
+        entity = await _card_entity(change, card_id)
+        await cards_repo.delete_card(change.conn, card_id)
+        await change.emit(board_id, "card.deleted", entity)
+
+
+async def move_card(
+    ctx: AppContext, actor_id: str, card_id: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    """Move a card to a place in a list of the same board, or of another board of the same
+    workspace (editor on both). Across boards the card keeps only the assignees who can view the
+    new board, and loses its labels (labels are defined per board)."""
+    row = await _card_for(ctx, actor_id, card_id, Action.BOARD_EDIT)
+    source_board = str(row["board_id"])
+    target_list_id = str(data["list_id"])
+    target_list = await cards_repo.get_list(ctx.db, target_list_id)
+    if target_list is None:
+        raise ValidationFailed("no such list", fields={"list_id": ["not found"]})
+    target_board = str(target_list["board_id"])
+    keep_assignees = None
+    if target_board != source_board:
+        keep_assignees = await _cross_board_checks(ctx, actor_id, row, target_board)
+    async with board_change(ctx, [source_board, target_board], actor_id) as change:
+        await _lock_card(change, card_id, source_board, data.get("version"))
+        target = await cards_repo.lock_list(change.conn, target_list_id)
+        if target is None or str(target["board_id"]) != target_board:
+            raise Conflict("the target list changed meanwhile; retry", code="stale_placement")
+        if target["archived"]:
+            raise Conflict("the target list is archived", code="list_archived")
+        if target_list_id != str(row["list_id"]):
+            await _check_capacity(change, positions.CARDS, target_list_id, MAX_CARDS_PER_LIST)
+        placed = await positions.place(
+            change.conn,
+            positions.CARDS,
+            target_list_id,
+            after_id=_id(data.get("after_id")),
+            before_id=_id(data.get("before_id")),
+            exclude_id=card_id,
+        )
+        await _emit_rebalance(change, target_board, positions.CARDS, target_list_id, placed)
+        await cards_repo.update_card(
+            change.conn,
+            card_id,
+            {"list_id": target_list_id, "board_id": target_board, "position": placed.position},
+        )
+        if keep_assignees is not None:
+            await _apply_links(change, card_id, target_board, {"labels": [], **keep_assignees})
+        entity = await _card_entity(change, card_id)
+        await change.emit(target_board, "card.moved", entity)
+        if target_board != source_board:
+            # Viewers of the old board learn that the card left (its entity names the new place).
+            await change.emit(source_board, "card.moved", entity)
+    return entity
+
+
+async def _cross_board_checks(
+    ctx: AppContext, actor_id: str, card: dict[str, Any], target_board: str
+) -> dict[str, list[str]]:
+    """Editor on the target too, same workspace; returns the assignees who may stay."""
+    target_access = await require_board(ctx, actor_id, Action.BOARD_EDIT, target_board)
+    source_access = await require_board(ctx, actor_id, Action.BOARD_EDIT, str(card["board_id"]))
+    if target_access.workspace_id != source_access.workspace_id:
+        raise ValidationFailed(
+            "cards move only between boards of the same workspace",
+            fields={"list_id": ["belongs to another workspace"]},
+        )
+    current = await cards_repo.get_card(ctx.db, str(card["id"]))
+    assert current is not None
+    stay = [
+        str(u)
+        for u in current["assignees"]
+        if await policy.can(ctx, str(u), Action.BOARD_VIEW, Resource.board(target_board))
+    ]
+    return {"assignees": stay}
+
+
+# --- checklist items ---------------------------------------------------------------------------
+
+
+async def add_checklist_item(
+    ctx: AppContext, actor_id: str, card_id: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    """Append an item; the card's version moves (it is part of the card)."""
+    row = await _card_for(ctx, actor_id, card_id, Action.BOARD_EDIT)
+    board_id = str(row["board_id"])
+    async with board_change(ctx, [board_id], actor_id) as change:
+        await _lock_card(change, card_id, board_id, None)
+        await _check_capacity(change, positions.CHECKLIST, card_id, MAX_CHECKLIST_ITEMS)
+        placed = await positions.place(change.conn, positions.CHECKLIST, card_id)
+        await _emit_rebalance(change, board_id, positions.CHECKLIST, card_id, placed)
+        await cards_repo.insert_checklist_item(
+            change.conn, card_id, data["text"], data.get("is_done", False), placed.position
+        )
+        await cards_repo.update_card(change.conn, card_id, {})
+        entity = await _card_entity(change, card_id)
+        await change.emit(board_id, "card.updated", entity)
+    return entity
+
+
+async def _checklist_change(
+    ctx: AppContext, actor_id: str, item_id: str, changes: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Update (`changes`) or delete (None) one item; returns the card."""
+    item = await cards_repo.get_checklist_item(ctx.db, item_id)
+    if item is None:
+        raise NotFound("checklist item not found")
+    card_id = str(item["card_id"])
+    row = await _card_for(ctx, actor_id, card_id, Action.BOARD_EDIT)
+    board_id = str(row["board_id"])
+    async with board_change(ctx, [board_id], actor_id) as change:
+        await _lock_card(change, card_id, board_id, None)
+        if await cards_repo.get_checklist_item(change.conn, item_id) is None:
+            raise NotFound("checklist item not found")
+        if changes is None:
+            await cards_repo.delete_checklist_item(change.conn, item_id)
+        else:
+            await cards_repo.update_checklist_item(change.conn, item_id, changes)
+        await cards_repo.update_card(change.conn, card_id, {})
+        entity = await _card_entity(change, card_id)
+        await change.emit(board_id, "card.updated", entity)
+    return entity
+
+
+async def update_checklist_item(
+    ctx: AppContext, actor_id: str, item_id: str, changes: dict[str, Any]
+) -> dict[str, Any]:
+    return await _checklist_change(ctx, actor_id, item_id, changes)
+
+
+async def delete_checklist_item(ctx: AppContext, actor_id: str, item_id: str) -> dict[str, Any]:
+    return await _checklist_change(ctx, actor_id, item_id, None)
