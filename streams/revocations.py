@@ -28,7 +28,9 @@ RevocationKind = Literal["session", "permission"]
 class Revocation:
     """`session`: tokens of `user_id` (all, or only `family_ids`) are no longer valid.
     `permission`: `user_id`'s access to `resource_type`/`resource_id` changed (None id = all of the
-    user's access in a workspace, `workspace_id` set): re-check before the next message."""
+    user's access in a workspace, `workspace_id` set): re-check before the next message.
+    `user_id == "*"` (`services.permissions_cache.ANY_USER`): everybody's access to that resource
+    (or, with no resource, to the whole workspace) changed, e.g. a private flag or a deletion."""
 
     kind: RevocationKind
     user_id: str
