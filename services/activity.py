@@ -120,8 +120,9 @@ async def relay_pending(ctx: AppContext, *, min_age_s: float = RELAY_MIN_AGE_S) 
                     ctx.nats, payload["subject"], _schema, payload["event"], payload["event"]["id"]
                 )
             except Unavailable as err:
+                # JetStream is down: the rest of the batch would fail the same way, slowly.
                 await outbox_repo.record_failure(conn, str(row["id"]), repr(err))
-                continue
+                break
             await outbox_repo.mark_processed(conn, [str(row["id"])])
             sent += 1
     return sent

@@ -45,12 +45,3 @@ async def record_failure(conn: asyncpg.Connection, outbox_id: str, error: str) -
         outbox_id,
         error[:1000],
     )
-
-
-async def pending_of_kind(db: Database, kind: str, limit: int = 100) -> list[asyncpg.Record]:
-    return await db.fetch(
-        "SELECT id, payload, created_at FROM outbox WHERE kind = $1 AND processed_at IS NULL"
-        " ORDER BY created_at LIMIT $2",
-        kind,
-        limit,
-    )
