@@ -96,3 +96,14 @@ def pin(pids: Iterable[int], cpus: set[int]) -> None:
                     os.sched_setaffinity(tid, cpus)
                 except ProcessLookupError:
                     continue
+
+
+def system_busy_seconds() -> float:
+    """CPU time all cores have spent busy since boot (/proc/stat: everything but idle and iowait).
+
+    The difference over a window, minus what the measured processes used, is the CPU that *other*
+    work on the box took while we measured: on a shared machine it explains a noisy run.
+    """
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS_PER_S

@@ -54,6 +54,10 @@ DRIVER_MARGIN_S = 60.0
 #: The targets of issue 5 item 10, checked in the printed summary.
 TARGET_P99_RATIO = 1.5
 TARGET_SCENARIO = "10x10"
+#: The box is shared (other engineers' test runs): before a run, wait while other work keeps more
+#: than this share of one core busy, sampled over QUIET_SAMPLE_S.
+QUIET_BUSY_CORES = 0.3
+QUIET_SAMPLE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=None, help="warm-up seconds (5)")
     parser.add_argument("--drain", type=float, default=10.0, help="max wait for late deliveries")
     parser.add_argument("--connect-timeout", type=float, default=60.0)
+    parser.add_argument(
+        "--quiet-wait", type=float, default=None, help="max s to wait for an idle box (60)"
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin server/client to cores")
     parser.add_argument("--output", type=Path, default=DEFAULT_RESULTS, help="results JSON path")
     parser.add_argument(
@@ -102,6 +109,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.duration = 3.0 if args.quick else 20.0
     if args.warmup is None:
         args.warmup = 1.0 if args.quick else 5.0
+    if args.quiet_wait is None:
+        args.quiet_wait = 0.0 if args.quick else 60.0
     return args
 
 
@@ -123,6 +132,21 @@ def servers_to_run(spec: str) -> list[str]:
 
 def cpu_of(pids: dict[str, int]) -> dict[str, float]:
     return {role: procstat.cpu_seconds(pid) for role, pid in pids.items()}
+
+
+def wait_for_quiet(max_wait_s: float) -> float:
+    """Wait (up to `max_wait_s`) until the box is idle apart from us; returns the last busy share.
+
+    The servers under test are idle between runs, so busy CPU here is someone else's work.
+    """
+    deadline = time.monotonic() + max_wait_s
+    while True:
+        before = procstat.system_busy_seconds()
+        time.sleep(QUIET_SAMPLE_S)
+        busy = (procstat.system_busy_seconds() - before) / QUIET_SAMPLE_S
+        if busy <= QUIET_BUSY_CORES or time.monotonic() >= deadline:
+            return round(busy, 2)
+        print(f"  box busy ({busy:.2f} cores used by other work); waiting", file=sys.stderr)
 
 
 def _pump_lines(stream: Any, sink: queue.Queue[str | None]) -> None:
@@ -165,14 +189,15 @@ def run_driver(
     threading.Thread(target=_pump_lines, args=(proc.stdout, lines), daemon=True).start()
     cpu_start: dict[str, float] = {}
     cpu_end: dict[str, float] = {}
+    busy_start = busy_end = 0.0
     result: dict[str, Any] | None = None
     try:
         while (line := lines.get(timeout=max(0.1, deadline - time.monotonic()))) is not None:
             message = json.loads(line)
             if message.get("phase") == "measure_start":
-                cpu_start = cpu_of(pids)
+                cpu_start, busy_start = cpu_of(pids), procstat.system_busy_seconds()
             elif message.get("phase") == "drained":
-                cpu_end = cpu_of(pids)
+                cpu_end, busy_end = cpu_of(pids), procstat.system_busy_seconds()
             elif message.get("event") == "result":
                 result = message
             elif message.get("event") == "fatal":
@@ -189,6 +214,8 @@ def run_driver(
     result["peak_rss_mb"] = {
         role: round(procstat.peak_rss_mb(pid), 1) for role, pid in pids.items()
     }
+    ours = sum(result["cpu_s"].values()) + result["client"]["cpu_s"]
+    result["other_cpu_s"] = round(max(0.0, busy_end - busy_start - ours), 3)
     return result
 
 
@@ -218,6 +245,8 @@ def summarize(server: str, scenario: Scenario, result: dict[str, Any]) -> dict[s
         "deliveries_per_cpu_s_stack": round(deliveries / stack_cpu) if stack_cpu else None,
         "peak_rss_mb": result["peak_rss_mb"]["server"],
         "client_cpu_share": result["client"]["cpu_share"],
+        # Cores' worth of CPU other work on the box used while we measured (noise indicator).
+        "other_cpu_share": round(result["other_cpu_s"] / result["window_s"], 2),
         "errors": sum(v for k, v in result["errors"].items() if k != "samples"),
     }
 
@@ -261,9 +290,11 @@ def run_all(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                     )
                     token = stack.token if name == "ours" and stack else ""
                     print(f"… {scenario.label} on {name}", file=sys.stderr, flush=True)
+                    busy_before = wait_for_quiet(args.quiet_wait)
                     result = run_driver(
                         server, rooms, scenario.clients, timing, token, client_cpus, workdir
                     )
+                    result["busy_before_cores"] = busy_before
                 raw.append({"scenario": scenario.label, "server": name, "result": result})
                 rows.append(summarize(name, scenario, result))
     finally:
@@ -318,6 +349,7 @@ TABLE_COLUMNS = [
     ("deliveries / CPU-s (server)", "deliveries_per_cpu_s_server"),
     ("deliveries / CPU-s (server + nats-server)", "deliveries_per_cpu_s_stack"),
     ("peak RSS MB", "peak_rss_mb"),
+    ("other load (cores)", "other_cpu_share"),
 ]
 
 
