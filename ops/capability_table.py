@@ -1,10 +1,14 @@
 """Print the capability matrix (markdown) from the policy itself: `python -m ops.capability_table`.
 
 docs/workspaces.md embeds this output between `capability-table` markers, and a test fails when
-the two drift apart, so the documented matrix is always the enforced one.
+the two drift apart, so the documented matrix is always the enforced one. `--write FILE` replaces
+the table between the markers in FILE.
 """
 
 from __future__ import annotations
+
+import argparse
+from pathlib import Path
 
 from services.policy import (
     CAPABILITIES,
@@ -100,8 +104,24 @@ def render() -> str:
     )
 
 
+START, END = "<!-- capability-table:start -->", "<!-- capability-table:end -->"
+
+
+def write_into(path: Path) -> None:
+    text = path.read_text()
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{START}\n{render()}\n{END}{tail}")
+
+
 def main() -> None:
-    print(render())
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", type=Path, help="markdown file with capability-table markers")
+    args = parser.parse_args()
+    if args.write:
+        write_into(args.write)
+    else:
+        print(render())
 
 
 if __name__ == "__main__":
