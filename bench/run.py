@@ -25,8 +25,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,8 +41,10 @@ from bench.servers import (
     ServerProcess,
     child_preexec,
     ensure_node_modules,
+    new_rooms,
     node_binary,
-    start_reference_server,
+    server_under_test,
+    token_for,
 )
 
 DEFAULT_RESULTS = BENCH_DIR / "results" / "latest.json"
@@ -251,23 +251,6 @@ def summarize(server: str, scenario: Scenario, result: dict[str, Any]) -> dict[s
     }
 
 
-@contextlib.contextmanager
-def scenario_server(
-    name: str, stack: OurStack | None, workdir: Path, cpus: set[int] | None, profile: str
-) -> Iterator[ServerProcess]:
-    if name == "reference":
-        server = start_reference_server(workdir, cpus)
-    else:
-        assert stack is not None
-        server = stack.start_server(wrap=shlex.split(profile) if profile else None)
-        if not stack.token:
-            stack.seed(server)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def run_all(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     scenarios = [Scenario.parse(s) for s in args.scenarios.split(",") if s.strip()]
     servers = servers_to_run(args.servers)
@@ -282,13 +265,10 @@ def run_all(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             stack.start()
         for scenario in scenarios:
             for name in servers:
-                with scenario_server(name, stack, workdir, server_cpus, args.profile) as server:
-                    rooms = (
-                        stack.create_documents(server, scenario.rooms)
-                        if name == "ours"
-                        else [str(uuid.uuid4()) for _ in range(scenario.rooms)]
-                    )
-                    token = stack.token if name == "ours" and stack else ""
+                wrap = shlex.split(args.profile) if args.profile and name == "ours" else None
+                with server_under_test(name, stack, workdir, server_cpus, wrap) as server:
+                    rooms = new_rooms(server, stack, scenario.rooms)
+                    token = token_for(server, stack)
                     print(f"… {scenario.label} on {name}", file=sys.stderr, flush=True)
                     busy_before = wait_for_quiet(args.quiet_wait)
                     result = run_driver(

@@ -22,7 +22,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -348,3 +348,74 @@ class OurStack:
                 yield cur
         finally:
             conn.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# Either server
+# --------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def server_under_test(
+    name: str,
+    stack: OurStack | None,
+    workdir: Path,
+    cpus: set[int] | None,
+    wrap: list[str] | None = None,
+) -> Iterator[ServerProcess]:
+    """A fresh server process ("reference" or "ours"), stopped on exit; ours is seeded once."""
+    if name == "reference":
+        server = start_reference_server(workdir, cpus)
+    else:
+        assert stack is not None, "our server needs the embedded stack"
+        server = stack.start_server(wrap=wrap)
+        if not stack.token:
+            stack.seed(server)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def new_rooms(server: ServerProcess, stack: OurStack | None, count: int) -> list[str]:
+    """Room names for a run: fresh documents on ours; the same kind of UUIDs on the reference."""
+    if server.name == "ours":
+        assert stack is not None
+        return stack.create_documents(server, count)
+    return [str(uuid.uuid4()) for _ in range(count)]
+
+
+def token_for(server: ServerProcess, stack: OurStack | None) -> str:
+    return stack.token if server.name == "ours" and stack else ""
+
+
+# --------------------------------------------------------------------------------------------------
+# Node drivers
+# --------------------------------------------------------------------------------------------------
+
+
+def run_node_result(
+    script: Path, args: list[str], cpus: set[int] | None, timeout_s: float
+) -> dict[str, Any]:
+    """Run a driver that ends with one `{"event": "result", …}` JSON line on stdout."""
+    try:
+        completed = subprocess.run(
+            [node_binary(), str(script), *args],
+            cwd=BENCH_DIR,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            preexec_fn=child_preexec(cpus),
+            check=False,
+        )
+    except subprocess.TimeoutExpired as err:
+        raise BenchError(
+            f"{script.name} {' '.join(args[:2])} timed out after {timeout_s}s"
+        ) from err
+    lines = [json.loads(line) for line in completed.stdout.splitlines() if line.startswith("{")]
+    result = lines[-1] if lines else {"event": "missing"}
+    if result.get("event") != "result":
+        detail = result.get("message") or completed.stderr[-2000:]
+        raise BenchError(f"{script.name} failed (exit {completed.returncode}): {detail}")
+    return result

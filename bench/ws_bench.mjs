@@ -20,12 +20,9 @@
 import { parseArgs } from 'node:util'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import * as Y from 'yjs'
-import { WebsocketProvider } from 'y-websocket'
-import WebSocket from 'ws'
+import { connectSynced, jsonStdout, makeProvider } from './yclient.mjs'
 
-console.log = (...args) => console.error(...args)
-// Every provider registers a process 'exit' listener; a thousand are normal here.
-process.setMaxListeners(0)
+const emit = jsonStdout()
 
 const { values: opts } = parseArgs({
   options: {
@@ -64,7 +61,6 @@ if (!URL_BASE || ROOMS.length === 0 || CLIENTS_PER_ROOM < 2) {
   process.exit(2)
 }
 
-const emit = (message) => process.stdout.write(JSON.stringify(message) + '\n')
 const now = () => performance.now()
 const t0 = now()
 const phase = (name, extra = {}) => emit({ event: 'phase', phase: name, t_ms: Math.round(now() - t0), ...extra })
@@ -131,13 +127,7 @@ class Client {
     this.synced = false
     this.nextEdit = 0
     this.delivered = 0
-    const params = opts.token ? { token: opts.token } : {}
-    this.provider = new WebsocketProvider(URL_BASE, room.name, this.doc, {
-      WebSocketPolyfill: WebSocket,
-      params,
-      connect: false,
-      disableBc: true
-    })
+    this.provider = makeProvider(URL_BASE, room.name, this.doc, opts.token)
     this.provider.on('connection-error', (event) => {
       noteError('connection_errors', { room: room.name, message: String(event?.message || event?.type || event) })
     })
@@ -164,23 +154,12 @@ class Client {
     }
   }
 
-  connect () {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.provider.off('sync', onSync)
-        noteError('connect_failures', { room: this.room.name, message: 'not synced within connect timeout' })
-        resolve(false)
-      }, CONNECT_TIMEOUT_MS)
-      const onSync = (synced) => {
-        if (!synced) return
-        clearTimeout(timer)
-        this.provider.off('sync', onSync)
-        this.synced = true
-        resolve(true)
-      }
-      this.provider.on('sync', onSync)
-      this.provider.connect()
-    })
+  async connect () {
+    this.synced = await connectSynced(this.provider, CONNECT_TIMEOUT_MS)
+    if (!this.synced) {
+      noteError('connect_failures', { room: this.room.name, message: 'not synced within connect timeout' })
+    }
+    return this.synced
   }
 }
 

@@ -1,0 +1,189 @@
+"""R17-lite: late joiner of a long-edited document, and memory after room churn, ours vs reference.
+
+    python bench/late_joiner.py [--updates 10000] [--cycles 1000] [--servers reference,ours]
+
+Per server (a fresh process, pinned like bench/run.py):
+1. fill: one writer makes `--updates` separate updates to one document (a second client confirms
+   it holds them all);
+2. cold join: every client gone, a fresh client joins — on ours the room was unloaded, so this is
+   snapshot + JetStream replay; the reference keeps every document in memory (no persistence), so
+   its cold join is a warm one;
+3. warm join: the same with one client holding the room open;
+4. churn: connect / sync / one edit / disconnect, `--cycles` times over a pool of documents; VmRSS
+   after a warm-up round (baseline) vs after the churn. R17's bar: within +10 %.
+Prints a markdown table; writes bench/results/late_joiner.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # `python bench/late_joiner.py`: make the repo importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import procstat
+from bench.run import servers_to_run
+from bench.servers import (
+    BENCH_DIR,
+    BenchError,
+    OurStack,
+    ServerProcess,
+    ensure_node_modules,
+    new_rooms,
+    run_node_result,
+    server_under_test,
+    token_for,
+)
+
+DRIVER = BENCH_DIR / "late_joiner.mjs"
+DEFAULT_RESULTS = BENCH_DIR / "results" / "late_joiner.json"
+#: Joins per variant; medians are reported. A cold join is a new driver process after every
+#: client left (ours unloads the room), so cold joins are fewer.
+JOINS = 5
+COLD_JOINS = 3
+#: Documents the churn cycles over, and the warm-up cycles run before the RSS baseline is read
+#: (allocator pools, caches and JIT settle in these).
+CHURN_ROOMS = 50
+CHURN_WARMUP_CYCLES = 100
+#: R17: RSS after churn within +10 % of the baseline.
+RSS_GROWTH_LIMIT = 0.10
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--updates", type=int, default=10_000)
+    parser.add_argument("--fill-rate", type=int, default=1000, help="updates/s while filling")
+    parser.add_argument("--cycles", type=int, default=1000, help="room load/unload cycles")
+    parser.add_argument("--servers", default="auto", help="reference,ours | auto (ours if built)")
+    parser.add_argument(
+        "--unload-wait", type=float, default=5.0, help="s to let ours unload an idle room"
+    )
+    parser.add_argument("--timeout", type=float, default=300.0, help="per driver step, s")
+    parser.add_argument("--no-pin", action="store_true")
+    parser.add_argument("--output", type=Path, default=DEFAULT_RESULTS)
+    return parser.parse_args(argv)
+
+
+class Steps:
+    """The driver steps against one running server."""
+
+    def __init__(
+        self,
+        server: ServerProcess,
+        stack: OurStack | None,
+        args: argparse.Namespace,
+        cpus: set[int] | None,
+    ) -> None:
+        self.server = server
+        self.stack = stack
+        self.args = args
+        self.cpus = cpus
+
+    def drive(self, mode: str, *extra: str) -> dict[str, Any]:
+        argv = ["--mode", mode, "--url", self.server.ws_base, "--timeout", str(self.args.timeout)]
+        token = token_for(self.server, self.stack)
+        if token:
+            argv += ["--token", token]
+        return run_node_result(DRIVER, [*argv, *extra], self.cpus, self.args.timeout + 30)
+
+    def late_joins(self) -> dict[str, Any]:
+        room = new_rooms(self.server, self.stack, 1)[0]
+        updates = ["--room", room, "--updates", str(self.args.updates)]
+        fill = self.drive("fill", *updates, "--rate", str(self.args.fill_rate))
+        cold = []
+        for _ in range(COLD_JOINS):
+            time.sleep(self.args.unload_wait)  # every client left: let ours unload the room
+            cold.append(self.drive("join", *updates, "--repeat", "1")["median_ms"])
+        warm = self.drive("join", *updates, "--repeat", str(JOINS), "--hold")
+        return {
+            "fill_ms": fill["fill_ms"],
+            "cold_join_ms": cold,
+            "cold_join_median_ms": sorted(cold)[len(cold) // 2],
+            "warm": warm,
+        }
+
+    def churn(self) -> dict[str, Any]:
+        rooms = ",".join(new_rooms(self.server, self.stack, CHURN_ROOMS))
+        self.drive("churn", "--rooms", rooms, "--cycles", str(CHURN_WARMUP_CYCLES))
+        time.sleep(self.args.unload_wait)
+        baseline = procstat.rss_mb(self.server.pid)
+        result = self.drive("churn", "--rooms", rooms, "--cycles", str(self.args.cycles))
+        time.sleep(self.args.unload_wait)
+        after = procstat.rss_mb(self.server.pid)
+        return {
+            "cycles": self.args.cycles,
+            "failures": result["failures"],
+            "churn_ms": result["churn_ms"],
+            "rss_baseline_mb": round(baseline, 1),
+            "rss_after_mb": round(after, 1),
+            "rss_growth": round(after / baseline - 1, 3),
+            "peak_rss_mb": round(procstat.peak_rss_mb(self.server.pid), 1),
+        }
+
+
+def run_all(args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
+    split = None if args.no_pin else procstat.server_and_client_cpus()
+    server_cpus, client_cpus = split if split else (None, None)
+    servers = servers_to_run(args.servers)
+    ensure_node_modules()
+    stack = OurStack(workdir, server_cpus) if "ours" in servers else None
+    rows = []
+    try:
+        if stack:
+            stack.start()
+        for name in servers:
+            print(f"… {name}", file=sys.stderr, flush=True)
+            with server_under_test(name, stack, workdir, server_cpus) as server:
+                steps = Steps(server, stack, args, client_cpus)
+                rows.append({"server": name, "updates": args.updates, **steps.late_joins()})
+                rows[-1]["churn"] = steps.churn()
+    finally:
+        if stack:
+            stack.stop()
+    return rows
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| server | updates | fill s | cold join ms (median of 3) | warm join ms (median of 5) "
+        "| churn cycles "
+        "| RSS baseline MB | RSS after MB | growth |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        churn = row["churn"]
+        growth = f"{churn['rss_growth']:+.1%}"
+        if churn["rss_growth"] > RSS_GROWTH_LIMIT:
+            growth += " (over +10 %)"
+        lines.append(
+            f"| {row['server']} | {row['updates']} | {row['fill_ms'] / 1000:.1f} "
+            f"| {row['cold_join_median_ms']} | {row['warm']['median_ms']} | {churn['cycles']} "
+            f"| {churn['rss_baseline_mb']} | {churn['rss_after_mb']} | {growth} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="collab-bench-") as tmp:
+        try:
+            rows = run_all(args, Path(tmp))
+        except BenchError as err:
+            print(f"late-joiner bench failed: {err}", file=sys.stderr)
+            return 1
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    command = " ".join(["python", "bench/late_joiner.py", *sys.argv[1:]])
+    args.output.write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
+    print(markdown_table(rows))
+    print(f"\nresults: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
