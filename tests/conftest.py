@@ -198,3 +198,9 @@ def make_user(api: Api):  # type: ignore[no-untyped-def]
         return await create_user(api, name)
 
     return factory
+
+
+@pytest.fixture
+def ws_port(http_server: Any, http_server_port: Any) -> int:
+    """Port of the test node, serving (`http_server_port` alone only binds the socket)."""
+    return int(http_server_port[1])
