@@ -281,6 +281,36 @@ def resource_role_sql(f: SqlFacts) -> str:
     return "CASE " + " ".join(whens) + " ELSE NULL END"
 
 
+def board_role_sql(workspace_role: str, *, board: str = "b", grant: str = "g.role") -> str:
+    """The caller's effective role on board `board` (joined with the caller's `board_members` row
+    giving `grant`); `workspace_role` is an expression for the caller's workspace role label."""
+    return resource_role_sql(
+        SqlFacts(workspace_role=workspace_role, grant=grant, is_private=f"{board}.is_private")
+    )
+
+
+def document_role_sql(
+    workspace_role: str,
+    *,
+    document: str = "d",
+    grant: str = "g.role",
+    board: str = "b",
+    board_grant: str = "bg.role",
+) -> str:
+    """The caller's effective role on document `document`, with the board inheritance of
+    `load_facts`: LEFT JOIN the caller's `document_grants` row (`grant`), the document's board
+    (`board`, deleted or not) and the caller's `board_members` row on it (`board_grant`)."""
+    return resource_role_sql(
+        SqlFacts(
+            workspace_role=workspace_role,
+            grant=grant,
+            is_private=f"{document}.is_private",
+            inherits=f"{board}.id IS NOT NULL AND NOT {document}.is_private",
+            inherited=board_role_sql(workspace_role, board=board, grant=board_grant),
+        )
+    )
+
+
 def allows_sql(role_sql: str, action: Action) -> str:
     """A SQL predicate: the effective role `role_sql` is enough for `action`."""
     needed = CAPABILITIES[action]

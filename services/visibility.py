@@ -11,26 +11,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from services import policy
-from services.policy import Action, Resource, SqlFacts
+from services.policy import Action, Resource
 
 if TYPE_CHECKING:
     from server.context import AppContext
 
-_BOARD_ROLE = policy.resource_role_sql(
-    SqlFacts(workspace_role="$3::text", grant="g.role", is_private="b.is_private")
-)
-_DOCUMENT_ROLE = policy.resource_role_sql(
-    SqlFacts(
-        workspace_role="$3::text",
-        grant="g.role",
-        is_private="d.is_private",
-        # Same inheritance as policy.load_facts: a non-private document on a board follows the board.
-        inherits="b.id IS NOT NULL AND NOT d.is_private",
-        inherited=policy.resource_role_sql(
-            SqlFacts(workspace_role="$3::text", grant="bg.role", is_private="b.is_private")
-        ),
-    )
-)
+# $3 is the caller's workspace role label (the handler has just loaded it through the policy).
+_BOARD_ROLE = policy.board_role_sql("$3::text")
+_DOCUMENT_ROLE = policy.document_role_sql("$3::text")
 
 BOARDS_SQL = f"""
 SELECT * FROM (
