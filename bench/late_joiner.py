@@ -2,15 +2,18 @@
 
     python bench/late_joiner.py [--updates 10000] [--cycles 1000] [--servers reference,ours]
 
-Per server (a fresh process, pinned like bench/run.py):
+Per variant (a fresh server process, pinned like bench/run.py):
 1. fill: one writer makes `--updates` separate updates to one document (a second client confirms
    it holds them all);
-2. cold join: every client gone, a fresh client joins — on ours the room was unloaded, so this is
-   snapshot + JetStream replay; the reference keeps every document in memory (no persistence), so
-   its cold join is a warm one;
+2. cold join: every client gone, a fresh client joins. Ours unloads the idle room (unload grace
+   set to 0 here), so the join loads the room: with "ours (replay)" (snapshot job off) from the
+   JetStream subject alone, all N updates; with "ours (snapshot)" from the Postgres snapshot the
+   job wrote after the fill. The reference keeps every document in memory (no persistence): its
+   cold join is the first join after the fill;
 3. warm join: the same with one client holding the room open;
-4. churn: connect / sync / one edit / disconnect, `--cycles` times over a pool of documents; VmRSS
-   after a warm-up round (baseline) vs after the churn. R17's bar: within +10 %.
+4. churn (reference and "ours (replay)"): connect / sync / one edit / disconnect, `--cycles` times
+   over a pool of documents, each cycle loading and unloading a room on ours; VmRSS after a
+   warm-up round (baseline) vs after the churn. R17's bar: within +10 %.
 Prints a markdown table; writes bench/results/late_joiner.json.
 """
 
@@ -21,6 +24,7 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +48,7 @@ from bench.servers import (
 DRIVER = BENCH_DIR / "late_joiner.mjs"
 DEFAULT_RESULTS = BENCH_DIR / "results" / "late_joiner.json"
 #: Joins per variant; medians are reported. A cold join is a new driver process after every
-#: client left (ours unloads the room), so cold joins are fewer.
+#: client left, so cold joins are fewer.
 JOINS = 5
 COLD_JOINS = 3
 #: Documents the churn cycles over, and the warm-up cycles run before the RSS baseline is read
@@ -53,6 +57,44 @@ CHURN_ROOMS = 50
 CHURN_WARMUP_CYCLES = 100
 #: R17: RSS after churn within +10 % of the baseline.
 RSS_GROWTH_LIMIT = 0.10
+#: Settle time after the last client leaves, for the unload (grace 0) and freed memory.
+SETTLE_S = 2.0
+SNAPSHOT_WAIT_S = 120.0
+#: Ours for this script only: the fill writes far faster than a person types (the per-socket
+#: token bucket would throttle it), and idle rooms unload at once so every cold join and churn
+#: cycle really loads a room.
+OUR_ENV = {
+    "COLLAB_WS_RATE_PER_S": "5000",
+    "COLLAB_WS_BURST": "5000",
+    "COLLAB_ROOM_UNLOAD_GRACE_S": "0",
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    server: str
+    env: dict[str, str] = field(default_factory=dict)
+    snapshot: bool = False
+    churn: bool = True
+
+
+VARIANTS = (
+    Variant("reference", "reference"),
+    Variant("ours (replay)", "ours", {**OUR_ENV, "COLLAB_SCHEDULER_ENABLED": "0"}),
+    Variant(
+        "ours (snapshot)",
+        "ours",
+        {
+            **OUR_ENV,
+            "COLLAB_SCHEDULER_ENABLED": "1",
+            "COLLAB_SNAPSHOT_INTERVAL_S": "1",
+            "COLLAB_SNAPSHOT_MIN_UPDATES": "1",
+        },
+        snapshot=True,
+        churn=False,
+    ),
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -61,9 +103,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fill-rate", type=int, default=1000, help="updates/s while filling")
     parser.add_argument("--cycles", type=int, default=1000, help="room load/unload cycles")
     parser.add_argument("--servers", default="auto", help="reference,ours | auto (ours if built)")
-    parser.add_argument(
-        "--unload-wait", type=float, default=5.0, help="s to let ours unload an idle room"
-    )
     parser.add_argument("--timeout", type=float, default=300.0, help="per driver step, s")
     parser.add_argument("--no-pin", action="store_true")
     parser.add_argument("--output", type=Path, default=DEFAULT_RESULTS)
@@ -92,29 +131,36 @@ class Steps:
             argv += ["--token", token]
         return run_node_result(DRIVER, [*argv, *extra], self.cpus, self.args.timeout + 30)
 
-    def late_joins(self) -> dict[str, Any]:
+    def late_joins(self, variant: Variant) -> dict[str, Any]:
         room = new_rooms(self.server, self.stack, 1)[0]
         updates = ["--room", room, "--updates", str(self.args.updates)]
         fill = self.drive("fill", *updates, "--rate", str(self.args.fill_rate))
+        snapshot_seq = None
+        if variant.snapshot:
+            assert self.stack is not None
+            filled_at = self.stack.db_now()
+            snapshot_seq = self.stack.wait_snapshot(room, filled_at, SNAPSHOT_WAIT_S)
         cold = []
         for _ in range(COLD_JOINS):
-            time.sleep(self.args.unload_wait)  # every client left: let ours unload the room
+            time.sleep(SETTLE_S)  # every client left: ours unloads the room
             cold.append(self.drive("join", *updates, "--repeat", "1")["median_ms"])
         warm = self.drive("join", *updates, "--repeat", str(JOINS), "--hold")
         return {
             "fill_ms": fill["fill_ms"],
+            "snapshot_seq": snapshot_seq,
             "cold_join_ms": cold,
             "cold_join_median_ms": sorted(cold)[len(cold) // 2],
-            "warm": warm,
+            "warm_join_ms": warm["join_ms"],
+            "warm_join_median_ms": warm["median_ms"],
         }
 
     def churn(self) -> dict[str, Any]:
         rooms = ",".join(new_rooms(self.server, self.stack, CHURN_ROOMS))
         self.drive("churn", "--rooms", rooms, "--cycles", str(CHURN_WARMUP_CYCLES))
-        time.sleep(self.args.unload_wait)
+        time.sleep(SETTLE_S)
         baseline = procstat.rss_mb(self.server.pid)
         result = self.drive("churn", "--rooms", rooms, "--cycles", str(self.args.cycles))
-        time.sleep(self.args.unload_wait)
+        time.sleep(SETTLE_S)
         after = procstat.rss_mb(self.server.pid)
         return {
             "cycles": self.args.cycles,
@@ -137,12 +183,16 @@ def run_all(args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
     try:
         if stack:
             stack.start()
-        for name in servers:
-            print(f"… {name}", file=sys.stderr, flush=True)
-            with server_under_test(name, stack, workdir, server_cpus) as server:
+        for variant in (v for v in VARIANTS if v.server in servers):
+            print(f"… {variant.label}", file=sys.stderr, flush=True)
+            with server_under_test(
+                variant.server, stack, workdir, server_cpus, env=variant.env
+            ) as server:
                 steps = Steps(server, stack, args, client_cpus)
-                rows.append({"server": name, "updates": args.updates, **steps.late_joins()})
-                rows[-1]["churn"] = steps.churn()
+                row = {"variant": variant.label, "updates": args.updates}
+                row.update(steps.late_joins(variant))
+                row["churn"] = steps.churn() if variant.churn else None
+                rows.append(row)
     finally:
         if stack:
             stack.stop()
@@ -152,20 +202,31 @@ def run_all(args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| server | updates | fill s | cold join ms (median of 3) | warm join ms (median of 5) "
-        "| churn cycles "
-        "| RSS baseline MB | RSS after MB | growth |",
+        "| churn cycles | RSS baseline MB | RSS after MB | growth |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         churn = row["churn"]
-        growth = f"{churn['rss_growth']:+.1%}"
-        if churn["rss_growth"] > RSS_GROWTH_LIMIT:
-            growth += " (over +10 %)"
-        lines.append(
-            f"| {row['server']} | {row['updates']} | {row['fill_ms'] / 1000:.1f} "
-            f"| {row['cold_join_median_ms']} | {row['warm']['median_ms']} | {churn['cycles']} "
-            f"| {churn['rss_baseline_mb']} | {churn['rss_after_mb']} | {growth} |"
-        )
+        cells = [
+            row["variant"],
+            str(row["updates"]),
+            f"{row['fill_ms'] / 1000:.1f}",
+            str(row["cold_join_median_ms"]),
+            str(row["warm_join_median_ms"]),
+        ]
+        if churn is None:
+            cells += ["–"] * 4
+        else:
+            growth = f"{churn['rss_growth']:+.1%}"
+            if churn["rss_growth"] > RSS_GROWTH_LIMIT:
+                growth += " (over +10 %)"
+            cells += [
+                str(churn["cycles"]),
+                str(churn["rss_baseline_mb"]),
+                str(churn["rss_after_mb"]),
+                growth,
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

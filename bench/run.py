@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import json
 import os
 import platform
@@ -114,10 +113,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def our_ws_endpoint_built() -> bool:
+    """Whether this checkout serves /ws/documents/… (the engine may not have landed yet)."""
+    from server.app import all_routes
+
+    return any(route.template.startswith("/ws/documents/") for route in all_routes())
+
+
 def servers_to_run(spec: str) -> list[str]:
     if spec == "auto":
-        ours_built = importlib.util.find_spec("handlers.ws_documents") is not None
-        return ["reference", "ours"] if ours_built else ["reference"]
+        return ["reference", "ours"] if our_ws_endpoint_built() else ["reference"]
     names = [name.strip() for name in spec.split(",") if name.strip()]
     unknown = set(names) - set(SERVERS)
     if unknown:

@@ -256,13 +256,16 @@ class OurStack:
         )
         return env
 
-    def start_server(self, wrap: list[str] | None = None) -> ServerProcess:
-        """A fresh `python -m server.cli serve` (one process); `wrap` prefixes the argv (a profiler)."""
+    def start_server(
+        self, wrap: list[str] | None = None, env: dict[str, str] | None = None
+    ) -> ServerProcess:
+        """A fresh `python -m server.cli serve` (one process). `wrap` prefixes the argv (a
+        profiler); `env` overrides settings (COLLAB_*) for this process."""
         self._server_count += 1
         port = free_port()
         log = self.workdir / f"our-server-{self._server_count}.log"
         argv = [sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--no-migrate"]
-        proc = _spawn([*(wrap or []), *argv], self.server_env(), log, self.cpus)
+        proc = _spawn([*(wrap or []), *argv], {**self.server_env(), **(env or {})}, log, self.cpus)
         server = ServerProcess(
             "ours",
             f"ws://127.0.0.1:{port}/ws/documents",
@@ -340,6 +343,27 @@ class OurStack:
             )
             return [str(row[0]) for row in cur.fetchall()]
 
+    def db_now(self) -> Any:
+        with self._sql() as cur:
+            cur.execute("SELECT now()")
+            return cur.fetchone()[0]
+
+    def wait_snapshot(self, doc_id: str, after: Any, timeout_s: float) -> int:
+        """Wait until the snapshot job compacted `doc_id` at or after `after` (a DB timestamp);
+        returns the snapshot's stream sequence."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._sql() as cur:
+                cur.execute(
+                    "SELECT seq FROM document_snapshots WHERE document_id = %s AND updated_at >= %s",
+                    (doc_id, after),
+                )
+                row = cur.fetchone()
+            if row is not None:
+                return int(row[0])
+            time.sleep(0.2)
+        raise BenchError(f"no snapshot of {doc_id} within {timeout_s}s")
+
     @contextlib.contextmanager
     def _sql(self) -> Any:
         conn = psycopg2.connect(self.stack.postgres.url())
@@ -362,13 +386,16 @@ def server_under_test(
     workdir: Path,
     cpus: set[int] | None,
     wrap: list[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[ServerProcess]:
-    """A fresh server process ("reference" or "ours"), stopped on exit; ours is seeded once."""
+    """A fresh server process ("reference" or "ours"), stopped on exit; ours is seeded once.
+
+    `wrap` and `env` apply to ours only (the reference server has no settings to vary)."""
     if name == "reference":
         server = start_reference_server(workdir, cpus)
     else:
         assert stack is not None, "our server needs the embedded stack"
-        server = stack.start_server(wrap=wrap)
+        server = stack.start_server(wrap=wrap, env=env)
         if not stack.token:
             stack.seed(server)
     try:

@@ -7,13 +7,14 @@ document engine is built: the harness must print its table and count real delive
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from bench.run import our_ws_endpoint_built
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(90)]
 
@@ -31,8 +32,7 @@ def _run_bench(servers: str, output: Path) -> subprocess.CompletedProcess[str]:
 
 
 def _servers() -> str:
-    ours_built = importlib.util.find_spec("handlers.ws_documents") is not None
-    return "reference,ours" if ours_built else "reference"
+    return "reference,ours" if our_ws_endpoint_built() else "reference"
 
 
 def test_bench_prints_table_with_deliveries(tmp_path: Path) -> None:
