@@ -65,6 +65,11 @@ def _token() -> str:
     return secrets.token_hex(8)
 
 
+def _text(value: bytes | str) -> str:
+    """The client is built with decode_responses=False, but stay correct either way."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def workspace_generation_key(workspace_id: str) -> str:
     return f"perm:gen:ws:{workspace_id}"
 
@@ -112,14 +117,14 @@ async def _lookup(ctx: AppContext, user_id: str, kind: str, resource_id: str) ->
         raw_ws = await ctx.cache.run(lambda r: r.get(workspace_of_key(kind, resource_id)))
         if raw_ws is None:
             return CacheLookup(None, None)
-        workspace_id = raw_ws.decode()
+        workspace_id = _text(raw_ws)
     gen_keys = [workspace_generation_key(workspace_id), user_generation_key(workspace_id, user_id)]
     keys = [*gen_keys, entry_key(user_id, kind, resource_id)]
     ws_token, user_token, raw = await ctx.cache.run(lambda r: r.mget(keys))
     if ws_token is None or user_token is None:
         tokens = await ctx.cache.run(lambda r: _ensure_tokens(r, gen_keys))
         return CacheLookup(None, Stamp(workspace_id, tokens))
-    stamp = Stamp(workspace_id, (ws_token.decode(), user_token.decode()))
+    stamp = Stamp(workspace_id, (_text(ws_token), _text(user_token)))
     if raw is not None:
         entry = json.loads(raw)
         if entry["stamp"] == list(stamp.tokens) and entry["workspace_id"] == workspace_id:
@@ -136,7 +141,7 @@ async def _ensure_tokens(r: redis_asyncio.Redis, keys: list[str]) -> tuple[str, 
             pipe.get(key)
         results = await pipe.execute()
     first, second = results[len(keys) :]
-    return first.decode(), second.decode()
+    return _text(first), _text(second)
 
 
 async def store(

@@ -252,3 +252,47 @@ async def test_purge_deleted_workspaces_after_the_grace_period(api, ctx):
     purged_now = await service.purge_deleted_workspaces(ctx, older_than=timedelta(seconds=0))
     assert recent["id"] in [p.workspace_id for p in purged_now]
     assert alive["id"] not in [p.workspace_id for p in purged_now]
+
+
+@pytest.fixture
+def db_calls(ctx, monkeypatch):
+    """Counts the node's Postgres round trips (every query goes through these methods)."""
+    calls = {"n": 0}
+    for name in ("fetch", "fetchrow", "fetchval", "execute"):
+        original = getattr(ctx.db, name)
+
+        async def counted(*args, _original=original, **kwargs):
+            calls["n"] += 1
+            return await _original(*args, **kwargs)
+
+        monkeypatch.setattr(ctx.db, name, counted)
+    return calls
+
+
+async def _queries_for(api, path: str, token: str, db_calls) -> int:
+    before = db_calls["n"]
+    response = await api.get(path, token=token)
+    assert response.status == 200
+    return db_calls["n"] - before
+
+
+async def test_lists_cost_the_same_queries_for_2_or_40_rows(api, ctx, db_calls):
+    small, small_users = await workspace_with(api, ctx, "member")
+    big, big_users = await workspace_with(api, ctx, "member")
+    for workspace, count in ((small, 2), (big, 40)):
+        for i in range(count):
+            board = await insert_board(ctx, workspace["id"], private=i % 2 == 0)
+            await insert_document(ctx, workspace["id"], board_id=board)
+            user = await fast_user(ctx, "extra")
+            await ctx.db.execute(
+                "INSERT INTO workspace_members (workspace_id, user_id, role) VALUES ($1, $2, 'guest')",
+                workspace["id"],
+                user.id,
+            )
+    for suffix in ("boards/", "documents/", "members/"):
+        costs = []
+        for workspace, users in ((small, small_users), (big, big_users)):
+            await api.get(ws_path(workspace["id"]), token=users["member"].access_token)  # warm
+            path = ws_path(workspace["id"], f"{suffix}?limit=100")
+            costs.append(await _queries_for(api, path, users["member"].access_token, db_calls))
+        assert costs[0] == costs[1] <= 2, (suffix, costs)
