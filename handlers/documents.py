@@ -1,0 +1,223 @@
+"""`/api/v1/documents/`: document headers with their content, duplicate, versions and restore."""
+
+from __future__ import annotations
+
+from handlers.base import BaseHandler, parse_uuid
+from handlers.routing import route
+from handlers.schemas.auth import EmptySchema
+from handlers.schemas.common import PageQuerySchema
+from handlers.schemas.documents import (
+    DocumentCreateSchema,
+    DocumentListQuerySchema,
+    DocumentPageSchema,
+    DocumentSchema,
+    DocumentUpdateSchema,
+    DuplicateSchema,
+    RestoreResultSchema,
+    VersionCreateSchema,
+    VersionDetailSchema,
+    VersionPageSchema,
+    VersionSchema,
+)
+from handlers.workspaces import send_page
+from services import documents as service
+from services import versions
+from services.documents import ListFilter, Placement
+
+_document = DocumentSchema()
+_version = VersionSchema()
+# A client's retry key for restores; the request id is the fallback (send X-Request-Id or
+# Idempotency-Key to make a retried restore safe).
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_IDEMPOTENCY_KEY_CHARS = 128
+
+
+def _str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+class DocumentsHandler(BaseHandler):
+    openapi = {
+        "get": {
+            "summary": "Documents of a workspace I may view (filter by board / parent page)",
+            "query": DocumentListQuerySchema,
+            "response": DocumentPageSchema,
+        },
+        "post": {
+            "summary": "Create a document (optionally on a board, or as a sub-page of a parent)",
+            "body": DocumentCreateSchema,
+            "response": DocumentSchema,
+            "status": 201,
+        },
+    }
+
+    async def get(self) -> None:
+        principal = await self.require_user()
+        query = self.load_query(DocumentListQuerySchema())
+        where = ListFilter(
+            workspace_id=str(query["workspace_id"]),
+            board_id=_str(query.get("board_id")),
+            parent_id=_str(query.get("parent_id")),
+            top_level=query["top_level"],
+        )
+        limit, offset = query["limit"], query["offset"]
+        # Same page shape as handlers.workspaces.send_page: one extra row says "there is more".
+        rows = await service.list_documents(self.ctx, principal.user_id, where, limit + 1, offset)
+        page = {
+            "items": rows[:limit],
+            "limit": limit,
+            "offset": offset,
+            "next_offset": offset + limit if len(rows) > limit else None,
+        }
+        self.send(DocumentPageSchema().dump(page))
+
+    async def post(self) -> None:
+        principal = await self.require_user()
+        data = self.load_body(DocumentCreateSchema())
+        placement = Placement(
+            str(data["workspace_id"]), _str(data["board_id"]), _str(data["parent_id"])
+        )
+        doc = await service.create_document(self.ctx, principal.user_id, placement, data["title"])
+        self.send(_document.dump(doc), 201)
+
+
+class DocumentHandler(BaseHandler):
+    openapi = {
+        "get": {"summary": "A document: metadata, version and content", "response": DocumentSchema},
+        "patch": {
+            "summary": "Rename, or move under another page (parent_id null: top level)",
+            "body": DocumentUpdateSchema,
+            "response": DocumentSchema,
+        },
+        "delete": {
+            "summary": "Delete a document and its sub-pages (soft; Manage permission)",
+            "status": 204,
+        },
+    }
+
+    async def get(self, doc_id: str) -> None:
+        principal = await self.require_user()
+        doc_id = parse_uuid(doc_id, "doc_id")
+        self.send(_document.dump(await service.get_document(self.ctx, principal.user_id, doc_id)))
+
+    async def patch(self, doc_id: str) -> None:
+        principal = await self.require_user()
+        doc_id = parse_uuid(doc_id, "doc_id")
+        data = self.load_body(DocumentUpdateSchema())
+        if "parent_id" in data:
+            data["parent_id"] = _str(data["parent_id"])
+        doc = await service.update_document(self.ctx, principal.user_id, doc_id, data)
+        self.send(_document.dump(doc))
+
+    async def delete(self, doc_id: str) -> None:
+        principal = await self.require_user()
+        doc_id = parse_uuid(doc_id, "doc_id")
+        self.load_body(EmptySchema())
+        await service.delete_document(self.ctx, principal.user_id, doc_id)
+        self.send(None, 204)
+
+
+class DuplicateHandler(BaseHandler):
+    openapi = {
+        "post": {
+            "summary": "Duplicate a document with its current content (title: 'Copy of …')",
+            "body": DuplicateSchema,
+            "response": DocumentSchema,
+            "status": 201,
+        }
+    }
+
+    async def post(self, doc_id: str) -> None:
+        principal = await self.require_user()
+        doc_id = parse_uuid(doc_id, "doc_id")
+        data = self.load_body(DuplicateSchema())
+        doc = await service.duplicate_document(
+            self.ctx, principal.user_id, doc_id, data.get("title")
+        )
+        self.send(_document.dump(doc), 201)
+
+
+class VersionsHandler(BaseHandler):
+    openapi = {
+        "get": {
+            "summary": "Versions of a document, newest first",
+            "query": PageQuerySchema,
+            "response": VersionPageSchema,
+        },
+        "post": {
+            "summary": "Save the current content as a named version (Edit permission)",
+            "body": VersionCreateSchema,
+            "response": VersionSchema,
+            "status": 201,
+        },
+    }
+
+    async def get(self, doc_id: str) -> None:
+        principal = await self.require_user()
+        doc_id = parse_uuid(doc_id, "doc_id")
+        await send_page(
+            self,
+            VersionPageSchema,
+            lambda limit, offset: versions.list_versions(
+                self.ctx, principal.user_id, doc_id, limit, offset
+            ),
+        )
+
+    async def post(self, doc_id: str) -> None:
+        principal = await self.require_user()
+        doc_id = parse_uuid(doc_id, "doc_id")
+        data = self.load_body(VersionCreateSchema())
+        version = await versions.create_named_version(
+            self.ctx, principal.user_id, doc_id, data["name"].strip()
+        )
+        self.send(_version.dump(version), 201)
+
+
+class VersionHandler(BaseHandler):
+    openapi = {"get": {"summary": "One version with its content", "response": VersionDetailSchema}}
+
+    async def get(self, doc_id: str, version_id: str) -> None:
+        principal = await self.require_user()
+        doc_id = parse_uuid(doc_id, "doc_id")
+        version_id = parse_uuid(version_id, "version_id")
+        version = await versions.get_version(self.ctx, principal.user_id, doc_id, version_id)
+        self.send(VersionDetailSchema().dump(version))
+
+
+class RestoreHandler(BaseHandler):
+    openapi = {
+        "post": {
+            "summary": "Restore a version into the live document (a new update; history kept). "
+            "Send Idempotency-Key to make retries safe.",
+            "body": EmptySchema,
+            "response": RestoreResultSchema,
+            "status": 201,
+        }
+    }
+
+    def _attempt_key(self) -> str:
+        key = self.request.headers.get(IDEMPOTENCY_HEADER, "").strip()
+        if key and len(key) <= MAX_IDEMPOTENCY_KEY_CHARS and key.isprintable():
+            return key
+        return self.request_id
+
+    async def post(self, doc_id: str, version_id: str) -> None:
+        principal = await self.require_user()
+        doc_id = parse_uuid(doc_id, "doc_id")
+        version_id = parse_uuid(version_id, "version_id")
+        self.load_body(EmptySchema())
+        restored, applied = await versions.restore_version(
+            self.ctx, principal.user_id, doc_id, version_id, self._attempt_key()
+        )
+        body = {"restored_from": version_id, "version": restored, "applied": applied}
+        self.send(RestoreResultSchema().dump(body), 201 if applied else 200)
+
+
+ROUTES = [
+    route("/api/v1/documents/", DocumentsHandler),
+    route("/api/v1/documents/{doc_id}/", DocumentHandler),
+    route("/api/v1/documents/{doc_id}/duplicate/", DuplicateHandler),
+    route("/api/v1/documents/{doc_id}/versions/", VersionsHandler),
+    route("/api/v1/documents/{doc_id}/versions/{version_id}/", VersionHandler),
+    route("/api/v1/documents/{doc_id}/versions/{version_id}/restore/", RestoreHandler),
+]

@@ -1,0 +1,120 @@
+"""Wire types of `/api/v1/documents/`: headers, content, versions.
+
+Request schemas raise on unknown fields (marshmallow's default), so `workspace_id`, `created_by`,
+`version` and the like in a PATCH are a 400, never silently applied (S14).
+"""
+
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from handlers.schemas.common import PageQuerySchema
+from handlers.schemas.workspaces import DocumentSummaryPageSchema, page_schema
+from services.documents import MAX_TITLE_CHARS
+
+TITLE = validate.Length(max=MAX_TITLE_CHARS)
+VERSION_NAME = validate.Length(min=1, max=200)
+VERSION_KINDS = ["auto", "named", "restore"]
+
+
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("must not be blank")
+
+
+# --- requests -----------------------------------------------------------------------------------
+
+
+class DocumentCreateSchema(Schema):
+    workspace_id = fields.UUID(required=True)
+    board_id = fields.UUID(allow_none=True, load_default=None)
+    parent_id = fields.UUID(allow_none=True, load_default=None)
+    title = fields.String(load_default="", validate=TITLE)
+
+
+class DocumentUpdateSchema(Schema):
+    title = fields.String(validate=TITLE)
+    # null moves the page to the top level of its workspace.
+    parent_id = fields.UUID(allow_none=True)
+
+
+class DocumentListQuerySchema(PageQuerySchema):
+    workspace_id = fields.UUID(required=True)
+    board_id = fields.UUID()
+    parent_id = fields.UUID()
+    # true: only pages without a parent (a workspace's page tree roots).
+    top_level = fields.Boolean(load_default=False)
+
+
+class DuplicateSchema(Schema):
+    title = fields.String(validate=TITLE)
+
+
+class VersionCreateSchema(Schema):
+    name = fields.String(required=True, validate=[VERSION_NAME, _not_blank])
+
+
+# --- responses ----------------------------------------------------------------------------------
+
+
+class DocumentHeaderSchema(Schema):
+    id = fields.UUID(required=True)
+    workspace_id = fields.UUID(required=True)
+    board_id = fields.UUID(allow_none=True)
+    parent_id = fields.UUID(allow_none=True)
+    title = fields.String(required=True)
+    created_by = fields.UUID(allow_none=True)
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+
+
+class BlockSchema(Schema):
+    id = fields.String(required=True)
+    type = fields.String(required=True)
+    props = fields.Dict(keys=fields.String(), values=fields.Raw())
+    text = fields.String()
+    children = fields.List(fields.Raw(), metadata={"description": "nested blocks (same shape)"})
+
+
+class ContentSchema(Schema):
+    """The CRDT doc as JSON: the block tree, document-level meta, and the generic Yjs roots."""
+
+    meta = fields.Dict(keys=fields.String(), values=fields.Raw())
+    blocks = fields.List(fields.Nested(BlockSchema))
+    text = fields.String()
+    map = fields.Dict(keys=fields.String(), values=fields.Raw())
+    array = fields.List(fields.Raw())
+
+
+class DocumentSchema(DocumentHeaderSchema):
+    version = fields.Integer(
+        required=True, metadata={"description": "stream sequence the content covers (0: empty)"}
+    )
+    content = fields.Nested(ContentSchema, required=True)
+
+
+class VersionSchema(Schema):
+    id = fields.UUID(required=True)
+    document_id = fields.UUID(required=True)
+    seq = fields.Integer(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(VERSION_KINDS))
+    name = fields.String(allow_none=True)
+    created_by = fields.UUID(allow_none=True)
+    created_at = fields.DateTime(required=True)
+
+
+class VersionDetailSchema(VersionSchema):
+    content = fields.Nested(ContentSchema, required=True)
+
+
+class RestoreResultSchema(Schema):
+    restored_from = fields.UUID(required=True)
+    version = fields.Nested(VersionSchema, required=True)
+    applied = fields.Boolean(
+        required=True, metadata={"description": "false: a retry of an attempt already applied"}
+    )
+
+
+VersionPageSchema = page_schema(VersionSchema, "VersionPage")
+# The list item is the same as the workspace-scoped listing's (GET /workspaces/{id}/documents/).
+DocumentPageSchema = DocumentSummaryPageSchema

@@ -1,0 +1,318 @@
+"""Document actions: create, list, read (with content), update, soft delete, duplicate.
+
+A document is a header row in Postgres (workspace, board, parent page, title) plus its content, the
+CRDT doc in the log (services/doc_state.py). Reads combine both: `version` is the stream sequence
+the content covers. Writes to content (duplicate here, restore in services/versions.py) go through
+the document log like any editor's update, so live rooms on every node receive them.
+
+Events: `document.created|updated|deleted` activity events are staged in the change's transaction
+and published after it commits (services/activity.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from models.repo import documents as repo
+from services import activity, permissions_cache, policy
+from services.doc_content import to_json
+from services.doc_state import EMPTY_UPDATE, DocState, load_state
+from services.errors import NotFound, ValidationFailed
+from services.policy import Action, Resource, SqlFacts
+from services.snapshots import refresh_projection
+from streams.doc_log import DocLog
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    from server.context import AppContext
+
+log = structlog.get_logger(__name__)
+
+MAX_TITLE_CHARS = 500
+COPY_PREFIX = "Copy of "
+
+
+def doc_log_of(ctx: AppContext) -> DocLog:
+    return ctx.services["doc_log"]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a new document goes; checked against the caller's rights and the workspace."""
+
+    workspace_id: str
+    board_id: str | None
+    parent_id: str | None
+
+
+async def check_placement(ctx: AppContext, actor_id: str, placement: Placement) -> None:
+    """May the caller create content here? Board and parent must be in the same workspace.
+
+    Order matters for what an outsider learns: the workspace check comes first (404 for a
+    workspace they are not in), then each referenced object (404 if they cannot see it).
+    """
+    await policy.require(
+        ctx,
+        actor_id,
+        Action.WORKSPACE_CREATE_CONTENT,
+        Resource.workspace(placement.workspace_id),
+    )
+    if placement.board_id is not None:
+        access = await policy.require(
+            ctx, actor_id, Action.BOARD_EDIT, Resource.board(placement.board_id)
+        )
+        if access.workspace_id != placement.workspace_id:
+            raise ValidationFailed(
+                "the board is in another workspace",
+                fields={"board_id": ["must be in the document's workspace"]},
+            )
+    if placement.parent_id is not None:
+        await _require_parent(ctx, actor_id, placement.parent_id, placement.workspace_id)
+
+
+async def _require_parent(
+    ctx: AppContext, actor_id: str, parent_id: str, workspace_id: str
+) -> None:
+    """A sub-page is added under a page the caller may edit, in the same workspace."""
+    access = await policy.require(ctx, actor_id, Action.DOCUMENT_EDIT, Resource.document(parent_id))
+    if access.workspace_id != workspace_id:
+        raise ValidationFailed(
+            "the parent document is in another workspace",
+            fields={"parent_id": ["must be in the document's workspace"]},
+        )
+
+
+def _header_data(doc: dict[str, Any]) -> dict[str, Any]:
+    """Activity event data; absent rather than null (the envelope's data values are non-null)."""
+    data = {
+        "document_id": doc["id"],
+        "title": doc["title"],
+        "board_id": doc["board_id"],
+        "parent_id": doc["parent_id"],
+    }
+    return {key: value for key, value in data.items() if value is not None}
+
+
+async def _insert(
+    conn: asyncpg.Connection, actor_id: str, placement: Placement, title: str, **event: Any
+) -> tuple[dict[str, Any], activity.StagedEvent]:
+    doc = await repo.insert_document(
+        conn,
+        workspace_id=placement.workspace_id,
+        board_id=placement.board_id,
+        parent_id=placement.parent_id,
+        title=title,
+        is_private=False,
+        created_by=actor_id,
+    )
+    staged = await activity.stage(
+        conn,
+        placement.workspace_id,
+        "document.created",
+        actor_id,
+        {**_header_data(doc), **event},
+    )
+    return doc, staged
+
+
+def with_content(doc: dict[str, Any], state: DocState | None) -> dict[str, Any]:
+    update = state.update if state is not None else EMPTY_UPDATE
+    return {**doc, "version": state.seq if state else 0, "content": to_json(update)}
+
+
+async def create_document(
+    ctx: AppContext, actor_id: str, placement: Placement, title: str
+) -> dict[str, Any]:
+    await check_placement(ctx, actor_id, placement)
+    async with ctx.db.transaction() as conn:
+        doc, staged = await _insert(conn, actor_id, placement, title)
+    await activity.publish_staged(ctx, [staged])
+    return with_content(doc, None)
+
+
+async def get_document(ctx: AppContext, actor_id: str, doc_id: str) -> dict[str, Any]:
+    """Metadata, the content as JSON and its version (the stream seq it covers)."""
+    await policy.require(ctx, actor_id, Action.DOCUMENT_VIEW, Resource.document(doc_id))
+    doc = await repo.get_document(ctx.db, doc_id)
+    if doc is None:
+        raise NotFound("document not found")
+    return with_content(doc, await load_state(ctx.db, doc_log_of(ctx), doc_id))
+
+
+# The caller's effective role on each listed document: the policy's own rule table compiled to SQL,
+# with the same board inheritance as `policy.load_facts`, so the list and `policy.can` agree.
+_DOCUMENT_ROLE = policy.resource_role_sql(
+    SqlFacts(
+        workspace_role="$3::text",
+        grant="g.role",
+        is_private="d.is_private",
+        inherits="b.id IS NOT NULL AND NOT d.is_private",
+        inherited=policy.resource_role_sql(
+            SqlFacts(workspace_role="$3::text", grant="bg.role", is_private="b.is_private")
+        ),
+    )
+)
+LIST_SQL = f"""
+SELECT * FROM (
+  SELECT {repo.DOCUMENT_COLUMNS}, {_DOCUMENT_ROLE} AS my_role
+  FROM documents d
+  LEFT JOIN document_grants g ON g.document_id = d.id AND g.user_id = $2
+  LEFT JOIN boards b ON b.id = d.board_id
+  LEFT JOIN board_members bg ON bg.board_id = d.board_id AND bg.user_id = $2
+  WHERE d.workspace_id = $1 AND d.deleted_at IS NULL
+    AND ($4::uuid IS NULL OR d.board_id = $4::uuid)
+    AND ($5::uuid IS NULL OR d.parent_id = $5::uuid)
+    AND (NOT $6::boolean OR d.parent_id IS NULL)
+) visible
+WHERE {policy.allows_sql("visible.my_role", Action.DOCUMENT_VIEW)}
+ORDER BY created_at, id
+LIMIT $7 OFFSET $8
+"""
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    workspace_id: str
+    board_id: str | None = None
+    parent_id: str | None = None
+    top_level: bool = False
+
+
+async def list_documents(
+    ctx: AppContext, actor_id: str, where: ListFilter, limit: int, offset: int
+) -> list[dict[str, Any]]:
+    """Documents the caller may view, oldest first, in one query (visibility is in the SQL)."""
+    access = await policy.require(
+        ctx, actor_id, Action.WORKSPACE_VIEW, Resource.workspace(where.workspace_id)
+    )
+    assert access.workspace_role is not None
+    rows = await ctx.db.fetch(
+        LIST_SQL,
+        where.workspace_id,
+        actor_id,
+        access.workspace_role.label,
+        where.board_id,
+        where.parent_id,
+        where.top_level,
+        limit,
+        offset,
+    )
+    return [dict(r) for r in rows]
+
+
+async def update_document(
+    ctx: AppContext, actor_id: str, doc_id: str, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """Rename and/or move under another page (or to the top level with `parent_id: null`)."""
+    if not changes:
+        raise ValidationFailed("nothing to update")
+    access = await policy.require(ctx, actor_id, Action.DOCUMENT_EDIT, Resource.document(doc_id))
+    new_parent = changes.get("parent_id")
+    if new_parent is not None:
+        await _require_parent(ctx, actor_id, new_parent, access.workspace_id)
+    async with ctx.db.transaction() as conn:
+        if "parent_id" in changes:
+            await repo.lock_page_tree(conn, access.workspace_id)
+            if new_parent is not None and await repo.is_ancestor_or_self(conn, doc_id, new_parent):
+                raise ValidationFailed(
+                    "a page cannot be moved under itself or one of its sub-pages",
+                    fields={"parent_id": ["would create a cycle"]},
+                )
+        doc = await repo.update_document(conn, doc_id, changes)
+        if doc is None:
+            raise NotFound("document not found")
+        staged = await activity.stage(
+            conn,
+            access.workspace_id,
+            "document.updated",
+            actor_id,
+            {"document_id": doc_id, "changes": changes},
+        )
+    await activity.publish_staged(ctx, [staged])
+    return with_content(doc, await load_state(ctx.db, doc_log_of(ctx), doc_id))
+
+
+async def delete_document(ctx: AppContext, actor_id: str, doc_id: str) -> list[str]:
+    """Soft delete (Manage): the page and its sub-pages disappear at once (404); returns their ids.
+
+    Their content stays in the log and Postgres until the document rows are purged.
+    """
+    access = await policy.require(ctx, actor_id, Action.DOCUMENT_MANAGE, Resource.document(doc_id))
+    async with ctx.db.transaction() as conn:
+        await repo.lock_page_tree(conn, access.workspace_id)
+        deleted = await repo.soft_delete_subtree(conn, doc_id)
+        if not deleted:
+            raise NotFound("document not found")
+        staged = await activity.stage(
+            conn,
+            access.workspace_id,
+            "document.deleted",
+            actor_id,
+            {"document_id": doc_id, "deleted_ids": deleted},
+        )
+    for deleted_id in deleted:
+        # Cached decisions and open sockets on every node re-check: the document is gone.
+        await permissions_cache.invalidate_resource(
+            ctx, "document", deleted_id, access.workspace_id
+        )
+    await activity.publish_staged(ctx, [staged])
+    return deleted
+
+
+def copy_title(title: str) -> str:
+    return (COPY_PREFIX + title)[:MAX_TITLE_CHARS]
+
+
+async def duplicate_document(
+    ctx: AppContext, actor_id: str, doc_id: str, title: str | None
+) -> dict[str, Any]:
+    """A new document beside the source (same workspace, board, parent) with a copy of its
+    current content: the source's merged state is the copy's first log update."""
+    await policy.require(ctx, actor_id, Action.DOCUMENT_VIEW, Resource.document(doc_id))
+    source = await repo.get_document(ctx.db, doc_id)
+    if source is None:
+        raise NotFound("document not found")
+    placement = Placement(
+        str(source["workspace_id"]),
+        None if source["board_id"] is None else str(source["board_id"]),
+        None if source["parent_id"] is None else str(source["parent_id"]),
+    )
+    await check_placement(ctx, actor_id, placement)
+    state = await load_state(ctx.db, doc_log_of(ctx), doc_id)
+    new_title = title if title is not None else copy_title(source["title"])
+    async with ctx.db.transaction() as conn:
+        doc, staged = await _insert(conn, actor_id, placement, new_title, source_id=doc_id)
+    new_id = str(doc["id"])
+    try:
+        copied = await _copy_content(ctx, actor_id, new_id, state.update)
+    except BaseException:
+        # The row was visible for a moment without its content: remove it (nothing references a
+        # document this young). A publish that timed out may still have stored the update: it is
+        # an orphaned subject then, purged by the snapshot job.
+        await ctx.db.execute("DELETE FROM documents WHERE id = $1", new_id)
+        raise
+    await activity.publish_staged(ctx, [staged])
+    return with_content(doc, copied)
+
+
+async def _copy_content(
+    ctx: AppContext, actor_id: str, doc_id: str, state: bytes
+) -> DocState | None:
+    if state == EMPTY_UPDATE or not state:
+        return None
+    ack = await doc_log_of(ctx).publish(
+        doc_id, state, msg_id=f"duplicate:{doc_id}", client="server:duplicate", user=actor_id
+    )
+    await refresh_projection_now(ctx, doc_id)
+    return DocState(state, ack.seq, 0, [])
+
+
+async def refresh_projection_now(ctx: AppContext, doc_id: str) -> None:
+    """After a REST write: project the document as it is now (including concurrent edits)."""
+    state = await load_state(ctx.db, doc_log_of(ctx), doc_id)
+    async with ctx.db.transaction() as conn:
+        await refresh_projection(conn, doc_id, state.seq, state.update)

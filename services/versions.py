@@ -1,0 +1,146 @@
+"""Document versions: list, name the current state, read one, restore one.
+
+A version is a full CRDT state at a stream sequence: `auto` (kept by the snapshot job on its
+retention policy), `named` (a user saved it), `restore` (the state a restore produced).
+
+Restore never replaces the document. It computes a diff on the live history that turns the current
+content into the version's (services/doc_content.py: a fresh random client id, edits in place) and
+publishes it through the document log like any editor's update: every room on every node applies
+it, every connected client converges to the old content, and the history (including the undone
+edits) is kept. A retried restore (same `Idempotency-Key`) is not applied twice: JetStream's
+`Nats-Msg-Id` window catches a quick retry, the durable `document_operations` map a late one.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from models.repo import doc_snapshots
+from models.repo import documents as repo
+from services import activity, policy
+from services.doc_content import make_restore_update, to_json
+from services.doc_state import load_state, merge
+from services.documents import doc_log_of, refresh_projection_now
+from services.errors import Conflict, NotFound
+from services.policy import Action, Resource
+
+if TYPE_CHECKING:
+    from server.context import AppContext
+
+log = structlog.get_logger(__name__)
+
+RESTORE_CLIENT = "server:restore"
+
+
+async def list_versions(
+    ctx: AppContext, actor_id: str, doc_id: str, limit: int, offset: int
+) -> list[dict[str, Any]]:
+    await policy.require(ctx, actor_id, Action.DOCUMENT_VIEW, Resource.document(doc_id))
+    return await repo.list_versions(ctx.db, doc_id, limit, offset)
+
+
+async def create_named_version(
+    ctx: AppContext, actor_id: str, doc_id: str, name: str
+) -> dict[str, Any]:
+    """Save the current merged state (snapshot + log) under a name."""
+    access = await policy.require(ctx, actor_id, Action.DOCUMENT_EDIT, Resource.document(doc_id))
+    state = await load_state(ctx.db, doc_log_of(ctx), doc_id)
+    async with ctx.db.transaction() as conn:
+        version = await repo.insert_version(
+            conn,
+            doc_id,
+            seq=state.seq,
+            state=state.update,
+            kind="named",
+            name=name,
+            created_by=actor_id,
+        )
+        assert version is not None
+        staged = await activity.stage(
+            conn,
+            access.workspace_id,
+            "document.version_created",
+            actor_id,
+            {"document_id": doc_id, "version_id": version["id"], "seq": state.seq, "name": name},
+        )
+    await activity.publish_staged(ctx, [staged])
+    return version
+
+
+async def _version_or_404(ctx: AppContext, doc_id: str, version_id: str) -> dict[str, Any]:
+    version = await repo.get_version(ctx.db, doc_id, version_id)
+    if version is None:
+        raise NotFound("version not found")
+    return version
+
+
+async def get_version(
+    ctx: AppContext, actor_id: str, doc_id: str, version_id: str
+) -> dict[str, Any]:
+    await policy.require(ctx, actor_id, Action.DOCUMENT_VIEW, Resource.document(doc_id))
+    version = await _version_or_404(ctx, doc_id, version_id)
+    state = version.pop("state")
+    return {**version, "content": to_json(bytes(state))}
+
+
+def _restore_name(version: dict[str, Any]) -> str:
+    label = version["name"] or f"{version['kind']} version at seq {version['seq']}"
+    return f"Restored from {label}"[:200]
+
+
+async def restore_version(
+    ctx: AppContext, actor_id: str, doc_id: str, version_id: str, key: str
+) -> tuple[dict[str, Any], bool]:
+    """Write the version's content into the live document as a new update.
+
+    Returns (the 'restore' version recorded at the new seq, whether this call applied it);
+    `key` identifies the client's attempt, so a retry gets the first result back.
+    """
+    access = await policy.require(ctx, actor_id, Action.DOCUMENT_EDIT, Resource.document(doc_id))
+    version = await _version_or_404(ctx, doc_id, version_id)
+    msg_id = f"restore:{version_id}:{key}"
+    done_seq = await doc_snapshots.get_operation_seq(ctx.db, doc_id, msg_id)
+    if done_seq is not None:
+        recorded = await repo.get_restore_version(ctx.db, doc_id, done_seq)
+        if recorded is not None:
+            return recorded, False
+    current = await load_state(ctx.db, doc_log_of(ctx), doc_id)
+    diff = make_restore_update(current.update, bytes(version["state"]))
+    ack = await doc_log_of(ctx).publish(
+        doc_id, diff, msg_id=msg_id, client=RESTORE_CLIENT, user=actor_id
+    )
+    # The msg-id map and the 'restore' version commit together: one exists iff the other does.
+    async with ctx.db.transaction() as conn:
+        seq = await doc_snapshots.record_operation(conn, doc_id, msg_id, ack.seq)
+        restored = await repo.insert_version(
+            conn,
+            doc_id,
+            seq=seq,
+            state=merge([current.update, diff]),
+            kind="restore",
+            name=_restore_name(version),
+            created_by=actor_id,
+        )
+        if restored is None:  # a concurrent retry of the same attempt recorded it first
+            recorded = await repo.get_restore_version(conn, doc_id, seq)
+            if recorded is None:
+                raise Conflict("restore in progress, retry")
+            return recorded, False
+        staged = await activity.stage(
+            conn,
+            access.workspace_id,
+            "document.restored",
+            actor_id,
+            {
+                "document_id": doc_id,
+                "version_id": version_id,
+                "restore_version_id": restored["id"],
+                "seq": seq,
+            },
+        )
+    await activity.publish_staged(ctx, [staged])
+    await refresh_projection_now(ctx, doc_id)
+    log.info("version.restored", doc_id=doc_id, version_id=version_id, seq=seq, dup=ack.duplicate)
+    return restored, True
