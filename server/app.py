@@ -9,7 +9,17 @@ from typing import Any
 
 import tornado.web
 
-from handlers import auth, boards, cards, health, invitations, members, openapi, workspaces
+from handlers import (
+    auth,
+    boards,
+    cards,
+    documents,
+    health,
+    invitations,
+    members,
+    openapi,
+    workspaces,
+)
 from handlers.base import NotFoundHandler
 from handlers.routing import Route
 from server.context import AppContext
@@ -22,7 +32,7 @@ from services.snapshot_job import register_document_jobs
 from streams.board_relay import BoardEventRelay
 from streams.doc_log import DocLog
 
-ROUTE_MODULES = [health, auth, openapi, workspaces, members, invitations, boards, cards]
+ROUTE_MODULES = [health, auth, openapi, workspaces, members, invitations, boards, cards, documents]
 
 
 def all_routes() -> list[Route]:
