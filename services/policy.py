@@ -25,6 +25,7 @@ Rules (the README's capability matrix is generated from `CAPABILITIES`):
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import TYPE_CHECKING, Any, Literal
@@ -401,8 +402,14 @@ async def load_access(ctx: AppContext, user_id: str, resource: Resource) -> Acce
     """The caller's effective access; None when the resource does not exist (or is deleted).
 
     Served from the Redis permission cache when it holds a current decision; otherwise decided from
-    Postgres (also whenever Redis is unavailable: never a default "allow") and cached.
+    Postgres (also whenever Redis is unavailable: never a default "allow") and cached. An id that
+    is not a UUID names nothing (None), whatever path it came from (HTTP, WebSocket, a job).
     """
+    try:
+        resource = Resource(resource.kind, str(uuid.UUID(str(resource.id))))
+        user_id = str(uuid.UUID(str(user_id)))
+    except ValueError:
+        return None
     cached = await permissions_cache.lookup(ctx, user_id, resource.kind, resource.id)
     if cached is not None and cached.value is not None:
         return Access.from_cache(cached.value)

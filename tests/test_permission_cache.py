@@ -221,3 +221,13 @@ async def test_redis_down_decides_from_postgres_never_allow(api, ctx, redis_down
     assert await redis_get(ctx, user_generation_key(ws, member.id)) != old_token
     assert await redis_get(ctx, entry_key(member.id, "workspace", ws)) is not None
     assert (await api.get(ws_path(ws), token=member.access_token)).status == 404
+
+
+@pytest.mark.parametrize("bad", ["nope", "", "1 OR 1=1", "00000000-0000-0000-0000-00000000000g"])
+async def test_ids_that_are_not_uuids_name_nothing(api, ctx, bad):
+    user = await fast_user(ctx)
+    for resource in (Resource.workspace(bad), Resource.board(bad), Resource.document(bad)):
+        assert await policy.load_access(ctx, user.id, resource) is None
+    workspace, users = await workspace_with(api, ctx)
+    upper = Resource.workspace(workspace["id"].upper())
+    assert (await policy.load_access(ctx, users["owner"].id, upper)).workspace_role is not None
