@@ -44,15 +44,6 @@ async def make_space(ctx, owner_id: str | None = None) -> Space:
     return Space(str(ws), owner)
 
 
-async def add_member(ctx, workspace_id: str, user_id: str, role: str) -> None:
-    await ctx.db.execute(
-        "INSERT INTO workspace_members (workspace_id, user_id, role) VALUES ($1, $2, $3)",
-        workspace_id,
-        user_id,
-        role,
-    )
-
-
 async def make_doc_row(ctx, space: Space | None = None, title: str = "D") -> str:
     space = space or await make_space(ctx)
     return str(
@@ -64,6 +55,55 @@ async def make_doc_row(ctx, space: Space | None = None, title: str = "D") -> str
             space.owner_id,
         )
     )
+
+
+# --- through the API (workspace endpoints) plus SQL for what has no endpoint yet ------------
+
+DOCS = "/api/v1/documents/"
+
+
+async def make_workspace(api, user) -> str:
+    created = await api.post(
+        "/api/v1/workspaces/", {"name": f"W {uuid.uuid4().hex[:6]}"}, token=user.access_token
+    )
+    assert created.status == 201, created.body
+    return created.body["id"]
+
+
+async def join(ctx, workspace_id: str, user, role: str) -> None:
+    await ctx.db.execute(
+        "INSERT INTO workspace_members (workspace_id, user_id, role) VALUES ($1, $2, $3)",
+        workspace_id,
+        user.id,
+        role,
+    )
+
+
+async def grant(ctx, doc_id: str, user, role: str) -> None:
+    await ctx.db.execute(
+        "INSERT INTO document_grants (document_id, user_id, role) VALUES ($1, $2, $3)",
+        doc_id,
+        user.id,
+        role,
+    )
+
+
+async def make_board(ctx, workspace_id: str, *, private: bool = False) -> str:
+    return str(
+        await ctx.db.fetchval(
+            "INSERT INTO boards (workspace_id, name, is_private) VALUES ($1, 'B', $2) RETURNING id",
+            workspace_id,
+            private,
+        )
+    )
+
+
+async def create(api, user, workspace_id: str, **fields) -> dict:
+    response = await api.post(
+        DOCS, {"workspace_id": workspace_id, **fields}, token=user.access_token
+    )
+    assert response.status == 201, response.body
+    return response.body
 
 
 class Writer:

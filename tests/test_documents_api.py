@@ -9,7 +9,8 @@ import pycrdt
 import pytest
 
 from streams.doc_log import DocLog
-from tests.documents_support import Writer
+from tests.documents_support import Writer, create, grant, join, make_board, make_workspace
+from tests.ws_helpers import fast_user
 
 DOCS = "/api/v1/documents/"
 
@@ -19,57 +20,13 @@ def doc_log(ctx) -> DocLog:
     return ctx.services["doc_log"]
 
 
-async def make_workspace(api, user) -> str:
-    created = await api.post(
-        "/api/v1/workspaces/", {"name": f"W {uuid.uuid4().hex[:6]}"}, token=user.access_token
-    )
-    assert created.status == 201, created.body
-    return created.body["id"]
-
-
-async def join(ctx, workspace_id: str, user, role: str) -> None:
-    await ctx.db.execute(
-        "INSERT INTO workspace_members (workspace_id, user_id, role) VALUES ($1, $2, $3)",
-        workspace_id,
-        user.id,
-        role,
-    )
-
-
-async def grant(ctx, doc_id: str, user, role: str) -> None:
-    await ctx.db.execute(
-        "INSERT INTO document_grants (document_id, user_id, role) VALUES ($1, $2, $3)",
-        doc_id,
-        user.id,
-        role,
-    )
-
-
-async def make_board(ctx, workspace_id: str, *, private: bool = False) -> str:
-    return str(
-        await ctx.db.fetchval(
-            "INSERT INTO boards (workspace_id, name, is_private) VALUES ($1, 'B', $2) RETURNING id",
-            workspace_id,
-            private,
-        )
-    )
-
-
-async def create(api, user, workspace_id: str, **fields) -> dict:
-    response = await api.post(
-        DOCS, {"workspace_id": workspace_id, **fields}, token=user.access_token
-    )
-    assert response.status == 201, response.body
-    return response.body
-
-
-async def make_team(api, ctx, make_user, *others: str) -> dict:
+async def make_team(api, ctx, *others: str) -> dict:
     """An owner's workspace, plus any of: a member, a guest, an outsider with their own workspace
     (registration hashes a password: only the users a test needs are made)."""
-    team = {"owner": await make_user("owner")}
+    team = {"owner": await fast_user(ctx, "owner")}
     team["ws"] = await make_workspace(api, team["owner"])
     for role in others:
-        team[role] = await make_user(role)
+        team[role] = await fast_user(ctx, role)
         if role == "outsider":
             team["foreign_ws"] = await make_workspace(api, team[role])
         else:
@@ -80,8 +37,8 @@ async def make_team(api, ctx, make_user, *others: str) -> dict:
 # --- create ----------------------------------------------------------------------------------------
 
 
-async def test_create_and_get_an_empty_document(api, ctx, make_user):
-    team = await make_team(api, ctx, make_user)
+async def test_create_and_get_an_empty_document(api, ctx):
+    team = await make_team(api, ctx)
     owner = team["owner"]
     doc = await create(api, owner, team["ws"], title="Spec")
     assert doc["title"] == "Spec" and doc["version"] == 0
@@ -105,8 +62,8 @@ async def test_create_and_get_an_empty_document(api, ctx, make_user):
         ({"is_private": True}, "is_private"),
     ],
 )
-async def test_create_rejects_bad_input(api, body, field, ctx, make_user):
-    team = await make_team(api, ctx, make_user)
+async def test_create_rejects_bad_input(api, body, field, ctx):
+    team = await make_team(api, ctx)
     payload = {"workspace_id": team["ws"], **body} if "workspace_id" not in body else body
     if body == {}:
         payload = {}
@@ -114,15 +71,15 @@ async def test_create_rejects_bad_input(api, body, field, ctx, make_user):
     assert response.status == 400 and field in response.body["error"]["fields"], response.body
 
 
-async def test_create_rejects_malformed_json_and_needs_auth(api, ctx, make_user):
-    team = await make_team(api, ctx, make_user)
+async def test_create_rejects_malformed_json_and_needs_auth(api, ctx):
+    team = await make_team(api, ctx)
     bad = await api.post(DOCS, raw=b"{nope", token=team["owner"].access_token)
     assert bad.status == 400
     assert (await api.post(DOCS, {"workspace_id": team["ws"]})).status == 401
 
 
-async def test_create_in_foreign_workspace_or_on_foreign_objects_is_404(api, ctx, make_user):
-    team = await make_team(api, ctx, make_user, "outsider")
+async def test_create_in_foreign_workspace_or_on_foreign_objects_is_404(api, ctx):
+    team = await make_team(api, ctx, "outsider")
     owner, outsider = team["owner"], team["outsider"]
     response = await api.post(DOCS, {"workspace_id": team["ws"]}, token=outsider.access_token)
     assert response.status == 404
@@ -135,8 +92,8 @@ async def test_create_in_foreign_workspace_or_on_foreign_objects_is_404(api, ctx
         assert response.status == 404, (field, response.body)
 
 
-async def test_board_and_parent_must_be_in_the_same_workspace(api, ctx, make_user):
-    user = await make_user("two-spaces")
+async def test_board_and_parent_must_be_in_the_same_workspace(api, ctx):
+    user = await fast_user(ctx, "two-spaces")
     first, second = await make_workspace(api, user), await make_workspace(api, user)
     board = await make_board(ctx, second)
     parent = await create(api, user, second)
@@ -147,15 +104,15 @@ async def test_board_and_parent_must_be_in_the_same_workspace(api, ctx, make_use
         assert response.status == 400 and field in response.body["error"]["fields"]
 
 
-async def test_guest_cannot_create_and_member_can(api, ctx, make_user):
-    team = await make_team(api, ctx, make_user, "member", "guest")
+async def test_guest_cannot_create_and_member_can(api, ctx):
+    team = await make_team(api, ctx, "member", "guest")
     guest = await api.post(DOCS, {"workspace_id": team["ws"]}, token=team["guest"].access_token)
     assert guest.status == 403
     await create(api, team["member"], team["ws"], title="mine")
 
 
-async def test_sub_pages_and_board_documents(api, ctx, make_user):
-    team = await make_team(api, ctx, make_user)
+async def test_sub_pages_and_board_documents(api, ctx):
+    team = await make_team(api, ctx)
     owner = team["owner"]
     board = await make_board(ctx, team["ws"])
     parent = await create(api, owner, team["ws"], title="Parent")
@@ -167,8 +124,8 @@ async def test_sub_pages_and_board_documents(api, ctx, make_user):
 # --- get -----------------------------------------------------------------------------------------
 
 
-async def test_get_shows_content_and_version_from_the_log(api, ctx, doc_log, make_user):
-    team = await make_team(api, ctx, make_user)
+async def test_get_shows_content_and_version_from_the_log(api, ctx, doc_log):
+    team = await make_team(api, ctx)
     owner = team["owner"]
     doc = await create(api, owner, team["ws"])
     writer = Writer(doc_log, doc["id"])
@@ -182,8 +139,8 @@ async def test_get_shows_content_and_version_from_the_log(api, ctx, doc_log, mak
     assert got.body["content"]["text"] == "plain text"
 
 
-async def test_get_wrong_ids(api, ctx, make_user):
-    team = await make_team(api, ctx, make_user, "outsider")
+async def test_get_wrong_ids(api, ctx):
+    team = await make_team(api, ctx, "outsider")
     token = team["owner"].access_token
     assert (await api.get(f"{DOCS}not-a-uuid/", token=token)).status == 404
     assert (await api.get(f"{DOCS}{uuid.uuid4()}/", token=token)).status == 404
@@ -192,8 +149,8 @@ async def test_get_wrong_ids(api, ctx, make_user):
     assert response.status == 404 and response.body["error"]["code"] == "not_found"
 
 
-async def test_private_and_granted_visibility(api, ctx, make_user):
-    team = await make_team(api, ctx, make_user, "member", "guest")
+async def test_private_and_granted_visibility(api, ctx):
+    team = await make_team(api, ctx, "member", "guest")
     owner, member, guest = team["owner"], team["member"], team["guest"]
     doc = await create(api, owner, team["ws"], title="secret")
     await ctx.db.execute("UPDATE documents SET is_private = true WHERE id = $1", doc["id"])
@@ -207,8 +164,8 @@ async def test_private_and_granted_visibility(api, ctx, make_user):
 # --- list ----------------------------------------------------------------------------------------
 
 
-async def test_list_filters_and_paginates(api, ctx, make_user):
-    team = await make_team(api, ctx, make_user)
+async def test_list_filters_and_paginates(api, ctx):
+    team = await make_team(api, ctx)
     owner = team["owner"]
     board = await make_board(ctx, team["ws"])
     parent = await create(api, owner, team["ws"], title="P")
@@ -236,8 +193,8 @@ async def test_list_filters_and_paginates(api, ctx, make_user):
     assert rest == [children[2]["id"]]
 
 
-async def test_list_shows_only_what_the_caller_may_view(api, ctx, make_user):
-    team = await make_team(api, ctx, make_user, "member", "guest", "outsider")
+async def test_list_shows_only_what_the_caller_may_view(api, ctx):
+    team = await make_team(api, ctx, "member", "guest", "outsider")
     owner, member, guest = team["owner"], team["member"], team["guest"]
     open_doc = await create(api, owner, team["ws"], title="open")
     private = await create(api, owner, team["ws"], title="private")
@@ -266,8 +223,8 @@ async def test_list_shows_only_what_the_caller_may_view(api, ctx, make_user):
     "query",
     ["", "workspace_id=nope", "limit=0", "limit=101", "offset=-1", "top_level=maybe", "x=1"],
 )
-async def test_list_rejects_bad_queries(api, query, ctx, make_user):
-    team = await make_team(api, ctx, make_user)
+async def test_list_rejects_bad_queries(api, query, ctx):
+    team = await make_team(api, ctx)
     if query not in ("", "workspace_id=nope"):
         query = f"workspace_id={team['ws']}&{query}"
     response = await api.get(f"{DOCS}?{query}", token=team["owner"].access_token)
@@ -277,8 +234,8 @@ async def test_list_rejects_bad_queries(api, query, ctx, make_user):
 # --- update ----------------------------------------------------------------------------------------
 
 
-async def test_rename_and_move(api, ctx, make_user):
-    team = await make_team(api, ctx, make_user)
+async def test_rename_and_move(api, ctx):
+    team = await make_team(api, ctx)
     owner = team["owner"]
     a = await create(api, owner, team["ws"], title="A")
     b = await create(api, owner, team["ws"], title="B")
@@ -291,8 +248,8 @@ async def test_rename_and_move(api, ctx, make_user):
     assert top.body["parent_id"] is None
 
 
-async def test_move_cannot_create_a_cycle(api, ctx, make_user):
-    team = await make_team(api, ctx, make_user)
+async def test_move_cannot_create_a_cycle(api, ctx):
+    team = await make_team(api, ctx)
     owner = team["owner"]
     a = await create(api, owner, team["ws"])
     b = await create(api, owner, team["ws"], parent_id=a["id"])
@@ -316,8 +273,8 @@ async def test_move_cannot_create_a_cycle(api, ctx, make_user):
         {"parent_id": "nope"},
     ],
 )
-async def test_update_rejects_bad_input_and_mass_assignment(api, ctx, body, make_user):
-    team = await make_team(api, ctx, make_user)
+async def test_update_rejects_bad_input_and_mass_assignment(api, ctx, body):
+    team = await make_team(api, ctx)
     owner = team["owner"]
     doc = await create(api, owner, team["ws"], title="T")
     response = await api.patch(f"{DOCS}{doc['id']}/", body, token=owner.access_token)
@@ -330,8 +287,8 @@ async def test_update_rejects_bad_input_and_mass_assignment(api, ctx, body, make
     )
 
 
-async def test_update_permissions_and_ids(api, ctx, make_user):
-    team = await make_team(api, ctx, make_user, "guest", "outsider")
+async def test_update_permissions_and_ids(api, ctx):
+    team = await make_team(api, ctx, "guest", "outsider")
     owner, guest, outsider = team["owner"], team["guest"], team["outsider"]
     doc = await create(api, owner, team["ws"])
     await grant(ctx, doc["id"], guest, "viewer")
@@ -351,8 +308,8 @@ async def test_update_permissions_and_ids(api, ctx, make_user):
 # --- delete ----------------------------------------------------------------------------------------
 
 
-async def test_soft_delete_needs_manage_and_takes_sub_pages(api, ctx, make_user):
-    team = await make_team(api, ctx, make_user, "member")
+async def test_soft_delete_needs_manage_and_takes_sub_pages(api, ctx):
+    team = await make_team(api, ctx, "member")
     owner, member = team["owner"], team["member"]
     parent = await create(api, member, team["ws"], title="P")
     child = await create(api, member, team["ws"], title="C", parent_id=parent["id"])
@@ -367,8 +324,8 @@ async def test_soft_delete_needs_manage_and_takes_sub_pages(api, ctx, make_user)
     assert again.status == 404
 
 
-async def test_delete_wrong_input(api, ctx, make_user):
-    team = await make_team(api, ctx, make_user, "outsider")
+async def test_delete_wrong_input(api, ctx):
+    team = await make_team(api, ctx, "outsider")
     owner = team["owner"]
     doc = await create(api, owner, team["ws"])
     foreign = await api.delete(f"{DOCS}{doc['id']}/", token=team["outsider"].access_token)
@@ -381,8 +338,8 @@ async def test_delete_wrong_input(api, ctx, make_user):
 # --- duplicate -----------------------------------------------------------------------------------
 
 
-async def test_duplicate_copies_current_content(api, ctx, doc_log, make_user):
-    team = await make_team(api, ctx, make_user, "member")
+async def test_duplicate_copies_current_content(api, ctx, doc_log):
+    team = await make_team(api, ctx, "member")
     owner, member = team["owner"], team["member"]
     parent = await create(api, owner, team["ws"], title="P")
     doc = await create(api, owner, team["ws"], title="Plan", parent_id=parent["id"])
@@ -410,8 +367,8 @@ async def test_duplicate_copies_current_content(api, ctx, doc_log, make_user):
     assert [r["block_id"] for r in rows] == ["b1"]
 
 
-async def test_duplicate_rules(api, ctx, make_user):
-    team = await make_team(api, ctx, make_user, "guest", "outsider")
+async def test_duplicate_rules(api, ctx):
+    team = await make_team(api, ctx, "guest", "outsider")
     owner, guest = team["owner"], team["guest"]
     doc = await create(api, owner, team["ws"], title="T")
     empty = await api.post(
