@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import queue
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -99,9 +98,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-pin", action="store_true", help="do not pin server/client to cores")
     parser.add_argument("--output", type=Path, default=DEFAULT_RESULTS, help="results JSON path")
     parser.add_argument(
-        "--profile",
-        default="",
-        help="wrap our server in this command, e.g. 'py-spy record -o /tmp/p.svg --' ",
+        "--py-spy",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="sample our server with py-spy during each measured window; raw stacks into DIR",
     )
     args = parser.parse_args(argv)
     if args.duration is None:
@@ -154,6 +155,38 @@ def wait_for_quiet(max_wait_s: float) -> float:
         print(f"  box busy ({busy:.2f} cores used by other work); waiting", file=sys.stderr)
 
 
+class PySpy:
+    """`py-spy record --pid` on our server for one measured window (collapsed stacks; time inside
+    pycrdt's Rust is charged to the Python line that called it). It runs on the client's core, and
+    `--nonblocking` keeps it from pausing the server, but sampling still costs the server a little:
+    profiled runs are for finding hot spots, not for the table."""
+
+    RATE_HZ = 100
+
+    def __init__(self, out_dir: Path, label: str, duration_s: float, cpus: set[int] | None):
+        self.output = out_dir / f"{label}.txt"
+        self.duration_s = duration_s
+        self.cpus = cpus
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, pid: int) -> None:
+        argv = ["py-spy", "record", "--pid", str(pid), "--format", "raw"]
+        argv += ["--nonblocking", "--rate", str(self.RATE_HZ), "--output", str(self.output)]
+        argv += ["--duration", str(max(1, round(self.duration_s)))]
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=child_preexec(self.cpus),
+        )
+
+    def finish(self) -> None:
+        if self.proc is not None:
+            self.proc.wait(self.duration_s + DRIVER_MARGIN_S)
+
+
 def _pump_lines(stream: Any, sink: queue.Queue[str | None]) -> None:
     for line in stream:
         sink.put(line.decode(errors="replace"))
@@ -168,6 +201,7 @@ def run_driver(
     token: str,
     client_cpus: set[int] | None,
     workdir: Path,
+    profiler: PySpy | None = None,
 ) -> dict[str, Any]:
     """Run ws_bench.mjs once; CPU of the server's processes is sampled at its phase lines."""
     pids = {"server": server.pid, **server.companions}
@@ -201,6 +235,8 @@ def run_driver(
             message = json.loads(line)
             if message.get("phase") == "measure_start":
                 cpu_start, busy_start = cpu_of(pids), procstat.system_busy_seconds()
+                if profiler is not None:
+                    profiler.start(server.pid)
             elif message.get("phase") == "drained":
                 cpu_end, busy_end = cpu_of(pids), procstat.system_busy_seconds()
             elif message.get("event") == "result":
@@ -213,6 +249,8 @@ def run_driver(
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+        if profiler is not None:
+            profiler.finish()
     if result is None or not cpu_start or not cpu_end:
         raise BenchError(f"driver ended without a result: {stderr_log.read_text()[-2000:]}")
     result["cpu_s"] = {role: round(cpu_end[role] - cpu_start[role], 3) for role in pids}
@@ -270,16 +308,28 @@ def run_all(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             stack.start()
         for scenario in scenarios:
             for name in servers:
-                wrap = shlex.split(args.profile) if args.profile and name == "ours" else None
-                with server_under_test(name, stack, workdir, server_cpus, wrap) as server:
+                profiler = (
+                    PySpy(args.py_spy, f"{scenario.label}-ours", args.duration, client_cpus)
+                    if args.py_spy and name == "ours"
+                    else None
+                )
+                with server_under_test(name, stack, workdir, server_cpus) as server:
                     rooms = new_rooms(server, stack, scenario.rooms)
                     token = token_for(server, stack)
                     print(f"… {scenario.label} on {name}", file=sys.stderr, flush=True)
                     busy_before = wait_for_quiet(args.quiet_wait)
                     result = run_driver(
-                        server, rooms, scenario.clients, timing, token, client_cpus, workdir
+                        server,
+                        rooms,
+                        scenario.clients,
+                        timing,
+                        token,
+                        client_cpus,
+                        workdir,
+                        profiler,
                     )
                     result["busy_before_cores"] = busy_before
+                    result["profiled"] = profiler is not None
                 raw.append({"scenario": scenario.label, "server": name, "result": result})
                 rows.append(summarize(name, scenario, result))
     finally:
