@@ -1,0 +1,580 @@
+"""One WebSocket on one document: the y-websocket and JSON-envelope protocols, without Tornado.
+
+A session turns frames into calls on its room and room events into frames. It owns the per-socket
+limits (token bucket, bounded inbound queue, malformed-message budget) and processes its inbound
+messages one at a time in arrival order, so one client's updates reach the log in the order it sent
+them. Every message is handled under a catch-all: a bad frame (or a pycrdt panic) costs the sender
+an error message, never the socket, the room or the node (DESIGN.md §7).
+
+Transport adapters (handlers/ws_documents.py) implement `Transport`; tests can use a fake one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+
+from models.db import Database
+from models.repo import doc_snapshots
+from server.settings import Settings
+from services.errors import AppError, Unavailable
+from services.policy import Access, Action
+from streams import envelope
+from streams.doc_log import DocLog, DocLogRejected
+from streams.protocol import (
+    EMPTY_UPDATE,
+    MAX_SAFE_INTEGER,
+    AuthMessage,
+    AwarenessEntry,
+    AwarenessMessage,
+    ProtocolError,
+    QueryAwareness,
+    SyncStep1,
+    SyncStep2,
+    SyncUpdate,
+    decode_message,
+    encode_awareness,
+    encode_awareness_entries,
+    encode_permission_denied,
+    encode_sync_step1,
+    encode_sync_step2,
+    validate_update,
+)
+from streams.room import AwarenessBatch, DocumentTooLarge, Room, UpdateBatch
+from streams.yjs_state import single_client
+
+log = structlog.get_logger(__name__)
+
+# Malformed frames are answered one by one; a client that keeps sending them is broken or hostile.
+BAD_MESSAGES_BEFORE_CLOSE = 20
+# A JSON ack waits until the room applied (and delivered) everything up to its version, so a
+# client's versions only ever grow; a stuck consumer must not hold the ack for longer than this.
+ACK_ORDER_WAIT_S = 2.0
+# JSON connections get a synthetic awareness client id above the 32-bit ids Yjs draws, so it can
+# never collide with a real Yjs client.
+SYNTHETIC_CLIENT_ID_MIN = 2**32
+CLOSE_REASON_MAX_BYTES = 120  # RFC 6455: the close reason must fit a 125-byte control frame
+
+
+class Transport(Protocol):
+    def send(self, message: bytes | str) -> None: ...
+
+    def close(self, code: int, reason: str) -> None: ...
+
+
+class RoomSource(Protocol):
+    async def acquire(self, doc_id: str) -> Room: ...
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The authenticated user behind a socket; `token` is kept to re-check it on revocations."""
+
+    user_id: str
+    display_name: str
+    family_id: str
+    token: str
+    expires_at: int
+
+
+class TokenBucket:
+    """`rate` messages per second on average, bursts up to `burst`."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.updated = time.monotonic()
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+@dataclass(frozen=True)
+class SessionDeps:
+    rooms: RoomSource
+    db: Database
+    doc_log: DocLog
+    settings: Settings
+
+
+class Session:
+    """What both protocols share: limits, the message loop, access, lifecycle."""
+
+    kind = "abstract"
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        doc_id: str,
+        identity: Identity,
+        access: Access,
+        transport: Transport,
+        deps: SessionDeps,
+    ) -> None:
+        self.conn_id = conn_id
+        self.doc_id = doc_id
+        self.identity = identity
+        self.user_id = identity.user_id
+        self.workspace_id = access.workspace_id
+        self.role = access.resource_role
+        self.can_edit = access.allows(Action.DOCUMENT_EDIT)
+        self.transport = transport
+        self.deps = deps
+        self.settings = deps.settings
+        self.room: Room | None = None
+        self.closed = False
+        self.connected_at = time.time()
+        self._queue: deque[bytes | str] = deque()
+        self._queued_bytes = 0
+        self._wakeup = asyncio.Event()
+        self._bucket = TokenBucket(self.settings.ws_rate_per_s, self.settings.ws_burst)
+        self._dropped = 0
+        self._bad = 0
+        self._task: asyncio.Task[None] | None = None
+        self._expiry: asyncio.TimerHandle | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> asyncio.Task[None]:
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, self.identity.expires_at - time.time())
+        self._expiry = loop.call_later(delay, self.close, 4401, "token expired")
+        self._task = asyncio.create_task(self._run(), name=f"ws-{self.conn_id}")
+        return self._task
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the socket with `code`; idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        self._wakeup.set()
+        reason_bytes = reason.encode()[:CLOSE_REASON_MAX_BYTES]
+        self.transport.close(code, reason_bytes.decode(errors="ignore"))
+
+    def transport_closed(self) -> None:
+        """The socket is gone (either side closed it)."""
+        self.closed = True
+        self._wakeup.set()
+        if self._expiry is not None:
+            self._expiry.cancel()
+
+    async def wait_closed(self) -> None:
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        try:
+            room = await self.deps.rooms.acquire(self.doc_id)
+        except AppError as err:
+            self.close(err.ws_close_code, err.message)
+            return
+        self.room = room
+        try:
+            if not self.closed:
+                await self._open(room)
+                await self._process()
+        except Exception as err:
+            log.exception("ws.session_failed", conn=self.conn_id, error=repr(err))
+            self.close(1011, "internal error")
+        finally:
+            room.leave(self)
+
+    async def _process(self) -> None:
+        while not self.closed:
+            if not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            message = self._queue.popleft()
+            self._queued_bytes -= len(message)
+            await self._handle_safely(message)
+
+    async def _handle_safely(self, message: bytes | str) -> None:
+        try:
+            await self._handle(message)
+        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as err:  # pyo3 PanicException is a BaseException (DESIGN.md §7)
+            log.error("ws.message_failed", conn=self.conn_id, error=repr(err), exc_info=True)
+            self._reject("internal_error", "the message could not be processed")
+
+    # --- inbound limits (called from the transport's on_message) -------------------------------
+
+    def receive(self, message: bytes | str) -> None:
+        if self.closed:
+            return
+        if not self._bucket.take(time.monotonic()):
+            self._dropped += 1
+            if self._dropped > self.settings.ws_flood_close_after:
+                self.close(4429, "rate limit exceeded")
+            else:
+                self._error("rate_limited", "too many messages: this one was dropped, slow down")
+            return
+        size = len(message)
+        too_many = len(self._queue) >= self.settings.ws_queue_max_msgs
+        if too_many or self._queued_bytes + size > self.settings.ws_queue_max_bytes:
+            self.close(4429, "too many messages waiting")
+            return
+        self._queue.append(message)
+        self._queued_bytes += size
+        self._wakeup.set()
+
+    def _reject(self, code: str, message: str, msg_id: str | None = None) -> None:
+        """Answer a malformed message; too many of them end the connection."""
+        self._bad += 1
+        if self._bad > BAD_MESSAGES_BEFORE_CLOSE:
+            self.close(4400, "too many malformed messages")
+            return
+        self._error(code, message, msg_id)
+
+    # --- access ------------------------------------------------------------------------------
+
+    def set_access(self, access: Access | None) -> None:
+        """Apply a permission change in place (revocation signal or NATS reconnect re-check)."""
+        if self.closed:
+            return
+        if access is None or not access.allows(Action.DOCUMENT_VIEW):
+            self.close(4403, "access to this document was revoked")
+            return
+        could_edit, old_role = self.can_edit, self.role
+        self.role = access.resource_role
+        self.can_edit = access.allows(Action.DOCUMENT_EDIT)
+        if self.can_edit != could_edit or self.role != old_role:
+            log.info("ws.access_changed", conn=self.conn_id, role=self.role_label)
+            self._permission_changed()
+
+    @property
+    def role_label(self) -> str | None:
+        return None if self.role is None else self.role.label
+
+    def _read_only_reason(self) -> str:
+        return f"read-only: your role on this document is {self.role_label}"
+
+    # --- to be provided by each protocol --------------------------------------------------------
+
+    async def _open(self, room: Room) -> None:
+        raise NotImplementedError
+
+    async def _handle(self, message: bytes | str) -> None:
+        raise NotImplementedError
+
+    def _error(self, code: str, message: str, msg_id: str | None = None) -> None:
+        raise NotImplementedError
+
+    def _permission_changed(self) -> None:
+        raise NotImplementedError
+
+    def _send(self, message: bytes | str) -> None:
+        if not self.closed:
+            self.transport.send(message)
+
+    def deliver_updates(self, batch: UpdateBatch) -> None:
+        raise NotImplementedError
+
+    def deliver_awareness(self, batch: AwarenessBatch, origin: str | None) -> None:
+        raise NotImplementedError
+
+    def renew_presence(self, now: float) -> None:
+        return None
+
+
+class YjsSession(Session):
+    """The stock y-websocket protocol on binary frames.
+
+    y-protocols has no error message; the only thing a stock client shows is an auth
+    permission-denied frame (it logs the reason and keeps the connection), so every refusal that
+    keeps the socket open is sent as one, with a reason that says what happened.
+    """
+
+    kind = "yjs"
+
+    async def _open(self, room: Room) -> None:
+        room.join(self)
+        self._send(encode_sync_step1(room.state_vector()))
+        states = room.awareness.states()
+        if states:
+            self._send(encode_awareness(encode_awareness_entries(states)))
+
+    async def _handle(self, message: bytes | str) -> None:
+        room = self.room
+        assert room is not None
+        if isinstance(message, str):
+            self._reject("unsupported_frame", "text frames need ?format=json")
+            return
+        try:
+            decoded = decode_message(message)
+        except ProtocolError as err:
+            self._reject("malformed_message", f"malformed message: {err}")
+            return
+        match decoded:
+            case SyncStep1(state_vector=state_vector):
+                self._send(encode_sync_step2(room.diff(state_vector)))
+            case SyncStep2(update=update):
+                await self._on_update(room, update, initial=True)
+            case SyncUpdate(update=update):
+                await self._on_update(room, update, initial=False)
+            case AwarenessMessage(entries=entries):
+                nudges = room.apply_awareness(self, list(entries))
+                if nudges:
+                    self._send(encode_awareness(encode_awareness_entries(nudges)))
+            case QueryAwareness():
+                self._send(encode_awareness(encode_awareness_entries(room.awareness.states())))
+            case AuthMessage():
+                pass  # servers send these; a client's is meaningless and harmless
+
+    async def _on_update(self, room: Room, update: bytes, *, initial: bool) -> None:
+        if update == EMPTY_UPDATE:
+            return
+        if not self.can_edit:
+            # A read-only client's SyncStep2 usually repeats what the server has: not an edit.
+            if initial and not room.would_change(update):
+                return
+            self._error("forbidden", self._read_only_reason())
+            return
+        # Raw Yjs updates are idempotent, so a content hash is a sufficient message id: the same
+        # bytes re-sent (a reconnect's SyncStep2) are deduplicated by JetStream within its window.
+        msg_id = f"y:{self.doc_id}:{hashlib.sha256(update).hexdigest()[:40]}"
+        try:
+            await room.publish(self, update, msg_id)
+        except (DocumentTooLarge, DocLogRejected) as err:
+            self._error(err.code, err.message)
+        except Unavailable:
+            # The provider keeps the update and sends it again in its SyncStep2 after reconnecting.
+            self.close(1013, "document log unavailable, retry")
+
+    def _error(self, code: str, message: str, msg_id: str | None = None) -> None:
+        self._send(encode_permission_denied(f"{code}: {message}"))
+
+    def _permission_changed(self) -> None:
+        if not self.can_edit:
+            self._send(encode_permission_denied(f"permission: {self._read_only_reason()}"))
+
+    def deliver_updates(self, batch: UpdateBatch) -> None:
+        if not batch.only_from(self.conn_id):
+            self._send(batch.yjs_frame)
+
+    def deliver_awareness(self, batch: AwarenessBatch, origin: str | None) -> None:
+        # Echoed to the sender too, like the reference server: the provider drops a connection
+        # that received nothing for 30 s, and its own 15 s renewal coming back is what it expects.
+        self._send(batch.yjs_frame)
+
+
+class JsonSession(Session):
+    """The JSON envelope on text frames (docs/realtime.md)."""
+
+    kind = "json"
+
+    def __init__(self, *, since: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.since = since
+        self.cursor = 0  # highest version this client has been given, in order
+        self._catching_up: list[UpdateBatch] | None = None
+        self.presence_id = SYNTHETIC_CLIENT_ID_MIN + secrets.randbelow(
+            MAX_SAFE_INTEGER - SYNTHETIC_CLIENT_ID_MIN
+        )
+        self._fields: dict[str, Any] = {}
+        self._presence_clock = 0
+        self._presence_at = 0.0
+
+    # --- opening -----------------------------------------------------------------------------
+
+    async def _open(self, room: Room) -> None:
+        if self.since is None:
+            self._join_with_state(room, None)
+        else:
+            await self._join_since(room, self.since)
+        for entry in room.awareness.states():
+            user_id = room.awareness.user_of(entry.client_id)
+            self._send(envelope.presence("presence", entry.client_id, user_id, entry.state))
+        self._announce(time.monotonic())
+
+    def _join_with_state(self, room: Room, reason: str | None) -> None:
+        """Join and send the whole state at the room's version in one step (no gap)."""
+        room.join(self)
+        self.cursor = room.last_applied_seq
+        self._send(envelope.sync(self.cursor, room.full_state(), reason))
+
+    async def _join_since(self, room: Room, since: int) -> None:
+        """Send only the operations after `since`, read from the log; full state if they may have
+        been compacted away (older than the latest snapshot) or `since` is unknown here."""
+        if since > room.last_applied_seq:
+            await room.wait_applied(since, ACK_ORDER_WAIT_S)
+        if since > room.last_applied_seq:
+            self._join_with_state(room, "since_ahead")
+            return
+        try:
+            snapshot_seq = await doc_snapshots.get_snapshot_seq(self.deps.db, self.doc_id)
+        except Unavailable:
+            self._join_with_state(room, "since_unverifiable")
+            return
+        if since < snapshot_seq:
+            self._join_with_state(room, "since_compacted")
+            return
+        self._catching_up = []
+        room.join(self)  # live updates are buffered from here on, so nothing falls in between
+        try:
+            entries = await self.deps.doc_log.read(self.doc_id, since)
+        except Unavailable:
+            entries = None
+        buffered, self._catching_up = self._catching_up, None
+        if entries is None:
+            self.cursor = room.last_applied_seq
+            self._send(envelope.sync(self.cursor, room.full_state(), "log_unavailable"))
+        else:
+            self._send_catch_up(since, entries)
+        for batch in buffered:
+            self._send_batch(batch)
+
+    def _send_catch_up(self, since: int, entries: list[Any]) -> None:
+        items = [
+            envelope.operation_body(e.update, e.seq, e.user, single_client(e.update))
+            for e in entries
+            if e.seq > since
+        ]
+        self.cursor = max([since] + [e.seq for e in entries])
+        self._send(envelope.operations(since, self.cursor, items))
+
+    # --- inbound -----------------------------------------------------------------------------
+
+    async def _handle(self, message: bytes | str) -> None:
+        if isinstance(message, bytes):
+            self._reject("unsupported_frame", "binary frames need the y-websocket format")
+            return
+        try:
+            parsed = envelope.parse(message)
+        except envelope.EnvelopeError as err:
+            self._reject(err.code, err.message, err.msg_id)
+            return
+        match parsed:
+            case envelope.OperationMessage():
+                await self._on_operation(parsed)
+            case envelope.PresenceMessage():
+                self._on_presence(parsed)
+            case envelope.PingMessage(id=msg_id):
+                self._send(envelope.pong(msg_id))
+
+    async def _on_operation(self, op: envelope.OperationMessage) -> None:
+        room = self.room
+        assert room is not None
+        if not self.can_edit:
+            self._error("forbidden", self._read_only_reason(), op.id)
+            return
+        # Scoped per user: two users' client ids never collide, and a user cannot replay (or
+        # probe) another user's operation ids.
+        msg_id = f"op:{self.doc_id}:{self.user_id}:{op.id}"
+        known = await self._known_operation(msg_id)
+        if known is not None:
+            self._send(envelope.ack(op.id, known, duplicate=True))
+            return
+        try:
+            validate_update(op.update)
+        except ProtocolError as err:
+            self._reject("invalid_update", f"payload is not a valid Yjs v1 update: {err}", op.id)
+            return
+        try:
+            ack = await room.publish(self, op.update, msg_id)
+        except (DocumentTooLarge, DocLogRejected, Unavailable) as err:
+            self._error(err.code, err.message, op.id)
+            return
+        seq = await self._remember_operation(msg_id, ack.seq)
+        await room.wait_applied(seq, ACK_ORDER_WAIT_S)
+        self.cursor = max(self.cursor, seq)
+        self._send(envelope.ack(op.id, seq, duplicate=ack.duplicate or seq != ack.seq))
+
+    async def _known_operation(self, msg_id: str) -> int | None:
+        """The version a message id got before, from the durable map (it outlives JetStream's
+        duplicate window and purges). Postgres down: JetStream's own dedupe still applies."""
+        try:
+            return await doc_snapshots.get_operation_seq(self.deps.db, self.doc_id, msg_id)
+        except Unavailable as err:
+            log.warning("ws.operation_lookup_failed", doc_id=self.doc_id, error=str(err))
+            return None
+
+    async def _remember_operation(self, msg_id: str, seq: int) -> int:
+        try:
+            return await doc_snapshots.record_operation(self.deps.db, self.doc_id, msg_id, seq)
+        except Unavailable as err:
+            log.warning("ws.operation_record_failed", doc_id=self.doc_id, error=str(err))
+            return seq
+
+    # --- presence (a synthetic awareness client id per JSON connection) -------------------------
+
+    def _on_presence(self, message: envelope.PresenceMessage) -> None:
+        if message.type == "presence":
+            keep = {k: self._fields[k] for k in ("cursor", "typing") if k in self._fields}
+            self._fields = {**(message.data or {}), **keep}
+        elif message.data is None:
+            self._fields.pop(message.type, None)
+        else:
+            self._fields[message.type] = message.data
+        self._fields.pop("user", None)  # server-owned: who this is, from the token
+        try:
+            self._announce(time.monotonic())
+        except ProtocolError as err:
+            self._reject("presence_too_large", str(err), message.id)
+
+    def _state(self) -> dict[str, Any]:
+        user = {"id": self.user_id, "name": self.identity.display_name}
+        return {"user": user, **self._fields}
+
+    def _announce(self, now: float) -> None:
+        room = self.room
+        if room is None or self.closed:
+            return
+        self._presence_clock += 1
+        entry = AwarenessEntry(self.presence_id, self._presence_clock, self._state())
+        encode_awareness_entries([entry])  # raises ProtocolError if the state is too large
+        self._presence_at = now
+        room.apply_awareness(self, [entry])
+
+    def renew_presence(self, now: float) -> None:
+        """y-protocols peers drop states not renewed within 30 s; clients renew every 15 s."""
+        if now - self._presence_at >= self.settings.awareness_timeout_s / 2:
+            self._announce(now)
+
+    # --- outbound ----------------------------------------------------------------------------
+
+    def _error(self, code: str, message: str, msg_id: str | None = None) -> None:
+        self._send(envelope.error(code, message, msg_id))
+
+    def _permission_changed(self) -> None:
+        reason = "your role changed" if self.can_edit else self._read_only_reason()
+        self._send(envelope.permission(self.role_label, not self.can_edit, reason))
+
+    def deliver_updates(self, batch: UpdateBatch) -> None:
+        if self._catching_up is not None:
+            self._catching_up.append(batch)
+        else:
+            self._send_batch(batch)
+
+    def _send_batch(self, batch: UpdateBatch) -> None:
+        for index, update in enumerate(batch.updates):
+            if update.seq <= self.cursor:
+                continue
+            self.cursor = update.seq
+            if update.conn_id != self.conn_id:  # its own operations are acknowledged instead
+                self._send(batch.json_messages[index])
+
+    def deliver_awareness(self, batch: AwarenessBatch, origin: str | None) -> None:
+        for change in batch.changes:
+            if change.entry.client_id != self.presence_id and change.changed:
+                for text in envelope.presence_messages(
+                    change.entry.client_id, change.user_id, change.entry.state, change.previous
+                ):
+                    self._send(text)
