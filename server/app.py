@@ -18,7 +18,10 @@ from handlers import (
     invitations,
     members,
     openapi,
+    presence,
     workspaces,
+    ws_boards,
+    ws_documents,
 )
 from handlers.base import NotFoundHandler
 from handlers.routing import Route
@@ -29,10 +32,25 @@ from server.scheduler import Scheduler
 from server.settings import Settings
 from services.auth import AuthService
 from services.snapshot_job import register_document_jobs
-from streams.board_relay import BoardEventRelay
+from streams.board_feed import BoardFeed
+from streams.board_relay import BoardEventRelay, register_board_jobs
 from streams.doc_log import DocLog
+from streams.rooms import RoomManager
 
-ROUTE_MODULES = [health, auth, openapi, workspaces, members, invitations, boards, cards, documents]
+ROUTE_MODULES = [
+    health,
+    auth,
+    openapi,
+    workspaces,
+    members,
+    invitations,
+    boards,
+    cards,
+    ws_boards,
+    ws_documents,
+    presence,
+    documents,
+]
 
 
 def all_routes() -> list[Route]:
@@ -45,11 +63,18 @@ def build_context(settings: Settings) -> AppContext:
     ctx.services["auth"] = AuthService(ctx)
     ctx.services["board_relay"] = BoardEventRelay(ctx)
     ctx.add_component(ctx.services["board_relay"])
+    ctx.services["board_feed"] = BoardFeed(ctx)
+    ctx.add_component(ctx.services["board_feed"])
     ctx.services["openapi"] = build_spec(all_routes())
     ctx.services["doc_log"] = DocLog(ctx.nats, ctx.node_id)
+    rooms = RoomManager(ctx)
+    ctx.services["rooms"] = rooms
+    ctx.services["presence"] = rooms.presence
+    ctx.add_component(rooms)
     scheduler = Scheduler(ctx)
     ctx.services["scheduler"] = scheduler
     register_document_jobs(scheduler, ctx)
+    register_board_jobs(scheduler, ctx)
     ctx.add_component(scheduler)
     return ctx
 
