@@ -34,6 +34,9 @@ PUBLISH_DEADLINE_S = 6.0
 CONSUMER_IDLE_HEARTBEAT_S = 2.0
 READ_TIMEOUT_S = 30.0
 
+# JSStreamStoreFailedF: the stream refused to store the message (limits with discard-new).
+JS_STORE_FAILED_ERR_CODE = 10077
+
 HEADER_MSG_ID = "Nats-Msg-Id"
 HEADER_CLIENT = "Collab-Client"
 HEADER_USER = "Collab-User"
@@ -115,7 +118,10 @@ class DocLog:
                 )
                 return PublishAck(ack.seq, bool(ack.duplicate))
             except nats.js.errors.APIError as err:
-                if err.code == 503:  # no JetStream leader right now: transient
+                # 503 is also how nats-server reports a store refusal (a discard-new limit:
+                # err_code 10077, "maximum messages per subject exceeded"): that is final, not
+                # a missing leader, and retrying it for seconds would hide "log full" (R21).
+                if err.code == 503 and err.err_code != JS_STORE_FAILED_ERR_CODE:
                     last: Exception = err
                 else:
                     raise DocLogRejected(
