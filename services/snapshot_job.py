@@ -11,6 +11,11 @@ happen is picked regardless, so the purge is finished. Documents with a small ba
 log until they grow or their room unloads (rooms snapshot on unload): replaying a few hundred
 updates is cheap.
 
+Under pressure (a subject at `CRITICAL_AT` of MaxMsgsPerSubject, or the stream at `CRITICAL_AT` of
+MaxBytes) the job also snapshots documents below the threshold and purges *tight* (through the new
+snapshot, no overlap): with discard-new, a full subject accepts no update that could trigger the
+next snapshot, so waiting for one would never free it.
+
 Subjects without a document row (a hard-deleted document, a failed duplicate, an injected subject)
 would hold stream space forever and eventually make discard-new refuse everybody's updates: once
 their newest message is older than `ORPHAN_MIN_AGE_S` they are purged.
@@ -31,7 +36,7 @@ from models.repo import doc_content as content_repo
 from services.errors import Unavailable
 from services.snapshots import SnapshotResult, snapshot_document
 from streams.doc_log import DocLog
-from streams.doc_usage import assess, doc_id_of, stream_usage, subject_counts
+from streams.doc_usage import CRITICAL_AT, assess, doc_id_of, stream_usage, subject_counts
 from streams.jetstream import DOCS_STREAM, doc_update_subject
 
 if TYPE_CHECKING:
@@ -54,6 +59,8 @@ class DirtyDoc:
     stored_msgs: int
     new_msgs: int
     purge_pending: bool
+    # The subject (or the whole stream) is near its limit: snapshot and purge tight.
+    pressure: bool = False
 
 
 @dataclass
@@ -72,6 +79,9 @@ def _is_uuid(value: str) -> bool:
 
 async def scan(ctx: AppContext) -> tuple[list[DirtyDoc], list[str]]:
     """Every document with stored updates (with its backlog), and subjects with no document."""
+    usage = await stream_usage(ctx.nats, with_subjects=False)
+    stream_full = usage.max_bytes > 0 and usage.bytes >= CRITICAL_AT * usage.max_bytes
+    per_subject = usage.max_msgs_per_subject
     counts = {}
     for subject, count in (await subject_counts(ctx.nats)).items():
         doc_id = doc_id_of(subject)
@@ -85,14 +95,16 @@ async def scan(ctx: AppContext) -> tuple[list[DirtyDoc], list[str]]:
         compaction = compactions.get(doc_id)
         overlap = compaction.overlap_msgs if compaction else 0
         pending = compaction is not None and compaction.purge_pending
-        docs.append(DirtyDoc(doc_id, counts[doc_id], max(0, counts[doc_id] - overlap), pending))
+        stored = counts[doc_id]
+        full = stream_full or (per_subject > 0 and stored >= CRITICAL_AT * per_subject)
+        docs.append(DirtyDoc(doc_id, stored, max(0, stored - overlap), pending, full))
     orphans = [d for d in counts if d not in existing]
     return docs, orphans
 
 
 def pick_dirty(docs: list[DirtyDoc], *, min_updates: int, limit: int) -> list[DirtyDoc]:
-    wanted = [d for d in docs if d.purge_pending or d.new_msgs >= min_updates]
-    wanted.sort(key=lambda d: (not d.purge_pending, -d.new_msgs))
+    wanted = [d for d in docs if d.pressure or d.purge_pending or d.new_msgs >= min_updates]
+    wanted.sort(key=lambda d: (not d.pressure, not d.purge_pending, -d.new_msgs, -d.stored_msgs))
     return wanted[:limit]
 
 
@@ -111,7 +123,7 @@ async def snapshot_dirty(ctx: AppContext) -> JobReport:
     )
     for doc in dirty:
         try:
-            report.snapshots.append(await snapshot_document(ctx, doc.doc_id))
+            report.snapshots.append(await snapshot_document(ctx, doc.doc_id, tight=doc.pressure))
         except Unavailable:
             report.failed.append(doc.doc_id)
             raise  # Postgres or NATS is down: the next tick tries again, nothing was purged

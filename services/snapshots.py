@@ -106,15 +106,20 @@ def retention_of(ctx: AppContext) -> RetentionPolicy:
 
 
 async def snapshot_document(
-    ctx: AppContext, doc_id: str, *, hooks: SnapshotHooks = NO_HOOKS
+    ctx: AppContext, doc_id: str, *, hooks: SnapshotHooks = NO_HOOKS, tight: bool = False
 ) -> SnapshotResult:
     """Compact `doc_id` now if it has updates no snapshot covers (safe from any node, any time).
+
+    `tight`: purge through the new snapshot instead of one behind it. For a stream at its limits
+    only (the job decides): the overlap alone can fill a subject's MaxMsgsPerSubject, and then no
+    update can arrive to trigger the next snapshot. Loaders stay correct without the overlap (they
+    re-check the snapshot and reload), they just reload more often.
 
     Raises `Unavailable` when Postgres or NATS is down; nothing is purged then.
     """
     doc_log: DocLog = ctx.services["doc_log"]
     async with ctx.db.transaction() as conn:
-        plan = await _snapshot_in_transaction(ctx, conn, doc_log, doc_id, hooks)
+        plan = await _snapshot_in_transaction(ctx, conn, doc_log, doc_id, hooks, tight)
     if plan.result.status == "snapshotted":
         log.info(
             "snapshot.saved",
@@ -135,6 +140,7 @@ async def _snapshot_in_transaction(
     doc_log: DocLog,
     doc_id: str,
     hooks: SnapshotHooks,
+    tight: bool,
 ) -> _Plan:
     locked = await conn.fetchval(
         "SELECT pg_try_advisory_xact_lock($1::int, hashtext($2))", SNAPSHOT_LOCK_NS, doc_id
@@ -146,7 +152,7 @@ async def _snapshot_in_transaction(
     previous = await doc_snapshots.get_snapshot(conn, doc_id)
     entries = await doc_log.read(doc_id, previous.seq)
     if not entries:
-        return await _finish_pending_purge(conn, doc_id, previous.seq)
+        return await _finish_pending_purge(conn, doc_id, previous.seq, tight)
     state, skipped = _fold(doc_id, previous.state, entries)
     new_seq = entries[-1].seq
     result = SnapshotResult(
@@ -176,16 +182,23 @@ async def _snapshot_in_transaction(
     await refresh_projection(conn, doc_id, new_seq, state)
     auto_version = await _keep_auto_version(conn, doc_id, new_seq, state, retention_of(ctx))
     await _call(hooks.before_commit, conn)
-    return _Plan(replace(result, auto_version=auto_version), purge_through=previous.seq)
+    purge_through = new_seq if tight else previous.seq
+    return _Plan(replace(result, auto_version=auto_version), purge_through=purge_through)
 
 
-async def _finish_pending_purge(conn: asyncpg.Connection, doc_id: str, seq: int) -> _Plan:
-    """Nothing new; but if the last run committed and died before its purge, purge now."""
+async def _finish_pending_purge(
+    conn: asyncpg.Connection, doc_id: str, seq: int, tight: bool
+) -> _Plan:
+    """Nothing new; but if the last run committed and died before its purge, purge now (and in
+    tight mode, drop the overlap too)."""
     compaction = await content_repo.get_compaction(conn, doc_id)
     result = SnapshotResult(doc_id, "up_to_date", seq=seq)
-    if compaction is None or compaction.snapshot_seq != seq or not compaction.purge_pending:
+    if compaction is None or compaction.snapshot_seq != seq:
         return _Plan(result)
-    return _Plan(replace(result, prev_seq=compaction.prev_seq), purge_through=compaction.prev_seq)
+    target = seq if tight else compaction.prev_seq
+    if compaction.purged_through >= target:
+        return _Plan(result)
+    return _Plan(replace(result, prev_seq=compaction.prev_seq), purge_through=target)
 
 
 def _fold(doc_id: str, previous: bytes, entries: list[LogEntry]) -> tuple[bytes, int]:

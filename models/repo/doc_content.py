@@ -128,8 +128,10 @@ async def save_compaction(
 
 
 async def mark_purged(db: Executor, doc_id: str, seq: int) -> None:
+    """A purge through the snapshot itself (tight mode) leaves no overlap in the stream."""
     await db.execute(
-        "UPDATE document_compactions SET purged_through = $2, updated_at = now()"
+        "UPDATE document_compactions SET purged_through = $2, updated_at = now(),"
+        " overlap_msgs = CASE WHEN $2 >= snapshot_seq THEN 0 ELSE overlap_msgs END"
         " WHERE document_id = $1 AND purged_through < $2",
         doc_id,
         seq,
