@@ -100,8 +100,10 @@ MAX_NESTING_DEPTH = 128
 #: every peer parse and store a megabyte per awareness tick (security row S2: "1 MB state").
 MAX_AWARENESS_STATE_BYTES = 64 * 1024
 
-#: 8 varuint bytes carry 56 bits, enough for any value up to 2**53 - 1; a longer (overlong) varint
-#: is never written by lib0 or yrs.
+#: 8 varuint bytes carry 56 bits, enough for any value up to 2**53 - 1. Longer and other
+#: non-canonical encodings (a redundant trailing zero byte, like 0x81 0x00 for 1) are never written
+#: by lib0 or yrs; lib0 would read them, this codec rejects them so that every message has exactly
+#: one encoding (``encode_message(decode_message(frame)) == frame``).
 _MAX_VAR_UINT_BYTES = 8
 _VAR_UINT_PATTERN = re.compile(rb"[\x80-\xff]{0,%d}[\x00-\x7f]" % (_MAX_VAR_UINT_BYTES - 1))
 
@@ -268,6 +270,8 @@ class _Reader:
                 raise ProtocolError(f"{what} varint is longer than {_MAX_VAR_UINT_BYTES} bytes")
             raise ProtocolError(f"truncated {what}: varint runs past the end of the frame")
         encoded = match.group()
+        if encoded[-1] == 0 and len(encoded) > 1:
+            raise ProtocolError(f"{what} varint has a redundant trailing zero byte")
         self._pos = match.end()
         value = self._var_uint_cache.get(encoded)
         if value is None:
@@ -284,6 +288,8 @@ class _Reader:
         sign = -1 if first & 0x40 else 1
         if first & 0x80:
             rest = self._read_multibyte_var_uint(what)
+            if rest == 0:
+                raise ProtocolError(f"{what} varint has a redundant trailing zero byte")
             if rest > MAX_SAFE_INTEGER >> 6:
                 raise ProtocolError(f"{what} varint exceeds 2**53 - 1")
             value |= rest << 6

@@ -257,6 +257,7 @@ REJECTED_FRAMES = {
     "truncated outer varint": (b"\x80", "truncated"),
     "outer varint above 2**53": (b"\xff" * 7 + b"\x7f", "2\\*\\*53"),
     "overlong outer varint": (b"\x80" * 9 + b"\x00", "longer than"),
+    "non-canonical outer varint": (b"\x81\x00\x01\x00", "redundant trailing zero"),
     "unknown outer type": (b"\x04", "unknown message type 4"),
     "unknown outer type 127": (b"\x7f\x00", "unknown message type 127"),
     "sync without subtype": (b"\x00", "truncated"),
@@ -385,6 +386,14 @@ HAND_BUILT_BAD_UPDATES = {
     "unknown content ref 11": (single_item_update(11, ROOT_PARENT), "content ref 11"),
     "unknown shared type ref": (single_item_update(TYPE_REF, ROOT_PARENT + b"\x07"), "type ref"),
     "unknown any tag": (single_item_update(ANY_REF, ROOT_PARENT + b"\x01\x70"), "any value tag"),
+    "non-canonical integer": (
+        single_item_update(ANY_REF, ROOT_PARENT + b"\x01\x7d\x81\x00"),
+        "redundant trailing zero",
+    ),
+    "non-canonical string length": (
+        single_item_update(STRING_REF, ROOT_PARENT + b"\x81\x00x"),
+        "redundant trailing zero",
+    ),
     "embed is not JSON": (
         single_item_update(EMBED_REF, ROOT_PARENT + var_bytes(b"{nope")),
         "not valid JSON",

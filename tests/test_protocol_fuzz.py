@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 
 import pycrdt
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pycrdt import Array, Doc, Map, Text, write_var_uint
@@ -63,6 +64,9 @@ FUZZ = settings.get_profile("deep" if DEEP else "protocol-fuzz-ci")
 # Round trips of generated *valid* messages are correctness checks, not S1 fuzzing, and building
 # random docs is slow: a few hundred examples are enough in CI.
 ROUND_TRIP = settings(FUZZ, max_examples=FUZZ_EXAMPLES_DEEP if DEEP else 300)
+# A deep run takes minutes per property: lift setup.cfg's per-test timeout for it (pytest-timeout
+# interrupting hypothesis mid-run is reported as a confusing FlakyStrategyDefinition).
+pytestmark = [pytest.mark.timeout(0)] if DEEP else []
 
 
 def decode_or_reject(frame: bytes) -> None:
