@@ -9,8 +9,8 @@ After the commit the relay publishes every unpublished event of that board, olde
   sweep on another node) may overlap; `Nats-Msg-Id = board:<id>:<seq>` makes the second copy a
   no-op within the duplicate window, so the stream still holds each event once, in `seq` order.
 * Nothing lost: a failed publish (NATS down) stops that board's run and leaves the rows unpublished;
-  the sweep (every `SWEEP_INTERVAL_S`, on every node) republishes them. A node that dies between the
-  commit and the publish is covered by the same sweep.
+  the sweep job (every `SWEEP_INTERVAL_S`, one node at a time via the scheduler) republishes them. A
+  node that dies between the commit and the publish is covered by the same sweep.
 * Consumers must still ignore an event whose `seq` they have seen: a republish after the duplicate
   window (a crash between the PubAck and marking the row) stores a second copy.
 """
@@ -18,7 +18,6 @@ After the commit the relay publishes every unpublished event of that board, olde
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -32,12 +31,15 @@ from streams.schemas.board_events import BoardEventSchema
 
 if TYPE_CHECKING:
     from server.context import AppContext
+    from server.scheduler import Scheduler
 
 log = structlog.get_logger(__name__)
 
 BOARD_SEQ_HEADER = "Collab-Board-Seq"
 # Events per database round trip while draining one board.
 RELAY_BATCH = 200
+SWEEP_JOB = "board_events_sweep"
+PRUNE_JOB = "board_events_prune"
 # The sweep republishes what the committing node did not get out (NATS outage, node crash).
 SWEEP_INTERVAL_S = 5.0
 # Younger rows are still being published by the node that committed them: leave them alone.
@@ -80,23 +82,18 @@ def activity_event(event: dict[str, Any]) -> dict[str, Any] | None:
 
 
 class BoardEventRelay:
-    """A node component: publishes after commits, sweeps for leftovers, prunes old events."""
+    """A node component: publishes after commits; its sweep and prune run as scheduler jobs."""
 
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
         # board id → "run again when done" (a commit arrived while that board was draining).
         self._draining: dict[str, bool] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._sweeper = self.ctx.spawn(self._sweep_forever(), name="board-relay-sweep")
+        return None
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
         # In-flight publishes finish (bounded by the publish timeout); the rest is swept later.
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=5)
@@ -164,26 +161,28 @@ class BoardEventRelay:
                 "board_relay.invalid_event_skipped", board_id=board_id, seq=seq, error=str(err)
             )
 
-    async def sweep(self, min_age_s: float = SWEEP_MIN_AGE_S) -> None:
-        """Republish leftovers of every board (safe on all nodes at once)."""
+    async def sweep(self, min_age_s: float = SWEEP_MIN_AGE_S) -> int:
+        """Republish leftovers of every board (safe on several nodes at once); returns how many
+        boards had some."""
         boards = await events_repo.boards_with_unpublished(
             self.ctx.db, min_age_s, SWEEP_BOARDS_PER_RUN
         )
         self.notify(set(boards))
+        return len(boards)
 
-    async def _sweep_forever(self) -> None:
-        last_prune = 0.0
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(SWEEP_INTERVAL_S)
-            try:
-                await self.sweep()
-                if loop.time() - last_prune > PRUNE_INTERVAL_S:
-                    last_prune = loop.time()
-                    pruned = await events_repo.prune(
-                        self.ctx.db, self.ctx.settings.board_event_retention_s
-                    )
-                    if pruned:
-                        log.info("board_relay.pruned", events=pruned)
-            except Unavailable as err:
-                log.warning("board_relay.sweep_failed", error=repr(err))
+
+async def sweep_job(ctx: AppContext) -> int:
+    return await ctx.services["board_relay"].sweep()
+
+
+async def prune_job(ctx: AppContext) -> int:
+    """Drop published events past the retention (a `since` that old gets "refetch")."""
+    pruned = await events_repo.prune(ctx.db, ctx.settings.board_event_retention_s)
+    if pruned:
+        log.info("board_relay.pruned", events=pruned)
+    return pruned
+
+
+def register_board_jobs(scheduler: Scheduler, ctx: AppContext) -> None:
+    scheduler.register(SWEEP_JOB, sweep_job, SWEEP_INTERVAL_S)
+    scheduler.register(PRUNE_JOB, prune_job, PRUNE_INTERVAL_S)
