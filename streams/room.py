@@ -193,6 +193,7 @@ class Room:
         self._nats = nats_conn
         self._on_empty = on_empty
         self.last_applied_seq = 0
+        self.delivered_seq = 0  # every update up to here has been handed to the local peers
         self.snapshot_seq = 0
         self.awareness = AwarenessRegistry(self.node_id)
         self.peers: dict[str, Peer] = {}
@@ -256,7 +257,7 @@ class Room:
         self._outbox = []
         self._tail, self._tail_bytes = [], 0
         self.snapshot_seq = snapshot.seq
-        self.last_applied_seq = snapshot.seq
+        self.last_applied_seq = self.delivered_seq = snapshot.seq
         self._state = snapshot.state or EMPTY_UPDATE
         if self._state != EMPTY_UPDATE:
             try:
@@ -361,7 +362,7 @@ class Room:
 
     async def wait_applied(self, seq: int, timeout_s: float) -> bool:
         """Wait until every update up to `seq` is applied and delivered to local peers."""
-        if self.last_applied_seq >= seq:
+        if self.delivered_seq >= seq:
             return True
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((seq, future))
@@ -424,9 +425,9 @@ class Room:
         self._release_waiters()
 
     def _release_waiters(self) -> None:
-        applied = self.last_applied_seq
+        self.delivered_seq = delivered = self.last_applied_seq
         for seq, future in self._waiters:
-            if seq <= applied and not future.done():
+            if seq <= delivered and not future.done():
                 future.set_result(None)
 
     def _deliver(self, peer: Peer, method: Callable[..., None], *args: Any) -> None:
