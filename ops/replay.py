@@ -1,0 +1,45 @@
+"""Print a document's content rebuilt from its Postgres snapshot plus the log after it.
+
+The same path a joining room takes (`services.doc_state.load_state`), so it answers "what would a
+fresh client see now?" without a client. `--state` also prints the merged Yjs update (hex).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from ops._runtime import OpsError, doc_id_arg, emit, fail, ops_context, settings_from_env
+from services.doc_content import to_json
+from services.doc_state import load_state
+from services.errors import Unavailable
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--doc", type=doc_id_arg, required=True, help="a document id")
+    parser.add_argument("--state", action="store_true", help="include the merged update (hex)")
+
+
+async def replay(settings, doc_id: str, with_state: bool) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    async with ops_context(settings) as ctx:
+        state = await load_state(ctx.db, ctx.services["doc_log"], doc_id)
+    payload: dict[str, Any] = {
+        "doc_id": doc_id,
+        "version": state.seq,
+        "snapshot_seq": state.snapshot_seq,
+        "replayed_updates": len(state.entries),
+        "content": to_json(state.update),
+    }
+    if with_state:
+        payload["state"] = state.update.hex()
+    return payload
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        payload = asyncio.run(replay(settings_from_env(), args.doc, args.state))
+    except (OpsError, Unavailable, OSError) as err:
+        return fail(err)
+    emit(payload, as_json=True)
+    return 0

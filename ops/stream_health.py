@@ -1,0 +1,66 @@
+"""Document stream usage against its limits, with an alert level (exit 0 ok, 1 warning, 2 critical).
+
+Warns at 50% and turns critical at 80% of MaxBytes, MaxMsgs or MaxMsgsPerSubject (the fullest
+document subject): the stream discards *new* updates at a limit, so editing of the affected
+documents stops there; this is the early warning. Run it from cron/monitoring, or read the
+`stream.limit_near` log lines the nodes' `stream_health` job writes on the same thresholds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+
+from ops._runtime import OpsError, emit, fail, ops_context, settings_from_env
+from services.errors import Unavailable
+from streams.doc_usage import CRITICAL_AT, WARN_AT, Finding, StreamUsage, assess, stream_usage
+
+EXIT_CODES = {"ok": 0, "warning": 1, "critical": 2}
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def worst(findings: list[Finding]) -> str:
+    levels = [f.level for f in findings] or ["ok"]
+    return max(levels, key=lambda level: EXIT_CODES[level])
+
+
+def render(usage: StreamUsage, findings: list[Finding]) -> str:
+    lines = [
+        f"COLLAB_DOCS: {usage.messages} messages, {usage.bytes} bytes, {usage.subjects} subjects,"
+        f" seq {usage.first_seq}..{usage.last_seq}, discard={usage.discard}"
+        f" (per subject: {usage.discard_new_per_subject})",
+        f"thresholds: warning at {WARN_AT:.0%}, critical at {CRITICAL_AT:.0%}",
+    ]
+    for finding in findings:
+        lines.append(
+            f"  {finding.level.upper():8} {finding.limit}: {finding.used} of {finding.maximum}"
+            f" ({finding.fraction:.1%})"
+        )
+    if usage.largest_subject:
+        lines.append(f"  fullest subject: {usage.largest_subject} ({usage.largest_subject_msgs})")
+    return "\n".join(lines)
+
+
+async def health(settings) -> tuple[StreamUsage, list[Finding]]:  # type: ignore[no-untyped-def]
+    async with ops_context(settings, need_db=False) as ctx:
+        usage = await stream_usage(ctx.nats)
+    return usage, assess(usage)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        usage, findings = asyncio.run(health(settings_from_env(need_db=False)))
+    except (OpsError, Unavailable, OSError) as err:
+        return fail(err)
+    level = worst(findings)
+    payload = {
+        "level": level,
+        "usage": dataclasses.asdict(usage),
+        "findings": [{**dataclasses.asdict(f), "fraction": f.fraction} for f in findings],
+    }
+    emit(payload, as_json=args.json, text=render(usage, findings))
+    return EXIT_CODES[level]
