@@ -8,11 +8,14 @@ from handlers.schemas.auth import EmptySchema
 from handlers.schemas.common import PageQuerySchema
 from handlers.schemas.documents import (
     DocumentCreateSchema,
+    DocumentGrantListSchema,
+    DocumentGrantSchema,
     DocumentListQuerySchema,
     DocumentPageSchema,
     DocumentSchema,
     DocumentUpdateSchema,
     DuplicateSchema,
+    GrantPutSchema,
     RestoreResultSchema,
     VersionCreateSchema,
     VersionDetailSchema,
@@ -21,7 +24,7 @@ from handlers.schemas.documents import (
 )
 from handlers.workspaces import send_page
 from services import documents as service
-from services import versions
+from services import sharing, versions
 from services.documents import ListFilter, Placement
 
 _document = DocumentSchema()
@@ -213,6 +216,48 @@ class RestoreHandler(BaseHandler):
         self.send(RestoreResultSchema().dump(body), 201 if applied else 200)
 
 
+class GrantsHandler(BaseHandler):
+    openapi = {
+        "get": {
+            "summary": "Explicit grants on a document (Manage permission)",
+            "response": DocumentGrantListSchema,
+        }
+    }
+
+    async def get(self, doc_id: str) -> None:
+        principal = await self.require_user()
+        doc_id = parse_uuid(doc_id, "doc_id")
+        grants = await sharing.list_grants(self.ctx, principal.user_id, doc_id)
+        self.send(DocumentGrantListSchema().dump({"items": grants}))
+
+
+class GrantHandler(BaseHandler):
+    openapi = {
+        "put": {
+            "summary": "Share the document with a workspace member, or change their role",
+            "body": GrantPutSchema,
+            "response": DocumentGrantSchema,
+        },
+        "delete": {"summary": "Remove a member's explicit grant", "status": 204},
+    }
+
+    async def put(self, doc_id: str, user_id: str) -> None:
+        principal = await self.require_user()
+        doc_id = parse_uuid(doc_id, "doc_id")
+        user_id = parse_uuid(user_id, "user_id")
+        data = self.load_body(GrantPutSchema())
+        grant = await sharing.set_grant(self.ctx, principal.user_id, doc_id, user_id, data["role"])
+        self.send(DocumentGrantSchema().dump(grant))
+
+    async def delete(self, doc_id: str, user_id: str) -> None:
+        principal = await self.require_user()
+        doc_id = parse_uuid(doc_id, "doc_id")
+        user_id = parse_uuid(user_id, "user_id")
+        self.load_body(EmptySchema())
+        await sharing.remove_grant(self.ctx, principal.user_id, doc_id, user_id)
+        self.send(None, 204)
+
+
 ROUTES = [
     route("/api/v1/documents/", DocumentsHandler),
     route("/api/v1/documents/{doc_id}/", DocumentHandler),
@@ -220,4 +265,6 @@ ROUTES = [
     route("/api/v1/documents/{doc_id}/versions/", VersionsHandler),
     route("/api/v1/documents/{doc_id}/versions/{version_id}/", VersionHandler),
     route("/api/v1/documents/{doc_id}/versions/{version_id}/restore/", RestoreHandler),
+    route("/api/v1/documents/{doc_id}/grants/", GrantsHandler),
+    route("/api/v1/documents/{doc_id}/grants/{user_id}/", GrantHandler),
 ]

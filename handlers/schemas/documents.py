@@ -15,6 +15,7 @@ from services.documents import MAX_TITLE_CHARS
 TITLE = validate.Length(max=MAX_TITLE_CHARS)
 VERSION_NAME = validate.Length(min=1, max=200)
 VERSION_KINDS = ["auto", "named", "restore"]
+RESOURCE_ROLES = ["viewer", "commenter", "editor", "manager"]
 
 
 def _not_blank(value: str) -> None:
@@ -52,6 +53,10 @@ class DuplicateSchema(Schema):
 
 class VersionCreateSchema(Schema):
     name = fields.String(required=True, validate=[VERSION_NAME, _not_blank])
+
+
+class GrantPutSchema(Schema):
+    role = fields.String(required=True, validate=validate.OneOf(RESOURCE_ROLES))
 
 
 # --- responses ----------------------------------------------------------------------------------
@@ -113,6 +118,19 @@ class RestoreResultSchema(Schema):
     applied = fields.Boolean(
         required=True, metadata={"description": "false: a retry of an attempt already applied"}
     )
+
+
+class DocumentGrantSchema(Schema):
+    user_id = fields.UUID(required=True)
+    email = fields.String(required=True)
+    display_name = fields.String(required=True)
+    role = fields.String(required=True, validate=validate.OneOf(RESOURCE_ROLES))
+    granted_by = fields.UUID(allow_none=True)
+    created_at = fields.DateTime(required=True)
+
+
+class DocumentGrantListSchema(Schema):
+    items = fields.List(fields.Nested(DocumentGrantSchema), required=True)
 
 
 VersionPageSchema = page_schema(VersionSchema, "VersionPage")

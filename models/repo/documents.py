@@ -222,3 +222,57 @@ async def prune_auto_versions(conn: Executor, doc_id: str, keep: int) -> int:
         keep,
     )
     return int(status.split()[-1])
+
+
+# --- grants -------------------------------------------------------------------------------------
+
+GRANT_COLUMNS = "g.user_id, g.role, g.granted_by, g.created_at, u.email, u.display_name"
+
+
+async def list_grants(db: Executor, doc_id: str) -> list[dict[str, Any]]:
+    rows = await db.fetch(
+        f"SELECT {GRANT_COLUMNS} FROM document_grants g JOIN users u ON u.id = g.user_id"
+        " WHERE g.document_id = $1 ORDER BY g.created_at, g.user_id",
+        doc_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def is_workspace_member(db: Executor, workspace_id: str, user_id: str) -> bool:
+    return bool(
+        await db.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM workspace_members"
+            " WHERE workspace_id = $1 AND user_id = $2)",
+            workspace_id,
+            user_id,
+        )
+    )
+
+
+async def upsert_grant(
+    conn: asyncpg.Connection, doc_id: str, user_id: str, role: str, granted_by: str
+) -> dict[str, Any]:
+    await conn.execute(
+        "INSERT INTO document_grants (document_id, user_id, role, granted_by)"
+        " VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (document_id, user_id) DO UPDATE SET role = EXCLUDED.role,"
+        " granted_by = EXCLUDED.granted_by",
+        doc_id,
+        user_id,
+        role,
+        granted_by,
+    )
+    row = await conn.fetchrow(
+        f"SELECT {GRANT_COLUMNS} FROM document_grants g JOIN users u ON u.id = g.user_id"
+        " WHERE g.document_id = $1 AND g.user_id = $2",
+        doc_id,
+        user_id,
+    )
+    return dict(row)
+
+
+async def delete_grant(conn: asyncpg.Connection, doc_id: str, user_id: str) -> bool:
+    status = await conn.execute(
+        "DELETE FROM document_grants WHERE document_id = $1 AND user_id = $2", doc_id, user_id
+    )
+    return status.endswith(" 1")
