@@ -95,8 +95,12 @@ class BoardEventRelay:
 
     async def stop(self) -> None:
         # In-flight publishes finish (bounded by the publish timeout); the rest is swept later.
+        await self.wait_idle(timeout_s=5)
+
+    async def wait_idle(self, timeout_s: float | None = None) -> None:
+        """Until the publish runs started so far are done (shutdown, tests, ops)."""
         if self._tasks:
-            await asyncio.wait(self._tasks, timeout=5)
+            await asyncio.wait(set(self._tasks), timeout=timeout_s)
 
     def notify(self, board_ids: set[str]) -> None:
         """Boards with newly committed events: publish them soon, one run per board at a time."""
