@@ -338,11 +338,29 @@ def run_all(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     return {
         "command": " ".join(["python", "bench/run.py", *sys.argv[1:]]),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "source": source_version(),
         "machine": machine_notes(server_cpus, client_cpus),
         "timing": timing.__dict__,
         "rows": rows,
         "raw": raw,
     }
+
+
+def source_version() -> str:
+    """The code measured: the git commit (+ "-dirty" with local changes), or, for a tree exported
+    with `git archive` (the clean way to measure a commit in a shared working tree), the commit
+    written to `.bench-source` next to it."""
+    root = BENCH_DIR.parent
+    marker = root / ".bench-source"
+    if marker.exists():
+        return marker.read_text().strip()
+    described = subprocess.run(
+        ["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=12"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return described.stdout.strip() or "unknown"
 
 
 def machine_notes(server_cpus: set[int] | None, client_cpus: set[int] | None) -> dict[str, Any]:
@@ -437,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown_table(report["rows"]))
     for note in target_summary(report["rows"]):
         print(note)
-    print(f"\nmachine: {report['machine']}\nresults: {args.output}")
+    print(f"\nsource: {report['source']}\nmachine: {report['machine']}\nresults: {args.output}")
     return 0
 
 
