@@ -1,12 +1,10 @@
 """`/ws/boards/<id>`: live board events and presence (thin transport adapter).
 
-Authentication (access JWT in `?token=`, `Authorization: Bearer` or the `collab` subprotocol) and
-authorization (board view) run in `get()` before the upgrade. As on the document socket, a refused
-client still gets the upgrade and then an immediate close that says why: 4401 bad token, 4403 may
-not view the board, 4404 no such board, 4400 bad query (browsers cannot read the HTTP status of a
-failed handshake). A forbidden `Origin` is refused with HTTP 403 (CSWSH).
-
-Query: `since=<seq>` resumes after that board event sequence (see streams/board_feed.py).
+The handshake (handlers/ws_auth.py) authenticates the access JWT (`?token=`, `Authorization:
+Bearer` or the `collab` subprotocol) and checks board view access before the upgrade; a refused
+client is closed at once with 4401 bad token, 4403 may not view the board, 4404 no such board or
+4400 bad query. Query: `since=<seq>` resumes after that board event sequence. Everything else is in
+streams/board_feed.py.
 """
 
 from __future__ import annotations
@@ -15,20 +13,16 @@ from typing import Any
 
 import marshmallow
 import structlog
-import tornado.websocket
 from marshmallow import fields, validate
 
 from handlers.base import parse_uuid
 from handlers.routing import route
-from handlers.ws_auth import choose_subprotocol, origin_allowed, socket_token
-from models.repo import users as users_repo
-from server.context import AppContext
+from handlers.ws_auth import AuthenticatedSocketHandler
 from services import policy
-from services.auth_guard import authenticate_token
-from services.errors import AppError, Unauthorized, ValidationFailed
+from services.auth_guard import Principal
+from services.errors import AppError
 from services.policy import Action, Resource
 from streams.board_feed import CLOSE_GOING_AWAY, CLOSE_INTERNAL, BoardConnection, BoardFeed
-from streams.session import Identity
 
 log = structlog.get_logger("collab.ws")
 
@@ -51,7 +45,8 @@ class _Transport:
         self.handler.close(code, reason)
 
 
-class BoardSocketHandler(tornado.websocket.WebSocketHandler):
+class BoardSocketHandler(AuthenticatedSocketHandler):
+    query_schema = BoardSocketQuerySchema
     openapi = {
         "get": {
             "summary": "WebSocket upgrade: live board events and presence (docs/boards.md)",
@@ -60,73 +55,31 @@ class BoardSocketHandler(tornado.websocket.WebSocketHandler):
             "auth": True,
         }
     }
-
-    def initialize(self, ctx: AppContext) -> None:
-        self.ctx = ctx
-        self.connection: BoardConnection | None = None
-        self._rejection: AppError | None = None
-        self._accepted: dict[str, Any] = {}
+    connection: BoardConnection | None = None
 
     @property
     def feed(self) -> BoardFeed:
         return self.ctx.services["board_feed"]
 
-    # --- handshake -----------------------------------------------------------------------------
-
-    async def get(self, *args: Any, **kwargs: Any) -> None:
-        try:
-            self._accepted = await self._authorize(kwargs["board_id"])
-        except AppError as err:
-            self._rejection = err
-        await super().get(*args, **kwargs)
-
-    async def _authorize(self, raw_board_id: str) -> dict[str, Any]:
-        raw = {key: self.get_query_argument(key) for key in self.request.query_arguments}
-        try:
-            query = BoardSocketQuerySchema().load(raw)
-        except marshmallow.ValidationError as err:
-            raise ValidationFailed(f"invalid query: {err.messages}") from err
-        token = socket_token(self.request, query["token"])
-        principal = await authenticate_token(self.ctx, token)
-        board_id = parse_uuid(raw_board_id, "board_id")
+    async def authorize(self, principal: Principal, path_args: dict[str, Any]) -> dict[str, Any]:
+        board_id = parse_uuid(path_args["board_id"], "board_id")
         await policy.require(
             self.ctx, principal.user_id, Action.BOARD_VIEW, Resource.board(board_id)
         )
-        user = await users_repo.get_user(self.ctx.db, principal.user_id)
-        if user is None:
-            raise Unauthorized("invalid or expired token", code="invalid_token")
-        identity = Identity(
-            user_id=principal.user_id,
-            display_name=user["display_name"],
-            family_id=principal.family_id,
-            token=token,
-            expires_at=principal.expires_at,
-        )
-        return {"board_id": board_id, "identity": identity, "since": query["since"]}
-
-    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
-        return choose_subprotocol(subprotocols)
-
-    def check_origin(self, origin: str) -> bool:
-        return origin_allowed(self.ctx.settings, origin)
-
-    # --- socket lifecycle ----------------------------------------------------------------------
+        return {"board_id": board_id}
 
     async def open(self, *args: Any, **kwargs: Any) -> None:
-        if self._rejection is not None:
-            log.info("board_ws.rejected", code=self._rejection.code)
-            self.close(self._rejection.ws_close_code, self._rejection.message[:120])
+        if self.refused():
             return
         if self.ctx.draining:
             self.close(CLOSE_GOING_AWAY, "server shutting down, reconnect")
             return
         self.set_nodelay(True)
-        accepted = self._accepted
         self.connection = BoardConnection(
-            self.feed, accepted["board_id"], accepted["identity"], _Transport(self)
+            self.feed, self.accepted["board_id"], self.accepted["identity"], _Transport(self)
         )
         try:
-            await self.feed.join(self.connection, accepted["since"])
+            await self.feed.join(self.connection, self.accepted["since"])
         except AppError as err:
             self.connection.close(err.ws_close_code, err.message)
         except Exception as err:

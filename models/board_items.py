@@ -36,10 +36,9 @@ def version_field() -> peewee.IntegerField:
     return peewee.IntegerField(default=1, constraints=[peewee.SQL("DEFAULT 1")])
 
 
-class BoardList(BaseModel):
-    board = peewee.ForeignKeyField(Board, on_delete="CASCADE", index=True)
-    name = peewee.TextField()
-    position = position_field()
+class _Archivable(BaseModel):
+    """What lists and cards share: author, edit time, archiving, optimistic version."""
+
     created_by = peewee.ForeignKeyField(
         User, column_name="created_by", null=True, on_delete="SET NULL", index=True
     )
@@ -47,11 +46,17 @@ class BoardList(BaseModel):
     archived_at = timestamptz(null=True)
     version = version_field()
 
+
+class BoardList(_Archivable):
+    board = peewee.ForeignKeyField(Board, on_delete="CASCADE", index=True)
+    name = peewee.TextField()
+    position = position_field()
+
     class Meta:
         table_name = "board_lists"
 
 
-class Card(BaseModel):
+class Card(_Archivable):
     # Denormalised from the list so a board loads its cards with one indexed query, and a
     # cross-board move updates one row.
     board = peewee.ForeignKeyField(Board, on_delete="CASCADE", index=True)
@@ -62,12 +67,6 @@ class Card(BaseModel):
     due_at = timestamptz(null=True)
     color = peewee.TextField(null=True)
     cover_url = peewee.TextField(null=True)
-    created_by = peewee.ForeignKeyField(
-        User, column_name="created_by", null=True, on_delete="SET NULL", index=True
-    )
-    updated_at = timestamptz(default_now=True)
-    archived_at = timestamptz(null=True)
-    version = version_field()
 
     class Meta:
         table_name = "cards"

@@ -47,6 +47,16 @@ async def require_board(
     return await policy.require(ctx, actor_id, action, Resource.board(board_id))
 
 
+async def authorize_item(
+    ctx: AppContext, actor_id: str, row: dict[str, Any] | None, kind: str, action: Action
+) -> dict[str, Any]:
+    """A list, card or label row, if the caller may `action` on its board (else 404/403)."""
+    if row is None:
+        raise NotFound(f"{kind} not found")
+    await require_board(ctx, actor_id, action, str(row["board_id"]))
+    return row
+
+
 async def _emit_board(change: BoardChange, event_type: str, row: dict[str, Any]) -> dict:
     board_id = str(row["id"])
     entity = board_entity(row, change.next_seq(board_id))
@@ -219,10 +229,7 @@ def _label_exists() -> Conflict:
 
 async def _label_and_board(ctx: AppContext, actor_id: str, label_id: str) -> dict[str, Any]:
     label = await boards_repo.get_label(ctx.db, label_id)
-    if label is None:
-        raise NotFound("label not found")
-    await require_board(ctx, actor_id, Action.BOARD_EDIT, str(label["board_id"]))
-    return label
+    return await authorize_item(ctx, actor_id, label, "label", Action.BOARD_EDIT)
 
 
 async def update_label(

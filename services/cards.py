@@ -21,7 +21,7 @@ from models.repo import cards as cards_repo
 from models.repo import positions
 from services import policy
 from services.board_changes import BoardChange, StaleVersion, board_change, check_version
-from services.boards import require_board
+from services.boards import authorize_item, require_board
 from services.errors import Conflict, NotFound, ValidationFailed
 from services.policy import Action, Resource
 
@@ -66,10 +66,7 @@ async def _check_capacity(
 
 async def _list_for(ctx: AppContext, actor_id: str, list_id: str, action: Action) -> dict:
     row = await cards_repo.get_list(ctx.db, list_id)
-    if row is None:
-        raise NotFound("list not found")
-    await require_board(ctx, actor_id, action, str(row["board_id"]))
-    return row
+    return await authorize_item(ctx, actor_id, row, "list", action)
 
 
 async def create_list(
@@ -207,10 +204,7 @@ async def _card_entity(change: BoardChange, card_id: str) -> dict[str, Any]:
 
 async def _card_for(ctx: AppContext, actor_id: str, card_id: str, action: Action) -> dict:
     row = await cards_repo.get_card_row(ctx.db, card_id)
-    if row is None:
-        raise NotFound("card not found")
-    await require_board(ctx, actor_id, action, str(row["board_id"]))
-    return row
+    return await authorize_item(ctx, actor_id, row, "card", action)
 
 
 async def _lock_card(
@@ -232,10 +226,7 @@ async def _lock_card(
 
 async def get_card(ctx: AppContext, actor_id: str, card_id: str) -> dict[str, Any]:
     card = await cards_repo.get_card(ctx.db, card_id)
-    if card is None:
-        raise NotFound("card not found")
-    await require_board(ctx, actor_id, Action.BOARD_VIEW, str(card["board_id"]))
-    return _card.dump(card)
+    return _card.dump(await authorize_item(ctx, actor_id, card, "card", Action.BOARD_VIEW))
 
 
 async def create_card(
