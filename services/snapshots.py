@@ -42,6 +42,7 @@ from models.repo import doc_snapshots
 from models.repo import documents as documents_repo
 from services.doc_content import ContentError, project_blocks, state_vector
 from services.doc_state import merge
+from services.errors import Unavailable
 from streams.doc_log import DocLog, LogEntry
 
 if TYPE_CHECKING:
@@ -118,8 +119,13 @@ async def snapshot_document(
     Raises `Unavailable` when Postgres or NATS is down; nothing is purged then.
     """
     doc_log: DocLog = ctx.services["doc_log"]
-    async with ctx.db.transaction() as conn:
-        plan = await _snapshot_in_transaction(ctx, conn, doc_log, doc_id, hooks, tight)
+    try:
+        async with ctx.db.transaction() as conn:
+            plan = await _snapshot_in_transaction(ctx, conn, doc_log, doc_id, hooks, tight)
+    except asyncpg.exceptions.InternalClientError as err:
+        # asyncpg's state machine can trip over a connection terminated right before COMMIT
+        # (R7): the commit is not confirmed, so nothing is purged; the next run sees what is.
+        raise Unavailable("snapshot connection lost before the commit was confirmed") from err
     if plan.result.status == "snapshotted":
         log.info(
             "snapshot.saved",
