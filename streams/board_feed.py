@@ -364,7 +364,7 @@ class BoardRoom:
             # Cannot be filled (pruned, or Postgres down): clients must reload.
             self.last_seq = upto
             for conn in list(self.connections.values()):
-                conn.send({"type": "refetch", "reason": "gap"})
+                conn.send({"type": "refetch", "reason": "gap", "seq": upto})
 
     def _fan_out(self, event: dict[str, Any]) -> None:
         if event["seq"] <= self.last_seq:
