@@ -203,9 +203,10 @@ class Session:
                 continue
             message = self._queue.popleft()
             self._queued_bytes -= len(message)
-            await self._handle_safely(message)
+            await self.handle(message)
 
-    async def _handle_safely(self, message: bytes | str) -> None:
+    async def handle(self, message: bytes | str) -> None:
+        """Process one inbound message; never raises (a bad one costs its sender an error)."""
         try:
             await self._handle(message)
         except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):

@@ -1,0 +1,377 @@
+"""Hostile and broken input on the document socket: the document and the log stay untouched, the
+sender gets an error or a close code, everyone else carries on (S1, S4, S5, S7, R18, R23, and the
+per-document size budget).
+
+Fuzzing (S1) drives a session's message handler directly against a real room, real JetStream and
+real Postgres. 1000 examples by default; RELIABILITY.md asks for >= 10**5 per
+message type, which is what
+
+    COLLAB_ROOM_FUZZ_EXAMPLES=100000 python -m pytest -q tests/test_ws_bad_input.py -k fuzz
+
+runs (minutes). The codec itself is fuzzed much harder in tests/test_protocol_fuzz.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import os
+import socket
+
+import pycrdt
+import pytest
+import tornado.websocket
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from services.policy import Access, ResourceRole, WorkspaceRole
+from streams.protocol import (
+    EMPTY_UPDATE,
+    ProtocolError,
+    decode_message,
+    encode_sync_step1,
+    encode_update,
+)
+from streams.session import Identity, YjsSession
+from tests.realtime_support import RawSocket, document_with, text_update, ws_base
+from tests.test_protocol_fuzz import (
+    awareness_like,
+    framed_garbage,
+    huge_length_prefix,
+    mutated,
+    sample_updates,
+)
+from tests.yjs_client import YjsNodeClients
+
+pytestmark = pytest.mark.timeout(120)
+
+FUZZ_ROOM_EXAMPLES = int(os.environ.get("COLLAB_ROOM_FUZZ_EXAMPLES", "1000"))
+
+
+class RecordingTransport:
+    def __init__(self) -> None:
+        self.sent: list[bytes | str] = []
+        self.closes: list[tuple[int, str]] = []
+
+    def send(self, message: bytes | str) -> None:
+        self.sent.append(message)
+
+    def close(self, code: int, reason: str) -> None:
+        self.closes.append((code, reason))
+
+
+hostile_frames = st.one_of(
+    st.binary(max_size=256),
+    framed_garbage(),
+    huge_length_prefix(),
+    awareness_like(),
+    mutated([encode_update(u) for u in sample_updates()]),
+    st.builds(lambda n, tail: b"\xff" * n + tail, st.integers(1, 16), st.binary(max_size=8)),
+    st.builds(lambda t, rest: bytes([t]) + rest, st.integers(4, 255), st.binary(max_size=32)),
+    st.text(max_size=64),
+)
+
+
+async def test_fuzzed_frames_leave_the_document_and_the_log_untouched(ctx, ws_port) -> None:
+    """S1: random frames against an editor's session; the stream's last seq and the room state
+    stay the same, nothing escapes the handler, and a peer keeps working."""
+    setup = await document_with(ctx, "editor")
+    rooms = ctx.services["rooms"]
+    doc_log = ctx.services["doc_log"]
+    source = pycrdt.Doc()
+    seed = RawSocket.json  # a real edit first, so there is state to protect
+    writer = await seed(ws_port, setup.doc_id, setup.users["editor"].access_token)
+    await writer.wait_type("sync")
+    await writer.operation("seed", text_update(source, "protected"))
+    await writer.ack("seed")
+
+    room = await rooms.acquire(setup.doc_id)
+    access = Access(setup.workspace_id, WorkspaceRole.MEMBER, ResourceRole.EDITOR)
+    identity = Identity(setup.users["editor"].id, "Editor", "f", "t", 2**40)
+    loop = asyncio.get_running_loop()
+    counts = {"examples": 0, "valid_updates": 0}
+
+    async def handle(frame: bytes | str) -> tuple[int, bytes, int, bytes]:
+        """One frame through a fresh editor session: (seq, state) before and after."""
+        session = YjsSession(
+            conn_id=f"fuzz-{counts['examples']}",
+            doc_id=setup.doc_id,
+            identity=identity,
+            access=access,
+            transport=RecordingTransport(),
+            deps=rooms.deps(),
+        )
+        session.room = room
+        seq, state = await doc_log.last_seq(setup.doc_id), room.full_state()
+        await session.handle(frame)
+        room.leave(session)
+        return seq, state, await doc_log.last_seq(setup.doc_id), room.full_state()
+
+    def run_one(frame: bytes | str) -> None:
+        counts["examples"] += 1
+        before_seq, before_state, seq, state = asyncio.run_coroutine_threadsafe(
+            handle(frame), loop
+        ).result(timeout=10)
+        if carries_update(frame):
+            counts["valid_updates"] += 1  # a well-formed update from an editor may be stored
+            return
+        assert (seq, state) == (before_seq, before_state), frame
+
+    @hypothesis_settings(
+        max_examples=FUZZ_ROOM_EXAMPLES,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+        database=None,
+    )
+    @given(hostile_frames)
+    def fuzz(frame: bytes | str) -> None:
+        run_one(frame)
+
+    await asyncio.to_thread(fuzz)
+
+    assert counts["examples"] >= min(FUZZ_ROOM_EXAMPLES, 100)
+    assert counts["valid_updates"] < counts["examples"] / 10  # the fuzz is mostly hostile
+    await writer.operation("after", text_update(source, "!"))
+    assert (await writer.ack("after"))["type"] == "ack"
+    await writer.aclose()
+
+
+def carries_update(frame: bytes | str) -> bool:
+    """A well-formed SyncStep2/Update with content (legitimately published for an editor)."""
+    if isinstance(frame, str):
+        return False
+    try:
+        message = decode_message(frame)
+    except ProtocolError:
+        return False
+    update = getattr(message, "update", EMPTY_UPDATE)
+    return update != EMPTY_UPDATE
+
+
+async def test_malformed_frames_get_an_error_and_too_many_close_4400(ctx, ws_port) -> None:
+    setup = await document_with(ctx, "editor")
+    doc_log = ctx.services["doc_log"]
+    sock = await RawSocket.open(ws_port, setup.doc_id, setup.users["editor"].access_token)
+    await sock.wait_for(lambda m: isinstance(m, bytes))
+    for frame in (b"", b"\x07", b"\x00\x01\x05\xff\xff\xff\xff\xff", b"\x00\x02\x03\x01\x02\x03"):
+        start = len(sock.messages)
+        await sock.send(frame)
+        refusal = await sock.wait_for(
+            lambda m: isinstance(m, bytes) and m[:1] == b"\x02", start=start
+        )
+        assert b"malformed" in refusal
+    await sock.send("text on a binary connection")
+    await sock.wait_for(lambda m: isinstance(m, bytes) and b"format=json" in m)
+    for _ in range(25):
+        if sock.closed.is_set():
+            break
+        with contextlib.suppress(tornado.websocket.WebSocketClosedError):
+            await sock.send(b"\x00\x09")
+    assert await sock.wait_closed() == 4400
+    assert await doc_log.last_seq(setup.doc_id) == 0
+
+
+async def test_oversized_frames_are_closed_with_1009_before_crdt_code(ctx, ws_port) -> None:
+    """S4 (10 MB frame) and R23 (a 2 MB update, e.g. a SyncStep2 after long offline editing,
+    from a real client): 1009 at the configured limit, the node keeps serving, the document and
+    the log are unchanged and the client keeps its local state."""
+    setup = await document_with(ctx, "editor")
+    token = setup.users["editor"].access_token
+    doc_log = ctx.services["doc_log"]
+    assert ctx.settings.max_frame_bytes < 1024 * 1024  # aligned below NATS max_payload
+
+    huge = await RawSocket.open(ws_port, setup.doc_id, token)
+    await huge.wait_for(lambda m: isinstance(m, bytes))
+    with contextlib.suppress(tornado.websocket.WebSocketClosedError):  # closed mid-frame
+        await huge.send(b"\x00\x02" + b"\x00" * (10 * 1024 * 1024))
+    assert await huge.wait_closed() in (1009, None)  # Tornado aborts right after the close frame
+
+    async with YjsNodeClients() as clients:
+        await clients.connect("offline", ws_base(ws_port), setup.doc_id, token)
+        await clients.connect("peer", ws_base(ws_port), setup.doc_id, token)
+        await asyncio.gather(clients.wait_synced("offline"), clients.wait_synced("peer"))
+        await clients.disconnect("offline")
+        await clients.insert_text("offline", 0, "x" * (2 * 1024 * 1024))
+        await clients.reconnect("offline")
+        closes = await clients.wait_close("offline", count=2, timeout_s=10)
+        assert closes[-1]["code"] == 1009 and "too big" in closes[-1]["reason"]
+        assert len((await clients.state("offline"))["json"]["text"]) == 2 * 1024 * 1024
+        await clients.insert_text("peer", 0, "still fine")
+        await clients.wait_json("peer", {"text": "still fine"}, roots={"text": "text"})
+        assert len(await doc_log.read(setup.doc_id, 0)) == 1  # the peer's edit only
+
+    big_json = await RawSocket.json(ws_port, setup.doc_id, token)
+    await big_json.wait_type("sync")
+    with contextlib.suppress(tornado.websocket.WebSocketClosedError):
+        await big_json.operation("big", b"\x00" * (1024 * 1024))  # 2 MB of hex
+    assert await big_json.wait_closed() in (1009, None)
+    assert len(await doc_log.read(setup.doc_id, 0)) == 1
+
+
+async def test_document_size_budget_refuses_growth_before_applying(ctx, settings, ws_port) -> None:
+    """Pasting 20 KB over and over into a 64 KiB budget: refused once the budget is reached,
+    with a clear error, nothing published; other clients unaffected."""
+    from tests.test_ws_multinode import second_node
+
+    small = dataclasses.replace(settings, doc_max_bytes=64 * 1024)
+    setup = await document_with(ctx, "editor", "member")
+    doc_log = ctx.services["doc_log"]
+    async with second_node(small) as node:
+        sock = await RawSocket.json(node.port, setup.doc_id, setup.users["editor"].access_token)
+        await sock.wait_type("sync")
+        source = pycrdt.Doc()
+        results = []
+        for i in range(6):
+            await sock.operation(f"paste{i}", text_update(source, "p" * 20_000))
+            results.append(await sock.ack(f"paste{i}"))
+        kinds = [r["type"] for r in results]
+        assert kinds[:3] == ["ack"] * 3 and kinds[-1] == "error", kinds
+        assert results[-1]["code"] == "document_too_large"
+        accepted = [r["version"] for r in results if r["type"] == "ack"]
+        assert await doc_log.last_seq(setup.doc_id) == accepted[-1]
+
+        async with YjsNodeClients() as clients:
+            await clients.connect(
+                "y", ws_base(node.port), setup.doc_id, setup.users["member"].access_token
+            )
+            await clients.wait_synced("y")
+            mark = len(clients.events)
+            await clients.insert_text("y", 0, "q" * 20_000)
+            event = await clients.wait_event(
+                lambda e: e["event"] == "permission_denied" and e["name"] == "y", 5, since=mark
+            )
+            assert event["reason"].startswith("document_too_large")
+            assert (await clients.sync_status("y"))["wsconnected"]
+        assert await doc_log.last_seq(setup.doc_id) == accepted[-1]
+        await sock.send_json({"type": "ping"})
+        await sock.wait_type("pong")
+        await sock.aclose()
+
+
+async def test_flooding_socket_is_throttled_then_closed_4429(ctx, settings, ws_port) -> None:
+    """S5: a socket sending far above its token bucket gets rate_limited errors, then 4429; the
+    JetStream publish rate from it is capped; another client is unaffected."""
+    from tests.test_ws_multinode import second_node
+
+    strict = dataclasses.replace(settings, ws_rate_per_s=20.0, ws_burst=20, ws_flood_close_after=30)
+    setup = await document_with(ctx, "editor")
+    token = setup.users["editor"].access_token
+    doc_log = ctx.services["doc_log"]
+    async with second_node(strict) as node:
+        flooder = await RawSocket.json(node.port, setup.doc_id, token)
+        calm = await RawSocket.json(node.port, setup.doc_id, token)
+        await flooder.wait_type("sync")
+        await calm.wait_type("sync")
+        source = pycrdt.Doc()
+        started = asyncio.get_running_loop().time()
+        for i in range(500):
+            if flooder.closed.is_set():
+                break
+            await flooder.operation(f"f{i}", text_update(source, "f"))
+        assert await flooder.wait_closed() == 4429
+        elapsed = asyncio.get_running_loop().time() - started
+        errors = [m for m in flooder.json_messages() if m.get("code") == "rate_limited"]
+        assert errors
+        stored = len(await doc_log.read(setup.doc_id, 0))
+        assert stored <= 20 + 20 * elapsed + 1  # burst + rate x time
+
+        await calm.operation("calm", text_update(pycrdt.Doc(), "c"))
+        assert (await calm.ack("calm"))["type"] == "ack"
+        await calm.aclose()
+
+
+async def test_messages_queued_before_the_room_is_ready_are_bounded(
+    ctx, settings, ws_port, monkeypatch
+) -> None:
+    """S7: while the room loads, a client's messages wait in a bounded queue; past it: 4429."""
+    from tests.test_ws_multinode import second_node
+
+    bounded = dataclasses.replace(settings, ws_queue_max_msgs=10, ws_burst=1000)
+    setup = await document_with(ctx, "editor")
+    async with second_node(bounded) as node:
+        rooms = node.ctx.services["rooms"]
+        gate = asyncio.Event()
+        real_acquire = rooms.acquire
+
+        async def slow_acquire(doc_id: str):  # type: ignore[no-untyped-def]
+            await gate.wait()
+            return await real_acquire(doc_id)
+
+        monkeypatch.setattr(rooms, "acquire", slow_acquire)
+        sock = await RawSocket.open(node.port, setup.doc_id, setup.users["editor"].access_token)
+        for _ in range(11):
+            await sock.send(encode_sync_step1(b"\x00"))
+        assert await sock.wait_closed() == 4429
+        gate.set()
+
+        patient = await RawSocket.open(node.port, setup.doc_id, setup.users["editor"].access_token)
+        for _ in range(5):
+            await patient.send(encode_sync_step1(b"\x00"))
+        await patient.wait_for(lambda m: isinstance(m, bytes) and m[:2] == b"\x00\x01")
+        await patient.aclose()
+
+
+async def test_slow_reader_is_closed_and_others_keep_going(ctx, settings, ws_port) -> None:
+    """R18: a client that stops reading is closed once its unsent bytes pass the limit; memory
+    stays bounded (nothing is queued for it past the limit); the other clients are unaffected."""
+    from tests.test_ws_multinode import second_node
+
+    tight = dataclasses.replace(
+        settings, ws_max_pending_bytes=256 * 1024, ws_burst=1000, doc_max_bytes=64 * 1024**2
+    )
+    setup = await document_with(ctx, "editor")
+    token = setup.users["editor"].access_token
+    async with second_node(tight) as node:
+        rooms = node.ctx.services["rooms"]
+        stalled = await stalled_socket(node.port, setup.doc_id, token)
+        writer = await RawSocket.json(node.port, setup.doc_id, token)
+        reader = await RawSocket.json(node.port, setup.doc_id, token)
+        await writer.wait_type("sync")
+        await reader.wait_type("sync")
+        assert len(rooms.sessions) == 3
+        source = pycrdt.Doc()
+        text = source.get("text", type=pycrdt.Text)
+        for i in range(200):
+            before = source.get_state()
+            text.insert(0, "z" * 60_000)  # 60 KB to every reader
+            await writer.operation(f"w{i}", source.get_update(before))
+            await writer.ack(f"w{i}")
+            if len(rooms.sessions) == 2:
+                break
+        await wait_for_sessions(rooms, 2)
+        await reader.wait_json(lambda m: m.get("type") == "operation")
+        stalled.close()
+        await writer.aclose()
+        await reader.aclose()
+
+
+async def stalled_socket(port: int, doc_id: str, token: str) -> socket.socket:
+    """A WebSocket client that completes the handshake and then never reads again."""
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(raw, ("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (
+        f"GET /ws/documents/{doc_id}?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await loop.sock_sendall(raw, request.encode())
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += await loop.sock_recv(raw, 1)
+    assert response.startswith(b"HTTP/1.1 101"), response
+    return raw
+
+
+async def wait_for_sessions(rooms, count: int, timeout_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    """Tornado aborts a socket that does not answer its close within 5 s; wait for that."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while len(rooms.sessions) != count:
+        assert asyncio.get_running_loop().time() < deadline, len(rooms.sessions)
+        await asyncio.sleep(0.05)
