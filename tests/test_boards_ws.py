@@ -248,3 +248,22 @@ async def test_node_shutdown_closes_sockets_with_1001(api, ctx, settings):
         stopping = asyncio.ensure_future(node.stop())
         assert (await sock.closed())[0] == 1001
         await stopping
+
+
+async def test_socket_closes_when_its_token_expires(api, ctx, settings, http_server_port):
+    """S9: a long-lived socket does not outlive its access token."""
+    import dataclasses
+
+    from models.repo import users as users_repo
+    from services import tokens
+
+    world = await board_world(api, ctx)
+    viewer = world.users["viewer"]
+    family = await users_repo.create_family(ctx.db, viewer.id)
+    short = tokens.issue(
+        dataclasses.replace(settings, access_token_ttl_s=2), "access", viewer.id, family
+    )
+    sock = await BoardSocket.connect(http_server_port[1], world.board_id, short.token)
+    await sock.ready()
+    code, reason = await sock.closed(within_s=5)
+    assert code == 4401 and "expired" in reason
