@@ -43,22 +43,36 @@ def _id(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-async def _emit_rebalance(
-    change: BoardChange, board_id: str, collection: positions.Collection, parent_id: str, placed
-) -> None:
+async def _place(
+    change: BoardChange,
+    board_id: str,
+    collection: positions.Collection,
+    parent_id: str,
+    data: dict[str, Any],
+    *,
+    limit: int | None = None,
+    exclude_id: str | None = None,
+) -> str:
+    """A key for an item placed where `data` asks (`after_id`/`before_id`) under `parent_id`:
+    checks the collection's size `limit` (None: the item is already in it) and announces a
+    rebalance before the caller's own event."""
+    if limit is not None and await positions.count(change.conn, collection, parent_id) >= limit:
+        raise Conflict(f"at most {limit} items fit here", code="limit_reached")
+    placed = await positions.place(
+        change.conn,
+        collection,
+        parent_id,
+        after_id=_id(data.get("after_id")),
+        before_id=_id(data.get("before_id")),
+        exclude_id=exclude_id,
+    )
     if placed.rebalanced:
         await change.emit(
             board_id,
             "positions.rebalanced",
             {"scope": collection.scope, "parent_id": parent_id, "positions": placed.rebalanced},
         )
-
-
-async def _check_capacity(
-    change: BoardChange, collection: positions.Collection, parent_id: str, limit: int
-) -> None:
-    if await positions.count(change.conn, collection, parent_id) >= limit:
-        raise Conflict(f"at most {limit} items fit here", code="limit_reached")
+    return placed.position
 
 
 # --- lists -----------------------------------------------------------------------------------
@@ -74,18 +88,10 @@ async def create_list(
 ) -> dict[str, Any]:
     await require_board(ctx, actor_id, Action.BOARD_EDIT, board_id)
     async with board_change(ctx, [board_id], actor_id) as change:
-        await _check_capacity(change, positions.LISTS, board_id, MAX_LISTS_PER_BOARD)
-        placed = await positions.place(
-            change.conn,
-            positions.LISTS,
-            board_id,
-            after_id=_id(data.get("after_id")),
-            before_id=_id(data.get("before_id")),
+        position = await _place(
+            change, board_id, positions.LISTS, board_id, data, limit=MAX_LISTS_PER_BOARD
         )
-        await _emit_rebalance(change, board_id, positions.LISTS, board_id, placed)
-        row = await cards_repo.insert_list(
-            change.conn, board_id, data["name"], placed.position, actor_id
-        )
+        row = await cards_repo.insert_list(change.conn, board_id, data["name"], position, actor_id)
         entity = _list.dump(row)
         await change.emit(board_id, "list.created", entity)
     return entity
@@ -132,16 +138,10 @@ async def move_list(
 
     async def compute(change: BoardChange, current: dict) -> dict:
         board_id = str(current["board_id"])
-        placed = await positions.place(
-            change.conn,
-            positions.LISTS,
-            board_id,
-            after_id=_id(data.get("after_id")),
-            before_id=_id(data.get("before_id")),
-            exclude_id=list_id,
+        position = await _place(
+            change, board_id, positions.LISTS, board_id, data, exclude_id=list_id
         )
-        await _emit_rebalance(change, board_id, positions.LISTS, board_id, placed)
-        return {"position": placed.position}
+        return {"position": position}
 
     return await _change_list(ctx, actor_id, list_id, data.get("version"), "list.moved", compute)
 
@@ -241,18 +241,12 @@ async def create_card(
             raise NotFound("list not found")
         if target["archived"]:
             raise Conflict("the list is archived", code="list_archived")
-        await _check_capacity(change, positions.CARDS, list_id, MAX_CARDS_PER_LIST)
-        placed = await positions.place(
-            change.conn,
-            positions.CARDS,
-            list_id,
-            after_id=_id(data.get("after_id")),
-            before_id=_id(data.get("before_id")),
+        position = await _place(
+            change, board_id, positions.CARDS, list_id, data, limit=MAX_CARDS_PER_LIST
         )
-        await _emit_rebalance(change, board_id, positions.CARDS, list_id, placed)
         fields = {k: data[k] for k in CARD_COLUMNS if k in data}
         card_id = await cards_repo.insert_card(
-            change.conn, target, {**fields, "created_by": actor_id}, placed.position
+            change.conn, target, {**fields, "created_by": actor_id}, position
         )
         await _apply_links(change, card_id, board_id, data)
         entity = await _card_entity(change, card_id)
@@ -329,21 +323,20 @@ async def move_card(
             raise Conflict("the target list changed meanwhile; retry", code="stale_placement")
         if target["archived"]:
             raise Conflict("the target list is archived", code="list_archived")
-        if target_list_id != str(row["list_id"]):
-            await _check_capacity(change, positions.CARDS, target_list_id, MAX_CARDS_PER_LIST)
-        placed = await positions.place(
-            change.conn,
+        position = await _place(
+            change,
+            target_board,
             positions.CARDS,
             target_list_id,
-            after_id=_id(data.get("after_id")),
-            before_id=_id(data.get("before_id")),
+            data,
+            # Within its own list the card is already counted.
+            limit=None if target_list_id == str(row["list_id"]) else MAX_CARDS_PER_LIST,
             exclude_id=card_id,
         )
-        await _emit_rebalance(change, target_board, positions.CARDS, target_list_id, placed)
         await cards_repo.update_card(
             change.conn,
             card_id,
-            {"list_id": target_list_id, "board_id": target_board, "position": placed.position},
+            {"list_id": target_list_id, "board_id": target_board, "position": position},
         )
         if keep_assignees is not None:
             await _apply_links(change, card_id, target_board, {"labels": [], **keep_assignees})
@@ -387,11 +380,11 @@ async def add_checklist_item(
     board_id = str(row["board_id"])
     async with board_change(ctx, [board_id], actor_id) as change:
         await _lock_card(change, card_id, board_id, None)
-        await _check_capacity(change, positions.CHECKLIST, card_id, MAX_CHECKLIST_ITEMS)
-        placed = await positions.place(change.conn, positions.CHECKLIST, card_id)
-        await _emit_rebalance(change, board_id, positions.CHECKLIST, card_id, placed)
+        position = await _place(
+            change, board_id, positions.CHECKLIST, card_id, {}, limit=MAX_CHECKLIST_ITEMS
+        )
         await cards_repo.insert_checklist_item(
-            change.conn, card_id, data["text"], data.get("is_done", False), placed.position
+            change.conn, card_id, data["text"], data.get("is_done", False), position
         )
         await cards_repo.update_card(change.conn, card_id, {})
         entity = await _card_entity(change, card_id)
