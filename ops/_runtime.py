@@ -67,7 +67,7 @@ async def ops_context(settings: Settings, *, need_db: bool = True) -> AsyncItera
     await ctx.nats.nc.connect(
         servers=[s.strip() for s in settings.nats_url.split(",")],
         name=f"collab-ops-{settings.node_id}",
-        connect_timeout=CONNECT_TIMEOUT_S,
+        connect_timeout=int(CONNECT_TIMEOUT_S),
         max_reconnect_attempts=2,
     )
     ctx.nats.js = ctx.nats.nc.jetstream(timeout=JS_TIMEOUT_S)

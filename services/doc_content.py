@@ -83,7 +83,7 @@ class BlockRow:
 
 def load_doc(update: bytes, *, client_id: int | None = None) -> Doc:
     """A doc holding `update`; malformed bytes raise `ContentError` (pyo3 panics included)."""
-    doc = Doc(client_id=client_id) if client_id is not None else Doc()
+    doc: Doc = Doc(client_id=client_id) if client_id is not None else Doc()
     if update in EMPTY_UPDATES:
         return doc
     try:
@@ -142,7 +142,9 @@ def _walk(doc: Doc) -> Iterator[tuple[str, str | None, int, list[str], Any]]:
     blocks = doc.get(BLOCKS_ROOT, type=Map)
     top = [i for i in doc.get(ORDER_ROOT, type=Array) if isinstance(i, str)]
     seen: set[str] = set()
-    stack = [(block_id, None, pos, []) for pos, block_id in reversed(list(enumerate(top)))]
+    stack: list[tuple[str, str | None, int, list[str]]] = [
+        (block_id, None, pos, []) for pos, block_id in reversed(list(enumerate(top)))
+    ]
     while stack:
         block_id, parent, position, ancestors = stack.pop()
         if block_id in seen or block_id not in blocks:
@@ -241,7 +243,9 @@ def _sync_shared(current: Any, target: Any) -> None:
 
 
 def _empty_like(target: Any) -> Any:
-    return {Text: Text, Map: Map, Array: Array}[_kind(target)]()
+    kind = _kind(target)
+    assert kind is not None, "only shared types have an empty counterpart"
+    return kind()
 
 
 def _set_entry(container: Map, key: str, current: Any, target: Any) -> None:
@@ -258,7 +262,7 @@ def _set_entry(container: Map, key: str, current: Any, target: Any) -> None:
 
 def _sync_map(current: Map, target: Map) -> None:
     wanted = set(target.keys())
-    for key in [k for k in current if k not in wanted]:
+    for key in [k for k in current.keys() if k not in wanted]:  # noqa: SIM118 (a Map, not a dict)
         del current[key]
     for key in sorted(wanted):
         _set_entry(current, key, current.get(key), target[key])

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
 from models.db import Database
 from services.doc_content import BlockRow
 
-Executor = Database | asyncpg.Connection
+Executor: TypeAlias = Database | asyncpg.Connection
 
 
 # --- blocks projection --------------------------------------------------------------------------

@@ -6,13 +6,13 @@ or `services/versions.py`); those that take `db` are single reads. Every list is
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
 from models.db import Database
 
-Executor = Database | asyncpg.Connection
+Executor: TypeAlias = Database | asyncpg.Connection
 
 DOCUMENT_COLUMNS = (
     "d.id, d.workspace_id, d.board_id, d.parent_id, d.title, d.is_private, d.created_by,"
