@@ -76,7 +76,7 @@ class PresenceService:
             raise PresenceUnavailable("presence is unavailable right now") from err
         now = time.time()
         users: dict[str, dict[str, Any]] = {}
-        expired = []
+        expired: list[bytes | str] = []
         for field, value in raw.items():
             entry = json.loads(value)
             if entry["expires_at"] < now:
@@ -97,7 +97,7 @@ class PresenceService:
             await self._prune(doc_id, expired)
         return sorted(users.values(), key=lambda u: u["since"])
 
-    async def _prune(self, doc_id: str, fields: list[bytes]) -> None:
+    async def _prune(self, doc_id: str, fields: list[bytes | str]) -> None:
         try:
             await self.cache.run(lambda r: r.hdel(presence_key(doc_id), *fields))
         except CacheUnavailable as err:

@@ -118,7 +118,7 @@ def parse(text: str) -> Inbound:
     msg_id = raw.get("id") if isinstance(raw.get("id"), str) else None
     kind = raw.get("type")
     schema = _SCHEMAS.get(kind) if isinstance(kind, str) else None
-    if schema is None:
+    if schema is None or not isinstance(kind, str):
         known = ", ".join(sorted(_SCHEMAS))
         raise EnvelopeError("unknown_type", f"unknown message type {kind!r} ({known})", msg_id)
     try:

@@ -483,8 +483,9 @@ class Room:
         except ProtocolError as err:
             log.warning("room.remote_awareness_malformed", doc_id=self.doc_id, error=str(err))
             return
-        user_id = headers.get(HEADER_USER) or None
-        changes = self.awareness.apply_remote(node, user_id, entries, time.monotonic())
+        changes = self.awareness.apply_remote(
+            node, headers.get(HEADER_USER) or None, entries, time.monotonic()
+        )
         if changes:
             self._fanout_awareness(changes, origin=None)
 

@@ -518,7 +518,9 @@ class JsonSession(Session):
 
     def _on_presence(self, message: envelope.PresenceMessage) -> None:
         if message.type == "presence":
-            keep = {k: self._fields[k] for k in ("cursor", "typing") if k in self._fields}
+            keep: dict[str, Any] = {
+                k: self._fields[k] for k in ("cursor", "typing") if k in self._fields
+            }
             self._fields = {**(message.data or {}), **keep}
         elif message.data is None:
             self._fields.pop(message.type, None)
