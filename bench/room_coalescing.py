@@ -31,7 +31,7 @@ import tornado.websocket
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from streams.room import AppliedUpdate, UpdateBatch  # noqa: E402
+from streams.room import AppliedUpdate, UpdateBatch
 
 
 class Sink(tornado.websocket.WebSocketHandler):
@@ -74,8 +74,8 @@ def run_clients(port: int, peers: int, done: multiprocessing.Event) -> None:  # 
                 pass
 
         tasks = [asyncio.ensure_future(drain(c)) for c in conns]
-        while not done.is_set():  # type: ignore[attr-defined]
-            await asyncio.sleep(0.05)
+        # A multiprocessing event cannot be awaited: wait for it in a thread.
+        await asyncio.to_thread(done.wait)  # type: ignore[attr-defined]
         for conn in conns:
             conn.close()
         await asyncio.gather(*tasks, return_exceptions=True)
