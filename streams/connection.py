@@ -37,6 +37,7 @@ class NatsConnection:
         self.slow_consumer_errors = 0
         self._reconnect_listeners: list[Listener] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     def on_reconnect(self, listener: Listener) -> None:
         self._reconnect_listeners.append(listener)
@@ -58,6 +59,7 @@ class NatsConnection:
         await ensure_streams(self.js, self.settings)
 
     async def stop(self) -> None:
+        self._stopping = True
         if self.nc.is_connected or self.nc.is_reconnecting:
             try:
                 await asyncio.wait_for(self.nc.drain(), 5)
@@ -77,10 +79,11 @@ class NatsConnection:
         log.warning("nats.error", error=repr(err))
 
     async def _on_disconnected(self) -> None:
-        log.warning("nats.disconnected")
+        # Expected during shutdown; an unexpected disconnect is worth a warning.
+        (log.info if self._stopping else log.warning)("nats.disconnected")
 
     async def _on_closed(self) -> None:
-        log.warning("nats.closed")
+        (log.info if self._stopping else log.warning)("nats.closed")
 
     async def _on_reconnected(self) -> None:
         log.info("nats.reconnected", server=str(self.nc.connected_url))
