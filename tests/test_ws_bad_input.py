@@ -36,7 +36,7 @@ from streams.protocol import (
     encode_update,
 )
 from streams.session import Identity, YjsSession
-from tests.realtime_support import RawSocket, document_with, text_update, ws_base
+from tests.realtime_support import RawSocket, document_with, text_of, text_update, ws_base
 from tests.test_protocol_fuzz import (
     awareness_like,
     framed_garbage,
@@ -375,3 +375,42 @@ async def wait_for_sessions(rooms, count: int, timeout_s: float = 10.0) -> None:
     while len(rooms.sessions) != count:
         assert asyncio.get_running_loop().time() < deadline, len(rooms.sessions)
         await asyncio.sleep(0.05)
+
+
+async def test_poison_message_on_the_subject_is_skipped(ctx, ws_port) -> None:
+    """S3 (the part rooms own): garbage published straight to the document's subject, bypassing
+    validation, is skipped and counted; the document keeps loading and editing."""
+    from streams.room import POISON_UPDATES, Room
+
+    setup = await document_with(ctx, "editor")
+    token = setup.users["editor"].access_token
+    before = POISON_UPDATES.labels(ctx.node_id)._value.get()
+    async with YjsNodeClients() as clients:
+        await clients.connect("a", ws_base(ws_port), setup.doc_id, token)
+        await clients.wait_synced("a")
+        await clients.insert_text("a", 0, "good")
+        await clients.wait_json("a", {"text": "good"}, roots={"text": "text"})
+        subject = f"collab.doc.{setup.doc_id}.update"
+        poison = await ctx.nats.jetstream.publish(subject, b"\xff\xff\xff\x7f garbage")
+        room = ctx.services["rooms"].rooms[setup.doc_id]
+        assert await room.wait_applied(poison.seq, 5)
+        assert POISON_UPDATES.labels(ctx.node_id)._value.get() == before + 1
+        await clients.insert_text("a", 4, " after")
+        await clients.connect("late", ws_base(ws_port), setup.doc_id, token)
+        await clients.wait_synced("late")
+        await clients.wait_json("late", {"text": "good after"}, roots={"text": "text"})
+
+    # A room loaded from scratch skips it too.
+    fresh = Room(
+        setup.doc_id,
+        db=ctx.db,
+        doc_log=ctx.services["doc_log"],
+        nats_conn=ctx.nats,
+        settings=ctx.settings,
+        on_empty=lambda _room: None,
+    )
+    await fresh.start()
+    try:
+        assert text_of(fresh.full_state()) == "good after"
+    finally:
+        await fresh.stop()
