@@ -24,9 +24,7 @@ BOARD_UPDATABLE = frozenset(
     {"name", "description", "color", "background", "is_private", "archived_at", "deleted_at"}
 )
 LABEL_COLUMNS = "id, board_id, name, color"
-MEMBER_COLUMNS = (
-    "g.board_id, g.user_id, g.role, u.display_name, g.granted_by, g.created_at"
-)
+MEMBER_COLUMNS = "g.board_id, g.user_id, g.role, u.display_name, g.granted_by, g.created_at"
 
 
 def as_dict(record: asyncpg.Record | None) -> dict[str, Any] | None:
