@@ -89,7 +89,7 @@ def make_app(ctx: AppContext, **overrides: Any) -> tornado.web.Application:
         log_function=log_request,
         websocket_max_message_size=ctx.settings.max_frame_bytes,
         websocket_ping_interval=ctx.settings.websocket_ping_interval_s,
-        # Tornado >= 6.5 caps the timeout at the interval (and warns on every socket above it).
+        # Tornado (6.6 here) caps the timeout at the interval and warns on every socket above it.
         websocket_ping_timeout=ctx.settings.websocket_ping_interval_s,
         compress_response=False,
         xheaders=ctx.settings.xheaders,
