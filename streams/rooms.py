@@ -115,6 +115,9 @@ class RoomManager:
             )
             await room.start()
             self.rooms[doc_id] = room
+            # If every joiner gave up while it loaded, nobody will ever leave it: start the unload
+            # clock now (joiners arriving later cancel it in acquire()).
+            self._room_empty(room)
             log.info("room.loaded", doc_id=doc_id, seq=room.last_applied_seq)
             return room
         finally:

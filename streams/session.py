@@ -342,10 +342,11 @@ class YjsSession(Session):
     async def _on_update(self, room: Room, update: bytes, *, initial: bool) -> None:
         if update == EMPTY_UPDATE:
             return
+        # Every reconnect's SyncStep2 carries the client's whole delete set, usually nothing new:
+        # not an edit (no permission-denied for viewers) and not worth a log entry (editors).
+        if initial and not room.would_change(update):
+            return
         if not self.can_edit:
-            # A read-only client's SyncStep2 usually repeats what the server has: not an edit.
-            if initial and not room.would_change(update):
-                return
             self._error("forbidden", self._read_only_reason())
             return
         # Raw Yjs updates are idempotent, so a content hash is a sufficient message id: the same

@@ -121,3 +121,27 @@ async def wait_until(condition, timeout_s: float = 10.0) -> None:  # type: ignor
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.02)
+
+
+async def test_reconnecting_without_changes_adds_nothing_to_the_log(ctx, ws_port) -> None:
+    """A reconnect's SyncStep2 repeats the whole delete set; it is not stored again."""
+    setup = await document_with(ctx, "editor")
+    token = setup.users["editor"].access_token
+    doc_log = ctx.services["doc_log"]
+    async with YjsNodeClients() as clients:
+        await clients.connect("a", ws_base(ws_port), setup.doc_id, token)
+        await clients.connect("b", ws_base(ws_port), setup.doc_id, token)
+        await asyncio.gather(clients.wait_synced("a"), clients.wait_synced("b"))
+        await clients.insert_text("a", 0, "hello world")
+        await clients.delete_text("a", 0, 6)
+        await clients.map_set("a", "done", True)
+        # b has the last of a's updates, so all of them are in the log.
+        await clients.wait_json("b", {"text": "world", "map": {"done": True}})
+        entries = len(await doc_log.read(setup.doc_id, 0))
+        for _ in range(3):
+            await clients.disconnect("a")
+            await clients.reconnect("a")
+            await clients.wait_synced("a")
+        await clients.insert_text("a", 5, "!")  # a real edit after the reconnects: stored
+        await clients.wait_json("b", {"text": "world!", "map": {"done": True}})
+        assert len(await doc_log.read(setup.doc_id, 0)) == entries + 1
