@@ -15,11 +15,12 @@ import uuid
 from collections.abc import AsyncIterator
 from urllib.parse import urlparse
 
+import pycrdt
 import pytest
 
 from server.runner import start_node
 from services import permissions_cache
-from tests.realtime_support import RawSocket, document_with, set_grant, ws_base
+from tests.realtime_support import RawSocket, document_with, set_grant, text_update, ws_base
 from tests.yjs_client import YjsNodeClients
 
 pytestmark = pytest.mark.timeout(90)
@@ -129,3 +130,44 @@ async def test_rooms_resume_and_missed_revocations_apply_after_a_nats_reconnect(
         assert await revoked.wait_closed(15) == 4403
         await clients.insert_text("there", 0, "after ")
         await clients.wait_json("here", {"text": "after before during"}, roots={"text": "text"})
+
+
+async def test_jetstream_unreachable_means_an_error_never_an_ack(ctx, settings, ws_port) -> None:
+    """While a node cannot reach JetStream, a JSON operation gets `service_unavailable` (never an
+    ack) and a binary client's socket closes with 1013; after the link is back, the JSON client's
+    retry with the same id is stored once and the binary client's update arrives through its own
+    resync."""
+    setup = await document_with(ctx, "editor")
+    token = setup.users["editor"].access_token
+    doc_log = ctx.services["doc_log"]
+    async with node_behind_proxy(settings) as (node, proxy), YjsNodeClients() as clients:
+        json_client = await RawSocket.json(node.port, setup.doc_id, token)
+        await clients.connect("cut", ws_base(node.port), setup.doc_id, token)
+        await clients.connect("peer", ws_base(ws_port), setup.doc_id, token)
+        await asyncio.gather(
+            json_client.wait_type("sync"), clients.wait_synced("cut"), clients.wait_synced("peer")
+        )
+        update = text_update(pycrdt.Doc(), "json ")
+
+        proxy.cut()
+        await json_client.operation("during", update)
+        await clients.map_set("cut", "offline-ish", True)
+        # Both wait out the publish deadline (doc_log.PUBLISH_DEADLINE_S) concurrently.
+        refused, closes = await asyncio.gather(
+            json_client.ack("during", timeout_s=15), clients.wait_close("cut", timeout_s=15)
+        )
+        assert refused["type"] == "error" and refused["code"] == "service_unavailable"
+        assert closes[0]["code"] == 1013
+        assert await doc_log.read(setup.doc_id, 0) == []
+        proxy.restore()
+
+        await clients.wait_json("peer", {"map": {"offline-ish": True}}, timeout_s=15)
+        start = len(json_client.messages)
+        await json_client.operation("during", update)
+        accepted = await json_client.wait_json(
+            lambda m: m.get("id") == "during", timeout_s=15, start=start
+        )
+        assert accepted["type"] == "ack"
+        ids = [e.msg_id for e in await doc_log.read(setup.doc_id, 0)]
+        assert ids.count(f"op:{setup.doc_id}:{setup.users['editor'].id}:during") == 1
+        await json_client.aclose()
