@@ -184,6 +184,10 @@ class Session:
         except AppError as err:
             self.close(err.ws_close_code, err.message)
             return
+        except Exception as err:
+            log.exception("ws.room_load_failed", doc_id=self.doc_id, error=repr(err))
+            self.close(1011, "could not load the document")
+            return
         self.room = room
         try:
             if not self.closed:
