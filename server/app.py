@@ -32,6 +32,7 @@ from server.scheduler import Scheduler
 from server.settings import Settings
 from services.auth import AuthService
 from services.snapshot_job import register_document_jobs
+from services.workspace_jobs import register_workspace_jobs
 from streams.board_feed import BoardFeed
 from streams.board_relay import BoardEventRelay, register_board_jobs
 from streams.doc_log import DocLog
@@ -75,6 +76,7 @@ def build_context(settings: Settings) -> AppContext:
     ctx.services["scheduler"] = scheduler
     register_document_jobs(scheduler, ctx)
     register_board_jobs(scheduler, ctx)
+    register_workspace_jobs(scheduler, ctx)
     ctx.add_component(scheduler)
     return ctx
 
