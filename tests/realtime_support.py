@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +21,13 @@ import tornado.httpclient
 import tornado.websocket
 
 from server.context import AppContext
+from server.runner import RunningNode, start_node
+from server.settings import Settings
 from tests.ws_helpers import FastUser, fast_user
+from tests.yjs_client import YjsNodeClients
 
 WAIT_S = 10.0
+CONVERGE_TIMEOUT_S = 15.0
 
 # A workspace role, plus an optional explicit document grant, per test role name.
 ROLE_SETUP: dict[str, tuple[str | None, str | None]] = {
@@ -249,3 +254,32 @@ class RawSocket:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.closed.wait(), WAIT_S)
         self._reader.cancel()
+
+
+@contextlib.asynccontextmanager
+async def second_node(settings: Settings) -> AsyncIterator[RunningNode]:
+    """Another node (in this process) on the same Postgres, NATS and Redis; stopped on exit."""
+    node = await start_node(
+        dataclasses.replace(settings, node_id=f"n2-{uuid.uuid4().hex[:6]}", port=0)
+    )
+    try:
+        yield node
+    finally:
+        await node.stop()
+
+
+async def converged(
+    clients: YjsNodeClients, editors: dict[str, int], names: list[str]
+) -> list[dict[str, Any]]:
+    """Wait until every named client has every editor's last update; return their states.
+
+    Deletions do not advance a state vector, so covering an editor's clock does not prove its
+    trailing deletions arrived. Each editor therefore ends with a marker insert: one socket's
+    updates are published and fanned out in order, so whoever has the marker has everything
+    before it.
+    """
+    target: dict[int, int] = {}
+    for name, client_id in editors.items():
+        await clients.map_set(name, f"done-{client_id}", True, key="markers")
+        target[client_id] = (await clients.state(name))["state_vector_map"][str(client_id)]
+    return [await clients.wait_state_vector(n, target, CONVERGE_TIMEOUT_S) for n in names]

@@ -36,7 +36,14 @@ from streams.protocol import (
     encode_update,
 )
 from streams.session import Identity, YjsSession
-from tests.realtime_support import RawSocket, document_with, text_of, text_update, ws_base
+from tests.realtime_support import (
+    RawSocket,
+    document_with,
+    second_node,
+    text_of,
+    text_update,
+    ws_base,
+)
 from tests.test_protocol_fuzz import (
     awareness_like,
     framed_garbage,
@@ -214,8 +221,6 @@ async def test_oversized_frames_are_closed_with_1009_before_crdt_code(ctx, ws_po
 async def test_document_size_budget_refuses_growth_before_applying(ctx, settings, ws_port) -> None:
     """Pasting 20 KB over and over into a 64 KiB budget: refused once the budget is reached,
     with a clear error, nothing published; other clients unaffected."""
-    from tests.test_ws_multinode import second_node
-
     small = dataclasses.replace(settings, doc_max_bytes=64 * 1024)
     setup = await document_with(ctx, "editor", "member")
     doc_log = ctx.services["doc_log"]
@@ -254,8 +259,6 @@ async def test_document_size_budget_refuses_growth_before_applying(ctx, settings
 async def test_flooding_socket_is_throttled_then_closed_4429(ctx, settings, ws_port) -> None:
     """S5: a socket sending far above its token bucket gets rate_limited errors, then 4429; the
     JetStream publish rate from it is capped; another client is unaffected."""
-    from tests.test_ws_multinode import second_node
-
     strict = dataclasses.replace(settings, ws_rate_per_s=20.0, ws_burst=20, ws_flood_close_after=30)
     setup = await document_with(ctx, "editor")
     token = setup.users["editor"].access_token
@@ -287,8 +290,6 @@ async def test_messages_queued_before_the_room_is_ready_are_bounded(
     ctx, settings, ws_port, monkeypatch
 ) -> None:
     """S7: while the room loads, a client's messages wait in a bounded queue; past it: 4429."""
-    from tests.test_ws_multinode import second_node
-
     bounded = dataclasses.replace(settings, ws_queue_max_msgs=10, ws_burst=1000)
     setup = await document_with(ctx, "editor")
     async with second_node(bounded) as node:
@@ -317,8 +318,6 @@ async def test_messages_queued_before_the_room_is_ready_are_bounded(
 async def test_slow_reader_is_closed_and_others_keep_going(ctx, settings, ws_port) -> None:
     """R18: a client that stops reading is closed once its unsent bytes pass the limit; memory
     stays bounded (nothing is queued for it past the limit); the other clients are unaffected."""
-    from tests.test_ws_multinode import second_node
-
     tight = dataclasses.replace(
         settings, ws_max_pending_bytes=256 * 1024, ws_burst=1000, doc_max_bytes=64 * 1024**2
     )

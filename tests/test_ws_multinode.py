@@ -4,32 +4,25 @@ nodes and converge; a node shutting down sends its clients elsewhere with 1001 (
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
 
 import pycrdt
 import pytest
 
-from server.runner import RunningNode, start_node
+from server.runner import start_node
 from streams.yjs_state import decode_state_vector
-from tests.realtime_support import RawSocket, document_with, text_update, ws_base
-from tests.test_ws_sync import converged
+from tests.realtime_support import (
+    RawSocket,
+    converged,
+    document_with,
+    second_node,
+    text_update,
+    ws_base,
+)
 from tests.yjs_client import YjsNodeClients
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@contextlib.asynccontextmanager
-async def second_node(settings) -> AsyncIterator[RunningNode]:  # type: ignore[no-untyped-def]
-    node = await start_node(
-        dataclasses.replace(settings, node_id=f"n2-{uuid.uuid4().hex[:6]}", port=0)
-    )
-    try:
-        yield node
-    finally:
-        await node.stop()
 
 
 async def test_edits_and_awareness_cross_nodes_and_converge(ctx, settings, ws_port) -> None:

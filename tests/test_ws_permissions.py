@@ -17,8 +17,14 @@ import tornado.websocket
 from models.repo import users as users_repo
 from services import permissions_cache, tokens
 from streams.protocol import encode_sync_step2, encode_update
-from tests.realtime_support import RawSocket, document_with, set_grant, text_update, ws_base
-from tests.test_ws_multinode import second_node
+from tests.realtime_support import (
+    RawSocket,
+    document_with,
+    second_node,
+    set_grant,
+    text_update,
+    ws_base,
+)
 from tests.yjs_client import YjsNodeClients
 
 pytestmark = pytest.mark.timeout(60)

@@ -10,33 +10,16 @@ import pytest
 
 from services.doc_state import load_state
 from streams.yjs_state import decode_state_vector
-from tests.realtime_support import document_with, ws_base
+from tests.realtime_support import converged, document_with, ws_base
 from tests.yjs_client import YjsNodeClients
 
 pytestmark = pytest.mark.timeout(90)
-
-CONVERGE_TIMEOUT_S = 15.0
 
 
 @pytest.fixture
 def settings(settings):  # type: ignore[no-untyped-def]
     """Unload idle rooms quickly so the late-joiner test covers a reload from the log."""
     return dataclasses.replace(settings, room_unload_grace_s=0.3)
-
-
-async def converged(clients: YjsNodeClients, editors: dict[str, int], names: list[str]) -> list:
-    """Wait until every named client has every editor's last update; return their states.
-
-    Deletions do not advance a state vector, so covering an editor's clock does not prove its
-    trailing deletions arrived. Each editor therefore ends with a marker insert: one socket's
-    updates are published and fanned out in order, so whoever has the marker has everything
-    before it.
-    """
-    target: dict[int, int] = {}
-    for name, client_id in editors.items():
-        await clients.map_set(name, f"done-{client_id}", True, key="markers")
-        target[client_id] = (await clients.state(name))["state_vector_map"][str(client_id)]
-    return [await clients.wait_state_vector(n, target, CONVERGE_TIMEOUT_S) for n in names]
 
 
 async def test_concurrent_random_edits_converge(ctx, ws_port) -> None:
