@@ -258,3 +258,34 @@ async def denied(clients: YjsNodeClients, name: str, since: int = 0) -> str:
         lambda e: e["event"] == "permission_denied" and e["name"] == name, 5.0, since=since
     )
     return str(event["reason"])
+
+
+@pytest.mark.parametrize("source", ["query", "header", "subprotocol"])
+async def test_bad_tokens_close_4401_whichever_way_they_come(ctx, ws_port, source) -> None:
+    """S8 on the socket: expired, tampered, refresh-as-access, garbage — one code, one reason."""
+    setup = await document_with(ctx, "editor")
+    user_id = setup.users["editor"].id
+    family = await users_repo.create_family(ctx.db, user_id)
+    expired = tokens.issue(
+        dataclasses.replace(ctx.settings, access_token_ttl_s=-60), "access", user_id, family
+    )
+    good = setup.users["editor"].access_token
+    bad = [
+        expired.token,
+        good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB"),
+        tokens.issue(ctx.settings, "refresh", user_id, family).token,
+        "a.b.c",
+    ]
+    reasons = set()
+    for token in bad:
+        if source == "query":
+            sock = await RawSocket.open(ws_port, setup.doc_id, token)
+        elif source == "header":
+            sock = await RawSocket.open(
+                ws_port, setup.doc_id, headers={"Authorization": f"Bearer {token}"}
+            )
+        else:
+            sock = await RawSocket.open(ws_port, setup.doc_id, subprotocols=["collab", token])
+        assert await sock.wait_closed() == 4401, token
+        reasons.add(sock.close_reason)
+    assert len(reasons) == 1  # nothing tells which check failed
