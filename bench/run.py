@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import queue
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,7 @@ from bench.servers import (
     ServerProcess,
     child_preexec,
     ensure_node_modules,
+    is_ours,
     new_rooms,
     node_binary,
     server_under_test,
@@ -104,6 +106,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="DIR",
         help="sample our server with py-spy during each measured window; raw stacks into DIR",
     )
+    parser.add_argument(
+        "--cprofile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="cProfile our server over each measured window; pstats files into DIR",
+    )
     args = parser.parse_args(argv)
     if args.duration is None:
         args.duration = 3.0 if args.quick else 20.0
@@ -122,13 +131,34 @@ def our_ws_endpoint_built() -> bool:
 
 
 def servers_to_run(spec: str) -> list[str]:
+    """`reference`, `ours`, and ours with experimental patches (`ours+direct-frame+no-coalesce`,
+    see bench/patched_serve.py)."""
     if spec == "auto":
         return ["reference", "ours"] if our_ws_endpoint_built() else ["reference"]
     names = [name.strip() for name in spec.split(",") if name.strip()]
-    unknown = set(names) - set(SERVERS)
-    if unknown:
-        raise SystemExit(f"unknown server(s): {', '.join(sorted(unknown))}")
+    for name in names:
+        base, *patches = name.split("+")
+        if base not in SERVERS or (patches and base != "ours"):
+            raise SystemExit(f"unknown server {name!r}: reference, ours or ours+<patch>…")
+        unknown = set(patches) - set(known_patches())
+        if unknown:
+            raise SystemExit(f"unknown patch(es) {sorted(unknown)}; known: {known_patches()}")
     return names
+
+
+def known_patches() -> list[str]:
+    from bench.patched_serve import PATCHES
+
+    return list(PATCHES)
+
+
+def our_launch(name: str, profiler: Profiler | None) -> tuple[dict[str, str], str]:
+    """(extra env, module) to start our server variant `name` with `profiler`."""
+    patches = name.split("+")[1:]
+    env = profiler.env() if profiler else {}
+    if not patches and not isinstance(profiler, CProfile):
+        return env, "server.cli"
+    return {**env, "COLLAB_BENCH_PATCHES": ",".join(patches)}, "bench.patched_serve"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -159,15 +189,19 @@ class PySpy:
     """`py-spy record --pid` on our server for one measured window (collapsed stacks; time inside
     pycrdt's Rust is charged to the Python line that called it). It runs on the client's core, and
     `--nonblocking` keeps it from pausing the server, but sampling still costs the server a little:
-    profiled runs are for finding hot spots, not for the table."""
+    profiled runs are for finding hot spots, not for the table. py-spy samples *wall* time of a
+    runnable thread: on a contended core it also counts time spent waiting for the CPU."""
 
-    RATE_HZ = 100
+    RATE_HZ = 250
 
     def __init__(self, out_dir: Path, label: str, duration_s: float, cpus: set[int] | None):
         self.output = out_dir / f"{label}.txt"
         self.duration_s = duration_s
         self.cpus = cpus
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def env(self) -> dict[str, str]:
+        return {}
 
     def start(self, pid: int) -> None:
         argv = ["py-spy", "record", "--pid", str(pid), "--format", "raw"]
@@ -182,9 +216,41 @@ class PySpy:
             preexec_fn=child_preexec(self.cpus),
         )
 
+    def stop(self, pid: int) -> None:
+        """py-spy stops by itself after `duration_s`."""
+
     def finish(self) -> None:
         if self.proc is not None:
             self.proc.wait(self.duration_s + DRIVER_MARGIN_S)
+
+
+class CProfile:
+    """Our server under bench/patched_serve.py, cProfiled exactly over the measured window."""
+
+    #: How long the server may take to write its stats after SIGUSR2.
+    DUMP_TIMEOUT_S = 30.0
+
+    def __init__(self, out_dir: Path, label: str) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.output = out_dir / f"{label}.pstats"
+        self.output.unlink(missing_ok=True)
+
+    def env(self) -> dict[str, str]:
+        return {"COLLAB_BENCH_CPROFILE_OUT": str(self.output)}
+
+    def start(self, pid: int) -> None:
+        os.kill(pid, signal.SIGUSR1)
+
+    def stop(self, pid: int) -> None:
+        os.kill(pid, signal.SIGUSR2)
+
+    def finish(self) -> None:
+        deadline = time.monotonic() + self.DUMP_TIMEOUT_S
+        while not self.output.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+Profiler = PySpy | CProfile
 
 
 def _pump_lines(stream: Any, sink: queue.Queue[str | None]) -> None:
@@ -201,7 +267,7 @@ def run_driver(
     token: str,
     client_cpus: set[int] | None,
     workdir: Path,
-    profiler: PySpy | None = None,
+    profiler: Profiler | None = None,
 ) -> dict[str, Any]:
     """Run ws_bench.mjs once; CPU of the server's processes is sampled at its phase lines."""
     pids = {"server": server.pid, **server.companions}
@@ -229,16 +295,21 @@ def run_driver(
     cpu_start: dict[str, float] = {}
     cpu_end: dict[str, float] = {}
     busy_start = busy_end = 0.0
+    switches = 0
     result: dict[str, Any] | None = None
     try:
         while (line := lines.get(timeout=max(0.1, deadline - time.monotonic()))) is not None:
             message = json.loads(line)
             if message.get("phase") == "measure_start":
                 cpu_start, busy_start = cpu_of(pids), procstat.system_busy_seconds()
+                switches = procstat.voluntary_switches(server.pid)
                 if profiler is not None:
                     profiler.start(server.pid)
             elif message.get("phase") == "drained":
                 cpu_end, busy_end = cpu_of(pids), procstat.system_busy_seconds()
+                switches = procstat.voluntary_switches(server.pid) - switches
+                if profiler is not None:
+                    profiler.stop(server.pid)
             elif message.get("event") == "result":
                 result = message
             elif message.get("event") == "fatal":
@@ -257,6 +328,7 @@ def run_driver(
     result["peak_rss_mb"] = {
         role: round(procstat.peak_rss_mb(pid), 1) for role, pid in pids.items()
     }
+    result["server_wakeups"] = switches
     ours = sum(result["cpu_s"].values()) + result["client"]["cpu_s"]
     result["other_cpu_s"] = round(max(0.0, busy_end - busy_start - ours), 3)
     return result
@@ -287,11 +359,23 @@ def summarize(server: str, scenario: Scenario, result: dict[str, Any]) -> dict[s
         "deliveries_per_cpu_s_server": round(deliveries / server_cpu) if server_cpu else None,
         "deliveries_per_cpu_s_stack": round(deliveries / stack_cpu) if stack_cpu else None,
         "peak_rss_mb": result["peak_rss_mb"]["server"],
+        "edits_per_frame": result["edits_per_frame"],
+        "server_wakeups_per_edit": round(result["server_wakeups"] / max(1, result["edits"]), 2),
         "client_cpu_share": result["client"]["cpu_share"],
         # Cores' worth of CPU other work on the box used while we measured (noise indicator).
         "other_cpu_share": round(result["other_cpu_s"] / result["window_s"], 2),
         "errors": sum(v for k, v in result["errors"].items() if k != "samples"),
     }
+
+
+def make_profiler(
+    args: argparse.Namespace, label: str, client_cpus: set[int] | None
+) -> Profiler | None:
+    if args.cprofile:
+        return CProfile(args.cprofile, label)
+    if args.py_spy:
+        return PySpy(args.py_spy, label, args.duration, client_cpus)
+    return None
 
 
 def run_all(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -301,7 +385,7 @@ def run_all(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     server_cpus, client_cpus = split if split else (None, None)
     timing = Timing(args.rate, args.warmup, args.duration, args.drain, args.connect_timeout)
     ensure_node_modules()
-    stack = OurStack(workdir, server_cpus) if "ours" in servers else None
+    stack = OurStack(workdir, server_cpus) if any(map(is_ours, servers)) else None
     rows, raw = [], []
     try:
         if stack:
@@ -309,11 +393,14 @@ def run_all(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         for scenario in scenarios:
             for name in servers:
                 profiler = (
-                    PySpy(args.py_spy, f"{scenario.label}-ours", args.duration, client_cpus)
-                    if args.py_spy and name == "ours"
+                    make_profiler(args, f"{scenario.label}-{name}", client_cpus)
+                    if is_ours(name)
                     else None
                 )
-                with server_under_test(name, stack, workdir, server_cpus) as server:
+                env, module = our_launch(name, profiler)
+                with server_under_test(
+                    name, stack, workdir, server_cpus, env=env, module=module
+                ) as server:
                     rooms = new_rooms(server, stack, scenario.rooms)
                     token = token_for(server, stack)
                     print(f"… {scenario.label} on {name}", file=sys.stderr, flush=True)
@@ -428,17 +515,19 @@ def target_summary(rows: list[dict[str, Any]]) -> list[str]:
     notes = []
     for (scenario, server), ours in by_key.items():
         reference = by_key.get((scenario, "reference"))
-        if server != "ours" or reference is None:
+        if not is_ours(server) or reference is None:
+            continue
+        if not reference["deliveries_per_cpu_s_stack"] or not ours["deliveries_per_cpu_s_stack"]:
             continue
         ratio = ours["deliveries_per_cpu_s_stack"] / reference["deliveries_per_cpu_s_stack"]
         notes.append(
-            f"{scenario}: throughput ours (server + nats-server) / reference = {ratio:.2f} "
+            f"{scenario}: throughput {server} (server + nats-server) / reference = {ratio:.2f} "
             f"(target ≥ 1.00: {'met' if ratio >= 1 else 'NOT met'})"
         )
         if scenario == TARGET_SCENARIO and ours["p99_ms"] and reference["p99_ms"]:
             p99 = ours["p99_ms"] / reference["p99_ms"]
             met = "met" if p99 <= TARGET_P99_RATIO else "NOT met"
-            notes.append(f"{scenario}: p99 ours / reference = {p99:.2f} (target ≤ 1.50: {met})")
+            notes.append(f"{scenario}: p99 {server} / reference = {p99:.2f} (target ≤ 1.50: {met})")
     return notes
 
 

@@ -257,17 +257,18 @@ class OurStack:
         return env
 
     def start_server(
-        self, wrap: list[str] | None = None, env: dict[str, str] | None = None
+        self, env: dict[str, str] | None = None, module: str = "server.cli", label: str = "ours"
     ) -> ServerProcess:
-        """A fresh `python -m server.cli serve` (one process). `wrap` prefixes the argv (a
-        profiler); `env` overrides settings (COLLAB_*) for this process."""
+        """A fresh `python -m server.cli serve` (one process). `env` overrides settings
+        (COLLAB_*) for this process; `module` runs another entry point with the same CLI
+        (bench/cprofile_serve.py)."""
         self._server_count += 1
         port = free_port()
         log = self.workdir / f"our-server-{self._server_count}.log"
-        argv = [sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--no-migrate"]
-        proc = _spawn([*(wrap or []), *argv], {**self.server_env(), **(env or {})}, log, self.cpus)
+        argv = [sys.executable, "-m", module, "serve", "--port", str(port), "--no-migrate"]
+        proc = _spawn(argv, {**self.server_env(), **(env or {})}, log, self.cpus)
         server = ServerProcess(
-            "ours",
+            label,
             f"ws://127.0.0.1:{port}/ws/documents",
             proc,
             log,
@@ -385,17 +386,16 @@ def server_under_test(
     stack: OurStack | None,
     workdir: Path,
     cpus: set[int] | None,
-    wrap: list[str] | None = None,
     env: dict[str, str] | None = None,
+    module: str = "server.cli",
 ) -> Iterator[ServerProcess]:
-    """A fresh server process ("reference" or "ours"), stopped on exit; ours is seeded once.
-
-    `wrap` and `env` apply to ours only (the reference server has no settings to vary)."""
-    if name == "reference":
+    """A fresh server process ("reference", or ours under any label), stopped on exit; ours is
+    seeded once. `env` and `module` apply to ours only (the reference has no settings to vary)."""
+    if not is_ours(name):
         server = start_reference_server(workdir, cpus)
     else:
         assert stack is not None, "our server needs the embedded stack"
-        server = stack.start_server(wrap=wrap, env=env)
+        server = stack.start_server(env=env, module=module, label=name)
         if not stack.token:
             stack.seed(server)
     try:
@@ -404,16 +404,21 @@ def server_under_test(
         server.stop()
 
 
+def is_ours(name: str) -> bool:
+    """ "ours", or a variant of it with experimental patches: "ours+direct-frame"."""
+    return name == "ours" or name.startswith("ours+")
+
+
 def new_rooms(server: ServerProcess, stack: OurStack | None, count: int) -> list[str]:
     """Room names for a run: fresh documents on ours; the same kind of UUIDs on the reference."""
-    if server.name == "ours":
+    if is_ours(server.name):
         assert stack is not None
         return stack.create_documents(server, count)
     return [str(uuid.uuid4()) for _ in range(count)]
 
 
 def token_for(server: ServerProcess, stack: OurStack | None) -> str:
-    return stack.token if server.name == "ours" and stack else ""
+    return stack.token if is_ours(server.name) and stack else ""
 
 
 # --------------------------------------------------------------------------------------------------

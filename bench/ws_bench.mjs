@@ -127,6 +127,7 @@ class Client {
     this.synced = false
     this.nextEdit = 0
     this.delivered = 0
+    this.frames = 0 // updates applied that carried at least one measured edit
     this.provider = makeProvider(URL_BASE, room.name, this.doc, opts.token)
     this.provider.on('connection-error', (event) => {
       noteError('connection_errors', { room: room.name, message: String(event?.message || event?.type || event) })
@@ -145,6 +146,7 @@ class Client {
     if (room.writer === null) return
     const clock = Y.getState(this.doc.store, room.writer.doc.clientID)
     const receivedAt = now()
+    const before = this.delivered
     while (this.nextEdit < room.editClock.length && room.editClock[this.nextEdit] <= clock) {
       if (room.editMeasured[this.nextEdit]) {
         recordLatency(receivedAt - room.editTime[this.nextEdit])
@@ -152,6 +154,8 @@ class Client {
       }
       this.nextEdit += 1
     }
+    // A frame that carried several edits: the server coalesced them.
+    if (this.delivered > before) this.frames += 1
   }
 
   async connect () {
@@ -194,11 +198,15 @@ const connectAll = async () => {
  * over one period so the server sees a steady stream rather than bursts of N edits.
  */
 const runWriters = (untilMs) => new Promise((resolve) => {
-  const periodMs = 1000 / EDITS_PER_S
   const start = now()
+  // --rate 0: nobody writes; the window measures what idle connections cost.
+  if (EDITS_PER_S === 0) return setTimeout(resolve, Math.max(0, untilMs - start))
+  const periodMs = 1000 / EDITS_PER_S
   let running = rooms.length
   rooms.forEach((room, index) => {
     let due = start + (periodMs * index) / rooms.length
+    // Wake at the next edit or at the end, whichever is first (a slow rate must not overrun).
+    const wake = () => setTimeout(tick, Math.max(0, Math.min(due, untilMs) - now()))
     const tick = () => {
       if (now() >= untilMs) {
         running -= 1
@@ -207,9 +215,9 @@ const runWriters = (untilMs) => new Promise((resolve) => {
       }
       room.edit()
       due += periodMs
-      setTimeout(tick, Math.max(0, due - now()))
+      wake()
     }
-    setTimeout(tick, Math.max(0, due - now()))
+    wake()
   })
 })
 
@@ -281,6 +289,7 @@ const main = async () => {
   stopping = true
   const measuredEdits = rooms.reduce((sum, room) => sum + room.measuredEdits, 0)
   const deliveries = clients.reduce((sum, client) => sum + client.delivered, 0)
+  const frames = clients.reduce((sum, client) => sum + client.frames, 0)
   const windowS = (drainedAt - measureStart) / 1000
   emit({
     event: 'result',
@@ -295,6 +304,7 @@ const main = async () => {
     edits: measuredEdits,
     expected_deliveries: measuredEdits * (CLIENTS_PER_ROOM - 1),
     deliveries,
+    edits_per_frame: frames ? Number((deliveries / frames).toFixed(3)) : null,
     undelivered,
     diverged_rooms: divergedRooms(),
     latency: latencySummary(),

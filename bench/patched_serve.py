@@ -1,0 +1,89 @@
+"""`python -m bench.patched_serve serve …`: `collab serve` with experimental changes patched in.
+
+The benchmark's way to *measure* a suggested change in the whole system before its owner makes
+it for real (bench/FINDINGS.md). Patches are chosen with $COLLAB_BENCH_PATCHES (comma-separated);
+bench/run.py `--patches` sets it and labels the rows. Nothing here is meant to ship as is:
+
+* `direct-frame`: the document socket writes each frame with the WebSocket protocol's frame
+  writer instead of `write_message`, which wraps every frame in a coroutine and an asyncio Task;
+  the slow-reader bound uses the stream's own write-buffer size instead of a callback per frame.
+* `no-coalesce`: a room flushes after every applied update instead of once per event-loop turn
+  (to measure what the engine's coalescing saves).
+SIGUSR1/SIGUSR2 start/stop a cProfile as in bench/cprofile_serve.py when
+$COLLAB_BENCH_CPROFILE_OUT is set.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import tornado.websocket
+
+from handlers import ws_documents
+from server.cli import main
+from streams import room
+
+_OPCODE_BINARY = 0x2
+_OPCODE_TEXT = 0x1
+
+
+def _direct_frame_send(self: ws_documents.DocumentSocketHandler, message: bytes | str) -> None:
+    connection = self.ws_connection
+    if connection is None or connection.is_closing():
+        return
+    stream = connection.stream  # type: ignore[attr-defined]
+    pending = len(stream._write_buffer)
+    if pending + len(message) > self.ctx.settings.ws_max_pending_bytes:
+        if self.session is not None:
+            self.session.close(ws_documents.SLOW_READER_CLOSE, "client is not reading")
+        return
+    binary = isinstance(message, bytes)
+    payload = message if binary else message.encode()
+    try:
+        connection._write_frame(True, _OPCODE_BINARY if binary else _OPCODE_TEXT, payload)  # type: ignore[attr-defined]
+    except tornado.iostream.StreamClosedError:
+        return
+
+
+def _flush_every_update(self: room.Room) -> None:
+    self._flush()
+
+
+PATCHES: dict[str, Callable[[], None]] = {
+    "direct-frame": lambda: setattr(ws_documents.DocumentSocketHandler, "send", _direct_frame_send),
+    "no-coalesce": lambda: setattr(room.Room, "_schedule_flush", _flush_every_update),
+}
+
+
+def apply_patches(names: str) -> list[str]:
+    applied = []
+    for name in filter(None, (n.strip() for n in names.split(","))):
+        if name not in PATCHES:
+            raise SystemExit(f"unknown patch {name!r}; known: {', '.join(PATCHES)}")
+        PATCHES[name]()
+        applied.append(name)
+    return applied
+
+
+def _install_profiler_signals(output: str) -> None:
+    import cProfile
+
+    profile = cProfile.Profile()
+
+    def stop(_signum: int, _frame: Any) -> None:
+        profile.disable()
+        profile.dump_stats(output)
+
+    signal.signal(signal.SIGUSR1, lambda _signum, _frame: profile.enable())
+    signal.signal(signal.SIGUSR2, stop)
+
+
+if __name__ == "__main__":
+    apply_patches(os.environ.get("COLLAB_BENCH_PATCHES", ""))
+    if os.environ.get("COLLAB_BENCH_CPROFILE_OUT"):
+        _install_profiler_signals(os.environ["COLLAB_BENCH_CPROFILE_OUT"])
+    sys.exit(main())
