@@ -25,7 +25,8 @@ SMOKE_RUN_TIMEOUT_S = 80
 
 def _run_bench(servers: str, output: Path) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "bench/run.py", "--servers", servers, "--scenarios", "2x3"]
-    argv += ["--warmup", "0.5", "--duration", "2", "--drain", "3", "--output", str(output)]
+    argv += ["--warmup", "0.5", "--duration", "2", "--drain", "3", "--quiet-wait", "0"]
+    argv += ["--output", str(output)]
     return subprocess.run(
         argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=SMOKE_RUN_TIMEOUT_S
     )
