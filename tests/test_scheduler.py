@@ -57,6 +57,11 @@ async def test_disabled_scheduler_runs_nothing_but_run_now_works(ctx):
     await sched.stop()
 
 
+async def _backend_gone(ctx, pid: int) -> None:
+    while await ctx.db.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid):
+        await asyncio.sleep(0.02)
+
+
 async def test_one_node_at_a_time_and_a_lost_lock_frees_the_job(ctx, settings):
     other = build_context(settings)
     await other.start()
@@ -83,6 +88,8 @@ async def test_one_node_at_a_time_and_a_lost_lock_frees_the_job(ctx, settings):
             JOB_LOCK_NS,
         )
         await ctx.db.execute("SELECT pg_terminate_backend($1)", holder)
+        # pg_terminate_backend only signals the backend; its locks go when it has exited.
+        await asyncio.wait_for(_backend_gone(other, holder), 10)
         assert (await second.run_now("exclusive")).result == "ran"
         release.set()
         with pytest.raises(Unavailable):
