@@ -75,7 +75,7 @@ class RefreshHandler(AuthHandler):
 
     async def post(self) -> None:
         data = self.load_body(RefreshSchema())
-        pair = await self.auth.refresh(data["refresh_token"])
+        pair = await self.auth.refresh(data["refresh_token"], self.request.remote_ip)
         self.send(_pair.dump(pair.to_json()))
 
 

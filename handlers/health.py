@@ -20,19 +20,26 @@ class HealthzHandler(BaseHandler):
 
 
 class ReadyzHandler(BaseHandler):
-    """Every backing service answers: Postgres, NATS JetStream, Redis. 503 otherwise."""
+    """Can this node serve? Postgres and NATS JetStream must answer and the node not be draining.
 
-    openapi = {"get": {"summary": "Readiness of Postgres, NATS JetStream and Redis", "auth": False}}
+    Redis is reported but does not gate readiness: it is a cache (DESIGN.md §1), editing and auth
+    go on without it, so a Redis outage must not make the load balancer drop every node.
+    """
+
+    openapi = {
+        "get": {"summary": "Readiness of Postgres, NATS JetStream (Redis reported)", "auth": False}
+    }
 
     async def get(self) -> None:
         postgres, nats, redis = await asyncio.gather(
             self.ctx.db.ping(), self.ctx.nats.ready(), self.ctx.cache.ping()
         )
         checks = {"postgres": postgres, "nats": nats, "redis": redis}
-        ready = postgres and nats and redis and not self.ctx.draining
+        ready = postgres and nats and not self.ctx.draining
+        status = "ready" if ready and redis else "degraded" if ready else "unavailable"
         self.send(
             {
-                "status": "ready" if ready else "unavailable",
+                "status": status,
                 "checks": checks,
                 "draining": self.ctx.draining,
                 "node": self.ctx.node_id,

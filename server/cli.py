@@ -87,7 +87,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings,
         host=args.host or settings.host,
         port=args.port if args.port is not None else settings.port,
-        processes=args.processes or settings.processes,
+        processes=args.processes if args.processes is not None else settings.processes,
     )
     configure_logging(settings.log_level, settings.log_format)
     try:

@@ -96,6 +96,8 @@ class Settings:
     login_rate_per_email: int = 10
     login_rate_window_s: int = 60
     register_rate_per_ip: int = 20
+    # Refresh calls per IP per login window: generous for many tabs, a wall for token guessing.
+    refresh_rate_per_ip: int = 60
 
     db_pool_min: int = 1
     db_pool_max: int = 10
@@ -197,6 +199,7 @@ class Settings:
             register_rate_per_ip=_int(
                 env, "COLLAB_REGISTER_RATE_PER_IP", base.register_rate_per_ip
             ),
+            refresh_rate_per_ip=_int(env, "COLLAB_REFRESH_RATE_PER_IP", base.refresh_rate_per_ip),
             db_pool_min=_int(env, "COLLAB_DB_POOL_MIN", base.db_pool_min),
             db_pool_max=_int(env, "COLLAB_DB_POOL_MAX", base.db_pool_max),
             db_command_timeout_s=_float(

@@ -92,9 +92,13 @@ class AuthService:
         )
         return TokenPair(access, refresh)
 
-    async def refresh(self, refresh_token: str) -> TokenPair:
+    async def refresh(self, refresh_token: str, ip: str) -> TokenPair:
         """Rotate: each refresh token works once. A second use means it was stolen (or replayed),
         so the whole family is revoked and the legitimate holder must log in again."""
+        settings = self.ctx.settings
+        await self.limiter.hit(
+            f"refresh:ip:{ip}", settings.refresh_rate_per_ip, settings.login_rate_window_s
+        )
         claims = tokens.decode(self.ctx.settings, refresh_token, "refresh")
         async with self.ctx.db.transaction() as conn:
             claimed = await users_repo.claim_refresh_token(conn, claims.jti)

@@ -62,6 +62,7 @@ def settings(stack: EmbeddedStack, jwt_secret: str) -> Settings:
         login_rate_per_ip=1000,
         login_rate_per_email=1000,
         register_rate_per_ip=10_000,
+        refresh_rate_per_ip=10_000,
     )
     return base.with_services(stack.postgres.url(), stack.nats.url, stack.redis.url)
 
