@@ -447,7 +447,8 @@ def validate_update(update: bytes) -> None:
        message in JetStream) gets published. Missing dependencies are fine: yrs keeps such structs
        pending, exactly as the live room will.
 
-    Raises :class:`ProtocolError`; returns ``None`` when the update is safe to publish.
+    A throwaway doc cannot see failures that depend on the room's existing content, so rooms still
+    apply updates through :func:`call_pycrdt`. Raises :class:`ProtocolError`; returns ``None`` when the update is safe to publish.
     """
     update = bytes(update)
     validate_update_structure(update)
