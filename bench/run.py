@@ -19,6 +19,7 @@ import os
 import platform
 import queue
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -96,6 +97,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--connect-timeout", type=float, default=60.0)
     parser.add_argument(
         "--quiet-wait", type=float, default=None, help="max s to wait for an idle box (60)"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per scenario and server; medians reported"
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin server/client to cores")
     parser.add_argument("--output", type=Path, default=DEFAULT_RESULTS, help="results JSON path")
@@ -378,6 +382,62 @@ def make_profiler(
     return None
 
 
+@dataclass(frozen=True)
+class Setup:
+    """What every run of one invocation shares."""
+
+    args: argparse.Namespace
+    timing: Timing
+    stack: OurStack | None
+    workdir: Path
+    server_cpus: set[int] | None
+    client_cpus: set[int] | None
+
+
+def run_one(setup: Setup, name: str, scenario: Scenario, label: str) -> dict[str, Any]:
+    """One scenario on a fresh process of server `name`."""
+    profiler = make_profiler(setup.args, label, setup.client_cpus) if is_ours(name) else None
+    env, module = our_launch(name, profiler)
+    with server_under_test(
+        name, setup.stack, setup.workdir, setup.server_cpus, env=env, module=module
+    ) as server:
+        rooms = new_rooms(server, setup.stack, scenario.rooms)
+        token = token_for(server, setup.stack)
+        print(f"… {label}", file=sys.stderr, flush=True)
+        busy_before = wait_for_quiet(setup.args.quiet_wait)
+        result = run_driver(
+            server,
+            rooms,
+            scenario.clients,
+            setup.timing,
+            token,
+            setup.client_cpus,
+            setup.workdir,
+            profiler,
+        )
+    result["busy_before_cores"] = busy_before
+    result["profiled"] = profiler is not None
+    return result
+
+
+def median_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (scenario, server): the median of each figure over the repeats."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["scenario"], row["server"]), []).append(row)
+    merged = []
+    for runs in groups.values():
+        row = dict(runs[0])
+        for key, value in row.items():
+            values = [run[key] for run in runs if run[key] is not None]
+            if isinstance(value, (int, float)) and values:
+                median = statistics.median(values)
+                row[key] = int(median) if median == int(median) else round(median, 3)
+        row["repeats"] = len(runs)
+        merged.append(row)
+    return merged
+
+
 def run_all(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     scenarios = [Scenario.parse(s) for s in args.scenarios.split(",") if s.strip()]
     servers = servers_to_run(args.servers)
@@ -386,39 +446,21 @@ def run_all(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     timing = Timing(args.rate, args.warmup, args.duration, args.drain, args.connect_timeout)
     ensure_node_modules()
     stack = OurStack(workdir, server_cpus) if any(map(is_ours, servers)) else None
+    setup = Setup(args, timing, stack, workdir, server_cpus, client_cpus)
     rows, raw = [], []
     try:
         if stack:
             stack.start()
         for scenario in scenarios:
-            for name in servers:
-                profiler = (
-                    make_profiler(args, f"{scenario.label}-{name}", client_cpus)
-                    if is_ours(name)
-                    else None
-                )
-                env, module = our_launch(name, profiler)
-                with server_under_test(
-                    name, stack, workdir, server_cpus, env=env, module=module
-                ) as server:
-                    rooms = new_rooms(server, stack, scenario.rooms)
-                    token = token_for(server, stack)
-                    print(f"… {scenario.label} on {name}", file=sys.stderr, flush=True)
-                    busy_before = wait_for_quiet(args.quiet_wait)
-                    result = run_driver(
-                        server,
-                        rooms,
-                        scenario.clients,
-                        timing,
-                        token,
-                        client_cpus,
-                        workdir,
-                        profiler,
+            # Servers alternate within each repeat, so slow drifts in the box's load hit all.
+            for repeat in range(args.repeat):
+                for name in servers:
+                    label = f"{scenario.label}-{name}" + (
+                        f"-{repeat + 1}" if args.repeat > 1 else ""
                     )
-                    result["busy_before_cores"] = busy_before
-                    result["profiled"] = profiler is not None
-                raw.append({"scenario": scenario.label, "server": name, "result": result})
-                rows.append(summarize(name, scenario, result))
+                    result = run_one(setup, name, scenario, label)
+                    raw.append({"scenario": scenario.label, "server": name, "result": result})
+                    rows.append(summarize(name, scenario, result))
     finally:
         if stack:
             stack.stop()
@@ -428,7 +470,8 @@ def run_all(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "source": source_version(),
         "machine": machine_notes(server_cpus, client_cpus),
         "timing": timing.__dict__,
-        "rows": rows,
+        "rows": median_rows(rows),
+        "runs": rows,
         "raw": raw,
     }
 
@@ -541,6 +584,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
+    if args.repeat > 1:
+        print(f"medians of {args.repeat} runs per row (each run: bench/results JSON `runs`)")
     print(markdown_table(report["rows"]))
     for note in target_summary(report["rows"]):
         print(note)
