@@ -290,7 +290,5 @@ async def test_login_rate_limit_per_ip(api, make_user, ctx):
 async def test_refresh_rate_limit_per_ip(api, make_user, ctx):
     """S17 for the refresh endpoint: guessing refresh tokens is throttled like logins."""
     object.__setattr__(ctx, "settings", dataclasses.replace(ctx.settings, refresh_rate_per_ip=2))
-    statuses = [
-        (await api.post(REFRESH, {"refresh_token": f"guess-{i}"})).status for i in range(3)
-    ]
+    statuses = [(await api.post(REFRESH, {"refresh_token": f"guess-{i}"})).status for i in range(3)]
     assert statuses == [401, 401, 429]
