@@ -10,7 +10,7 @@ offered, because a browser requires one of its offers back).
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Protocol
 
 import marshmallow
 import structlog
@@ -28,6 +28,15 @@ log = structlog.get_logger("collab.ws")
 
 JWT_PATTERN = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 SUBPROTOCOL = "collab"
+CLOSE_GOING_AWAY = 1001  # the node is draining: clients reconnect (to another node) and resync
+
+
+class Receiver(Protocol):
+    """What an open socket hands its frames to (a document session, a board connection)."""
+
+    conn_id: str
+
+    def receive(self, message: str | bytes) -> None: ...
 
 
 def offered_protocols(request: tornado.httputil.HTTPServerRequest) -> list[str]:
@@ -60,10 +69,11 @@ def origin_allowed(settings: Settings, origin: str) -> bool:
 
 
 class AuthenticatedSocketHandler(tornado.websocket.WebSocketHandler):
-    """Authenticates in `get()`, before the upgrade; subclasses add `authorize()`.
+    """Authenticates in `get()`, before the upgrade; subclasses add `authorize()`, start with
+    `if not self.admitted(): return` in `open()`, and expose what takes their frames as `receiver`.
 
     A refused handshake is still upgraded and then closed at once with the error's 44xx code and
-    reason (`open()` calls `refused()`): browsers cannot read the HTTP status of a failed
+    reason (`open()` calls `admitted()`): browsers cannot read the HTTP status of a failed
     handshake, and y-websocket-style clients stop reconnecting on 4400-4499. A forbidden Origin is
     the exception: HTTP 403 at the handshake (Tornado's cross-origin check, CSWSH).
     """
@@ -107,13 +117,42 @@ class AuthenticatedSocketHandler(tornado.websocket.WebSocketHandler):
         """Check access to the resource named in the path; returns what `open()` needs."""
         raise NotImplementedError
 
-    def refused(self) -> bool:
-        """In `open()`: close a refused handshake with its code; True if it was refused."""
-        if self._rejection is None:
+    def admitted(self) -> bool:
+        """First thing in `open()`: False, with the socket closed, if the handshake was refused
+        (its 44xx code and reason) or the node is draining (1001: reconnect elsewhere)."""
+        if self._rejection is not None:
+            log.info(
+                "ws.rejected",
+                handler=type(self).__name__,
+                code=self._rejection.code,
+                reason=self._rejection.message,
+            )
+            self.close(self._rejection.ws_close_code, self._rejection.message[:120])
             return False
-        log.info("ws.rejected", code=self._rejection.code, path=type(self).__name__)
-        self.close(self._rejection.ws_close_code, self._rejection.message[:120])
+        if self.ctx.draining:
+            self.close(CLOSE_GOING_AWAY, "server shutting down, reconnect")
+            return False
+        self.set_nodelay(True)  # small frames; latency matters more than packet count
         return True
+
+    @property
+    def receiver(self) -> Receiver | None:
+        """The object `open()` attached to take this socket's frames (None until then)."""
+        return None
+
+    def on_message(self, message: str | bytes) -> None:
+        receiver = self.receiver
+        if receiver is None:
+            return
+        try:
+            receiver.receive(message)
+        except Exception as err:  # Tornado aborts the socket if on_message raises
+            log.error(
+                "ws.receive_failed",
+                handler=type(self).__name__,
+                conn=receiver.conn_id,
+                error=repr(err),
+            )
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         return choose_subprotocol(subprotocols)

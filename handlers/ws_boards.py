@@ -17,12 +17,12 @@ from marshmallow import fields, validate
 
 from handlers.base import parse_uuid
 from handlers.routing import route
-from handlers.ws_auth import AuthenticatedSocketHandler
+from handlers.ws_auth import AuthenticatedSocketHandler, Receiver
 from services import policy
 from services.auth_guard import Principal
 from services.errors import AppError
 from services.policy import Action, Resource
-from streams.board_feed import CLOSE_GOING_AWAY, CLOSE_INTERNAL, BoardConnection, BoardFeed
+from streams.board_feed import CLOSE_INTERNAL, BoardConnection, BoardFeed
 
 log = structlog.get_logger("collab.ws")
 
@@ -69,12 +69,8 @@ class BoardSocketHandler(AuthenticatedSocketHandler):
         return {"board_id": board_id}
 
     async def open(self, *args: Any, **kwargs: Any) -> None:
-        if self.refused():
+        if not self.admitted():
             return
-        if self.ctx.draining:
-            self.close(CLOSE_GOING_AWAY, "server shutting down, reconnect")
-            return
-        self.set_nodelay(True)
         self.connection = BoardConnection(
             self.feed, self.accepted["board_id"], self.accepted["identity"], _Transport(self)
         )
@@ -86,13 +82,9 @@ class BoardSocketHandler(AuthenticatedSocketHandler):
             log.exception("board_ws.join_failed", error=repr(err))
             self.connection.close(CLOSE_INTERNAL, "internal error")
 
-    def on_message(self, message: str | bytes) -> None:
-        if self.connection is None:
-            return
-        try:
-            self.connection.receive(message)
-        except Exception as err:  # Tornado aborts the socket if on_message raises
-            log.error("board_ws.receive_failed", conn=self.connection.conn_id, error=repr(err))
+    @property
+    def receiver(self) -> Receiver | None:
+        return self.connection
 
     def on_close(self) -> None:
         if self.connection is not None:
