@@ -3,8 +3,10 @@
 The handshake (handlers/ws_auth.py, shared with the board socket) authenticates the access JWT
 (`?token=`, `Authorization: Bearer` or the `collab` subprotocol) and checks document view access
 before the upgrade; a refused client still gets the upgrade and then an immediate close with a 44xx
-code and a reason (4401 bad token, 4404 no such document or no view access, 4400 bad query). A
-forbidden `Origin` is refused with HTTP 403 at the handshake (CSWSH; Tornado's cross-origin check).
+code and a reason, split like the REST policy (`policy.require`): 4401 bad token, 4404 no such
+document or not a member of its workspace, 4403 a workspace member who may not view it, 4400 bad
+query. A forbidden `Origin` is refused with HTTP 403 at the handshake (CSWSH; Tornado's
+cross-origin check).
 
 Everything protocol-related lives in streams/session.py; this module moves frames and enforces the
 per-socket outbound bound (a client that stops reading is closed, R18).
@@ -25,7 +27,6 @@ from handlers.ws_auth import AuthenticatedSocketHandler, Receiver
 from server.context import AppContext
 from services import policy
 from services.auth_guard import Principal
-from services.errors import NotFound
 from services.policy import Action, Resource
 from streams.rooms import RoomManager
 from streams.session import JsonSession, Session, YjsSession
@@ -65,9 +66,9 @@ class DocumentSocketHandler(AuthenticatedSocketHandler):
 
     async def authorize(self, principal: Principal, path_args: dict[str, Any]) -> dict[str, Any]:
         doc_id = parse_uuid(path_args["doc_id"], "doc_id")
-        access = await policy.load_access(self.ctx, principal.user_id, Resource.document(doc_id))
-        if access is None or not access.allows(Action.DOCUMENT_VIEW):
-            raise NotFound("document not found")
+        access = await policy.require(
+            self.ctx, principal.user_id, Action.DOCUMENT_VIEW, Resource.document(doc_id)
+        )
         return {"doc_id": doc_id, "access": access}
 
     # --- socket lifecycle --------------------------------------------------------------------

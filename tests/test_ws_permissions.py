@@ -38,19 +38,24 @@ async def closed_with(port: int, doc_id: str, token: str | None, **kw) -> int | 
 
 
 async def test_handshake_rejections_close_with_a_44xx_code(ctx, ws_port) -> None:
-    setup = await document_with(ctx, "editor", "outsider", "guest")
+    """Split like the REST policy: outsiders of the workspace 4404 (existence not revealed),
+    members who may not view 4403."""
+    setup = await document_with(ctx, "editor", "outsider", "guest", "member")
     editor = setup.users["editor"].access_token
     assert await closed_with(ws_port, setup.doc_id, None) == 4401
     assert await closed_with(ws_port, setup.doc_id, "not-a-jwt") == 4401
     assert await closed_with(ws_port, setup.doc_id, editor[:-3] + "abc") == 4401
     assert await closed_with(ws_port, setup.doc_id, setup.users["outsider"].access_token) == 4404
-    assert await closed_with(ws_port, setup.doc_id, setup.users["guest"].access_token) == 4404
+    assert await closed_with(ws_port, setup.doc_id, setup.users["guest"].access_token) == 4403
     assert await closed_with(ws_port, str(uuid.uuid4()), editor) == 4404
     assert await closed_with(ws_port, "not-a-uuid", editor) == 4404
     assert await closed_with(ws_port, setup.doc_id, editor, query="format=xml") == 4400
     assert await closed_with(ws_port, setup.doc_id, editor, query="format=json&since=-1") == 4400
     refresh = tokens.issue(ctx.settings, "refresh", setup.users["editor"].id, str(uuid.uuid4()))
     assert await closed_with(ws_port, setup.doc_id, refresh.token) == 4401
+    # A private document: a member without a grant may not view it (nothing cached for them yet).
+    await ctx.db.execute("UPDATE documents SET is_private = true WHERE id = $1", setup.doc_id)
+    assert await closed_with(ws_port, setup.doc_id, setup.users["member"].access_token) == 4403
 
 
 async def test_token_from_header_or_subprotocol(ctx, ws_port) -> None:
