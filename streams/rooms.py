@@ -4,12 +4,20 @@ One `RoomManager` per node (`ctx.services["rooms"]`, a component with start/stop
 
 * `acquire(doc_id)` returns the loaded room, sharing one load between concurrent joiners; a room
   whose last connection left is unloaded after `room_unload_grace_s` unless someone comes back.
+  If the room applied updates beyond the snapshot it loaded, the unload also compacts the
+  document in the background (`services.snapshots.snapshot_document`, which reads the log, not
+  the room): the next joiner loads one snapshot instead of replaying a log the periodic job would
+  leave alone below `snapshot_min_updates`.
 * Revocation signals (streams/revocations.py) re-check the affected sockets within a second: a
   revoked session is closed with 4401, lost access with 4403, a changed role applies in place.
 * After a NATS reconnect the signals may have been missed: every socket is re-checked, and every
   room re-creates its log subscription from the last applied sequence.
 * `stop()` (SIGTERM) closes every socket with 1001 "going away" -- y-websocket clients reconnect
-  and resync elsewhere -- after letting in-flight publishes finish.
+  and resync elsewhere -- after letting in-flight publishes finish. It does not snapshot: the
+  clients reload these documents on other nodes at that very moment, a node may hold many rooms
+  and its shutdown has a deadline, and nothing depends on it (the log keeps every update; the
+  other nodes' unloads and the periodic job compact it). Unload snapshots still running when the
+  node stops are cancelled, which is safe at any step (rolled back, or a purge left for later).
 """
 
 from __future__ import annotations
@@ -24,10 +32,11 @@ from models.cache import CacheUnavailable
 from server.metrics import OPEN_WEBSOCKETS
 from services import policy
 from services.auth_guard import authenticate_token
-from services.errors import AppError, Unauthorized
+from services.errors import AppError, Unauthorized, Unavailable
 from services.permissions_cache import ANY_USER
 from services.policy import Resource
 from services.presence import PresenceEntry, PresenceService
+from services.snapshots import SnapshotResult, snapshot_document
 from streams.doc_log import DocLog
 from streams.revocations import Revocation, subscribe_revocations
 from streams.room import Room
@@ -41,6 +50,10 @@ log = structlog.get_logger(__name__)
 # SIGTERM: how long sockets get to finish the message they are processing (a publish retries for
 # up to doc_log.PUBLISH_DEADLINE_S) before the rooms stop.
 DRAIN_TIMEOUT_S = 8.0
+# Unload snapshots running at once: each holds a pooled Postgres connection for its transaction
+# (default pool: 10) and merges on the IOLoop; a burst of unloads (a mass disconnect) must leave
+# the pool to the requests. The rest wait their turn; the periodic job covers what never runs.
+UNLOAD_SNAPSHOTS_AT_ONCE = 2
 
 
 class RoomManager:
@@ -56,6 +69,7 @@ class RoomManager:
         self._ids = itertools.count(1)
         self._heartbeat: asyncio.Task[None] | None = None
         self._stopping = False
+        self._unload_snapshots = asyncio.Semaphore(UNLOAD_SNAPSHOTS_AT_ONCE)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -139,7 +153,22 @@ class RoomManager:
             return
         del self.rooms[room.doc_id]
         self.ctx.spawn(room.stop(), name=f"unload-{room.doc_id}")
-        log.info("room.unloaded", doc_id=room.doc_id)
+        if room.last_applied_seq > room.snapshot_seq:  # a read-only visit leaves nothing to do
+            self.ctx.spawn(
+                self._snapshot_unloaded(room.doc_id), name=f"unload-snapshot-{room.doc_id}"
+            )
+        log.info("room.unloaded", doc_id=room.doc_id, seq=room.last_applied_seq)
+
+    async def _snapshot_unloaded(self, doc_id: str) -> SnapshotResult | None:
+        """Compact the document of a room that just unloaded; an outage is left to the job."""
+        async with self._unload_snapshots:
+            try:
+                result = await snapshot_document(self.ctx, doc_id)
+            except Unavailable as err:
+                log.warning("room.unload_snapshot_failed", doc_id=doc_id, error=err.message)
+                return None
+        log.info("room.unload_snapshot", doc_id=doc_id, status=result.status, seq=result.seq)
+        return result
 
     # --- sockets -----------------------------------------------------------------------------
 

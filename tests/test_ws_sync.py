@@ -8,7 +8,10 @@ import dataclasses
 import pycrdt
 import pytest
 
+from models.repo import doc_snapshots
 from services.doc_state import load_state
+from services.snapshots import SnapshotResult
+from streams.rooms import RoomManager
 from streams.yjs_state import decode_state_vector
 from tests.realtime_support import converged, document_with, ws_base
 from tests.yjs_client import YjsNodeClients
@@ -95,6 +98,77 @@ async def test_late_joiner_gets_state_after_the_room_was_unloaded(ctx, ws_port) 
         await clients.connect("late", url, setup.doc_id, token)
         await clients.wait_synced("late")
         await clients.wait_json("late", {"text": "persisted", "map": {"n": 1}})
+
+
+class UnloadSnapshots:
+    """Observes the manager's real unload snapshots: which were started (counted synchronously,
+    when the unload spawns them) and what each returned (to wait on, instead of polling)."""
+
+    def __init__(self, rooms: RoomManager, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.started: list[str] = []
+        self._results: asyncio.Queue[SnapshotResult | None] = asyncio.Queue()
+        run = rooms._snapshot_unloaded
+
+        def observed(doc_id: str):  # type: ignore[no-untyped-def]
+            self.started.append(doc_id)
+            return self._report(run(doc_id))
+
+        monkeypatch.setattr(rooms, "_snapshot_unloaded", observed)
+
+    async def _report(self, running) -> SnapshotResult | None:  # type: ignore[no-untyped-def]
+        result = await running
+        self._results.put_nowait(result)
+        return result
+
+    async def next(self, timeout_s: float = 10.0) -> SnapshotResult | None:
+        return await asyncio.wait_for(self._results.get(), timeout_s)
+
+
+async def test_unloading_room_snapshots_the_document(ctx, ws_port, monkeypatch) -> None:
+    """Issue 5 item 6: a room that applied updates compacts its document when it unloads (at the
+    last update's seq; the second time also purging behind the first); a read-only visit does
+    not; a fresh client still gets the full state."""
+    setup = await document_with(ctx, "editor")
+    url, token, doc_id = ws_base(ws_port), setup.users["editor"].access_token, setup.doc_id
+    rooms: RoomManager = ctx.services["rooms"]
+    doc_log = ctx.services["doc_log"]
+    snapshots = UnloadSnapshots(rooms, monkeypatch)
+    roots = {"text": "text", "map": "map"}
+    rounds = [  # (insert at, text, what the room then holds)
+        (0, "hello", {"text": "hello", "map": {"n": 1}}),
+        (5, " world", {"text": "hello world", "map": {"n": 2}}),
+    ]
+    results: list[SnapshotResult] = []
+    async with YjsNodeClients() as clients:
+        for index, insert, expected in rounds:
+            writer, watcher = f"writer{len(results)}", f"watcher{len(results)}"
+            await clients.connect(writer, url, doc_id, token)
+            await clients.connect(watcher, url, doc_id, token)
+            await asyncio.gather(clients.wait_synced(writer), clients.wait_synced(watcher))
+            await clients.insert_text(writer, index, insert)
+            await clients.map_set(writer, "n", expected["map"]["n"])
+            await clients.wait_json(watcher, expected, roots=roots)  # the room applied both
+            await clients.destroy(writer)
+            await clients.destroy(watcher)
+            await wait_until(lambda: doc_id not in rooms.rooms)
+
+            result = await snapshots.next()
+            last_seq = await doc_log.last_seq(doc_id)
+            assert result is not None and result.status == "snapshotted", result
+            assert result.seq == last_seq
+            assert await doc_snapshots.get_snapshot_seq(ctx.db, doc_id) == last_seq
+            results.append(result)
+        first, second = results
+        assert second.prev_seq == first.seq and second.purged_through == first.seq
+        assert min(e.seq for e in await doc_log.read(doc_id, 0)) > first.seq
+
+        await clients.connect("late", url, doc_id, token)
+        await clients.wait_synced("late")
+        await clients.wait_json("late", {"text": "hello world", "map": {"n": 2}}, roots=roots)
+        assert rooms.rooms[doc_id].snapshot_seq == second.seq  # loaded from the new snapshot
+        await clients.destroy("late")
+        await wait_until(lambda: doc_id not in rooms.rooms)
+        assert snapshots.started == [doc_id, doc_id]  # the read-only visit started none
 
 
 async def wait_until(condition, timeout_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
