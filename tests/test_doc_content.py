@@ -21,6 +21,7 @@ from services.doc_content import (
     to_json,
 )
 from services.doc_state import merge
+from tests.yjs_client import ensure_node_modules
 
 JS_DIR = Path(__file__).parent / "js"
 
@@ -72,6 +73,7 @@ def content(doc: Doc) -> dict:
 
 def run_yjs(updates: list[bytes]) -> dict:
     """Apply updates in a real Yjs doc (tests/js/apply_updates.mjs)."""
+    ensure_node_modules()  # a clean checkout has no tests/js/node_modules yet
     proc = subprocess.run(
         ["node", "apply_updates.mjs"],
         input=json.dumps({"updates": [u.hex() for u in updates]}),
