@@ -9,11 +9,12 @@
 //   --mode join  --room R --repeat K [--hold]      K fresh clients join one after another; each
 //       join is timed from connect() to 'sync' with the whole text present. --hold keeps one
 //       client connected throughout, so the room stays loaded on the server (a warm join).
-//   --mode churn --rooms a,b,… --cycles C [--concurrency P]   C cycles of: connect, sync, one edit,
+//   --mode churn --rooms a,b,… | --rooms-file F  --cycles C [--concurrency P]   C cycles of: connect, sync, one edit,
 //       disconnect, spread over the rooms, so the server loads and unloads rooms C times.
 //
 // Common: --url WS_BASE [--token JWT] [--timeout S]. Output: one JSON line {"event": "result", …}.
 
+import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { performance } from 'node:perf_hooks'
 import * as Y from 'yjs'
@@ -27,6 +28,8 @@ const { values: opts } = parseArgs({
     token: { type: 'string' },
     room: { type: 'string' },
     rooms: { type: 'string' },
+    // Thousands of room names do not fit a command line: one per line in a file.
+    'rooms-file': { type: 'string' },
     updates: { type: 'string', default: '10000' },
     rate: { type: 'string', default: '1000' },
     repeat: { type: 'string', default: '5' },
@@ -122,7 +125,9 @@ const join = async () => {
 }
 
 const churn = async () => {
-  const rooms = opts.rooms.split(',')
+  const rooms = opts['rooms-file']
+    ? readFileSync(opts['rooms-file'], 'utf8').split('\n').filter(Boolean)
+    : opts.rooms.split(',')
   const cycles = Number(opts.cycles)
   let next = 0
   let failures = 0

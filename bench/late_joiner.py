@@ -23,6 +23,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import signal
 import sys
 import tempfile
 import time
@@ -41,6 +43,7 @@ from bench.servers import (
     OurStack,
     ServerProcess,
     ensure_node_modules,
+    is_ours,
     new_rooms,
     run_node_result,
     server_under_test,
@@ -56,6 +59,7 @@ COLD_JOINS = 3
 #: Warm-up cycles run before the RSS baseline is read (allocator pools, caches and JIT settle).
 #: Every cycle uses a document of its own, so each one loads and unloads a room on ours.
 CHURN_WARMUP_CYCLES = 100
+CHURN_ROUNDS = 5
 #: R17: RSS after churn within +10 % of the baseline.
 RSS_GROWTH_LIMIT = 0.10
 #: Idle rooms unload this soon on ours here, and the script waits SETTLE_S for that (and for
@@ -112,6 +116,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--servers", default="auto", help="reference,ours | auto (ours if built)")
     parser.add_argument("--timeout", type=float, default=300.0, help="per driver step, s")
     parser.add_argument("--no-pin", action="store_true")
+    parser.add_argument(
+        "--tracemalloc",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="ours (replay): write the allocations the measured churn left behind to FILE",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_RESULTS)
     return parser.parse_args(argv)
 
@@ -165,8 +176,9 @@ class Steps:
         }
 
     def churn_round(self, cycles: int) -> dict[str, Any]:
-        rooms = ",".join(new_rooms(self.server, self.stack, cycles))
-        result = self.drive("churn", "--rooms", rooms, "--cycles", str(cycles))
+        rooms_file = self.server.log.with_name(f"churn-rooms-{time.monotonic_ns()}.txt")
+        rooms_file.write_text("\n".join(new_rooms(self.server, self.stack, cycles)) + "\n")
+        result = self.drive("churn", "--rooms-file", str(rooms_file), "--cycles", str(cycles))
         time.sleep(SETTLE_S)
         return result
 
@@ -174,13 +186,26 @@ class Steps:
         self.churn_round(CHURN_WARMUP_CYCLES)
         baseline = procstat.rss_mb(self.server.pid)
         loads_before = self.room_events()
-        result = self.churn_round(self.args.cycles)
+        tracing = self.args.tracemalloc is not None and is_ours(self.server.name)
+        if tracing:
+            os.kill(self.server.pid, signal.SIGUSR1)
+        # In rounds, with RSS after each: a leak grows linearly, allocator retention levels off.
+        curve, failures, churn_ms = [], 0, 0
+        for _ in range(CHURN_ROUNDS):
+            result = self.churn_round(self.args.cycles // CHURN_ROUNDS)
+            failures += result["failures"]
+            churn_ms += result["churn_ms"]
+            curve.append(round(procstat.rss_mb(self.server.pid), 1))
+        if tracing:
+            os.kill(self.server.pid, signal.SIGUSR2)
+            time.sleep(SETTLE_S)  # the snapshot diff takes a moment
         after = procstat.rss_mb(self.server.pid)
         loads_after = self.room_events()
         return {
             "cycles": self.args.cycles,
-            "failures": result["failures"],
-            "churn_ms": result["churn_ms"],
+            "failures": failures,
+            "churn_ms": churn_ms,
+            "rss_curve_mb": curve,
             "room_loads": loads_after["room.loaded"] - loads_before["room.loaded"],
             "room_unloads": loads_after["room.unloaded"] - loads_before["room.unloaded"],
             "rss_baseline_mb": round(baseline, 1),
@@ -213,8 +238,12 @@ def run_all(args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
             stack.start()
         for variant in (v for v in VARIANTS if v.server in servers):
             print(f"… {variant.label}", file=sys.stderr, flush=True)
+            env, module = dict(variant.env), "server.cli"
+            if args.tracemalloc and variant.churn and is_ours(variant.server):
+                env["COLLAB_BENCH_TRACEMALLOC_OUT"] = str(args.tracemalloc.resolve())
+                module = "bench.patched_serve"
             with server_under_test(
-                variant.server, stack, workdir, server_cpus, env=variant.env
+                variant.server, stack, workdir, server_cpus, env=env, module=module
             ) as server:
                 steps = Steps(server, stack, args, client_cpus)
                 row = {"variant": variant.label, "updates": args.updates}

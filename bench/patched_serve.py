@@ -9,8 +9,11 @@ bench/run.py `--patches` sets it and labels the rows. Nothing here is meant to s
   the slow-reader bound uses the stream's own write-buffer size instead of a callback per frame.
 * `no-coalesce`: a room flushes after every applied update instead of once per event-loop turn
   (to measure what the engine's coalescing saves).
-SIGUSR1/SIGUSR2 start/stop a cProfile as in bench/cprofile_serve.py when
-$COLLAB_BENCH_CPROFILE_OUT is set.
+Diagnostics, switched by SIGUSR1 (start) / SIGUSR2 (stop and write):
+* $COLLAB_BENCH_CPROFILE_OUT: a cProfile of the window (pstats; bench/run.py `--cprofile`);
+* $COLLAB_BENCH_TRACEMALLOC_OUT: Python allocations still alive at the end of the window that
+  were not at its start, grouped by where they were allocated (bench/late_joiner.py
+  `--tracemalloc`, to find what room churn leaves behind).
 """
 
 from __future__ import annotations
@@ -82,8 +85,40 @@ def _install_profiler_signals(output: str) -> None:
     signal.signal(signal.SIGUSR2, stop)
 
 
+#: Frames kept per allocation: enough to see which of our functions made it.
+TRACEMALLOC_FRAMES = 12
+TRACEMALLOC_TOP = 40
+
+
+def _install_tracemalloc_signals(output: str) -> None:
+    import gc
+    import tracemalloc
+
+    tracemalloc.start(TRACEMALLOC_FRAMES)
+    baseline: list[tracemalloc.Snapshot] = []
+
+    def start(_signum: int, _frame: Any) -> None:
+        gc.collect()
+        baseline[:] = [tracemalloc.take_snapshot()]
+
+    def stop(_signum: int, _frame: Any) -> None:
+        gc.collect()
+        grown = tracemalloc.take_snapshot().compare_to(baseline[0], "traceback")
+        lines = []
+        for stat in grown[:TRACEMALLOC_TOP]:
+            lines.append(f"{stat.size_diff / 1024:+10.1f} KiB {stat.count_diff:+8d} blocks")
+            lines += [f"        {frame}" for frame in stat.traceback.format()[-8:]]
+        with open(output, "w") as handle:
+            handle.write("\n".join(lines) + "\n")
+
+    signal.signal(signal.SIGUSR1, start)
+    signal.signal(signal.SIGUSR2, stop)
+
+
 if __name__ == "__main__":
     apply_patches(os.environ.get("COLLAB_BENCH_PATCHES", ""))
     if os.environ.get("COLLAB_BENCH_CPROFILE_OUT"):
         _install_profiler_signals(os.environ["COLLAB_BENCH_CPROFILE_OUT"])
+    if os.environ.get("COLLAB_BENCH_TRACEMALLOC_OUT"):
+        _install_tracemalloc_signals(os.environ["COLLAB_BENCH_TRACEMALLOC_OUT"])
     sys.exit(main())
