@@ -11,7 +11,9 @@ divided by the number of operations, with the project's own code where it exists
 * publish:  DocLog.publish (JetStream publish, wait for the PubAck), 1 and 32 in flight
 * consume:  DocLog.subscribe (ordered push consumer) → LogEntry, per message
 * fan-out:  one frame to each of M Tornado WebSockets (a Node sink reads them): write_message as
-            handlers/ws_documents.py calls it, vs the frame written without Tornado's per-message Task
+            handlers/ws_documents.py calls it, vs the frame written without Tornado's per-message Task,
+            vs the wire frame built once and sent to the socket directly (IOStream only for a
+            short write)
 Frames are the bench's: a writer appending "<seq>;" to a Y.Text (pycrdt produces the same v1 bytes).
 """
 
@@ -174,6 +176,33 @@ def send_frame_direct(socket: Sockets, frame: bytes) -> None:
     socket.ws_connection._write_frame(True, 0x2, frame)  # type: ignore[union-attr]
 
 
+def wire_frame(payload: bytes) -> bytes:
+    """A final binary frame as a server sends it (unmasked, so identical for every peer)."""
+    length = len(payload)
+    if length < 126:
+        header = bytes([0x82, length])
+    elif length < 1 << 16:
+        header = bytes([0x82, 126]) + length.to_bytes(2, "big")
+    else:
+        header = bytes([0x82, 127]) + length.to_bytes(8, "big")
+    return header + payload
+
+
+def send_prebuilt_to_socket(socket: Sockets, frame: bytes) -> None:
+    """The frame encoded once for all peers and handed to the kernel directly while the stream
+    has nothing queued (no Future, no callback); only a short write goes through the IOStream."""
+    stream = socket.ws_connection.stream  # type: ignore[union-attr]
+    if not stream._write_buffer:
+        try:
+            sent = stream.socket.send(frame)
+        except BlockingIOError:
+            sent = 0
+        if sent == len(frame):
+            return
+        frame = frame[sent:]
+    stream.write(frame)
+
+
 async def bench_fanout(frame: bytes, send: Callable[[Sockets, bytes], None], sink_cpus) -> float:
     registry: list[Sockets] = []
     app = tornado.web.Application([(r"/", Sockets, {"registry": registry})])
@@ -220,6 +249,9 @@ async def main_async(n: int) -> dict[str, Any]:
     sink_cpus = split[1] if split else None
     results["fanout_write_message_us"] = await bench_fanout(frames[0], send_like_handler, sink_cpus)
     results["fanout_direct_frame_us"] = await bench_fanout(frames[0], send_frame_direct, sink_cpus)
+    results["fanout_prebuilt_socket_send_us"] = await bench_fanout(
+        wire_frame(frames[0]), send_prebuilt_to_socket, sink_cpus
+    )
     with tempfile.TemporaryDirectory() as tmp:
         nats_server = EmbeddedNats(Path(tmp))
         nats_server.start()

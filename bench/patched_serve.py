@@ -7,6 +7,9 @@ bench/run.py `--patches` sets it and labels the rows. Nothing here is meant to s
 * `direct-frame`: the document socket writes each frame with the WebSocket protocol's frame
   writer instead of `write_message`, which wraps every frame in a coroutine and an asyncio Task;
   the slow-reader bound uses the stream's own write-buffer size instead of a callback per frame.
+* `socket-send`: each message is framed once for all peers (server frames are unmasked, so the
+  bytes are the same for everyone) and handed to the socket directly while the stream has nothing
+  queued -- no Future and no callback per frame; only a short write goes through the IOStream.
 * `no-coalesce`: a room flushes after every applied update instead of once per event-loop turn
   (to measure what the engine's coalescing saves).
 Diagnostics, switched by SIGUSR1 (start) / SIGUSR2 (stop and write):
@@ -52,12 +55,64 @@ def _direct_frame_send(self: ws_documents.DocumentSocketHandler, message: bytes 
         return
 
 
+class _WireFrames:
+    """The last message's wire frame: a room hands the same bytes object to every peer of a
+    batch, so it is framed once (server frames are unmasked, identical for every peer)."""
+
+    message: bytes | str | None = None
+    frame = b""
+
+    @classmethod
+    def of(cls, message: bytes | str) -> bytes:
+        if message is not cls.message:
+            payload = message if isinstance(message, bytes) else message.encode()
+            opcode = _OPCODE_BINARY if isinstance(message, bytes) else _OPCODE_TEXT
+            cls.message, cls.frame = message, _frame_header(opcode, len(payload)) + payload
+        return cls.frame
+
+
+def _frame_header(opcode: int, length: int) -> bytes:
+    first = 0x80 | opcode  # FIN
+    if length < 126:
+        return bytes([first, length])
+    if length < 1 << 16:
+        return bytes([first, 126]) + length.to_bytes(2, "big")
+    return bytes([first, 127]) + length.to_bytes(8, "big")
+
+
+def _socket_send(self: ws_documents.DocumentSocketHandler, message: bytes | str) -> None:
+    connection = self.ws_connection
+    if connection is None or connection.is_closing():
+        return
+    stream = connection.stream  # type: ignore[attr-defined]
+    frame = _WireFrames.of(message)
+    if not stream._write_buffer:
+        try:
+            sent = stream.socket.send(frame)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            return  # the stream notices the broken socket on its next read
+        if sent == len(frame):
+            return
+        frame = frame[sent:]
+    if len(stream._write_buffer) + len(frame) > self.ctx.settings.ws_max_pending_bytes:
+        if self.session is not None:
+            self.session.close(ws_documents.SLOW_READER_CLOSE, "client is not reading")
+        return
+    try:
+        stream.write(frame)
+    except tornado.iostream.StreamClosedError:
+        return
+
+
 def _flush_every_update(self: room.Room) -> None:
     self._flush()
 
 
 PATCHES: dict[str, Callable[[], None]] = {
     "direct-frame": lambda: setattr(ws_documents.DocumentSocketHandler, "send", _direct_frame_send),
+    "socket-send": lambda: setattr(ws_documents.DocumentSocketHandler, "send", _socket_send),
     "no-coalesce": lambda: setattr(room.Room, "_schedule_flush", _flush_every_update),
 }
 
