@@ -6,12 +6,13 @@ Per variant (a fresh server process, pinned like bench/run.py):
 1. fill: one writer makes `--updates` separate updates to one document (a second client confirms
    it holds them all);
 2. cold join: every client gone, a fresh client joins. Ours unloads the idle room (unload grace
-   0.2 s here), so the join loads the room: with "ours (replay)" (snapshot job off) from the
-   JetStream subject alone, all N updates; with "ours (snapshot)" from the Postgres snapshot the
-   job wrote after the fill. The reference keeps every document in memory (no persistence): its
-   cold join is the first join after the fill;
+   0.2 s here), so the join loads the room: "ours (snapshot)" (default behaviour) from the
+   Postgres snapshot the room wrote when it unloaded; "ours (replay)" (snapshot job off and no
+   snapshot at unload, patched: the state after a node crash) from the JetStream subject alone,
+   all N updates. The reference keeps every document in memory (no persistence): its cold join
+   is the first join after the fill;
 3. warm join: the same with one client holding the room open;
-4. churn (reference and "ours (replay)"): connect / sync / one edit / disconnect, `--cycles` times,
+4. churn (reference and "ours (snapshot)"): connect / sync / one edit / disconnect, `--cycles` times,
    each cycle on a document of its own, so each loads and unloads a room on ours (counted in its
    log); VmRSS after a warm-up round (baseline) vs after the churn. R17's bar: within +10 %. The
    reference never unloads a document (no persistence), so its growth is its design, not a leak.
@@ -86,25 +87,25 @@ class Variant:
     label: str
     server: str
     env: dict[str, str] = field(default_factory=dict)
+    #: Wait for a snapshot written after the fill before the cold joins.
     snapshot: bool = False
-    churn: bool = True
+    churn: bool = False
+    #: bench/patched_serve.py patches for this variant.
+    patches: str = ""
 
 
 VARIANTS = (
-    Variant("reference", "reference"),
-    Variant("ours (replay)", "ours", {**OUR_ENV, "COLLAB_SCHEDULER_ENABLED": "0"}),
+    Variant("reference", "reference", churn=True),
+    # The worst case: nothing compacted the document (snapshot job off, no snapshot at unload, as
+    # after a node crash), so a cold join replays every update from JetStream.
     Variant(
-        "ours (snapshot)",
+        "ours (replay)",
         "ours",
-        {
-            **OUR_ENV,
-            "COLLAB_SCHEDULER_ENABLED": "1",
-            "COLLAB_SNAPSHOT_INTERVAL_S": "1",
-            "COLLAB_SNAPSHOT_MIN_UPDATES": "1",
-        },
-        snapshot=True,
-        churn=False,
+        {**OUR_ENV, "COLLAB_SCHEDULER_ENABLED": "0"},
+        patches="no-unload-snapshot",
     ),
+    # Default behaviour: the room snapshots the document when it unloads.
+    Variant("ours (snapshot)", "ours", OUR_ENV, snapshot=True, churn=True),
 )
 
 
@@ -159,8 +160,7 @@ class Steps:
         snapshot_seq = None
         if variant.snapshot:
             assert self.stack is not None
-            filled_at = self.stack.db_now()
-            snapshot_seq = self.stack.wait_snapshot(room, filled_at, SNAPSHOT_WAIT_S)
+            snapshot_seq = self.stack.wait_snapshot(room, self.args.updates, SNAPSHOT_WAIT_S)
         cold = []
         for _ in range(COLD_JOINS):
             time.sleep(SETTLE_S)  # every client left: ours unloads the room
@@ -239,6 +239,9 @@ def run_all(args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
         for variant in (v for v in VARIANTS if v.server in servers):
             print(f"… {variant.label}", file=sys.stderr, flush=True)
             env, module = dict(variant.env), "server.cli"
+            if variant.patches:
+                env["COLLAB_BENCH_PATCHES"] = variant.patches
+                module = "bench.patched_serve"
             if args.tracemalloc and variant.churn and is_ours(variant.server):
                 env["COLLAB_BENCH_TRACEMALLOC_OUT"] = str(args.tracemalloc.resolve())
                 module = "bench.patched_serve"

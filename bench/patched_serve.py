@@ -12,6 +12,8 @@ bench/run.py `--patches` sets it and labels the rows. Nothing here is meant to s
   queued -- no Future and no callback per frame; only a short write goes through the IOStream.
 * `no-coalesce`: a room flushes after every applied update instead of once per event-loop turn
   (to measure what the engine's coalescing saves).
+* `no-unload-snapshot`: rooms do not compact their document when they unload (with the snapshot
+  job off: a late joiner replays the whole log, as after a node crash; bench/late_joiner.py).
 Diagnostics, switched by SIGUSR1 (start) / SIGUSR2 (stop and write):
 * $COLLAB_BENCH_CPROFILE_OUT: a cProfile of the window (pstats; bench/run.py `--cprofile`);
 * $COLLAB_BENCH_TRACEMALLOC_OUT: Python allocations still alive at the end of the window that
@@ -31,7 +33,7 @@ import tornado.websocket
 
 from handlers import ws_documents
 from server.cli import main
-from streams import room
+from streams import room, rooms
 
 _OPCODE_BINARY = 0x2
 _OPCODE_TEXT = 0x1
@@ -106,6 +108,10 @@ def _socket_send(self: ws_documents.DocumentSocketHandler, message: bytes | str)
         return
 
 
+async def _no_unload_snapshot(self: rooms.RoomManager, doc_id: str) -> None:
+    return None
+
+
 def _flush_every_update(self: room.Room) -> None:
     self._flush()
 
@@ -114,6 +120,9 @@ PATCHES: dict[str, Callable[[], None]] = {
     "direct-frame": lambda: setattr(ws_documents.DocumentSocketHandler, "send", _direct_frame_send),
     "socket-send": lambda: setattr(ws_documents.DocumentSocketHandler, "send", _socket_send),
     "no-coalesce": lambda: setattr(room.Room, "_schedule_flush", _flush_every_update),
+    "no-unload-snapshot": lambda: setattr(
+        rooms.RoomManager, "_snapshot_unloaded", _no_unload_snapshot
+    ),
 }
 
 

@@ -344,26 +344,22 @@ class OurStack:
             )
             return [str(row[0]) for row in cur.fetchall()]
 
-    def db_now(self) -> Any:
-        with self._sql() as cur:
-            cur.execute("SELECT now()")
-            return cur.fetchone()[0]
-
-    def wait_snapshot(self, doc_id: str, after: Any, timeout_s: float) -> int:
-        """Wait until the snapshot job compacted `doc_id` at or after `after` (a DB timestamp);
+    def wait_snapshot(self, doc_id: str, updates: int, timeout_s: float) -> int:
+        """Wait until snapshots of `doc_id` have compacted at least `updates` log entries;
         returns the snapshot's stream sequence."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             with self._sql() as cur:
                 cur.execute(
-                    "SELECT seq FROM document_snapshots WHERE document_id = %s AND updated_at >= %s",
-                    (doc_id, after),
+                    "SELECT seq FROM document_snapshots WHERE document_id = %s"
+                    " AND update_count >= %s",
+                    (doc_id, updates),
                 )
                 row = cur.fetchone()
             if row is not None:
                 return int(row[0])
             time.sleep(0.2)
-        raise BenchError(f"no snapshot of {doc_id} within {timeout_s}s")
+        raise BenchError(f"no snapshot of {doc_id} covering {updates} updates in {timeout_s}s")
 
     @contextlib.contextmanager
     def _sql(self) -> Any:
