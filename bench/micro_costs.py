@@ -1,6 +1,6 @@
 """CPU cost per operation of each stage of our update path, measured in isolation.
 
-    python bench/micro_costs.py [--n 5000]
+    python bench/micro_costs.py [--n 5000]     # writes bench/results/micro_costs.json too
 
 py-spy samples wall time of a runnable thread, so on a shared 2-core box it also counts time spent
 waiting for the CPU; these figures are CPU time (`time.process_time`, and `/proc` for nats-server)
@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -275,11 +276,15 @@ async def main_async(n: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=5000, help="updates per stage")
+    parser.add_argument("--output", type=Path, default=BENCH_DIR / "results" / "micro_costs.json")
     args = parser.parse_args(argv)
     split = procstat.server_and_client_cpus()
     if split:
-        procstat.pin([__import__("os").getpid()], split[0])
-    print(json.dumps(asyncio.run(main_async(args.n)), indent=2))
+        procstat.pin([os.getpid()], split[0])
+    results = json.dumps(asyncio.run(main_async(args.n)), indent=2)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(results + "\n")
+    print(results)
     return 0
 
 
