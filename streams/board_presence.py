@@ -11,16 +11,15 @@ node that died stop counting within `ttl`. Redis down: presence degrades (an emp
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-import redis.asyncio as redis_asyncio
 import structlog
 
 from models.cache import Cache, CacheUnavailable
+from models.presence_store import PresenceHash
 
 log = structlog.get_logger(__name__)
 
@@ -31,8 +30,7 @@ def presence_subject(board_id: str) -> str:
     return f"collab.board.{board_id}.presence"
 
 
-def presence_key(board_id: str) -> str:
-    return f"presence:board:{board_id}"
+PRESENCE_PREFIX = "presence:board"
 
 
 @dataclass(frozen=True)
@@ -54,34 +52,17 @@ class PresenceStore:
     """The Redis list of current viewers (a cache: every call may raise CacheUnavailable)."""
 
     def __init__(self, cache: Cache, ttl_s: int) -> None:
-        self.cache = cache
-        self.ttl_s = ttl_s
+        self.hash = PresenceHash(cache, ttl_s, PRESENCE_PREFIX)
 
     async def put(self, entries: Iterable[BoardPresence]) -> None:
-        entries = list(entries)
-        if not entries:
-            return
-        expires_at = time.time() + self.ttl_s
-
-        async def write(r: redis_asyncio.Redis) -> None:
-            async with r.pipeline(transaction=False) as pipe:
-                for entry in entries:
-                    value = json.dumps({**asdict(entry), "expires_at": expires_at})
-                    pipe.hset(presence_key(entry.board_id), entry.conn_id, value)
-                    pipe.expire(presence_key(entry.board_id), self.ttl_s)
-                await pipe.execute()
-
-        await self.cache.run(write)
+        await self.hash.put((e.board_id, e.conn_id, asdict(e)) for e in entries)
 
     async def remove(self, board_id: str, conn_id: str) -> None:
-        await self.cache.run(lambda r: r.hdel(presence_key(board_id), conn_id))
+        await self.hash.remove(board_id, conn_id)
 
     async def current(self, board_id: str) -> list[dict[str, Any]]:
         """Live entries in a stable order (expired ones are skipped)."""
-        raw = await self.cache.run(lambda r: r.hgetall(presence_key(board_id)))
-        now = time.time()
-        entries = [json.loads(value) for value in raw.values()]
-        live = [e for e in entries if e.pop("expires_at") >= now]
+        live, _expired = await self.hash.live(board_id)
         return sorted(live, key=lambda e: e["conn_id"])
 
 
