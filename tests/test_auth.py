@@ -17,6 +17,8 @@ LOGIN = "/api/v1/auth/login/"
 REFRESH = "/api/v1/auth/token/refresh/"
 LOGOUT = "/api/v1/auth/logout/"
 ME = "/api/v1/auth/me/"
+# Fixed windows: a one-hour window keeps a burst of test requests from straddling a boundary.
+HOUR_WINDOW_S = 3600
 
 
 async def test_register_login_me(api, make_user):
@@ -264,7 +266,13 @@ async def test_me_patch_rejects_mass_assignment_and_half_password(api, make_user
 
 async def test_login_rate_limit_per_email(api, make_user, ctx):
     """S17: 429 with Retry-After once the per-account budget is spent."""
-    object.__setattr__(ctx, "settings", dataclasses.replace(ctx.settings, login_rate_per_email=3))
+    object.__setattr__(
+        ctx,
+        "settings",
+        dataclasses.replace(
+            ctx.settings, login_rate_per_email=3, login_rate_window_s=HOUR_WINDOW_S
+        ),
+    )
     user = await make_user()
     statuses = []
     for _ in range(5):
@@ -279,7 +287,11 @@ async def test_login_rate_limit_per_email(api, make_user, ctx):
 
 
 async def test_login_rate_limit_per_ip(api, make_user, ctx):
-    object.__setattr__(ctx, "settings", dataclasses.replace(ctx.settings, login_rate_per_ip=2))
+    object.__setattr__(
+        ctx,
+        "settings",
+        dataclasses.replace(ctx.settings, login_rate_per_ip=2, login_rate_window_s=HOUR_WINDOW_S),
+    )
     statuses = [
         (await api.post(LOGIN, {"email": f"n{i}@example.com", "password": "x" * 12})).status
         for i in range(4)
@@ -289,6 +301,10 @@ async def test_login_rate_limit_per_ip(api, make_user, ctx):
 
 async def test_refresh_rate_limit_per_ip(api, make_user, ctx):
     """S17 for the refresh endpoint: guessing refresh tokens is throttled like logins."""
-    object.__setattr__(ctx, "settings", dataclasses.replace(ctx.settings, refresh_rate_per_ip=2))
+    object.__setattr__(
+        ctx,
+        "settings",
+        dataclasses.replace(ctx.settings, refresh_rate_per_ip=2, login_rate_window_s=HOUR_WINDOW_S),
+    )
     statuses = [(await api.post(REFRESH, {"refresh_token": f"guess-{i}"})).status for i in range(3)]
     assert statuses == [401, 401, 429]
