@@ -66,6 +66,7 @@ class RoomManager:
         self.sessions: dict[str, Session] = {}
         self._loading: dict[str, asyncio.Task[Room]] = {}
         self._unload_timers: dict[str, asyncio.TimerHandle] = {}
+        self._waiters: dict[str, int] = {}
         self._ids = itertools.count(1)
         self._heartbeat: asyncio.Task[None] | None = None
         self._stopping = False
@@ -115,7 +116,24 @@ class RoomManager:
         if task is None:
             task = asyncio.create_task(self._load(doc_id), name=f"load-{doc_id}")
             self._loading[doc_id] = task
-        return await asyncio.shield(task)
+        self._waiters[doc_id] = self._waiters.get(doc_id, 0) + 1
+        try:
+            return await asyncio.shield(task)
+        finally:
+            self._waiter_done(doc_id)
+
+    def _waiter_done(self, doc_id: str) -> None:
+        """The last caller of a load is back. It joins before yielding to the loop (the sessions'
+        `_open`), so the unload clock started here cannot fire under it; if it gave up instead
+        (cancelled, socket closed), the clock makes sure the room still unloads."""
+        left = self._waiters.get(doc_id, 1) - 1
+        if left > 0:
+            self._waiters[doc_id] = left
+            return
+        self._waiters.pop(doc_id, None)
+        room = self.rooms.get(doc_id)
+        if room is not None and not room.peers:
+            self._room_empty(room)
 
     async def _load(self, doc_id: str) -> Room:
         try:
@@ -129,9 +147,10 @@ class RoomManager:
             )
             await room.start()
             self.rooms[doc_id] = room
-            # If every joiner gave up while it loaded, nobody will ever leave it: start the unload
-            # clock now (joiners arriving later cancel it in acquire()).
-            self._room_empty(room)
+            # Callers still waiting for this load start the unload clock when they are back
+            # (`_waiter_done`); started here it could fire before they join (a short grace).
+            if not self._waiters.get(doc_id):
+                self._room_empty(room)
             log.info("room.loaded", doc_id=doc_id, seq=room.last_applied_seq)
             return room
         finally:
