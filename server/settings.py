@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 # NATS' default max_payload is 1 MiB and a JetStream message also carries our headers, so a
 # WebSocket frame (one Yjs update) is capped a little below it: an oversized frame is refused by
@@ -164,110 +165,21 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from the environment; unknown variables are ignored."""
+        """Build settings from the environment; unknown variables are ignored.
+
+        Each field's variable is in `ENV_VARIABLES`; its parser follows the type of the field's
+        default. Jobs default to on here (dev/serve), off in a directly built `Settings` (tests).
+        """
         env = os.environ if env is None else env
-        base = cls()
-        return cls(
-            database_url=env.get("DATABASE_URL", ""),
-            nats_url=env.get("NATS_URL", ""),
-            redis_url=env.get("REDIS_URL", ""),
-            jwt_secret=env.get("COLLAB_JWT_SECRET", ""),
-            host=env.get("COLLAB_HOST", base.host),
-            port=_int(env, "COLLAB_PORT", base.port),
-            processes=_int(env, "COLLAB_PROCESSES", base.processes),
-            data_dir=Path(env.get("COLLAB_DATA_DIR", str(base.data_dir))),
-            node_id=env.get("COLLAB_NODE_ID") or base.node_id,
-            xheaders=_bool(env, "COLLAB_XHEADERS", base.xheaders),
-            jwt_issuer=env.get("COLLAB_JWT_ISSUER", base.jwt_issuer),
-            jwt_audience=env.get("COLLAB_JWT_AUDIENCE", base.jwt_audience),
-            access_token_ttl_s=_int(env, "COLLAB_ACCESS_TOKEN_TTL_S", base.access_token_ttl_s),
-            refresh_token_ttl_s=_int(env, "COLLAB_REFRESH_TOKEN_TTL_S", base.refresh_token_ttl_s),
-            max_body_bytes=_int(env, "COLLAB_MAX_BODY_BYTES", base.max_body_bytes),
-            max_frame_bytes=min(
-                _int(env, "COLLAB_MAX_FRAME_BYTES", base.max_frame_bytes), DEFAULT_MAX_FRAME_BYTES
-            ),
-            cors_origins=_list(env, "COLLAB_CORS_ORIGINS", base.cors_origins),
-            ws_allowed_origins=_list(env, "COLLAB_WS_ALLOWED_ORIGINS", base.ws_allowed_origins),
-            websocket_ping_interval_s=_float(
-                env, "COLLAB_WS_PING_INTERVAL_S", base.websocket_ping_interval_s
-            ),
-            login_rate_per_ip=_int(env, "COLLAB_LOGIN_RATE_PER_IP", base.login_rate_per_ip),
-            login_rate_per_email=_int(
-                env, "COLLAB_LOGIN_RATE_PER_EMAIL", base.login_rate_per_email
-            ),
-            login_rate_window_s=_int(env, "COLLAB_LOGIN_RATE_WINDOW_S", base.login_rate_window_s),
-            register_rate_per_ip=_int(
-                env, "COLLAB_REGISTER_RATE_PER_IP", base.register_rate_per_ip
-            ),
-            refresh_rate_per_ip=_int(env, "COLLAB_REFRESH_RATE_PER_IP", base.refresh_rate_per_ip),
-            db_pool_min=_int(env, "COLLAB_DB_POOL_MIN", base.db_pool_min),
-            db_pool_max=_int(env, "COLLAB_DB_POOL_MAX", base.db_pool_max),
-            db_command_timeout_s=_float(
-                env, "COLLAB_DB_COMMAND_TIMEOUT_S", base.db_command_timeout_s
-            ),
-            redis_timeout_s=_float(env, "COLLAB_REDIS_TIMEOUT_S", base.redis_timeout_s),
-            nats_sync_interval=env.get("COLLAB_NATS_SYNC_INTERVAL", base.nats_sync_interval),
-            stream_replicas=_int(env, "COLLAB_STREAM_REPLICAS", base.stream_replicas),
-            duplicate_window_s=_int(env, "COLLAB_DUPLICATE_WINDOW_S", base.duplicate_window_s),
-            docs_stream_max_bytes=_int(
-                env, "COLLAB_DOCS_STREAM_MAX_BYTES", base.docs_stream_max_bytes
-            ),
-            docs_stream_max_msgs_per_subject=_int(
-                env,
-                "COLLAB_DOCS_STREAM_MAX_MSGS_PER_SUBJECT",
-                base.docs_stream_max_msgs_per_subject,
-            ),
-            events_stream_max_age_s=_int(
-                env, "COLLAB_EVENTS_STREAM_MAX_AGE_S", base.events_stream_max_age_s
-            ),
-            invitation_ttl_s=_int(env, "COLLAB_INVITATION_TTL_S", base.invitation_ttl_s),
-            workspace_purge_grace_s=_int(
-                env, "COLLAB_WORKSPACE_PURGE_GRACE_S", base.workspace_purge_grace_s
-            ),
-            permission_cache_ttl_s=_int(
-                env, "COLLAB_PERMISSION_CACHE_TTL_S", base.permission_cache_ttl_s
-            ),
-            doc_max_bytes=_int(env, "COLLAB_DOC_MAX_BYTES", base.doc_max_bytes),
-            ws_rate_per_s=_float(env, "COLLAB_WS_RATE_PER_S", base.ws_rate_per_s),
-            ws_burst=_int(env, "COLLAB_WS_BURST", base.ws_burst),
-            ws_flood_close_after=_int(
-                env, "COLLAB_WS_FLOOD_CLOSE_AFTER", base.ws_flood_close_after
-            ),
-            ws_max_pending_bytes=_int(
-                env, "COLLAB_WS_MAX_PENDING_BYTES", base.ws_max_pending_bytes
-            ),
-            ws_queue_max_msgs=_int(env, "COLLAB_WS_QUEUE_MAX_MSGS", base.ws_queue_max_msgs),
-            ws_queue_max_bytes=_int(env, "COLLAB_WS_QUEUE_MAX_BYTES", base.ws_queue_max_bytes),
-            room_unload_grace_s=_float(env, "COLLAB_ROOM_UNLOAD_GRACE_S", base.room_unload_grace_s),
-            awareness_timeout_s=_float(env, "COLLAB_AWARENESS_TIMEOUT_S", base.awareness_timeout_s),
-            presence_ttl_s=_int(env, "COLLAB_PRESENCE_TTL_S", base.presence_ttl_s),
-            board_event_retention_s=_int(
-                env, "COLLAB_BOARD_EVENT_RETENTION_S", base.board_event_retention_s
-            ),
-            board_replay_max_events=_int(
-                env, "COLLAB_BOARD_REPLAY_MAX_EVENTS", base.board_replay_max_events
-            ),
-            scheduler_enabled=_bool(env, "COLLAB_SCHEDULER_ENABLED", True),
-            scheduler_misfire_grace_s=_float(
-                env, "COLLAB_SCHEDULER_MISFIRE_GRACE_S", base.scheduler_misfire_grace_s
-            ),
-            snapshot_interval_s=_float(env, "COLLAB_SNAPSHOT_INTERVAL_S", base.snapshot_interval_s),
-            snapshot_min_updates=_int(
-                env, "COLLAB_SNAPSHOT_MIN_UPDATES", base.snapshot_min_updates
-            ),
-            snapshot_max_docs_per_run=_int(
-                env, "COLLAB_SNAPSHOT_MAX_DOCS_PER_RUN", base.snapshot_max_docs_per_run
-            ),
-            auto_version_interval_s=_float(
-                env, "COLLAB_AUTO_VERSION_INTERVAL_S", base.auto_version_interval_s
-            ),
-            auto_versions_keep=_int(env, "COLLAB_AUTO_VERSIONS_KEEP", base.auto_versions_keep),
-            stream_health_interval_s=_float(
-                env, "COLLAB_STREAM_HEALTH_INTERVAL_S", base.stream_health_interval_s
-            ),
-            log_level=env.get("COLLAB_LOG_LEVEL", base.log_level).upper(),
-            log_format=env.get("COLLAB_LOG_FORMAT", base.log_format),
-        )
+        base = cls(scheduler_enabled=True)
+        values = {
+            name: _parse(env, variable, getattr(base, name))
+            for name, variable in ENV_VARIABLES.items()
+        }
+        values["node_id"] = values["node_id"] or base.node_id
+        values["max_frame_bytes"] = min(values["max_frame_bytes"], DEFAULT_MAX_FRAME_BYTES)
+        values["log_level"] = values["log_level"].upper()
+        return cls(**values)
 
     def with_services(self, database_url: str, nats_url: str, redis_url: str) -> Settings:
         """The same settings pointed at other backing services (used by `collab dev` and tests)."""
@@ -291,3 +203,82 @@ class Settings:
             raise ConfigError("missing required environment variables: " + ", ".join(missing))
         if len(self.jwt_secret) < 32:
             raise ConfigError("COLLAB_JWT_SECRET must be at least 32 characters")
+
+
+def _parse(env: Mapping[str, str], name: str, default: Any) -> Any:
+    """Parse variable `name` like its default: bool, int, float, list, path or string."""
+    if isinstance(default, bool):
+        return _bool(env, name, default)
+    if isinstance(default, int):
+        return _int(env, name, default)
+    if isinstance(default, float):
+        return _float(env, name, default)
+    if isinstance(default, tuple):
+        return _list(env, name, default)
+    if isinstance(default, Path):
+        return Path(env.get(name, str(default)))
+    return env.get(name, default)
+
+
+# Setting → environment variable (the README's Configuration table lists the same names).
+ENV_VARIABLES: dict[str, str] = {
+    "database_url": "DATABASE_URL",
+    "nats_url": "NATS_URL",
+    "redis_url": "REDIS_URL",
+    "jwt_secret": "COLLAB_JWT_SECRET",
+    "host": "COLLAB_HOST",
+    "port": "COLLAB_PORT",
+    "processes": "COLLAB_PROCESSES",
+    "data_dir": "COLLAB_DATA_DIR",
+    "node_id": "COLLAB_NODE_ID",
+    "xheaders": "COLLAB_XHEADERS",
+    "jwt_issuer": "COLLAB_JWT_ISSUER",
+    "jwt_audience": "COLLAB_JWT_AUDIENCE",
+    "access_token_ttl_s": "COLLAB_ACCESS_TOKEN_TTL_S",
+    "refresh_token_ttl_s": "COLLAB_REFRESH_TOKEN_TTL_S",
+    "max_body_bytes": "COLLAB_MAX_BODY_BYTES",
+    "max_frame_bytes": "COLLAB_MAX_FRAME_BYTES",
+    "cors_origins": "COLLAB_CORS_ORIGINS",
+    "ws_allowed_origins": "COLLAB_WS_ALLOWED_ORIGINS",
+    "websocket_ping_interval_s": "COLLAB_WS_PING_INTERVAL_S",
+    "login_rate_per_ip": "COLLAB_LOGIN_RATE_PER_IP",
+    "login_rate_per_email": "COLLAB_LOGIN_RATE_PER_EMAIL",
+    "login_rate_window_s": "COLLAB_LOGIN_RATE_WINDOW_S",
+    "register_rate_per_ip": "COLLAB_REGISTER_RATE_PER_IP",
+    "refresh_rate_per_ip": "COLLAB_REFRESH_RATE_PER_IP",
+    "db_pool_min": "COLLAB_DB_POOL_MIN",
+    "db_pool_max": "COLLAB_DB_POOL_MAX",
+    "db_command_timeout_s": "COLLAB_DB_COMMAND_TIMEOUT_S",
+    "redis_timeout_s": "COLLAB_REDIS_TIMEOUT_S",
+    "nats_sync_interval": "COLLAB_NATS_SYNC_INTERVAL",
+    "stream_replicas": "COLLAB_STREAM_REPLICAS",
+    "duplicate_window_s": "COLLAB_DUPLICATE_WINDOW_S",
+    "docs_stream_max_bytes": "COLLAB_DOCS_STREAM_MAX_BYTES",
+    "docs_stream_max_msgs_per_subject": "COLLAB_DOCS_STREAM_MAX_MSGS_PER_SUBJECT",
+    "events_stream_max_age_s": "COLLAB_EVENTS_STREAM_MAX_AGE_S",
+    "invitation_ttl_s": "COLLAB_INVITATION_TTL_S",
+    "workspace_purge_grace_s": "COLLAB_WORKSPACE_PURGE_GRACE_S",
+    "permission_cache_ttl_s": "COLLAB_PERMISSION_CACHE_TTL_S",
+    "doc_max_bytes": "COLLAB_DOC_MAX_BYTES",
+    "ws_rate_per_s": "COLLAB_WS_RATE_PER_S",
+    "ws_burst": "COLLAB_WS_BURST",
+    "ws_flood_close_after": "COLLAB_WS_FLOOD_CLOSE_AFTER",
+    "ws_max_pending_bytes": "COLLAB_WS_MAX_PENDING_BYTES",
+    "ws_queue_max_msgs": "COLLAB_WS_QUEUE_MAX_MSGS",
+    "ws_queue_max_bytes": "COLLAB_WS_QUEUE_MAX_BYTES",
+    "room_unload_grace_s": "COLLAB_ROOM_UNLOAD_GRACE_S",
+    "awareness_timeout_s": "COLLAB_AWARENESS_TIMEOUT_S",
+    "presence_ttl_s": "COLLAB_PRESENCE_TTL_S",
+    "board_event_retention_s": "COLLAB_BOARD_EVENT_RETENTION_S",
+    "board_replay_max_events": "COLLAB_BOARD_REPLAY_MAX_EVENTS",
+    "scheduler_enabled": "COLLAB_SCHEDULER_ENABLED",
+    "scheduler_misfire_grace_s": "COLLAB_SCHEDULER_MISFIRE_GRACE_S",
+    "snapshot_interval_s": "COLLAB_SNAPSHOT_INTERVAL_S",
+    "snapshot_min_updates": "COLLAB_SNAPSHOT_MIN_UPDATES",
+    "snapshot_max_docs_per_run": "COLLAB_SNAPSHOT_MAX_DOCS_PER_RUN",
+    "auto_version_interval_s": "COLLAB_AUTO_VERSION_INTERVAL_S",
+    "auto_versions_keep": "COLLAB_AUTO_VERSIONS_KEEP",
+    "stream_health_interval_s": "COLLAB_STREAM_HEALTH_INTERVAL_S",
+    "log_level": "COLLAB_LOG_LEVEL",
+    "log_format": "COLLAB_LOG_FORMAT",
+}
