@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.errors import NotFound, ValidationFailed
 from handlers.base import BaseHandler
 from handlers.routing import route
 from handlers.schemas.auth import (
@@ -16,7 +17,6 @@ from handlers.schemas.auth import (
 )
 from models.repo import users as users_repo
 from services.auth import AuthService
-from services.errors import NotFound, ValidationFailed
 
 _user = UserSchema()
 _pair = TokenPairSchema()

@@ -14,9 +14,9 @@ import marshmallow
 import structlog
 import tornado.web
 
+from core.errors import AppError, NotFound, PayloadTooLarge, ValidationFailed
 from server.context import AppContext
 from services.auth_guard import Principal, authenticate_bearer
-from services.errors import AppError, NotFound, PayloadTooLarge, ValidationFailed
 
 log = structlog.get_logger("collab.http")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from core.errors import ValidationFailed
 from handlers.base import BaseHandler, parse_uuid
 from handlers.routing import route
 from handlers.schemas.auth import EmptySchema
@@ -28,7 +29,6 @@ from handlers.schemas.boards import (
     VersionOnlySchema,
 )
 from services import boards as service
-from services.errors import ValidationFailed
 
 _IF_MATCH = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
 _board = BoardSchema()

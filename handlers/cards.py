@@ -6,6 +6,7 @@ Placement bodies name neighbours, not positions: `after_id` (the item that shoul
 
 from __future__ import annotations
 
+from core.errors import ValidationFailed
 from handlers.base import parse_uuid
 from handlers.boards import BoardApiHandler
 from handlers.routing import route
@@ -24,7 +25,6 @@ from handlers.schemas.boards import (
     VersionOnlySchema,
 )
 from services import cards as service
-from services.errors import ValidationFailed
 
 
 class BoardListsHandler(BoardApiHandler):

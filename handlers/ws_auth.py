@@ -17,11 +17,11 @@ import structlog
 import tornado.httputil
 import tornado.websocket
 
+from core.errors import AppError, Unauthorized, ValidationFailed
 from models.repo import users as users_repo
 from server.context import AppContext
 from server.settings import Settings
 from services.auth_guard import Principal, authenticate_token, bearer_token
-from services.errors import AppError, Unauthorized, ValidationFailed
 from streams.session import Identity
 
 log = structlog.get_logger("collab.ws")

@@ -15,12 +15,12 @@ import marshmallow
 import structlog
 from marshmallow import fields, validate
 
+from core.errors import AppError
 from handlers.base import parse_uuid
 from handlers.routing import route
 from handlers.ws_auth import AuthenticatedSocketHandler, Receiver
 from services import policy
 from services.auth_guard import Principal
-from services.errors import AppError
 from services.policy import Action, Resource
 from streams.board_feed import CLOSE_INTERNAL, BoardConnection, BoardFeed
 

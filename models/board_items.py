@@ -1,6 +1,6 @@
 """Board contents: lists, cards, labels, assignees, checklist items, and the board event log.
 
-Ordering: every ordered row has a `position` key from `services.ranks` (fractional indexing). Keys
+Ordering: every ordered row has a `position` key from `core.ranks` (fractional indexing). Keys
 compare as bytes, so the column uses `COLLATE "C"`; a unique index per parent is the last guard
 against two writers producing the same key (the service also serialises writers per board).
 The unique constraints on positions are DEFERRABLE so a rebalance can rewrite a whole list in one
@@ -16,10 +16,10 @@ from __future__ import annotations
 import peewee
 from playhouse.postgres_ext import BinaryJSONField
 
+from core.ranks import MAX_KEY_LENGTH
 from models.base import BaseModel, timestamptz
 from models.boards import Board
 from models.users import User
-from services.ranks import MAX_KEY_LENGTH
 
 POSITION_COLLATION = '"C"'
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from services.errors import Unavailable
+from core.errors import Unavailable
 
 # asyncpg raises these (or OSError) when the server is down, restarting or the pool lost a link.
 _UNAVAILABLE = (

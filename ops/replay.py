@@ -10,10 +10,10 @@ import argparse
 import asyncio
 from typing import Any
 
+from core.errors import Unavailable
 from ops._runtime import OpsError, doc_id_arg, emit, fail, ops_context, settings_from_env
 from services.doc_content import to_json
 from services.doc_state import load_state
-from services.errors import Unavailable
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

@@ -12,9 +12,9 @@ import asyncio
 import dataclasses
 from typing import Any
 
+from core.errors import Unavailable
 from ops._runtime import OpsError, doc_id_arg, emit, fail, ops_context, settings_from_env
 from services import snapshot_job
-from services.errors import Unavailable
 from services.snapshots import snapshot_document
 
 

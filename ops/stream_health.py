@@ -12,8 +12,8 @@ import argparse
 import asyncio
 import dataclasses
 
+from core.errors import Unavailable
 from ops._runtime import OpsError, emit, fail, ops_context, settings_from_env
-from services.errors import Unavailable
 from streams.doc_usage import CRITICAL_AT, WARN_AT, Finding, StreamUsage, assess, stream_usage
 
 EXIT_CODES = {"ok": 0, "warning": 1, "critical": 2}

@@ -12,10 +12,10 @@ import argparse
 import asyncio
 from typing import Any
 
+from core.errors import Unavailable
 from models.repo import doc_content as content_repo
 from models.repo import doc_snapshots
 from ops._runtime import OpsError, doc_id_arg, emit, fail, ops_context, settings_from_env
-from services.errors import Unavailable
 from streams.doc_usage import stream_usage, subject_counts
 from streams.jetstream import DOCS_STREAM, doc_update_subject
 

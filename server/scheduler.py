@@ -26,7 +26,7 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from services.errors import Unavailable
+from core.errors import Unavailable
 
 if TYPE_CHECKING:
     from server.context import AppContext

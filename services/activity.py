@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import structlog
 
+from core.errors import Unavailable
 from models.repo import outbox as outbox_repo
-from services.errors import Unavailable
 from streams.events import EventSchemaError, publish_event
 from streams.jetstream import workspace_activity_subject
 from streams.schemas.activity import ActivityEventSchema

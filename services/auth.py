@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import asyncpg
 import structlog
 
+from core.errors import Conflict, Unauthorized, Unavailable
 from models.cache import CacheUnavailable
 from models.repo import users as users_repo
 from server.context import AppContext
@@ -19,7 +20,6 @@ from services.auth_guard import (
     deny_jti_key,
     user_valid_after_key,
 )
-from services.errors import Conflict, Unauthorized, Unavailable
 from services.passwords import hash_password, verify_password
 from services.ratelimit import RateLimiter
 from streams.revocations import Revocation, publish_revocation

@@ -11,11 +11,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from core.errors import Unauthorized
 from models.cache import CacheUnavailable
 from models.repo import users as users_repo
 from server.context import AppContext
 from services import tokens
-from services.errors import Unauthorized
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from core.errors import Conflict, NotFound
 from models.repo import board_events as events_repo
 from models.repo import boards as boards_repo
-from services.errors import Conflict, NotFound
 from streams.events import EventSchemaError
 from streams.schemas.board_events import BoardEventSchema
 

@@ -29,11 +29,12 @@ import difflib
 import json
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pycrdt
 from pycrdt import Array, Doc, Map, Text
+
+from models.repo.doc_content import BlockRow
 
 BLOCKS_ROOT = "blocks"
 ORDER_ROOT = "root"
@@ -62,20 +63,6 @@ MAX_CLIENT_ID = 2**32 - 1
 
 class ContentError(ValueError):
     """The bytes are not a Yjs v1 update this module can read."""
-
-
-@dataclass(frozen=True)
-class BlockRow:
-    """One block as projected into Postgres (`blocks` table)."""
-
-    block_id: str
-    parent_id: str | None
-    position: int
-    depth: int
-    # Ids from the top-level ancestor down to this block (inclusive): subtree = `path @> {id}`.
-    path: list[str]
-    type: str
-    content: dict[str, Any] = field(default_factory=dict)
 
 
 # --- reading -------------------------------------------------------------------------------

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import pycrdt
 import structlog
 
+from core.errors import Unavailable
 from models.db import Database
 from models.repo import doc_snapshots
-from services.errors import Unavailable
 from streams.doc_log import DocLog, LogEntry
 
 log = structlog.get_logger(__name__)

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from core.errors import NotFound, ValidationFailed
 from models.repo import documents as repo
 from services import activity, permissions_cache, policy
 from services.doc_content import to_json
 from services.doc_state import EMPTY_UPDATE, DocState, load_state
-from services.errors import NotFound, ValidationFailed
 from services.policy import Action, Resource, SqlFacts
 from services.snapshots import refresh_projection
 from streams.doc_log import DocLog

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
+from core.errors import Forbidden, NotFound
 from models.db import Database
 from services import permissions_cache
-from services.errors import Forbidden, NotFound
 
 if TYPE_CHECKING:
     from server.context import AppContext

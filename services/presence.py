@@ -15,9 +15,9 @@ from typing import Any
 
 import structlog
 
+from core.errors import Unavailable
 from models.cache import Cache, CacheUnavailable
 from models.presence_store import PresenceHash
-from services.errors import Unavailable
 
 log = structlog.get_logger(__name__)
 

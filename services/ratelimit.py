@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 
+from core.errors import RateLimited
 from models.cache import Cache, CacheUnavailable
-from services.errors import RateLimited
 
 LOCAL_MAX_KEYS = 50_000
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from core.errors import NotFound
 from models.repo import documents as repo
 from services import activity, permissions_cache, policy
-from services.errors import NotFound
 from services.policy import Action, Resource
 
 if TYPE_CHECKING:

@@ -32,8 +32,8 @@ import nats.errors
 import nats.js.errors
 import structlog
 
+from core.errors import Unavailable
 from models.repo import doc_content as content_repo
-from services.errors import Unavailable
 from services.snapshots import SnapshotResult, snapshot_document
 from streams.doc_log import DocLog
 from streams.doc_usage import CRITICAL_AT, assess, doc_id_of, stream_usage, subject_counts

@@ -16,8 +16,8 @@ from typing import Literal
 
 import jwt
 
+from core.errors import Unauthorized
 from server.settings import Settings
-from services.errors import Unauthorized
 
 ALGORITHM = "HS256"
 TokenType = Literal["access", "refresh"]

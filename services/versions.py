@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from core.errors import Conflict, NotFound
 from models.repo import doc_snapshots
 from models.repo import documents as repo
 from services import activity, policy
 from services.doc_content import make_restore_update, to_json
 from services.doc_state import load_state, merge
 from services.documents import doc_log_of, refresh_projection_now
-from services.errors import Conflict, NotFound
 from services.policy import Action, Resource
 
 if TYPE_CHECKING:

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from core.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
 from models.repo import outbox as outbox_repo
 from models.repo import users as users_repo
 from models.repo import workspaces as repo
 from services import activity, permissions_cache, policy
-from services.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
 from services.policy import Action, Resource, WorkspaceRole
 
 if TYPE_CHECKING:

@@ -38,11 +38,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 from nats.js.api import DeliverPolicy
 
+from core.errors import AppError, NotFound, Unauthorized
 from models.repo import board_events as events_repo
 from models.repo import boards as boards_repo
 from services import policy
 from services.auth_guard import authenticate_token
-from services.errors import AppError, NotFound, Unauthorized
 from services.permissions_cache import ANY_USER
 from services.policy import Action, Resource
 from streams.board_presence import (

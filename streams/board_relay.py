@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from core.errors import Unavailable
 from models.repo import board_events as events_repo
-from services.errors import Unavailable
 from streams.events import EventSchemaError, publish_event
 from streams.jetstream import board_event_subject, workspace_activity_subject
 from streams.schemas.activity import ActivityEventSchema

@@ -20,7 +20,7 @@ import structlog
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from services.errors import AppError, Unavailable
+from core.errors import AppError, Unavailable
 from streams.connection import NatsConnection
 from streams.jetstream import DOCS_STREAM, doc_update_subject
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import nats.errors
 
-from services.errors import Unavailable
+from core.errors import Unavailable
 from streams.connection import NatsConnection
 from streams.jetstream import DOCS_STREAM
 

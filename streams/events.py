@@ -18,7 +18,7 @@ import nats.errors
 import nats.js.errors
 import structlog
 
-from services.errors import Unavailable
+from core.errors import Unavailable
 from streams.connection import NatsConnection
 
 log = structlog.get_logger(__name__)

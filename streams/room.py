@@ -57,10 +57,10 @@ import structlog
 from nats.aio.msg import Msg
 from prometheus_client import Counter
 
+from core.errors import AppError, Unavailable
 from models.db import Database
 from models.repo import doc_snapshots
 from server.settings import Settings
-from services.errors import AppError, Unavailable
 from streams import envelope
 from streams.awareness import AwarenessChange, AwarenessRegistry
 from streams.connection import NatsConnection

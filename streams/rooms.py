@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from core.errors import AppError, Unauthorized, Unavailable
 from models.cache import CacheUnavailable
 from server.metrics import OPEN_WEBSOCKETS
 from services import policy
 from services.auth_guard import authenticate_token
-from services.errors import AppError, Unauthorized, Unavailable
 from services.permissions_cache import ANY_USER
 from services.policy import Resource
 from services.presence import PresenceEntry, PresenceService

@@ -22,10 +22,10 @@ from typing import Any, Protocol
 
 import structlog
 
+from core.errors import AppError, Unavailable
 from models.db import Database
 from models.repo import doc_snapshots
 from server.settings import Settings
-from services.errors import AppError, Unavailable
 from services.policy import Access, Action
 from streams import envelope
 from streams.doc_log import DocLog, DocLogRejected

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from services import ranks
+from core import ranks
 from tests.board_helpers import (
     board_path,
     board_world,

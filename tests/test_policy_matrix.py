@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from core.errors import Forbidden, NotFound
 from services import policy, visibility
-from services.errors import Forbidden, NotFound
 from services.policy import Access, AccessFacts, Action, Resource, ResourceRole, WorkspaceRole
 from tests.ws_helpers import (
     fast_user,

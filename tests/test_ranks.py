@@ -1,4 +1,4 @@
-"""Position keys (services/ranks.py): known vectors and properties (hypothesis)."""
+"""Position keys (core/ranks.py): known vectors and properties (hypothesis)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services import ranks
-from services.ranks import DIGITS, MAX_KEY_LENGTH, RankError, key_between, spread
+from core import ranks
+from core.ranks import DIGITS, MAX_KEY_LENGTH, RankError, key_between, spread
 
 # Vectors of the reference implementation (rocicorp/fractional-indexing), so keys written by a
 # client library that follows it interleave correctly with ours.

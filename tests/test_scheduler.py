@@ -8,11 +8,11 @@ import dataclasses
 
 import pytest
 
+from core.errors import Unavailable
 from server import scheduler as scheduler_module
 from server.app import build_context
 from server.scheduler import JOB_LOCK_NS, Scheduler
 from services import snapshot_job
-from services.errors import Unavailable
 
 
 def enabled(ctx) -> Scheduler:

@@ -12,13 +12,13 @@ import uuid
 import pycrdt
 import pytest
 
+from core.errors import Unavailable
 from models.repo import doc_content as content_repo
 from models.repo import doc_snapshots
 from server.app import build_context
 from services import snapshot_job
 from services.doc_content import to_json
 from services.doc_state import load_state
-from services.errors import Unavailable
 from services.snapshots import SnapshotHooks, snapshot_document
 from streams.doc_log import DocLog
 from streams.doc_usage import subject_counts

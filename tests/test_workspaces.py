@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
+from core.errors import NotFound
 from services import policy
 from services import workspaces as service
-from services.errors import NotFound
 from services.policy import Action, Resource
 from tests.ws_helpers import (
     WORKSPACES,

@@ -1,7 +1,9 @@
 """Boards, lists, cards, labels, checklist items and board members: request and response bodies.
 
-The response schemas are also the `entity` of board events (streams/schemas/board_events.py): an
-event carries a changed object exactly as the REST API returns it.
+The single objects a response carries (board, list, card, label, member) are the entity schemas
+of `streams/schemas/board_entities.py`, shared with board events: an event carries a changed
+object exactly as the REST API returns it. Only the request bodies and the composite responses
+are defined here.
 """
 
 from __future__ import annotations
@@ -9,6 +11,13 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from models.boards import RESOURCE_ROLES
+from streams.schemas.board_entities import (
+    BoardSchema,
+    CardSchema,
+    LabelSchema,
+    ListSchema,
+    MemberSchema,
+)
 
 MAX_NAME_CHARS = 200
 MAX_DESCRIPTION_CHARS = 20_000
@@ -140,99 +149,11 @@ class ChecklistItemUpdateSchema(Schema):
     is_done = fields.Boolean()
 
 
-# --- responses (and event entities) -----------------------------------------------------------
-
-
-class BoardSchema(Schema):
-    id = fields.UUID(required=True)
-    workspace_id = fields.UUID(required=True)
-    name = fields.String(required=True)
-    description = fields.String(required=True)
-    color = fields.String(required=True, allow_none=True)
-    background = fields.String(required=True, allow_none=True)
-    is_private = fields.Boolean(required=True)
-    archived = fields.Boolean(required=True)
-    archived_at = fields.DateTime(required=True, allow_none=True)
-    deleted = fields.Boolean(required=True)
-    created_by = fields.UUID(required=True, allow_none=True)
-    created_at = fields.DateTime(required=True)
-    updated_at = fields.DateTime(required=True)
-    version = fields.Integer(required=True)
-    # The board's event sequence when this was read: connect to the board socket with
-    # `?since=<event_seq>` to get every later change, without a gap or an overlap.
-    event_seq = fields.Integer(required=True)
-
-
-class ListSchema(Schema):
-    id = fields.UUID(required=True)
-    board_id = fields.UUID(required=True)
-    name = fields.String(required=True)
-    position = fields.String(required=True)
-    archived = fields.Boolean(required=True)
-    archived_at = fields.DateTime(required=True, allow_none=True)
-    created_at = fields.DateTime(required=True)
-    updated_at = fields.DateTime(required=True)
-    version = fields.Integer(required=True)
-
-
-class ChecklistItemSchema(Schema):
-    id = fields.UUID(required=True)
-    card_id = fields.UUID(required=True)
-    text = fields.String(required=True)
-    is_done = fields.Boolean(required=True)
-    position = fields.String(required=True)
-    created_at = fields.DateTime(required=True)
-    updated_at = fields.DateTime(required=True)
-
-
-class CardSchema(Schema):
-    id = fields.UUID(required=True)
-    board_id = fields.UUID(required=True)
-    list_id = fields.UUID(required=True)
-    title = fields.String(required=True)
-    description = fields.String(required=True)
-    position = fields.String(required=True)
-    due_at = fields.DateTime(required=True, allow_none=True)
-    color = fields.String(required=True, allow_none=True)
-    cover_url = fields.String(required=True, allow_none=True)
-    labels = fields.List(fields.UUID(), required=True)
-    assignees = fields.List(fields.UUID(), required=True)
-    checklist = fields.List(fields.Nested(ChecklistItemSchema), required=True)
-    archived = fields.Boolean(required=True)
-    archived_at = fields.DateTime(required=True, allow_none=True)
-    created_by = fields.UUID(required=True, allow_none=True)
-    created_at = fields.DateTime(required=True)
-    updated_at = fields.DateTime(required=True)
-    version = fields.Integer(required=True)
-
-
-class LabelSchema(Schema):
-    id = fields.UUID(required=True)
-    board_id = fields.UUID(required=True)
-    name = fields.String(required=True)
-    color = fields.String(required=True)
-
-
-class MemberSchema(Schema):
-    board_id = fields.UUID(required=True)
-    user_id = fields.UUID(required=True)
-    role = fields.String(required=True, validate=ROLE)
-    display_name = fields.String(required=True)
-    granted_by = fields.UUID(required=True, allow_none=True)
-    created_at = fields.DateTime(required=True)
+# --- responses ----------------------------------------------------------------------------
 
 
 class MemberListSchema(Schema):
     members = fields.List(fields.Nested(MemberSchema), required=True)
-
-
-class RebalanceSchema(Schema):
-    """Entity of `positions.rebalanced`: every key of one ordered collection was rewritten
-    (order unchanged). Clients replace the positions they hold for these ids."""
-
-    scope = fields.String(required=True, validate=validate.OneOf(["lists", "cards", "checklist"]))
-    parent_id = fields.UUID(required=True)
-    positions = fields.Dict(keys=fields.UUID(), values=fields.String(), required=True)
 
 
 class ListWithCardsSchema(ListSchema):

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 import asyncpg
 
 from models.db import Database
-from services.doc_content import BlockRow
+
+
+@dataclass(frozen=True)
+class BlockRow:
+    """One block as projected into Postgres (`blocks` table)."""
+
+    block_id: str
+    parent_id: str | None
+    position: int
+    depth: int
+    # Ids from the top-level ancestor down to this block (inclusive): subtree = `path @> {id}`.
+    path: list[str]
+    type: str
+    content: dict[str, Any] = field(default_factory=dict)
+
 
 Executor: TypeAlias = Database | asyncpg.Connection
 

@@ -1,4 +1,4 @@
-"""Placing an item among its siblings with a rank key (services/ranks.py), in SQL.
+"""Placing an item among its siblings with a rank key (core/ranks.py), in SQL.
 
 The caller holds the board lock, so no other writer changes this collection until commit; the
 DEFERRABLE unique constraint on (parent, position) is the last guard. An item is placed between its
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from services import ranks
-from services.errors import Conflict, ValidationFailed
+from core import ranks
+from core.errors import Conflict, ValidationFailed
 
 
 @dataclass(frozen=True)

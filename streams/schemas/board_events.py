@@ -16,7 +16,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from handlers.schemas.boards import (
+from streams.schemas.board_entities import (
     BoardSchema,
     CardSchema,
     LabelSchema,
