@@ -15,6 +15,7 @@ import structlog
 import tornado.web
 
 from core.errors import AppError, NotFound, PayloadTooLarge, ValidationFailed
+from handlers.redaction import RedactedRequestLogging
 from server.context import AppContext
 from services.auth_guard import Principal, authenticate_bearer
 
@@ -47,7 +48,7 @@ def validation_error(err: marshmallow.ValidationError) -> ValidationFailed:
 
 
 @tornado.web.stream_request_body
-class BaseHandler(tornado.web.RequestHandler):
+class BaseHandler(RedactedRequestLogging, tornado.web.RequestHandler):
     """JSON API handler with the shared error funnel and authentication helpers.
 
     Bodies are streamed so an oversized one is refused with 413 from its `Content-Length` (or as soon

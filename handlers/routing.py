@@ -6,12 +6,11 @@ and passes `workspace_id` to the handler method. The same templates feed the Ope
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import tornado.web
 
-_PARAM = re.compile(r"\{(\w+)\}")
+from core.paths import template_params, template_regex
 
 
 @dataclass(frozen=True)
@@ -21,12 +20,11 @@ class Route:
 
     @property
     def regex(self) -> str:
-        pattern = _PARAM.sub(lambda m: f"(?P<{m.group(1)}>[^/]+)", self.template.rstrip("/"))
-        return pattern + "/?"
+        return template_regex(self.template)
 
     @property
     def params(self) -> list[str]:
-        return _PARAM.findall(self.template)
+        return template_params(self.template)
 
 
 def route(template: str, handler: type[tornado.web.RequestHandler]) -> Route:

@@ -18,6 +18,7 @@ import tornado.httputil
 import tornado.websocket
 
 from core.errors import AppError, Unauthorized, ValidationFailed
+from handlers.redaction import RedactedRequestLogging
 from models.repo import users as users_repo
 from server.context import AppContext
 from server.settings import Settings
@@ -68,7 +69,7 @@ def origin_allowed(settings: Settings, origin: str) -> bool:
     return "*" in allowed or origin.rstrip("/") in allowed
 
 
-class AuthenticatedSocketHandler(tornado.websocket.WebSocketHandler):
+class AuthenticatedSocketHandler(RedactedRequestLogging, tornado.websocket.WebSocketHandler):
     """Authenticates in `get()`, before the upgrade; subclasses add `authorize()`, start with
     `if not self.admitted(): return` in `open()`, and expose what takes their frames as `receiver`.
 

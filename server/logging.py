@@ -1,27 +1,23 @@
 """Structured logging (structlog), and the access log with secrets redacted.
 
-Tokens may arrive in `?token=` (browsers cannot set WebSocket headers); they must never reach a log
-line, so the access log records the path with query values of sensitive keys replaced.
+Tokens may arrive in `?token=` (browsers cannot set WebSocket headers) or as a path segment (an
+invitation link); they must never reach a log line, so the access log records the URI as
+`core.paths.safe_uri` rewrites it.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import time
 
 import structlog
 import tornado.web
 
+from core.paths import safe_uri
 from server.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
-_SECRET_QUERY = re.compile(r"((?:^|[?&])(?:token|access_token|refresh_token)=)[^&]*", re.I)
 access_log = structlog.get_logger("collab.access")
-
-
-def redact(uri: str) -> str:
-    return _SECRET_QUERY.sub(r"\1[REDACTED]", uri)
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
@@ -66,7 +62,7 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
         level,
         "http.request",
         method=method,
-        path=redact(handler.request.uri or ""),
+        path=safe_uri(handler.request.uri or "", getattr(handler, "route_template", None)),
         status=status,
         ms=round(duration * 1000, 2),
         ip=handler.request.remote_ip,
