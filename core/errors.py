@@ -77,6 +77,13 @@ class PayloadTooLarge(AppError):
     ws_close_code = 4413
 
 
+class UpgradeRequired(AppError):
+    """A WebSocket endpoint asked for without the upgrade handshake (HTTP 426)."""
+
+    status = 426
+    code = "upgrade_required"
+
+
 class RateLimited(AppError):
     status = 429
     code = "rate_limited"

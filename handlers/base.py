@@ -34,6 +34,30 @@ _TORNADO_STATUS_CODES = {
 }
 
 
+# What a browser app may send and read cross-origin (the API's own conventions, README "CORS").
+CORS_ALLOWED_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "If-Match",
+    "If-None-Match",
+    "Idempotency-Key",
+    "X-Request-Id",
+)
+CORS_EXPOSED_HEADERS = ("ETag", "Retry-After", "X-Request-Id", "Allow")
+CORS_MAX_AGE_S = 600  # browsers cap it anyway (Chromium: 2 h); 10 min keeps a config change quick
+
+
+def implemented_methods(handler: type[tornado.web.RequestHandler]) -> list[str]:
+    """The HTTP methods a handler class really implements (for `Allow` and CORS preflights):
+    Tornado's stub for a missing method is `RequestHandler._unimplemented_method`."""
+    stub = tornado.web.RequestHandler._unimplemented_method
+    return [
+        method
+        for method in handler.SUPPORTED_METHODS
+        if getattr(handler, method.lower(), stub) is not stub
+    ]
+
+
 def parse_uuid(value: str, field: str = "id") -> str:
     """Path ids are UUIDs; anything else is a 404 (it cannot name an object) with a clear reason."""
     try:
@@ -47,8 +71,45 @@ def validation_error(err: marshmallow.ValidationError) -> ValidationFailed:
     return ValidationFailed("request validation failed", fields=messages)
 
 
+class JsonErrors(RedactedRequestLogging, tornado.web.RequestHandler):
+    """The error funnel shared by the JSON handlers and the WebSocket handshakes: every refusal
+    (domain errors, Tornado's own 404/405/413, unexpected exceptions) is the JSON body of
+    DESIGN.md §6, and a 405 says in `Allow` which methods the route has. Expected refusals
+    (`AppError`) are not logged as failures; the rest go to Tornado's lines, redacted."""
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, AppError):
+            body = exc.to_body()
+            for name, value in exc.headers.items():
+                self.set_header(name, value)
+        else:
+            code = _TORNADO_STATUS_CODES.get(status_code, "error")
+            reason = self._reason if status_code < 500 else "internal server error"
+            if isinstance(exc, tornado.web.HTTPError) and exc.log_message and status_code < 500:
+                reason = exc.log_message
+            body = {"error": {"code": code, "message": reason, "fields": {}}}
+        if status_code == 405:
+            self.set_header("Allow", ", ".join(implemented_methods(type(self))))
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps(body))
+
+    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, AppError):
+            status_code = exc.status
+        super().send_error(status_code, **kwargs)
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, AppError):
+            if value.status >= 500:
+                log.warning("request.unavailable", code=value.code, error=value.message)
+            return
+        super().log_exception(typ, value, tb)
+
+
 @tornado.web.stream_request_body
-class BaseHandler(RedactedRequestLogging, tornado.web.RequestHandler):
+class BaseHandler(JsonErrors):
     """JSON API handler with the shared error funnel and authentication helpers.
 
     Bodies are streamed so an oversized one is refused with 413 from its `Content-Length` (or as soon
@@ -93,25 +154,34 @@ class BaseHandler(RedactedRequestLogging, tornado.web.RequestHandler):
         structlog.contextvars.unbind_contextvars("request_id")
 
     def set_default_headers(self) -> None:
+        """Also called by `send_error` (via `clear()`): error responses keep the request id and
+        the CORS grant, so a browser app can read a 401 or 409 body, not just a network error."""
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Content-Type-Options", "nosniff")
+        request_id = getattr(self, "request_id", None)
+        if request_id:
+            self.set_header("X-Request-Id", request_id)
+        if hasattr(self, "ctx"):  # not yet during __init__; prepare() applies it then
+            self._apply_cors()
 
     def _apply_cors(self) -> None:
-        origin = self.request.headers.get("Origin")
         allowed = self.ctx.settings.cors_origins
-        if origin and ("*" in allowed or origin in allowed):
-            self.set_header("Access-Control-Allow-Origin", origin)
-            self.set_header("Vary", "Origin")
-            self.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match")
-            self.set_header(
-                "Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS"
-            )
-            self.set_header("Access-Control-Expose-Headers", "X-Request-Id, ETag, Retry-After")
-            self.set_header("Access-Control-Max-Age", "600")
+        if not allowed:
+            return
+        self.set_header("Vary", "Origin")  # the answer depends on Origin: caches must key on it
+        origin = self.request.headers.get("Origin")
+        if not origin or not ("*" in allowed or origin.rstrip("/") in allowed):
+            return
+        self.set_header("Access-Control-Allow-Origin", origin)
+        self.set_header("Access-Control-Allow-Headers", ", ".join(CORS_ALLOWED_HEADERS))
+        self.set_header("Access-Control-Allow-Methods", ", ".join(implemented_methods(type(self))))
+        self.set_header("Access-Control-Expose-Headers", ", ".join(CORS_EXPOSED_HEADERS))
+        self.set_header("Access-Control-Max-Age", str(CORS_MAX_AGE_S))
 
-    async def options(self, *args: Any) -> None:
-        """CORS preflight."""
+    async def options(self, *args: Any, **kwargs: Any) -> None:
+        """CORS preflight (route arguments are ignored: the answer is the same for any id)."""
+        self.set_header("Allow", ", ".join(implemented_methods(type(self))))
         self.set_status(204)
         self.finish()
 
@@ -164,34 +234,6 @@ class BaseHandler(RedactedRequestLogging, tornado.web.RequestHandler):
             self.finish()
             return
         self.finish(json.dumps(payload, default=str, separators=(",", ":")))
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, AppError):
-            body = exc.to_body()
-            for name, value in exc.headers.items():
-                self.set_header(name, value)
-        else:
-            code = _TORNADO_STATUS_CODES.get(status_code, "error")
-            reason = self._reason if status_code < 500 else "internal server error"
-            if isinstance(exc, tornado.web.HTTPError) and exc.log_message and status_code < 500:
-                reason = exc.log_message
-            body = {"error": {"code": code, "message": reason, "fields": {}}}
-        self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(json.dumps(body))
-
-    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, AppError):
-            status_code = exc.status
-        super().send_error(status_code, **kwargs)
-
-    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if isinstance(value, AppError):
-            if value.status >= 500:
-                log.warning("request.unavailable", code=value.code, error=value.message)
-            return
-        super().log_exception(typ, value, tb)
 
 
 class NotFoundHandler(BaseHandler):

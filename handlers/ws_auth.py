@@ -10,6 +10,7 @@ offered, because a browser requires one of its offers back).
 from __future__ import annotations
 
 import re
+import urllib.parse
 from typing import Any, Protocol
 
 import marshmallow
@@ -17,8 +18,8 @@ import structlog
 import tornado.httputil
 import tornado.websocket
 
-from core.errors import AppError, Unauthorized, ValidationFailed
-from handlers.redaction import RedactedRequestLogging
+from core.errors import AppError, Forbidden, Unauthorized, UpgradeRequired, ValidationFailed
+from handlers.base import JsonErrors
 from models.repo import users as users_repo
 from server.context import AppContext
 from server.settings import Settings
@@ -63,20 +64,45 @@ def choose_subprotocol(subprotocols: list[str]) -> str | None:
     return next((p for p in subprotocols if JWT_PATTERN.match(p)), None)
 
 
-def origin_allowed(settings: Settings, origin: str) -> bool:
-    """Tornado asks only for cross-origin browser requests (same host is always allowed)."""
+def origin_allowed(settings: Settings, origin: str, host: str | None) -> bool:
+    """Same host as the request, or listed in `COLLAB_WS_ALLOWED_ORIGINS` (CSWSH, S15)."""
+    if urllib.parse.urlsplit(origin).netloc.lower() == (host or "").lower():
+        return True
     allowed = settings.ws_allowed_origins
     return "*" in allowed or origin.rstrip("/") in allowed
 
 
-class AuthenticatedSocketHandler(RedactedRequestLogging, tornado.websocket.WebSocketHandler):
+def handshake_refusal(
+    request: tornado.httputil.HTTPServerRequest, settings: Settings
+) -> AppError | None:
+    """Why this request cannot become a WebSocket, before any auth work: not an upgrade (a plain
+    GET from a browser tab or a proxy that strips the headers) or a browser page on a foreign
+    origin. Checked here so the answer is the JSON error body, not Tornado's plain-text one."""
+    headers = request.headers
+    connection = {token.strip().lower() for token in headers.get("Connection", "").split(",")}
+    if headers.get("Upgrade", "").lower() != "websocket" or "upgrade" not in connection:
+        return UpgradeRequired(
+            "this endpoint only speaks WebSocket: send Upgrade: websocket, Connection: Upgrade",
+            headers={"Upgrade": "websocket"},
+        )
+    origin = headers.get("Origin")
+    if origin is not None and not origin_allowed(settings, origin, headers.get("Host")):
+        return Forbidden(
+            f"Origin {origin[:100]!r} is not allowed (COLLAB_WS_ALLOWED_ORIGINS)",
+            code="origin_not_allowed",
+        )
+    return None
+
+
+class AuthenticatedSocketHandler(JsonErrors, tornado.websocket.WebSocketHandler):
     """Authenticates in `get()`, before the upgrade; subclasses add `authorize()`, start with
     `if not self.admitted(): return` in `open()`, and expose what takes their frames as `receiver`.
 
     A refused handshake is still upgraded and then closed at once with the error's 44xx code and
     reason (`open()` calls `admitted()`): browsers cannot read the HTTP status of a failed
-    handshake, and y-websocket-style clients stop reconnecting on 4400-4499. A forbidden Origin is
-    the exception: HTTP 403 at the handshake (Tornado's cross-origin check, CSWSH).
+    handshake, and y-websocket-style clients stop reconnecting on 4400-4499. Two exceptions answer
+    over HTTP with the JSON error body: a GET that is not an upgrade (426) and a forbidden Origin
+    (403, CSWSH).
     """
 
     query_schema: type[marshmallow.Schema]
@@ -87,6 +113,9 @@ class AuthenticatedSocketHandler(RedactedRequestLogging, tornado.websocket.WebSo
         self._rejection: AppError | None = None
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
+        refusal = handshake_refusal(self.request, self.ctx.settings)
+        if refusal is not None:
+            raise refusal
         try:
             self.accepted = await self._handshake(kwargs)
         except AppError as err:
@@ -159,4 +188,4 @@ class AuthenticatedSocketHandler(RedactedRequestLogging, tornado.websocket.WebSo
         return choose_subprotocol(subprotocols)
 
     def check_origin(self, origin: str) -> bool:
-        return origin_allowed(self.ctx.settings, origin)
+        return origin_allowed(self.ctx.settings, origin, self.request.headers.get("Host"))
