@@ -13,6 +13,7 @@ from typing import Any
 import marshmallow
 import structlog
 import tornado.web
+from tornado.http1connection import HTTP1Connection
 
 from core.errors import AppError, NotFound, PayloadTooLarge, ValidationFailed
 from handlers.redaction import RedactedRequestLogging
@@ -141,7 +142,7 @@ class BaseHandler(JsonErrors):
             raise ValidationFailed("invalid Content-Length")
         if int(declared) > limit:
             raise PayloadTooLarge(f"body exceeds {limit} bytes")
-        if self.request.connection is not None:
+        if isinstance(self.request.connection, HTTP1Connection):
             self.request.connection.set_max_body_size(limit)
 
     def data_received(self, chunk: bytes) -> None:

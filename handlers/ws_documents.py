@@ -14,7 +14,7 @@ per-socket outbound bound (a client that stops reading is closed, R18).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import marshmallow
 import structlog
@@ -131,7 +131,8 @@ class DocumentSocketHandler(AuthenticatedSocketHandler):
         connection = self.ws_connection
         if connection is None or connection.is_closing():
             return
-        stream = getattr(connection, "stream", None)
+        # Tornado internals (the direct-frame fast path): untyped on purpose, guarded by `direct`.
+        stream: Any = getattr(connection, "stream", None)
         direct = _DIRECT_FRAMES and hasattr(stream, "_total_write_done_index")
         unsent = (
             stream._total_write_index - stream._total_write_done_index
@@ -146,8 +147,10 @@ class DocumentSocketHandler(AuthenticatedSocketHandler):
         binary = isinstance(message, bytes)
         try:
             if direct:
-                payload = message if binary else message.encode()
-                connection._write_frame(True, _OPCODE_BINARY if binary else _OPCODE_TEXT, payload)
+                payload = message if isinstance(message, bytes) else message.encode()
+                cast(Any, connection)._write_frame(
+                    True, _OPCODE_BINARY if binary else _OPCODE_TEXT, payload
+                )
             else:
                 self._track(len(message), self.write_message(message, binary=binary))
         except (tornado.websocket.WebSocketClosedError, tornado.iostream.StreamClosedError):

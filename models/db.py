@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -106,3 +106,8 @@ class Database:
             return await self.fetchval("SELECT 1") == 1
         except Unavailable:
             return False
+
+
+# What a data-access function runs its SQL on: the pool (one statement, autocommit) or a connection
+# inside the caller's transaction.
+Executor: TypeAlias = Database | asyncpg.Connection

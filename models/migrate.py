@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from urllib.parse import urlparse
@@ -98,7 +99,7 @@ def migrate(database_url: str) -> list[str]:
     return applied
 
 
-def create_tables(db: peewee.Database, models: list[type[peewee.Model]]) -> None:
+def create_tables(db: peewee.Database, models: Sequence[type[peewee.Model]]) -> None:
     """Create tables (with the models' indexes) if they do not exist yet."""
     db.create_tables(models, safe=True)
 

@@ -11,7 +11,7 @@ from models.users import User
 WORKSPACE_ROLES = ("owner", "admin", "member", "guest")
 
 
-def role_check(column: str, roles: tuple[str, ...]) -> peewee.SQL:
+def role_check(column: str, roles: tuple[str, ...]) -> peewee.SQL | peewee.NodeList:
     allowed = ", ".join(f"'{r}'" for r in roles)
     return peewee.Check(f"{column} IN ({allowed})")
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from core.errors import Unavailable
 from ops._runtime import OpsError, doc_id_arg, emit, fail, ops_context, settings_from_env
+from server.settings import Settings
 from services.doc_content import to_json
 from services.doc_state import load_state
 
@@ -21,7 +22,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state", action="store_true", help="include the merged update (hex)")
 
 
-async def replay(settings, doc_id: str, with_state: bool) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+async def replay(settings: Settings, doc_id: str, with_state: bool) -> dict[str, Any]:
     async with ops_context(settings) as ctx:
         state = await load_state(ctx.db, ctx.services["doc_log"], doc_id)
     payload: dict[str, Any] = {

@@ -14,6 +14,7 @@ from typing import Any
 
 from core.errors import Unavailable
 from ops._runtime import OpsError, doc_id_arg, emit, fail, ops_context, settings_from_env
+from server.settings import Settings
 from services import snapshot_job
 from services.snapshots import snapshot_document
 
@@ -27,7 +28,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tight", action="store_true", help="purge through the new snapshot")
 
 
-async def snapshot_now(settings, args: argparse.Namespace) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+async def snapshot_now(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     if args.min_updates is not None:
         settings = dataclasses.replace(settings, snapshot_min_updates=args.min_updates)
     if args.limit is not None:

@@ -14,6 +14,7 @@ import dataclasses
 
 from core.errors import Unavailable
 from ops._runtime import OpsError, emit, fail, ops_context, settings_from_env
+from server.settings import Settings
 from streams.doc_usage import CRITICAL_AT, WARN_AT, Finding, StreamUsage, assess, stream_usage
 
 EXIT_CODES = {"ok": 0, "warning": 1, "critical": 2}
@@ -45,7 +46,7 @@ def render(usage: StreamUsage, findings: list[Finding]) -> str:
     return "\n".join(lines)
 
 
-async def health(settings) -> tuple[StreamUsage, list[Finding]]:  # type: ignore[no-untyped-def]
+async def health(settings: Settings) -> tuple[StreamUsage, list[Finding]]:
     async with ops_context(settings, need_db=False) as ctx:
         usage = await stream_usage(ctx.nats)
     return usage, assess(usage)

@@ -16,6 +16,8 @@ from core.errors import Unavailable
 from models.repo import doc_content as content_repo
 from models.repo import doc_snapshots
 from ops._runtime import OpsError, doc_id_arg, emit, fail, ops_context, settings_from_env
+from server.context import AppContext
+from server.settings import Settings
 from streams.doc_usage import stream_usage, subject_counts
 from streams.jetstream import DOCS_STREAM, doc_update_subject
 
@@ -27,7 +29,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-async def inspect_stream(ctx) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+async def inspect_stream(ctx: AppContext) -> dict[str, Any]:
     usage = await stream_usage(ctx.nats)
     consumers = await ctx.nats.jetstream.consumers_info(DOCS_STREAM)
     return {
@@ -46,7 +48,7 @@ async def inspect_stream(ctx) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     }
 
 
-async def inspect_doc(ctx, doc_id: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+async def inspect_doc(ctx: AppContext, doc_id: str) -> dict[str, Any]:
     doc_log = ctx.services["doc_log"]
     entries_count = (await subject_counts(ctx.nats)).get(doc_update_subject(doc_id), 0)
     first_seq = None
@@ -67,7 +69,7 @@ async def inspect_doc(ctx, doc_id: str) -> dict[str, Any]:  # type: ignore[no-un
     }
 
 
-async def inspect(settings, doc_id: str | None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+async def inspect(settings: Settings, doc_id: str | None) -> dict[str, Any]:
     async with ops_context(settings, need_db=doc_id is not None) as ctx:
         return await (inspect_doc(ctx, doc_id) if doc_id else inspect_stream(ctx))
 

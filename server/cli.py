@@ -11,6 +11,7 @@ import secrets
 import signal
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import tornado.netutil
 import tornado.process
@@ -165,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _ops_commands() -> list:  # type: ignore[type-arg]
+def _ops_commands() -> list[tuple[str, ModuleType]]:
     """Operator scripts in `ops/` that expose `configure_parser` and `run` become subcommands."""
     import importlib
     import pkgutil

@@ -13,6 +13,7 @@ import time
 
 import structlog
 import tornado.web
+from structlog.typing import Processor
 
 from core.paths import safe_uri
 from server.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -26,7 +27,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
-    shared = [
+    shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import structlog
+from redis.asyncio import Redis
 
 from core.errors import Conflict, Unauthorized, Unavailable
 from models.cache import CacheUnavailable
@@ -80,7 +83,9 @@ class AuthService:
         family_id = await users_repo.create_family(self.ctx.db, found[0])
         return await self._issue_pair(found[0], family_id)
 
-    async def _issue_pair(self, user_id: str, family_id: str, conn=None) -> TokenPair:  # type: ignore[no-untyped-def]
+    async def _issue_pair(
+        self, user_id: str, family_id: str, conn: asyncpg.Connection | None = None
+    ) -> TokenPair:
         access = tokens.issue(self.ctx.settings, "access", user_id, family_id)
         refresh = tokens.issue(self.ctx.settings, "refresh", user_id, family_id)
         await users_repo.store_refresh_token(
@@ -142,7 +147,7 @@ class AuthService:
             )
         ttl = self.ctx.settings.access_token_ttl_s + tokens.LEEWAY_S
 
-        async def mark(r) -> None:  # type: ignore[no-untyped-def]
+        async def mark(r: Redis) -> None:
             async with r.pipeline(transaction=False) as pipe:
                 pipe.set(user_valid_after_key(principal.user_id), str(valid_after), ex=ttl)
                 for family_id in families:
@@ -163,7 +168,7 @@ class AuthService:
             self.ctx.nats, Revocation("session", user_id, family_ids=[family_id])
         )
 
-    async def _cache_write(self, op) -> None:  # type: ignore[no-untyped-def]
+    async def _cache_write(self, op: Callable[[Redis], Awaitable[Any]]) -> None:
         """Revocations are durable in Postgres already; if Redis cannot take its copy we fail the
         call (503, safe to retry) rather than report success while Redis-checking nodes may still
         accept the token once Redis is back."""

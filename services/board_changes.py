@@ -81,7 +81,7 @@ class BoardChange:
         board = self.boards[board_id]
         seq = self.next_seq(board_id)
         self._next_seq[board_id] = seq
-        event = {
+        event: dict[str, Any] = {
             "id": str(uuid.uuid4()),
             "type": event_type,
             "board_id": str(board_id),

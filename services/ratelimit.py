@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 
+from redis.asyncio import Redis
+
 from core.errors import RateLimited
 from models.cache import Cache, CacheUnavailable
 
@@ -34,7 +36,7 @@ class RateLimiter:
             raise RateLimited("too many requests, slow down", retry_after_s=retry_after)
 
     @staticmethod
-    async def _incr(r, bucket: str, window_s: int) -> int:  # type: ignore[no-untyped-def]
+    async def _incr(r: Redis, bucket: str, window_s: int) -> int:
         async with r.pipeline(transaction=True) as pipe:
             pipe.incr(bucket)
             pipe.expire(bucket, window_s + 1)

@@ -33,7 +33,7 @@ import json
 import secrets
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import structlog
 from nats.js.api import DeliverPolicy
@@ -47,6 +47,7 @@ from services.permissions_cache import ANY_USER
 from services.policy import Action, Resource
 from streams.board_presence import (
     BoardPresence,
+    PresenceState,
     PresenceStore,
     presence_subject,
     safely,
@@ -241,7 +242,7 @@ class BoardConnection:
         self.send({"type": "error", "code": code, "message": message})
 
 
-def _presence_card(frame: dict[str, Any]) -> str | bool | None:
+def _presence_card(frame: dict[str, Any]) -> str | Literal[False] | None:
     """The card id of a presence frame, None for "no card open", False when malformed."""
     if set(frame) != {"type", "card_id"}:
         return False
@@ -507,12 +508,12 @@ class BoardFeed:
 
     # --- presence ------------------------------------------------------------------------------
 
-    def announce(self, conn: BoardConnection, state: str) -> None:
+    def announce(self, conn: BoardConnection, state: PresenceState) -> None:
         if state == "viewing" and conn.closed:
             return
         self.ctx.spawn(self._announce(conn, state), name="board-presence")
 
-    async def _announce(self, conn: BoardConnection, state: str) -> None:
+    async def _announce(self, conn: BoardConnection, state: PresenceState) -> None:
         entry = conn.presence()
         if state == "viewing":
             await safely(self.presence.put([entry]), "put")

@@ -21,8 +21,8 @@ from streams.jetstream import ensure_streams
 
 log = structlog.get_logger(__name__)
 
-RECONNECT_WAIT_S = 1.0
-CONNECT_TIMEOUT_S = 3.0
+RECONNECT_WAIT_S = 1
+CONNECT_TIMEOUT_S = 3
 JS_TIMEOUT_S = 5.0
 Listener = Callable[[], Awaitable[None]]
 

@@ -76,9 +76,12 @@ def events_stream_config(settings: Settings) -> StreamConfig:
 
 async def ensure_streams(js: JetStreamContext, settings: Settings) -> None:
     """Create the streams, or update them to the configured limits if they exist."""
-    for config in (docs_stream_config(settings), events_stream_config(settings)):
+    for name, config in (
+        (DOCS_STREAM, docs_stream_config(settings)),
+        (EVENTS_STREAM, events_stream_config(settings)),
+    ):
         try:
-            await js.stream_info(config.name)
+            await js.stream_info(name)
         except NotFoundError:
             await js.add_stream(config)
         else:

@@ -11,7 +11,8 @@ DEFAULT_PAGE_SIZE = 50
 class ErrorDetailSchema(Schema):
     code = fields.String(required=True)
     message = fields.String(required=True)
-    fields = fields.Dict(keys=fields.String(), values=fields.Raw())
+    # `fields` would shadow marshmallow's Schema.fields: the attribute is renamed, the key is not.
+    field_errors = fields.Dict(keys=fields.String(), values=fields.Raw(), data_key="fields")
 
 
 class ErrorSchema(Schema):

@@ -76,6 +76,7 @@ async def retained_range(db: Database, board_id: str) -> tuple[int | None, int]:
         " (SELECT event_seq FROM boards WHERE id = $1) AS current",
         board_id,
     )
+    assert row is not None  # a SELECT without FROM always yields one row
     return row["oldest"], row["current"] or 0
 
 

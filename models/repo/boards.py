@@ -11,9 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from models.db import Database
-
-Executor = Database | asyncpg.Connection
+from models.db import Executor
 
 BOARD_COLUMNS = (
     "b.id, b.workspace_id, b.name, b.description, b.color, b.background, b.is_private,"

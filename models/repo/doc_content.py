@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
 
-from models.db import Database
+from models.db import Executor
 
 
 @dataclass(frozen=True)
@@ -22,9 +22,6 @@ class BlockRow:
     path: list[str]
     type: str
     content: dict[str, Any] = field(default_factory=dict)
-
-
-Executor: TypeAlias = Database | asyncpg.Connection
 
 
 # --- blocks projection --------------------------------------------------------------------------

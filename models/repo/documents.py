@@ -6,13 +6,11 @@ or `services/versions.py`); those that take `db` are single reads. Every list is
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
 
-from models.db import Database
-
-Executor: TypeAlias = Database | asyncpg.Connection
+from models.db import Database, Executor
 
 DOCUMENT_COLUMNS = (
     "d.id, d.workspace_id, d.board_id, d.parent_id, d.title, d.is_private, d.created_by,"

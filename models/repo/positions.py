@@ -104,9 +104,9 @@ async def neighbours(
             raise ValidationFailed(
                 "an item cannot be placed next to itself", fields={field: ["is the item itself"]}
             )
-    if after_id is None and before_id is None:
-        return await _previous_key(conn, c, parent_id, None, exclude_id), None
     if before_id is None:
+        if after_id is None:
+            return await _previous_key(conn, c, parent_id, None, exclude_id), None
         low = await _position_of(conn, c, parent_id, after_id, "after_id")
         return low, await _next_key(conn, c, parent_id, low, exclude_id)
     high = await _position_of(conn, c, parent_id, before_id, "before_id")

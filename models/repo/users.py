@@ -25,6 +25,7 @@ async def create_user(db: Database, email: str, password_hash: str, display_name
         password_hash,
         display_name,
     )
+    assert row is not None  # INSERT … RETURNING yields the row or raises
     return dict(row)
 
 
@@ -62,6 +63,7 @@ async def update_profile(db: Database, user_id: str, display_name: str) -> dict:
         user_id,
         display_name,
     )
+    assert row is not None  # INSERT … RETURNING yields the row or raises
     return dict(row)
 
 

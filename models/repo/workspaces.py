@@ -7,13 +7,11 @@ Functions that take `conn` run inside the caller's transaction (an action functi
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
 
-from models.db import Database
-
-Executor: TypeAlias = Database | asyncpg.Connection
+from models.db import Database, Executor
 
 WORKSPACE_COLUMNS = "w.id, w.name, w.slug, w.created_by, w.created_at, w.updated_at"
 MEMBER_COLUMNS = (
