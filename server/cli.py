@@ -22,6 +22,8 @@ from server.logging import configure_logging
 from server.settings import ConfigError, Settings
 
 JWT_SECRET_FILE = "jwt_secret"
+# `collab dev --cluster`: three nats-servers, the smallest cluster that survives losing one (R3).
+DEV_CLUSTER_SIZE = 3
 
 
 def dev_jwt_secret(data_dir: Path) -> str:
@@ -55,11 +57,13 @@ def cmd_dev(args: argparse.Namespace) -> int:
     stack = None
     external = settings.database_url and settings.nats_url and settings.redis_url
     if not external:
-        stack = EmbeddedStack(data_dir, nats_sync_interval=settings.nats_sync_interval)
+        stack = _dev_stack(data_dir, settings, cluster=args.cluster)
         # SIGTERM during start-up must still stop what was started.
         signal.signal(signal.SIGTERM, _interrupt)
         stack.start()
         settings = settings.with_services(stack.postgres.url(), stack.nats.url, stack.redis.url)
+        if args.cluster:
+            settings = dataclasses.replace(settings, stream_replicas=DEV_CLUSTER_SIZE)
     if not settings.jwt_secret:
         settings = dataclasses.replace(settings, jwt_secret=dev_jwt_secret(data_dir))
     try:
@@ -80,6 +84,16 @@ def cmd_dev(args: argparse.Namespace) -> int:
             stack.stop()
             print("collab dev: stopped postgres, nats-server and redis-server")
     return 0
+
+
+def _dev_stack(data_dir: Path, settings: Settings, *, cluster: bool) -> EmbeddedStack:
+    """The embedded services; `--cluster` runs NATS as a local 3-member JetStream cluster (the
+    production shape, R3 streams) instead of one server."""
+    return EmbeddedStack(
+        data_dir,
+        nats_sync_interval=settings.nats_sync_interval,
+        nats_servers=DEV_CLUSTER_SIZE if cluster else 1,
+    )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -150,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--host")
     dev.add_argument("--port", type=int)
     dev.add_argument("--data-dir", help="default ./.collab-data (COLLAB_DATA_DIR)")
+    dev.add_argument(
+        "--cluster",
+        action="store_true",
+        help="NATS as a local 3-server JetStream cluster with R3 streams",
+    )
     dev.set_defaults(func=cmd_dev)
     serve = sub.add_parser("serve", help="production: DATABASE_URL, NATS_URL, REDIS_URL required")
     serve.add_argument("--host")

@@ -21,8 +21,12 @@ import sysconfig
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg2
+
+if TYPE_CHECKING:
+    from server.nats_cluster import EmbeddedNatsCluster
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
@@ -235,22 +239,21 @@ class EmbeddedNats:
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
+    def config_lines(self) -> list[str]:
+        """The nats-server configuration (a cluster member adds its `server_name` and routes)."""
+        return [
+            f"listen: 127.0.0.1:{self.port}",
+            f"http: 127.0.0.1:{self.monitor_port}",
+            "max_payload: 1MB",
+            "jetstream {",
+            f'  store_dir: "{self.dir / "jetstream"}"',
+            f"  sync_interval: {self.sync_interval}",
+            "}",
+        ]
+
     def _write_config(self) -> Path:
         conf = self.dir / "nats.conf"
-        conf.write_text(
-            "\n".join(
-                [
-                    f"listen: 127.0.0.1:{self.port}",
-                    f"http: 127.0.0.1:{self.monitor_port}",
-                    "max_payload: 1MB",
-                    "jetstream {",
-                    f'  store_dir: "{self.dir / "jetstream"}"',
-                    f"  sync_interval: {self.sync_interval}",
-                    "}",
-                    "",
-                ]
-            )
-        )
+        conf.write_text("\n".join([*self.config_lines(), ""]))
         return conf
 
     def start(self) -> None:
@@ -316,11 +319,16 @@ class EmbeddedStack:
     """Postgres + NATS JetStream + Redis under one data dir, started and stopped together."""
 
     def __init__(
-        self, data_dir: Path, *, fast_unsafe: bool = False, nats_sync_interval: str = "2m"
+        self,
+        data_dir: Path,
+        *,
+        fast_unsafe: bool = False,
+        nats_sync_interval: str = "2m",
+        nats_servers: int = 1,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.postgres = EmbeddedPostgres(self.data_dir / "postgres", fast_unsafe=fast_unsafe)
-        self.nats = EmbeddedNats(self.data_dir / "nats", sync_interval=nats_sync_interval)
+        self.nats = _nats(self.data_dir, nats_servers, nats_sync_interval)
         self.redis = EmbeddedRedis(self.data_dir / "redis", persist=not fast_unsafe)
 
     def start(self) -> EmbeddedStack:
@@ -345,3 +353,12 @@ class EmbeddedStack:
             "redis": self.redis.url,
             "data_dir": str(self.data_dir),
         }
+
+
+def _nats(data_dir: Path, servers: int, sync_interval: str) -> EmbeddedNats | EmbeddedNatsCluster:
+    """One nats-server, or a local JetStream cluster of `servers` members (`collab dev --cluster`)."""
+    if servers == 1:
+        return EmbeddedNats(data_dir / "nats", sync_interval=sync_interval)
+    from server.nats_cluster import EmbeddedNatsCluster
+
+    return EmbeddedNatsCluster(data_dir / "nats-cluster", servers, sync_interval)

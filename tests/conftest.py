@@ -27,6 +27,7 @@ from server.app import build_context, make_app
 from server.context import AppContext
 from server.embedded import EmbeddedStack
 from server.logging import configure_logging
+from server.nats_cluster import EmbeddedNatsCluster
 from server.settings import Settings
 
 
@@ -44,6 +45,17 @@ def stack() -> Iterator[EmbeddedStack]:
             yield running
         finally:
             running.stop()
+
+
+@pytest.fixture(scope="module")
+def nats_cluster() -> Iterator[EmbeddedNatsCluster]:
+    """A 3-member JetStream cluster on loopback (one per test module: fault tests kill members)."""
+    with tempfile.TemporaryDirectory(prefix="collab-nats-cluster-") as tmp:
+        cluster = EmbeddedNatsCluster(Path(tmp), size=3).start()
+        try:
+            yield cluster
+        finally:
+            cluster.stop()
 
 
 @pytest.fixture(scope="session")

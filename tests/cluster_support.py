@@ -1,0 +1,51 @@
+"""Several `collab serve` nodes behind the shipped nginx config, for the balancer and fault tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import tornado.httpclient
+
+from tests.app_nodes import AppNode
+from tests.balancer import Balancer
+
+OPEN_SOCKETS = re.compile(r"^collab_open_websockets\{kind=\"[^\"]+\"\} (\S+)$", re.M)
+
+
+@contextlib.asynccontextmanager
+async def balanced_nodes(
+    env: dict[str, str], count: int, log_dir: Path
+) -> AsyncIterator[tuple[list[AppNode], Balancer]]:
+    """`count` app nodes (subprocesses) behind nginx; everything is stopped on exit, and the
+    nodes' and nginx's log tails are printed if the body failed."""
+    tag = uuid.uuid4().hex[:4]
+    nodes = [AppNode(f"app{i + 1}-{tag}", env, log_dir) for i in range(count)]
+    balancer: Balancer | None = None
+    try:
+        await asyncio.gather(*(node.start() for node in nodes))
+        balancer = Balancer([node.port for node in nodes]).start()
+        yield nodes, balancer
+    except BaseException:
+        for node in nodes:
+            print(f"--- {node.name} (port {node.port}) ---\n{node.log_tail()}")
+        if balancer is not None:
+            print(f"--- nginx ---\n{balancer.error_log()[-3000:]}")
+        raise
+    finally:
+        if balancer is not None:
+            balancer.stop()
+        for node in nodes:
+            await node.aclose()
+
+
+async def open_sockets(node: AppNode) -> int:
+    """The node's open WebSockets (`collab_open_websockets`, summed over kinds)."""
+    response = await tornado.httpclient.AsyncHTTPClient().fetch(
+        f"http://127.0.0.1:{node.port}/metrics", request_timeout=5
+    )
+    return sum(int(float(n)) for n in OPEN_SOCKETS.findall(response.body.decode()))
