@@ -16,6 +16,7 @@ import tornado.web
 from tornado.http1connection import HTTP1Connection
 
 from core.errors import AppError, NotFound, PayloadTooLarge, ValidationFailed
+from handlers.input_guard import check_text, parse_json, safe_name
 from handlers.redaction import RedactedRequestLogging
 from server.context import AppContext
 from services.auth_guard import Principal, authenticate_bearer
@@ -72,6 +73,15 @@ def validation_error(err: marshmallow.ValidationError) -> ValidationFailed:
     return ValidationFailed("request validation failed", fields=messages)
 
 
+def _load(schema: marshmallow.Schema, data: dict[str, Any], *, partial: bool = False) -> Any:
+    try:
+        return schema.load(data, partial=partial)
+    except marshmallow.ValidationError as err:
+        raise validation_error(err) from err
+    except RecursionError as err:  # a recursive schema deeper than MAX_JSON_DEPTH allows for
+        raise ValidationFailed("body nested too deeply", fields={"_body": ["too deep"]}) from err
+
+
 class JsonErrors(RedactedRequestLogging, tornado.web.RequestHandler):
     """The error funnel shared by the JSON handlers and the WebSocket handshakes: every refusal
     (domain errors, Tornado's own 404/405/413, unexpected exceptions) is the JSON body of
@@ -100,6 +110,18 @@ class JsonErrors(RedactedRequestLogging, tornado.web.RequestHandler):
         if isinstance(exc, AppError):
             status_code = exc.status
         super().send_error(status_code, **kwargs)
+
+    def decode_argument(self, value: bytes, name: str | None = None) -> str:
+        """Every path and query parameter passes here (Tornado decodes them all through it):
+        strict UTF-8 and storable text, else a 400 naming the parameter."""
+        field = safe_name(name or "url")
+        try:
+            text = value.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ValidationFailed(
+                f"{field} is not valid UTF-8", fields={field: ["not valid UTF-8"]}
+            ) from err
+        return check_text(field, text)
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, AppError):
@@ -195,27 +217,21 @@ class BaseHandler(JsonErrors):
         ctype = self.request.headers.get("Content-Type", "application/json")
         if not ctype.split(";")[0].strip().lower().endswith("json"):
             raise ValidationFailed("Content-Type must be application/json")
-        try:
-            return json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ValidationFailed(f"malformed JSON body: {err}") from err
+        return parse_json(body)
 
     def load_body(self, schema: marshmallow.Schema, *, partial: bool = False) -> dict[str, Any]:
         """Validate the JSON body; unknown fields are an error (no mass assignment)."""
         data = self.json_body()
         if not isinstance(data, dict):
-            raise ValidationFailed("JSON body must be an object")
-        try:
-            return schema.load(data, partial=partial)
-        except marshmallow.ValidationError as err:
-            raise validation_error(err) from err
+            raise ValidationFailed(
+                "JSON body must be an object", fields={"_body": ["not an object"]}
+            )
+        return _load(schema, data, partial=partial)
 
     def load_query(self, schema: marshmallow.Schema) -> dict[str, Any]:
+        # get_query_argument decodes through decode_argument: NULs and bad UTF-8 are refused there.
         raw = {key: self.get_query_argument(key) for key in self.request.query_arguments}
-        try:
-            return schema.load(raw)
-        except marshmallow.ValidationError as err:
-            raise validation_error(err) from err
+        return _load(schema, raw)
 
     # --- auth -------------------------------------------------------------------------
 
