@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from handlers.base import BaseHandler, parse_uuid
+from handlers.input_guard import IDEMPOTENCY_HEADER, check_idempotency_key
 from handlers.routing import route
 from handlers.schemas.auth import EmptySchema
 from handlers.schemas.common import PageQuerySchema
@@ -29,10 +30,6 @@ from services.documents import ListFilter, Placement
 
 _document = DocumentSchema()
 _version = VersionSchema()
-# A client's retry key for restores; the request id is the fallback (send X-Request-Id or
-# Idempotency-Key to make a retried restore safe).
-IDEMPOTENCY_HEADER = "Idempotency-Key"
-MAX_IDEMPOTENCY_KEY_CHARS = 128
 
 
 def _str(value: object) -> str | None:
@@ -199,10 +196,11 @@ class RestoreHandler(BaseHandler):
     }
 
     def _attempt_key(self) -> str:
-        key = self.request.headers.get(IDEMPOTENCY_HEADER, "").strip()
-        if key and len(key) <= MAX_IDEMPOTENCY_KEY_CHARS and key.isprintable():
-            return key
-        return self.request_id
+        """The client's retry key; without one the request id (send X-Request-Id or
+        Idempotency-Key to make a retried restore safe). A malformed key is a 400: ignoring it
+        would let the retry apply the restore again, reverting edits made in between."""
+        key = self.request.headers.get(IDEMPOTENCY_HEADER)
+        return self.request_id if key is None else check_idempotency_key(key)
 
     async def post(self, doc_id: str, version_id: str) -> None:
         principal = await self.require_user()

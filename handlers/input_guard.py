@@ -23,6 +23,9 @@ MAX_JSON_DEPTH = 64
 MAX_JSON_INT = 2**63 - 1
 _INT_DIGITS = len(str(MAX_JSON_INT))
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_IDEMPOTENCY_KEY_CHARS = 128  # room for a UUID or a client's own composite key
+_IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]+")  # printable ASCII: what a header carries intact
 _BODY = "_body"  # the field name for a problem that is not inside any field
 
 
@@ -47,6 +50,17 @@ def check_text(name: str, value: str) -> str:
     if problem is not None:
         raise ValidationFailed(f"{safe_name(name)} {problem}", fields={safe_name(name): [problem]})
     return value
+
+
+def check_idempotency_key(value: str) -> str:
+    """A client's retry key: 1-128 printable ASCII characters, else a 400 naming the header."""
+    if len(value) > MAX_IDEMPOTENCY_KEY_CHARS:
+        reason = f"longer than {MAX_IDEMPOTENCY_KEY_CHARS} characters"
+    elif not _IDEMPOTENCY_KEY.fullmatch(value):
+        reason = "must be printable ASCII (no control characters)"
+    else:
+        return value
+    raise ValidationFailed(f"{IDEMPOTENCY_HEADER} {reason}", fields={IDEMPOTENCY_HEADER: [reason]})
 
 
 def safe_name(name: str) -> str:
