@@ -77,7 +77,9 @@ class DocumentsHandler(BaseHandler):
         placement = Placement(
             str(data["workspace_id"]), _str(data["board_id"]), _str(data["parent_id"])
         )
-        doc = await service.create_document(self.ctx, principal.user_id, placement, data["title"])
+        doc = await service.create_document(
+            self.ctx, principal.user_id, placement, data["title"], data.get("fragment")
+        )
         self.send(_document.dump(doc), 201)
 
 

@@ -16,7 +16,7 @@ from models.documents import Document
 
 
 class Block(peewee.Model):
-    """One reachable block of the CRDT block map (services/doc_content.py), replaced as a whole
+    """One block of the document's block tree (services/doc_content.py), replaced as a whole
     per document whenever the projection moves to a newer stream sequence."""
 
     document = peewee.ForeignKeyField(Document, on_delete="CASCADE", column_name="document_id")
@@ -30,6 +30,8 @@ class Block(peewee.Model):
     path = ArrayField(peewee.TextField, index=False)
     type = peewee.TextField()
     content = BinaryJSONField(index=False)
+    # The block's own plain text (inline content, table cells): for search (migration 0005).
+    text = peewee.TextField(default="", constraints=[peewee.SQL("DEFAULT ''")])
 
     class Meta:
         table_name = "blocks"

@@ -17,6 +17,8 @@ class Document(BaseModel):
     parent = peewee.ForeignKeyField("self", null=True, on_delete="CASCADE", index=True)
     title = peewee.TextField(default="", constraints=[peewee.SQL("DEFAULT ''")])
     is_private = peewee.BooleanField(default=False, constraints=[peewee.SQL("DEFAULT false")])
+    # The Y.XmlFragment holding the block tree; null: the `content_fragment` setting (0005).
+    fragment = peewee.TextField(null=True)
     created_by = peewee.ForeignKeyField(
         User, column_name="created_by", null=True, on_delete="SET NULL", index=True
     )

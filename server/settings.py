@@ -159,6 +159,10 @@ class Settings:
     auto_version_interval_s: float = 600.0
     auto_versions_keep: int = 50
     stream_health_interval_s: float = 60.0
+    # Documents (services/doc_content.py): the Y.XmlFragment holding the block tree when the
+    # document names none; `prosemirror` is what BlockNote's own Yjs utilities and y-prosemirror's
+    # `prosemirrorToYDoc` use. A document may name another (Tiptap: `default`).
+    content_fragment: str = "prosemirror"
 
     log_level: str = "INFO"
     log_format: str = "json"
@@ -279,6 +283,7 @@ ENV_VARIABLES: dict[str, str] = {
     "auto_version_interval_s": "COLLAB_AUTO_VERSION_INTERVAL_S",
     "auto_versions_keep": "COLLAB_AUTO_VERSIONS_KEEP",
     "stream_health_interval_s": "COLLAB_STREAM_HEALTH_INTERVAL_S",
+    "content_fragment": "COLLAB_CONTENT_FRAGMENT",
     "log_level": "COLLAB_LOG_LEVEL",
     "log_format": "COLLAB_LOG_FORMAT",
 }

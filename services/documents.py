@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from core.errors import NotFound, ValidationFailed
+from models.repo import doc_content as content_repo
 from models.repo import documents as repo
 from services import activity, permissions_cache, policy
 from services.doc_content import to_json
 from services.doc_state import EMPTY_UPDATE, DocState, load_state
+from core.errors import NotFound, ValidationFailed
 from services.policy import Action, Resource, SqlFacts
 from services.snapshots import refresh_projection
 from streams.doc_log import DocLog
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 MAX_TITLE_CHARS = 500
+# Root names are short identifiers in practice (`prosemirror`, `default`, `document-store`).
+MAX_FRAGMENT_CHARS = 100
 COPY_PREFIX = "Copy of "
 
 
@@ -98,7 +101,13 @@ def _header_data(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _insert(
-    conn: asyncpg.Connection, actor_id: str, placement: Placement, title: str, **event: Any
+    conn: asyncpg.Connection,
+    actor_id: str,
+    placement: Placement,
+    title: str,
+    *,
+    fragment: str | None = None,
+    **event: Any,
 ) -> tuple[dict[str, Any], activity.StagedEvent]:
     doc = await repo.insert_document(
         conn,
@@ -108,6 +117,7 @@ async def _insert(
         title=title,
         is_private=False,
         created_by=actor_id,
+        fragment=fragment,
     )
     staged = await activity.stage(
         conn,
@@ -119,19 +129,25 @@ async def _insert(
     return doc, staged
 
 
-def with_content(doc: dict[str, Any], state: DocState | None) -> dict[str, Any]:
+def fragment_of(ctx: AppContext, doc: dict[str, Any]) -> str:
+    """The fragment holding the document's block tree: its own, else the setting's default."""
+    return doc.get("fragment") or ctx.settings.content_fragment
+
+
+def with_content(ctx: AppContext, doc: dict[str, Any], state: DocState | None) -> dict[str, Any]:
     update = state.update if state is not None else EMPTY_UPDATE
-    return {**doc, "version": state.seq if state else 0, "content": to_json(update)}
+    content = to_json(update, fragment_of(ctx, doc))
+    return {**doc, "version": state.seq if state else 0, "content": content}
 
 
 async def create_document(
-    ctx: AppContext, actor_id: str, placement: Placement, title: str
+    ctx: AppContext, actor_id: str, placement: Placement, title: str, fragment: str | None = None
 ) -> dict[str, Any]:
     await check_placement(ctx, actor_id, placement)
     async with ctx.db.transaction() as conn:
-        doc, staged = await _insert(conn, actor_id, placement, title)
+        doc, staged = await _insert(conn, actor_id, placement, title, fragment=fragment)
     await activity.publish_staged(ctx, [staged])
-    return with_content(doc, None)
+    return with_content(ctx, doc, None)
 
 
 async def get_document(ctx: AppContext, actor_id: str, doc_id: str) -> dict[str, Any]:
@@ -140,7 +156,7 @@ async def get_document(ctx: AppContext, actor_id: str, doc_id: str) -> dict[str,
     doc = await repo.get_document(ctx.db, doc_id)
     if doc is None:
         raise NotFound("document not found")
-    return with_content(doc, await load_state(ctx.db, doc_log_of(ctx), doc_id))
+    return with_content(ctx, doc, await load_state(ctx.db, doc_log_of(ctx), doc_id))
 
 
 # The caller's effective role on each listed document: the policy's own rule table compiled to SQL,
@@ -207,7 +223,8 @@ async def list_documents(
 async def update_document(
     ctx: AppContext, actor_id: str, doc_id: str, changes: dict[str, Any]
 ) -> dict[str, Any]:
-    """Rename and/or move under another page (or to the top level with `parent_id: null`)."""
+    """Rename, move under another page (or to the top level with `parent_id: null`), or name
+    the fragment holding the block tree (`fragment: null`: the setting's default)."""
     if not changes:
         raise ValidationFailed("nothing to update")
     access = await policy.require(ctx, actor_id, Action.DOCUMENT_EDIT, Resource.document(doc_id))
@@ -225,6 +242,8 @@ async def update_document(
         doc = await repo.update_document(conn, doc_id, changes)
         if doc is None:
             raise NotFound("document not found")
+        if "fragment" in changes:  # another fragment holds the blocks: re-project at once
+            await content_repo.reset_projection(conn, doc_id)
         staged = await activity.stage(
             conn,
             access.workspace_id,
@@ -233,7 +252,9 @@ async def update_document(
             {"document_id": doc_id, "changes": changes},
         )
     await activity.publish_staged(ctx, [staged])
-    return with_content(doc, await load_state(ctx.db, doc_log_of(ctx), doc_id))
+    if "fragment" in changes:
+        await refresh_projection_now(ctx, doc_id)
+    return with_content(ctx, doc, await load_state(ctx.db, doc_log_of(ctx), doc_id))
 
 
 async def delete_document(ctx: AppContext, actor_id: str, doc_id: str) -> list[str]:
@@ -285,7 +306,9 @@ async def duplicate_document(
     state = await load_state(ctx.db, doc_log_of(ctx), doc_id)
     new_title = title if title is not None else copy_title(source["title"])
     async with ctx.db.transaction() as conn:
-        doc, staged = await _insert(conn, actor_id, placement, new_title, source_id=doc_id)
+        doc, staged = await _insert(
+            conn, actor_id, placement, new_title, fragment=source["fragment"], source_id=doc_id
+        )
     new_id = str(doc["id"])
     try:
         copied = await _copy_content(ctx, actor_id, new_id, state.update)
@@ -296,7 +319,7 @@ async def duplicate_document(
         await ctx.db.execute("DELETE FROM documents WHERE id = $1", new_id)
         raise
     await activity.publish_staged(ctx, [staged])
-    return with_content(doc, copied)
+    return with_content(ctx, doc, copied)
 
 
 async def _copy_content(
@@ -315,4 +338,6 @@ async def refresh_projection_now(ctx: AppContext, doc_id: str) -> None:
     """After a REST write: project the document as it is now (including concurrent edits)."""
     state = await load_state(ctx.db, doc_log_of(ctx), doc_id)
     async with ctx.db.transaction() as conn:
-        await refresh_projection(conn, doc_id, state.seq, state.update)
+        await refresh_projection(
+            conn, doc_id, state.seq, state.update, ctx.settings.content_fragment
+        )

@@ -185,7 +185,7 @@ async def _snapshot_in_transaction(
     await content_repo.save_compaction(
         conn, doc_id, snapshot_seq=new_seq, prev_seq=previous.seq, overlap_msgs=len(entries)
     )
-    await refresh_projection(conn, doc_id, new_seq, state)
+    await refresh_projection(conn, doc_id, new_seq, state, ctx.settings.content_fragment)
     auto_version = await _keep_auto_version(conn, doc_id, new_seq, state, retention_of(ctx))
     await _call(hooks.before_commit, conn)
     purge_through = new_seq if tight else previous.seq
@@ -228,10 +228,13 @@ def _fold(doc_id: str, previous: bytes, entries: list[LogEntry]) -> tuple[bytes,
     return state, skipped
 
 
-async def refresh_projection(conn: asyncpg.Connection, doc_id: str, seq: int, state: bytes) -> bool:
+async def refresh_projection(
+    conn: asyncpg.Connection, doc_id: str, seq: int, state: bytes, default_fragment: str
+) -> bool:
     """Rebuild the `blocks` rows from `state` (covering `seq`) unless a newer projection exists."""
+    fragment = await documents_repo.get_fragment(conn, doc_id) or default_fragment
     try:
-        rows = project_blocks(state)
+        rows = project_blocks(state, fragment)
     except ContentError as err:
         log.error("projection.unreadable_state", doc_id=doc_id, seq=seq, error=repr(err))
         return False

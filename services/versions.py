@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from core.errors import Conflict, NotFound
 from models.repo import doc_snapshots
 from models.repo import documents as repo
 from services import activity, policy
-from services.doc_content import make_restore_update, to_json
-from services.doc_state import load_state, merge
-from services.documents import doc_log_of, refresh_projection_now
+from services.doc_content import RootTypeConflict, make_restore_update, to_json
+from services.doc_state import EMPTY_UPDATE, load_state, merge
+from services.documents import doc_log_of, fragment_of, refresh_projection_now
+from core.errors import Conflict, NotFound
 from services.policy import Action, Resource
 
 if TYPE_CHECKING:
@@ -82,7 +82,8 @@ async def get_version(
     await policy.require(ctx, actor_id, Action.DOCUMENT_VIEW, Resource.document(doc_id))
     version = await _version_or_404(ctx, doc_id, version_id)
     state = version.pop("state")
-    return {**version, "content": to_json(bytes(state))}
+    fragment = fragment_of(ctx, {"fragment": await repo.get_fragment(ctx.db, doc_id)})
+    return {**version, "content": to_json(bytes(state), fragment)}
 
 
 def _restore_name(version: dict[str, Any]) -> str:
@@ -90,13 +91,25 @@ def _restore_name(version: dict[str, Any]) -> str:
     return f"Restored from {label}"[:200]
 
 
+def _restore_diff(current: bytes, version_state: bytes) -> bytes:
+    try:
+        return make_restore_update(current, version_state)
+    except RootTypeConflict as err:
+        raise Conflict(
+            str(err), code="root_type_conflict", fields={"roots": {err.name: [str(err)]}}
+        ) from err
+
+
 async def restore_version(
     ctx: AppContext, actor_id: str, doc_id: str, version_id: str, key: str
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[dict[str, Any] | None, bool]:
     """Write the version's content into the live document as a new update.
 
     Returns (the 'restore' version recorded at the new seq, whether this call applied it);
-    `key` identifies the client's attempt, so a retry gets the first result back.
+    `key` identifies the client's attempt, so a retry gets the first result back. When the
+    document already equals the version nothing is published or recorded: (None, False).
+    A root whose type differs between the document and the version is a 409
+    (`root_type_conflict`), with nothing written.
     """
     access = await policy.require(ctx, actor_id, Action.DOCUMENT_EDIT, Resource.document(doc_id))
     version = await _version_or_404(ctx, doc_id, version_id)
@@ -107,7 +120,10 @@ async def restore_version(
         if recorded is not None:
             return recorded, False
     current = await load_state(ctx.db, doc_log_of(ctx), doc_id)
-    diff = make_restore_update(current.update, bytes(version["state"]))
+    diff = _restore_diff(current.update, bytes(version["state"]))
+    if diff == EMPTY_UPDATE:
+        log.info("version.restore_unchanged", doc_id=doc_id, version_id=version_id)
+        return None, False
     ack = await doc_log_of(ctx).publish(
         doc_id, diff, msg_id=msg_id, client=RESTORE_CLIENT, user=actor_id
     )

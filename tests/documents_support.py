@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from pycrdt import Array, Decoder, Doc, Map, Text
+from pycrdt import Decoder, Doc, Text, XmlElement, XmlFragment
 
 from services.doc_content import load_doc, to_json
 from services.doc_state import load_state
 from streams.doc_log import DocLog
+from tests.content_docs import bn_block, child_group
 
 
 @dataclass
@@ -132,14 +133,53 @@ class Writer:
         target.insert(len(str(target).encode()), text)
         return await self.publish(self.doc.get_update(before))
 
-    async def add_block(self, block_id: str, text: str, block_type: str = "paragraph") -> int:
+    async def add_block(
+        self,
+        block_id: str,
+        text: str,
+        block_type: str = "paragraph",
+        *,
+        parent: str | None = None,
+        props: dict | None = None,
+    ) -> int:
+        """Append a BlockNote block (as y-prosemirror writes it) at the top level or as the last
+        child of `parent`."""
         before = self.doc.get_state()
         with self.doc.transaction():
-            self.doc.get("blocks", type=Map)[block_id] = Map(
-                {"type": block_type, "props": Map(), "text": Text(text), "children": Array()}
-            )
-            self.doc.get("root", type=Array).append(block_id)
+            group = self.block_group() if parent is None else child_group(self.container(parent))
+            bn_block(group, block_id, [(text, None)], kind=block_type, props=props)
         return await self.publish(self.doc.get_update(before))
+
+    def block_group(self) -> XmlElement:
+        fragment = self.doc.get("prosemirror", type=XmlFragment)
+        if not len(fragment.children):
+            fragment.children.append(XmlElement("blockGroup"))
+        return fragment.children[0]
+
+    def container(self, block_id: str) -> XmlElement:
+        stack = [self.block_group()]
+        while stack:
+            for node in stack.pop().children:
+                if node.attributes.get("id") == block_id:
+                    return node
+                stack.extend(c for c in node.children if c.tag == "blockGroup")
+        raise KeyError(block_id)
+
+
+def root_text(content: dict, name: str = "text") -> str:
+    """The value of a Text root in a `content` JSON ("" when absent)."""
+    return content["roots"].get(name, {}).get("value", "")
+
+
+def block_texts(content: dict) -> dict[str, str]:
+    """block id → plain text, over the whole tree."""
+    found: dict[str, str] = {}
+    stack = list(content["blocks"])
+    while stack:
+        block = stack.pop()
+        found[block["id"]] = block["text"]
+        stack.extend(block["children"])
+    return found
 
 
 async def fresh_content(ctx, doc_log: DocLog, doc_id: str) -> dict:

@@ -1,4 +1,5 @@
-"""The CRDT content model: JSON view, block projection, restore diffs that converge (pycrdt + Yjs)."""
+"""The CRDT content model: the block tree of BlockNote / Tiptap fragments, every root as JSON,
+the projection, and restore diffs over every root type that converge (pycrdt + real Yjs)."""
 
 from __future__ import annotations
 
@@ -10,17 +11,26 @@ import pycrdt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pycrdt import Array, Doc, Map, Text
+from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
 from services.doc_content import (
     ContentError,
+    RootTypeConflict,
     load_doc,
     make_restore_update,
     project_blocks,
     state_vector,
     to_json,
 )
-from services.doc_state import merge
+from services.doc_state import EMPTY_UPDATE, merge
+from tests.content_docs import (
+    PARAGRAPH_PROPS,
+    blocknote_doc,
+    blocknote_group,
+    bn_block,
+    child_group,
+    tiptap_doc,
+)
 from tests.yjs_client import ensure_node_modules
 
 JS_DIR = Path(__file__).parent / "js"
@@ -37,7 +47,9 @@ def add_block(doc: Doc, block_id: str, text: str, *, parent: str | None = None, 
 
 
 def sample_doc() -> Doc:
-    doc = Doc()
+    """A BlockNote fragment plus generic roots of every type (the old `blocks`/`root` map layout
+    among them: now ordinary Map/Array roots)."""
+    doc = blocknote_doc()
     add_block(doc, "b1", "hello 😀 world", align="left")
     add_block(doc, "b2", "child", parent="b1", done=False)
     add_block(doc, "b3", "second")
@@ -52,7 +64,16 @@ def edit(doc: Doc) -> bytes:
     """Many kinds of change at once: text, marks, props, moves, deletes, new blocks, roots."""
     before = doc.get_state()
     blocks = doc.get("blocks", type=Map)
+    group = blocknote_group(doc)
     with doc.transaction():
+        heading = group.children[0].children[0]
+        heading.attributes["level"] = 3
+        heading.children[0].insert(0, "New ")
+        paragraph_text = group.children[1].children[0].children[0]
+        paragraph_text.format(0, 5, {"italic": {}})
+        del group.children[1].children[1]  # the child block c1 with its group
+        del group.children[2]  # the image
+        bn_block(group, "n1", [("added", {"bold": {}})])
         blocks["b1"]["text"].insert(0, "XX ")
         blocks["b1"]["text"].format(0, 2, {"bold": True})
         blocks["b1"]["props"]["align"] = "right"
@@ -71,12 +92,12 @@ def content(doc: Doc) -> dict:
     return to_json(doc.get_update())
 
 
-def run_yjs(updates: list[bytes]) -> dict:
+def run_yjs(updates: list[bytes], fragments: list[str] | None = None) -> dict:
     """Apply updates in a real Yjs doc (tests/js/apply_updates.mjs)."""
     ensure_node_modules()  # a clean checkout has no tests/js/node_modules yet
     proc = subprocess.run(
         ["node", "apply_updates.mjs"],
-        input=json.dumps({"updates": [u.hex() for u in updates]}),
+        input=json.dumps({"updates": [u.hex() for u in updates], "fragments": fragments or []}),
         capture_output=True,
         text=True,
         cwd=JS_DIR,
@@ -89,36 +110,88 @@ def run_yjs(updates: list[bytes]) -> dict:
 # --- reading ---------------------------------------------------------------------------------
 
 
-def test_to_json_shows_block_tree_and_generic_roots():
-    body = content(sample_doc())
-    assert body == {
-        "meta": {"title": "Sample"},
-        "blocks": [
-            {
-                "id": "b1",
-                "type": "paragraph",
-                "props": {"align": "left"},
-                "text": "hello 😀 world",
-                "children": [
-                    {
-                        "id": "b2",
-                        "type": "paragraph",
-                        "props": {"done": False},
-                        "text": "child",
-                        "children": [],
-                    }
-                ],
-            },
-            {"id": "b3", "type": "paragraph", "props": {}, "text": "second", "children": []},
+def test_blocknote_fragment_reads_as_a_block_tree():
+    body = content(blocknote_doc())
+    assert (body["fragment"], body["layout"]) == ("prosemirror", "blocknote")
+    h1, p1, i1 = body["blocks"]
+    assert h1 == {
+        "id": "h1",
+        "type": "heading",
+        "props": {**PARAGRAPH_PROPS, "level": 2},
+        "content": [{"type": "text", "text": "Title", "styles": {}}],
+        "text": "Title",
+        "children": [],
+    }
+    assert p1["content"] == [
+        {"type": "text", "text": "Hello ", "styles": {}},
+        {"type": "text", "text": "bold", "styles": {"bold": True, "textColor": "red"}},
+        {
+            "type": "link",
+            "href": "https://example.org",
+            "content": [{"type": "text", "text": "site", "styles": {}}],
+        },
+        {"type": "text", "text": "\n", "styles": {}},
+        {"type": "mention", "props": {"user": "u-1"}},
+        {"type": "text", "text": "end", "styles": {}},
+    ]
+    assert p1["text"] == "Hello boldsite\nend"
+    assert [c["id"] for c in p1["children"]] == ["c1"]
+    assert p1["children"][0]["props"]["checked"] is True
+    # An image has no content in BlockNote's schema (x-content "none"): no `content` key.
+    assert i1["type"] == "image" and "content" not in i1
+    assert i1["props"]["url"] == "https://example.org/a.png"
+
+
+def test_generic_tiptap_fragment_reads_with_positional_ids():
+    doc = tiptap_doc()
+    body = to_json(doc.get_update())  # `prosemirror` absent, one fragment: `default` is read
+    assert (body["fragment"], body["layout"]) == ("default", "prosemirror")
+    heading, paragraph, bullets = body["blocks"]
+    assert (heading["id"], heading["type"], heading["props"]) == ("0", "heading", {"level": 1})
+    assert paragraph["content"][1] == {"type": "text", "text": "italic", "styles": {"italic": True}}
+    assert [item["id"] for item in bullets["children"]] == ["2.0", "2.1"]
+    assert bullets["children"][1]["children"][0]["text"] == "two"
+
+
+def test_every_root_is_shown_with_its_type_whatever_its_name():
+    doc = blocknote_doc(name="text")  # a fragment under a name plain clients use for Text
+    doc.get("prosemirror", type=Text).insert(0, "a text named like a fragment")
+    doc.get("meta", type=Map)["title"] = "Sample"
+    doc.get("root", type=Array).extend(["b1", 2])
+    formatted = doc.get("notes", type=Text)
+    formatted.insert(0, "plain bold")
+    formatted.format(6, 10, {"bold": True})
+    body = content(doc)
+    roots = body["roots"]
+    assert roots["text"]["type"] == "xml_fragment"
+    assert roots["text"]["value"]["content"][0]["type"] == "blockGroup"
+    assert roots["prosemirror"] == {"type": "text", "value": "a text named like a fragment"}
+    assert roots["meta"] == {"type": "map", "value": {"title": "Sample"}}
+    assert roots["root"] == {"type": "array", "value": ["b1", 2]}
+    assert roots["notes"]["delta"][1] == {
+        "type": "text",
+        "text": "bold",
+        "marks": [{"type": "bold"}],
+    }
+    # `prosemirror` is a Text here, so no block tree is claimed from another fragment.
+    assert (body["layout"], body["blocks"]) == ("empty", [])
+    assert to_json(doc.get_update(), "text")["layout"] == "blocknote"
+
+
+def test_fragment_json_is_prosemirror_json():
+    value = content(tiptap_doc())["roots"]["default"]["value"]
+    assert value["type"] == "doc"
+    assert value["content"][1] == {
+        "type": "paragraph",
+        "content": [
+            {"type": "text", "text": "plain "},
+            {"type": "text", "text": "italic", "marks": [{"type": "italic", "attrs": {}}]},
         ],
-        "text": "generic",
-        "map": {"n": 3},
-        "array": [1, "two"],
     }
 
 
 def test_empty_and_malformed_states():
-    empty = {"meta": {}, "blocks": [], "text": "", "map": {}, "array": []}
+    empty = {"fragment": "prosemirror", "layout": "empty", "blocks": [], "roots": {}}
     assert to_json(b"") == empty
     assert to_json(b"\x00\x00") == empty
     with pytest.raises(ContentError):
@@ -127,34 +200,23 @@ def test_empty_and_malformed_states():
         state_vector(b"\x05\x01")
 
 
-def test_cycles_duplicates_orphans_and_foreign_shapes_are_tolerated():
-    doc = Doc()
-    add_block(doc, "a", "A")
-    add_block(doc, "b", "B", parent="a")
-    blocks = doc.get("blocks", type=Map)
-    with doc.transaction():
-        blocks["b"]["children"].append("a")  # cycle a → b → a
-        doc.get("root", type=Array).extend(["b", "missing", 7])  # duplicate, dangling, not an id
-        blocks["orphan"] = Map(
-            {"type": "x", "props": Map(), "text": Text("o"), "children": Array()}
-        )
-        blocks["odd"] = "not a map"
-        doc.get("root", type=Array).append("odd")
-    tree = content(doc)["blocks"]
-    assert [n["id"] for n in tree] == ["a", "odd"]
-    assert [n["id"] for n in tree[0]["children"]] == ["b"]
-    assert tree[0]["children"][0]["children"] == []
-    assert tree[1] == {"id": "odd", "type": "unknown", "props": {}, "text": "", "children": []}
-
-
-def test_projection_rows_have_parent_position_depth_and_path():
-    rows = project_blocks(sample_doc().get_update())
+def test_projection_rows_have_parent_position_depth_path_and_text():
+    rows = project_blocks(blocknote_doc().get_update())
     by_id = {r.block_id: r for r in rows}
-    assert [r.block_id for r in rows] == ["b1", "b2", "b3"]
-    assert (by_id["b2"].parent_id, by_id["b2"].position, by_id["b2"].depth) == ("b1", 0, 1)
-    assert by_id["b2"].path == ["b1", "b2"]
-    assert (by_id["b3"].parent_id, by_id["b3"].position, by_id["b3"].depth) == (None, 1, 0)
-    assert by_id["b1"].content == {"props": {"align": "left"}, "text": "hello 😀 world"}
+    assert [r.block_id for r in rows] == ["h1", "p1", "c1", "i1"]
+    assert (by_id["c1"].parent_id, by_id["c1"].position, by_id["c1"].depth) == ("p1", 0, 1)
+    assert by_id["c1"].path == ["p1", "c1"]
+    assert (by_id["i1"].parent_id, by_id["i1"].position, by_id["i1"].depth) == (None, 2, 0)
+    assert by_id["h1"].content["props"]["level"] == 2
+    assert by_id["p1"].text == "Hello boldsite\nend"
+
+
+def test_projection_keeps_the_first_of_two_blocks_with_one_id():
+    doc = blocknote_doc()
+    bn_block(blocknote_group(doc), "h1", [("pasted twice", None)])
+    rows = project_blocks(doc.get_update())
+    assert [r.block_id for r in rows].count("h1") == 1
+    assert rows[0].text == "Title"
 
 
 # --- restore diffs ---------------------------------------------------------------------------
@@ -203,7 +265,8 @@ def test_restore_keeps_concurrent_edits_and_all_clients_converge():
     b.apply_update(diff)
     assert _clients(a.get_update()) == _clients(b.get_update())  # encoding order varies
     assert content(a) == content(b)
-    assert content(a)["blocks"][-1]["text"] == "concurrent second"
+    blocks = content(a)["roots"]["blocks"]["value"]
+    assert blocks["b3"]["text"] == "concurrent second"
 
 
 def test_restore_uses_a_fresh_client_id_each_time():
@@ -252,8 +315,9 @@ def test_restore_converges_in_real_yjs():
     edit(author)
     current = author.get_update()
     diff = make_restore_update(current, target)
-    result = run_yjs([current, diff])
+    result = run_yjs([current, diff], fragments=["prosemirror"])
     assert result["pending"] is False
+    assert result["xml"]["prosemirror"] == run_yjs([target], ["prosemirror"])["xml"]["prosemirror"]
     assert to_json(bytes.fromhex(result["state"])) == to_json(target)
     assert result["root"] == ["b1", "b3"]
     assert result["blocks"]["b1"]["text"] == "hello 😀 world"
@@ -312,6 +376,125 @@ def test_any_past_state_restores(first, second):
     apply_ops(doc, first)
     target = doc.get_update()
     apply_ops(doc, second)
+    current = doc.get_update()
+    client = load_doc(current)
+    client.apply_update(make_restore_update(current, target))
+    assert content(client) == to_json(target)
+
+
+# --- restore over fragments and roots of any type --------------------------------------------
+
+
+def test_restore_of_an_unchanged_document_is_an_empty_update():
+    current = sample_doc().get_update()
+    assert make_restore_update(current, current) == EMPTY_UPDATE
+
+
+def test_restore_edits_blocks_in_place_so_concurrent_typing_inside_survives():
+    author = blocknote_doc()
+    target = author.get_update()
+    before = author.get_state()
+    paragraph_text = blocknote_group(author).children[1].children[0].children[0]
+    paragraph_text.insert(0, "edited ")
+    current = merge([target, author.get_update(before)])
+    typist = load_doc(current)
+    before = typist.get_state()
+    typist_text = blocknote_group(typist).children[1].children[0].children[0]
+    typist_text.insert(len(str(typist_text).encode()), "!")  # typed while the restore ran
+    typed = typist.get_update(before)
+    diff = make_restore_update(current, target)
+    merged = content(load_doc(merge([current, typed, diff])))
+    p1 = merged["blocks"][1]
+    assert p1["id"] == "p1"  # the same container, not a deleted one and a copy
+    assert p1["content"][0]["text"] == "Hello "  # the restored text ...
+    assert p1["text"] == "Hello boldsite!\nend"  # ... and the concurrent keystroke
+
+
+def test_restore_empties_roots_the_version_did_not_have():
+    doc = blocknote_doc()
+    target = doc.get_update()
+    doc.get("later", type=Map)["k"] = "v"
+    doc.get("notes", type=Text).insert(0, "written after the version")
+    current = doc.get_update()
+    restored = to_json(merge([current, make_restore_update(current, target)]))
+    assert restored["blocks"] == to_json(target)["blocks"]
+    assert "later" not in restored["roots"] and "notes" not in restored["roots"]
+
+
+def test_restore_refuses_a_root_whose_type_changed():
+    as_text = Doc()
+    as_text.get("body", type=Text).insert(0, "text")
+    as_fragment = Doc()
+    as_fragment.get("body", type=XmlFragment).children.append(XmlElement("paragraph"))
+    with pytest.raises(RootTypeConflict) as err:
+        make_restore_update(as_text.get_update(), as_fragment.get_update())
+    assert err.value.name == "body"
+
+
+FRAGMENT_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["add", "type", "bold", "delete", "move", "attr", "nest", "root"]),
+        st.integers(min_value=0, max_value=50),
+        st.text(alphabet="ab😀é \n", max_size=6),
+    ),
+    max_size=10,
+)
+
+
+def _containers(doc: Doc) -> list[XmlElement]:
+    """Every blockContainer, depth first."""
+    found: list[XmlElement] = []
+    stack = [blocknote_group(doc)]
+    while stack:
+        group = stack.pop()
+        for container in group.children:
+            found.append(container)
+            stack.extend(c for c in container.children if c.tag == "blockGroup")
+    return found
+
+
+def apply_fragment_ops(doc: Doc, ops: list[tuple[str, int, str]]) -> None:
+    for op, n, s in ops:
+        containers = _containers(doc)
+        with doc.transaction():
+            if op == "add" or not containers:
+                bn_block(blocknote_group(doc), f"k{n}-{len(containers)}", [(s or "x", None)])
+                continue
+            container = containers[n % len(containers)]
+            node = container.children[0]
+            if op in ("type", "bold") and not len(node.children):
+                node.children.append(XmlText())
+            if op == "type":
+                node.children[0].insert(0, s)
+            elif op == "bold":
+                text = node.children[0]
+                text.format(0, len(str(text).encode()), {"bold": {}} if n % 2 else {"bold": None})
+            elif op == "delete":
+                parent = container.parent
+                del parent.children[list(parent.children).index(container)]
+                if not len(parent.children) and parent.tag == "blockGroup" and parent.parent:
+                    grand = parent.parent
+                    if isinstance(grand, XmlElement):
+                        del grand.children[1]
+            elif op == "move":
+                label = f"moved-{n}-{len(containers)}"
+                moved = str(node.children[0]) if len(node.children) else s
+                bn_block(blocknote_group(doc), label, [(moved or "m", None)])
+            elif op == "attr":
+                node.attributes["textAlignment"] = ["left", "center", "right"][n % 3]
+            elif op == "nest":
+                bn_block(child_group(container), f"c{n}-{len(containers)}", [(s or "c", None)])
+            else:
+                doc.get("text", type=Text).insert(0, s)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(FRAGMENT_OPS, FRAGMENT_OPS)
+def test_any_past_fragment_state_restores(first, second):
+    doc = blocknote_doc()
+    apply_fragment_ops(doc, first)
+    target = doc.get_update()
+    apply_fragment_ops(doc, second)
     current = doc.get_update()
     client = load_doc(current)
     client.apply_update(make_restore_update(current, target))

@@ -9,7 +9,16 @@ import pycrdt
 import pytest
 
 from streams.doc_log import DocLog
-from tests.documents_support import Writer, create, grant, join, make_board, make_workspace
+from tests.content_docs import PARAGRAPH_PROPS
+from tests.documents_support import (
+    Writer,
+    create,
+    grant,
+    join,
+    make_board,
+    make_workspace,
+    root_text,
+)
 from tests.ws_helpers import fast_user
 
 DOCS = "/api/v1/documents/"
@@ -43,7 +52,12 @@ async def test_create_and_get_an_empty_document(api, ctx):
     doc = await create(api, owner, team["ws"], title="Spec")
     assert doc["title"] == "Spec" and doc["version"] == 0
     assert doc["created_by"] == owner.id and doc["parent_id"] is None and doc["board_id"] is None
-    assert doc["content"] == {"meta": {}, "blocks": [], "text": "", "map": {}, "array": []}
+    assert doc["content"] == {
+        "fragment": "prosemirror",
+        "layout": "empty",
+        "blocks": [],
+        "roots": {},
+    }
     got = await api.get(f"{DOCS}{doc['id']}/", token=owner.access_token)
     assert got.status == 200 and got.body == doc
 
@@ -134,9 +148,16 @@ async def test_get_shows_content_and_version_from_the_log(api, ctx, doc_log):
     got = await api.get(f"{DOCS}{doc['id']}/", token=owner.access_token)
     assert got.body["version"] == last
     assert got.body["content"]["blocks"] == [
-        {"id": "b1", "type": "paragraph", "props": {}, "text": "Hello", "children": []}
+        {
+            "id": "b1",
+            "type": "paragraph",
+            "props": PARAGRAPH_PROPS,
+            "content": [{"type": "text", "text": "Hello", "styles": {}}],
+            "text": "Hello",
+            "children": [],
+        }
     ]
-    assert got.body["content"]["text"] == "plain text"
+    assert root_text(got.body["content"]) == "plain text"
 
 
 async def test_get_wrong_ids(api, ctx):
@@ -360,9 +381,9 @@ async def test_duplicate_copies_current_content(api, ctx, doc_log):
     copy_writer.doc.apply_update(entries[0].update)
     await copy_writer.type_text(" more")
     got = await api.get(f"{DOCS}{copy['id']}/", token=owner.access_token)
-    assert got.body["content"]["text"] == "body more"
+    assert root_text(got.body["content"]) == "body more"
     again = await api.get(f"{DOCS}{doc['id']}/", token=owner.access_token)
-    assert again.body["content"]["text"] == "body"
+    assert root_text(again.body["content"]) == "body"
     rows = await ctx.db.fetch("SELECT block_id FROM blocks WHERE document_id = $1", copy["id"])
     assert [r["block_id"] for r in rows] == ["b1"]
 

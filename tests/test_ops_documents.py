@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ops.stream_health import render, worst
 from streams.doc_usage import StreamUsage, assess
-from tests.documents_support import Writer, make_doc_row
+from tests.documents_support import Writer, make_doc_row, root_text
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,7 +46,7 @@ async def test_replay_snapshot_now_and_inspect_a_document(ctx, settings):
     assert code == 0, err
     replayed = json.loads(out)
     assert replayed["version"] == last and replayed["replayed_updates"] == 2
-    assert replayed["content"]["text"] == "hello"
+    assert root_text(replayed["content"]) == "hello"
 
     code, out, err = await collab(settings, "snapshot-now", "--doc", writer.doc_id)
     assert code == 0, err

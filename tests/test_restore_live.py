@@ -10,6 +10,7 @@ import dataclasses
 import pytest
 
 from services.snapshots import snapshot_document
+from tests.documents_support import root_text
 from tests.realtime_support import document_with, ws_base
 from tests.yjs_client import YjsNodeClients
 
@@ -63,4 +64,4 @@ async def test_restore_reaches_connected_yjs_clients(api, ctx, ws_port) -> None:
         await clients.wait_synced("late")
         assert (await clients.state("late", roots=TEXT))["json"] == {"text": "the original!"}
     got = await api.get(f"{DOCS}{setup.doc_id}/", token=owner.access_token)
-    assert got.body["content"]["text"] == "the original!"
+    assert root_text(got.body["content"]) == "the original!"

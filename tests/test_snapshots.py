@@ -23,10 +23,12 @@ from services.snapshots import SnapshotHooks, snapshot_document
 from streams.doc_log import DocLog
 from streams.doc_usage import subject_counts
 from streams.jetstream import doc_update_subject
+from tests.content_docs import PARAGRAPH_PROPS
 from tests.documents_support import (
     Writer,
     fresh_content,
     make_doc_row,
+    root_text,
     same_state,
 )
 
@@ -313,9 +315,9 @@ async def test_pending_structs_survive_snapshot_purge_cycles(ctx, doc_log):
     second = await snapshot_document(ctx, doc_id)
     assert second.purged_through > 0
     await source.publish(u1)
-    assert (await fresh_content(ctx, doc_log, doc_id))["text"] == "first second"
+    assert root_text(await fresh_content(ctx, doc_log, doc_id)) == "first second"
     await snapshot_document(ctx, doc_id)
-    assert (await fresh_content(ctx, doc_log, doc_id))["text"] == "first second"
+    assert root_text(await fresh_content(ctx, doc_log, doc_id)) == "first second"
 
 
 async def test_purge_never_below_two_and_never_touches_other_documents(ctx, doc_log):
@@ -345,7 +347,7 @@ async def test_missing_document_and_poison_update(ctx, doc_log):
     result = await snapshot_document(ctx, writer.doc_id)
     assert result.status == "snapshotted" and result.poison_skipped == 1
     snapshot = await doc_snapshots.get_snapshot(ctx.db, writer.doc_id)
-    assert to_json(snapshot.state)["text"] == "ok!"
+    assert root_text(to_json(snapshot.state)) == "ok!"
 
 
 # --- R6: Postgres down ---------------------------------------------------------------------------
@@ -381,19 +383,8 @@ async def test_snapshot_refreshes_the_blocks_projection(ctx, doc_log):
     writer = await writer_for(ctx, doc_log)
     await writer.add_block("intro", "Hello")
     await writer.add_block("body", "World", block_type="heading")
-    blocks = writer.doc.get("blocks", type=pycrdt.Map)
-    before = writer.doc.get_state()
-    with writer.doc.transaction():
-        blocks["child"] = pycrdt.Map(
-            {
-                "type": "todo",
-                "props": pycrdt.Map({"done": True}),
-                "text": pycrdt.Text("nested"),
-                "children": pycrdt.Array(),
-            }
-        )
-        blocks["body"]["children"].append("child")
-    seq = await writer.publish(writer.doc.get_update(before))
+    todo = {**PARAGRAPH_PROPS, "checked": True}
+    seq = await writer.add_block("child", "nested", "checkListItem", parent="body", props=todo)
     await snapshot_document(ctx, writer.doc_id)
     assert await content_repo.projection_seq(ctx.db, writer.doc_id) == seq
     rows = {r["block_id"]: r for r in await content_repo.list_blocks(ctx.db, writer.doc_id)}
@@ -403,7 +394,11 @@ async def test_snapshot_refreshes_the_blocks_projection(ctx, doc_log):
         1,
         ["body", "child"],
     )
-    assert rows["child"]["content"] == {"props": {"done": True}, "text": "nested"}
+    assert rows["child"]["type"] == "checkListItem" and rows["child"]["text"] == "nested"
+    assert rows["child"]["content"] == {
+        "props": todo,
+        "content": [{"type": "text", "text": "nested", "styles": {}}],
+    }
     subtree = await ctx.db.fetch(
         "SELECT block_id FROM blocks WHERE document_id = $1 AND path @> ARRAY[$2]::text[]",
         writer.doc_id,
@@ -413,7 +408,7 @@ async def test_snapshot_refreshes_the_blocks_projection(ctx, doc_log):
     found = await ctx.db.fetch(
         "SELECT block_id FROM blocks WHERE document_id = $1 AND content @> $2::jsonb",
         writer.doc_id,
-        {"props": {"done": True}},
+        {"props": {"checked": True}},
     )
     assert [r["block_id"] for r in found] == ["child"]
 

@@ -12,7 +12,15 @@ import pytest
 from services.doc_content import to_json
 from services.snapshots import snapshot_document
 from streams.doc_log import DocLog, LogEntry
-from tests.documents_support import Writer, content_of, create, grant, join, make_workspace
+from tests.documents_support import (
+    Writer,
+    content_of,
+    create,
+    grant,
+    join,
+    make_workspace,
+    root_text,
+)
 from tests.ws_helpers import fast_user
 
 DOCS = "/api/v1/documents/"
@@ -78,7 +86,7 @@ async def test_named_versions_are_listed_and_readable(api, ctx, doc_log):
     listed = await api.get(f"{DOCS}{doc_id}/versions/", token=owner.access_token)
     assert [v["id"] for v in listed.body["items"]] == [v2["id"], v1["id"]]
     one = await api.get(f"{DOCS}{doc_id}/versions/{v1['id']}/", token=owner.access_token)
-    assert one.status == 200 and one.body["content"]["text"] == "v1"
+    assert one.status == 200 and root_text(one.body["content"]) == "v1"
     assert one.body["content"]["blocks"][0]["text"] == "draft one"
 
 
@@ -173,7 +181,7 @@ async def test_retried_restore_is_applied_once(api, ctx, doc_log):
     late = await restore(api, owner, doc_id, v1["id"], key="retry-me")
     assert late.status == 200 and late.body["version"] == first.body["version"]
     got = await api.get(f"{DOCS}{doc_id}/", token=owner.access_token)
-    assert got.body["content"]["text"] == "acd"  # not restored a second time
+    assert root_text(got.body["content"]) == "acd"  # not restored a second time
 
 
 async def test_concurrent_identical_restores_record_one_version(api, ctx, doc_log):
@@ -192,7 +200,7 @@ async def test_concurrent_identical_restores_record_one_version(api, ctx, doc_lo
     )
     assert count == 1
     got = await api.get(f"{DOCS}{doc_id}/", token=owner.access_token)
-    assert got.body["content"]["text"] == "x"
+    assert root_text(got.body["content"]) == "x"
 
 
 async def test_version_permissions_and_wrong_ids(api, ctx, doc_log):
@@ -254,12 +262,17 @@ async def test_restore_rejects_a_body_and_bad_pages(api, ctx, doc_log):
     assert page.status == 400
 
 
-async def test_restoring_the_current_content_changes_nothing(api, ctx, doc_log):
+async def test_restoring_the_current_content_changes_nothing_and_says_so(api, ctx, doc_log):
     owner, _ws, doc_id, writer = await setup_doc(api, ctx, doc_log)
     await writer.add_block("b", "same")
     v1 = await name_version(api, owner, doc_id, "now")
     before = (await api.get(f"{DOCS}{doc_id}/", token=owner.access_token)).body
-    assert (await restore(api, owner, doc_id, v1["id"])).status == 201
+    unchanged = await restore(api, owner, doc_id, v1["id"])
+    assert unchanged.status == 200
+    assert unchanged.body["applied"] is False and unchanged.body["version"] is None
     after = (await api.get(f"{DOCS}{doc_id}/", token=owner.access_token)).body
-    assert after["content"] == before["content"] and after["version"] > before["version"]
+    # Nothing published: the log did not move, no 'restore' version was recorded.
+    assert after["content"] == before["content"] and after["version"] == before["version"]
     assert to_json(b"") != after["content"]
+    listed = await api.get(f"{DOCS}{doc_id}/versions/", token=owner.access_token)
+    assert [v["kind"] for v in listed.body["items"]] == ["named"]

@@ -10,7 +10,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from handlers.schemas.common import PageQuerySchema
 from handlers.schemas.workspaces import DocumentSummaryPageSchema, page_schema
-from services.documents import MAX_TITLE_CHARS
+from services.documents import MAX_FRAGMENT_CHARS, MAX_TITLE_CHARS
 
 TITLE = validate.Length(max=MAX_TITLE_CHARS)
 VERSION_NAME = validate.Length(min=1, max=200)
@@ -23,6 +23,19 @@ def _not_blank(value: str) -> None:
         raise ValidationError("must not be blank")
 
 
+def _root_name(value: str) -> None:
+    if not value.isprintable() or value != value.strip():
+        raise ValidationError("must be printable, without surrounding spaces")
+
+
+# A Yjs root name (`ydoc.getXmlFragment(name)`): the fragment holding the block tree.
+FRAGMENT = fields.String(
+    allow_none=True,
+    validate=[validate.Length(min=1, max=MAX_FRAGMENT_CHARS), _root_name],
+    metadata={"description": "Y.XmlFragment holding the block tree; null: the server default"},
+)
+
+
 # --- requests -----------------------------------------------------------------------------------
 
 
@@ -31,12 +44,14 @@ class DocumentCreateSchema(Schema):
     board_id = fields.UUID(allow_none=True, load_default=None)
     parent_id = fields.UUID(allow_none=True, load_default=None)
     title = fields.String(load_default="", validate=TITLE)
+    fragment = FRAGMENT
 
 
 class DocumentUpdateSchema(Schema):
     title = fields.String(validate=TITLE)
     # null moves the page to the top level of its workspace.
     parent_id = fields.UUID(allow_none=True)
+    fragment = FRAGMENT
 
 
 class DocumentListQuerySchema(PageQuerySchema):
@@ -68,27 +83,48 @@ class DocumentHeaderSchema(Schema):
     board_id = fields.UUID(allow_none=True)
     parent_id = fields.UUID(allow_none=True)
     title = fields.String(required=True)
+    fragment = fields.String(allow_none=True)
     created_by = fields.UUID(allow_none=True)
     created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
 
 
 class BlockSchema(Schema):
+    """One block as BlockNote's JSON has it (plus `text`, its plain text)."""
+
     id = fields.String(required=True)
     type = fields.String(required=True)
     props = fields.Dict(keys=fields.String(), values=fields.Raw())
+    content = fields.Raw(
+        metadata={
+            "description": "inline content (text runs with styles, links, inline nodes) or a "
+            "table's rows; absent for blocks without content (image, divider)"
+        }
+    )
     text = fields.String()
     children = fields.List(fields.Raw(), metadata={"description": "nested blocks (same shape)"})
 
 
-class ContentSchema(Schema):
-    """The CRDT doc as JSON: the block tree, document-level meta, and the generic Yjs roots."""
+class RootSchema(Schema):
+    type = fields.String(
+        required=True, validate=validate.OneOf(["text", "map", "array", "xml_fragment"])
+    )
+    value = fields.Raw(
+        required=True,
+        metadata={"description": "str, object, list, or ProseMirror JSON for a fragment"},
+    )
+    delta = fields.List(fields.Raw(), metadata={"description": "a formatted Text's runs"})
 
-    meta = fields.Dict(keys=fields.String(), values=fields.Raw())
-    blocks = fields.List(fields.Nested(BlockSchema))
-    text = fields.String()
-    map = fields.Dict(keys=fields.String(), values=fields.Raw())
-    array = fields.List(fields.Raw())
+
+class ContentSchema(Schema):
+    """The CRDT doc as JSON: the block tree of the document's fragment, and every root."""
+
+    fragment = fields.String(required=True)
+    layout = fields.String(
+        required=True, validate=validate.OneOf(["blocknote", "prosemirror", "empty"])
+    )
+    blocks = fields.List(fields.Nested(BlockSchema), required=True)
+    roots = fields.Dict(keys=fields.String(), values=fields.Nested(RootSchema), required=True)
 
 
 class DocumentSchema(DocumentHeaderSchema):
@@ -114,9 +150,18 @@ class VersionDetailSchema(VersionSchema):
 
 class RestoreResultSchema(Schema):
     restored_from = fields.UUID(required=True)
-    version = fields.Nested(VersionSchema, required=True)
+    version = fields.Nested(
+        VersionSchema,
+        required=True,
+        allow_none=True,
+        metadata={"description": "the 'restore' version recorded; null: nothing to change"},
+    )
     applied = fields.Boolean(
-        required=True, metadata={"description": "false: a retry of an attempt already applied"}
+        required=True,
+        metadata={
+            "description": "false: a retry of an attempt already applied (version: the first "
+            "attempt's), or the document already equals the version (version: null)"
+        },
     )
 
 

@@ -22,6 +22,7 @@ class BlockRow:
     path: list[str]
     type: str
     content: dict[str, Any] = field(default_factory=dict)
+    text: str = ""  # the block's own plain text (search)
 
 
 # --- blocks projection --------------------------------------------------------------------------
@@ -48,14 +49,24 @@ async def replace_blocks(
         # has no binary encoder for the jsonb text codec the pool installs).
         await conn.executemany(
             "INSERT INTO blocks"
-            " (document_id, block_id, parent_id, position, depth, path, type, content)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            " (document_id, block_id, parent_id, position, depth, path, type, content, text)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             [
-                (doc_id, r.block_id, r.parent_id, r.position, r.depth, r.path, r.type, r.content)
+                (
+                    doc_id,
+                    *(r.block_id, r.parent_id, r.position, r.depth, r.path, r.type),
+                    *(r.content, r.text),
+                )
                 for r in rows
             ],
         )
     return True
+
+
+async def reset_projection(conn: asyncpg.Connection, doc_id: str) -> None:
+    """Let the next refresh rebuild the projection at the same seq (the document now reads its
+    blocks from another fragment)."""
+    await conn.execute("UPDATE document_projections SET seq = -1 WHERE document_id = $1", doc_id)
 
 
 async def projection_seq(db: Executor, doc_id: str) -> int:
@@ -65,7 +76,7 @@ async def projection_seq(db: Executor, doc_id: str) -> int:
 
 async def list_blocks(db: Executor, doc_id: str) -> list[dict[str, Any]]:
     rows = await db.fetch(
-        "SELECT block_id, parent_id, position, depth, path, type, content FROM blocks"
+        "SELECT block_id, parent_id, position, depth, path, type, content, text FROM blocks"
         " WHERE document_id = $1 ORDER BY depth, parent_id NULLS FIRST, position",
         doc_id,
     )

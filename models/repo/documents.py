@@ -13,8 +13,8 @@ import asyncpg
 from models.db import Database, Executor
 
 DOCUMENT_COLUMNS = (
-    "d.id, d.workspace_id, d.board_id, d.parent_id, d.title, d.is_private, d.created_by,"
-    " d.created_at, d.updated_at"
+    "d.id, d.workspace_id, d.board_id, d.parent_id, d.title, d.is_private, d.fragment,"
+    " d.created_by, d.created_at, d.updated_at"
 )
 VERSION_COLUMNS = "v.id, v.document_id, v.seq, v.kind, v.name, v.created_by, v.created_at"
 # Page trees are walked with recursive CTEs; this bounds a walk even if a cycle slipped in.
@@ -40,17 +40,19 @@ async def insert_document(
     title: str,
     is_private: bool,
     created_by: str,
+    fragment: str | None = None,
 ) -> dict[str, Any]:
     row = await conn.fetchrow(
         "INSERT INTO documents AS d"
-        " (workspace_id, board_id, parent_id, title, is_private, created_by)"
-        f" VALUES ($1, $2, $3, $4, $5, $6) RETURNING {DOCUMENT_COLUMNS}",
+        " (workspace_id, board_id, parent_id, title, is_private, created_by, fragment)"
+        f" VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {DOCUMENT_COLUMNS}",
         workspace_id,
         board_id,
         parent_id,
         title,
         is_private,
         created_by,
+        fragment,
     )
     return dict(row)
 
@@ -73,7 +75,7 @@ async def update_document(
     conn: asyncpg.Connection, doc_id: str, changes: dict[str, Any]
 ) -> dict[str, Any] | None:
     """`changes` keys are column names chosen by the service (never raw client keys)."""
-    allowed = {"title", "parent_id"}
+    allowed = {"title", "parent_id", "fragment"}
     if not set(changes) <= allowed:
         raise ValueError(f"not updatable: {sorted(set(changes) - allowed)}")
     sets = [f"{column} = ${i}" for i, column in enumerate(changes, start=2)]
@@ -85,6 +87,12 @@ async def update_document(
             *changes.values(),
         )
     )
+
+
+async def get_fragment(db: Executor, doc_id: str) -> str | None:
+    """The fragment a document names (null: the setting's default); deleted documents too, so
+    jobs that finish work on them read their content the same way."""
+    return await db.fetchval("SELECT fragment FROM documents WHERE id = $1", doc_id)
 
 
 async def lock_page_tree(conn: asyncpg.Connection, workspace_id: str) -> None:

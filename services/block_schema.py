@@ -1,0 +1,58 @@
+"""BlockNote's block types as a JSON Schema, and the check REST block writes go through.
+
+The schema file (`services/blocknote_schema.json`) is generated from the pinned `@blocknote/core`
+by `tests/js/blocknote_schema.mjs` — the editor's own block, inline-content and style schemas,
+never written by hand — and `tests/test_block_schema.py` fails when the package and the file
+disagree. It is served at `GET /api/v1/schemas/blocks.json` so clients validate the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+SCHEMA_FILE = "blocknote_schema.json"
+
+
+@cache
+def block_schema() -> dict[str, Any]:
+    return json.loads(resources.files("services").joinpath(SCHEMA_FILE).read_text("utf-8"))
+
+
+def block_types() -> list[str]:
+    return sorted(
+        name.removeprefix("block.") for name in block_schema()["$defs"] if name.startswith("block.")
+    )
+
+
+def content_kind(block_type: str) -> str | None:
+    """`inline`, `plain`, `table` or `none` for a BlockNote type; None for a type it lacks."""
+    spec = block_schema()["$defs"].get(f"block.{block_type}")
+    return None if spec is None else spec["x-content"]
+
+
+def prop_defaults(block_type: str) -> dict[str, Any]:
+    """The props BlockNote gives a new block of this type (what its editor would write)."""
+    spec = block_schema()["$defs"][f"block.{block_type}"]
+    props = spec["properties"]["props"]["properties"]
+    return {name: prop["default"] for name, prop in props.items() if "default" in prop}
+
+
+def block_errors(block: dict[str, Any], prefix: str = "") -> dict[str, list[str]]:
+    """Field path → messages for a block write (`type`, `props`, `content`); empty: valid.
+
+    The type is checked first so an unknown type says so, instead of listing every type's
+    mismatch; then the block is checked against its own type's schema only."""
+    kind = block.get("type")
+    if not isinstance(kind, str) or content_kind(kind) is None:
+        return {f"{prefix}type": [f"unknown block type; one of: {', '.join(block_types())}"]}
+    schema = {"$ref": f"#/$defs/block.{kind}", "$defs": block_schema()["$defs"]}
+    errors: dict[str, list[str]] = {}
+    for error in Draft202012Validator(schema).iter_errors(block):
+        path = ".".join(str(part) for part in error.absolute_path) or "block"
+        errors.setdefault(f"{prefix}{path}", []).append(error.message)
+    return errors
