@@ -37,6 +37,8 @@ BLOCK_CONTAINER = "blockContainer"
 HARD_BREAK = "hardBreak"
 LINK_MARK = "link"
 TABLE_ROW = "tableRow"
+# The cell attributes BlockNote shows as a table cell's props (the rest, e.g. colwidth, are layout).
+TABLE_CELL_PROPS = ("colspan", "rowspan", "backgroundColor", "textColor", "textAlignment")
 # BlockNote string styles carry their value in this attribute of the mark.
 STRING_STYLE_ATTR = "stringValue"
 
@@ -153,22 +155,46 @@ def node_content(node: XmlElement) -> list[dict[str, Any]] | dict[str, Any] | No
 
 
 def table_content(rows: list[XmlElement]) -> dict[str, Any]:
-    return {
+    """BlockNote's `tableContent` (nodeToBlock's contentNodeToTableContent): cells with their
+    props and inline content, column widths from the first row, header rows/columns counted."""
+    cells = [_elements(row) for row in rows]
+    widths: list[Any] = []
+    for cell in cells[0] if cells else []:
+        colwidth = cell.attributes.get("colwidth")
+        span = int(plain(cell.attributes.get("colspan") or 1))
+        widths.extend(plain(colwidth) if isinstance(colwidth, list) else [None] * span)
+    table: dict[str, Any] = {
         "type": "tableContent",
-        "rows": [
-            {
-                "cells": [
-                    {
-                        "type": cell.tag,
-                        "props": attributes_of(cell),
-                        "content": [run for par in _elements(cell) for run in inline_content(par)],
-                    }
-                    for cell in _elements(row)
-                ]
-            }
-            for row in rows
-        ],
+        "columnWidths": widths,
+        "rows": [{"cells": [_table_cell(cell) for cell in row]} for row in cells],
     }
+    header = [[cell.tag == "tableHeader" for cell in row] for row in cells]
+    header_rows = sum(1 for row in header if row and all(row))
+    columns = len(header[0]) if header else 0
+    header_cols = sum(1 for i in range(columns) if all(i < len(row) and row[i] for row in header))
+    if header_rows:
+        table["headerRows"] = header_rows
+    if header_cols:
+        table["headerCols"] = header_cols
+    return table
+
+
+def _table_cell(cell: XmlElement) -> dict[str, Any]:
+    """A cell's paragraphs joined like BlockNote joins them (a newline between equal styles)."""
+    content: list[dict[str, Any]] = []
+    for paragraph in _elements(cell):
+        runs = inline_content(paragraph)
+        if content and runs and _mergeable(content[-1], runs[0]):
+            content[-1] = {**content[-1], "text": content[-1]["text"] + "\n" + runs[0]["text"]}
+            runs = runs[1:]
+        content.extend(runs)
+    attrs = attributes_of(cell)
+    props = {key: attrs[key] for key in TABLE_CELL_PROPS if key in attrs}
+    return {"type": "tableCell", "content": content, "props": props}
+
+
+def _mergeable(last: dict[str, Any], first: dict[str, Any]) -> bool:
+    return last["type"] == first["type"] == "text" and last["styles"] == first["styles"]
 
 
 # --- inline content -------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from typing import Any
 from pycrdt import Array, Map, Text, XmlElement, XmlFragment, XmlText
 
 from services.ydoc_roots import (
+    EMPTY_UPDATE,
     SHARED_TYPES,
     RootKind,
     Roots,
@@ -67,12 +68,24 @@ def make_restore_update(current_state: bytes, target_state: bytes) -> bytes:
         have = current.kinds.get(name)
         if have is not None and have is not kind:
             raise RootTypeConflict(name, have, kind)
+    if _same_roots(current, target):
+        # Yjs writes the whole delete set into every update, so an unchanged doc with deletions
+        # in its history would still produce a non-empty "diff": decide equality up front.
+        return EMPTY_UPDATE
     doc = current.doc
     before = doc.get_state()
     with doc.transaction(origin="restore"):
         for name in sorted(set(current.kinds) | set(target.kinds)):
             _sync_root(current, target, name)
     return doc.get_update(before)
+
+
+def _same_roots(current: Roots, target: Roots) -> bool:
+    if set(current.kinds) != set(target.kinds):
+        return False
+    return all(
+        fingerprint(current.get(name)) == fingerprint(target.get(name)) for name in target.kinds
+    )
 
 
 def _sync_root(current: Roots, target: Roots, name: str) -> None:
@@ -157,16 +170,24 @@ def _sync_map(current: Map, target: Map) -> None:
         _set_entry(current, key, current.get(key), wanted[key])
 
 
-def fingerprint(value: Any) -> str:
-    """Equal fingerprints ⇔ equal content (type, attributes, children, marks)."""
-    kind = _kind(value)
+def _shape(value: Any) -> Any:
+    """Content with its shared types kept (a Map holding a Y.Text is not one holding a str)."""
     if isinstance(value, XmlElement):
-        shown: Any = [value.tag, attributes_of(value), [fingerprint(c) for c in value.children]]
-    elif isinstance(value, XmlText | Text):
-        shown = _delta(value)
-    else:
-        shown = plain(value)
-    return json.dumps([kind.__name__ if kind else "value", shown], sort_keys=True, default=str)
+        return ["XmlElement", value.tag, attributes_of(value), [_shape(c) for c in value.children]]
+    if isinstance(value, XmlFragment):
+        return ["XmlFragment", [_shape(c) for c in value.children]]
+    if isinstance(value, XmlText | Text):
+        return [type(value).__name__, [[_shape(c), a] for c, a in _delta(value)]]
+    if isinstance(value, Map):
+        return ["Map", {key: _shape(value[key]) for key in value.keys()}]  # noqa: SIM118
+    if isinstance(value, Array):
+        return ["Array", [_shape(item) for item in value]]
+    return ["value", plain(value)]
+
+
+def fingerprint(value: Any) -> str:
+    """Equal fingerprints ⇔ equal content (types, attributes, children, marks)."""
+    return json.dumps(_shape(value), sort_keys=True, default=str)
 
 
 def _sync_array(current: Array, target: Array) -> None:
@@ -248,8 +269,11 @@ def insert_node(parent: Any, index: int, node: XmlElement | XmlText) -> None:
 
 
 def _sync_attributes(current: XmlElement, target: XmlElement) -> None:
-    have = dict(current.attributes)
-    want = dict(target.attributes)
+    """None is JS `undefined` (y-prosemirror writes it for a prop without default): the same as
+    absent to every reader, and pycrdt could only write it back as `null`, which BlockNote then
+    shows as a prop. So None is neither written nor counted as a difference."""
+    have = {k: v for k, v in current.attributes if v is not None}
+    want = {k: v for k, v in target.attributes if v is not None}
     for key in [k for k in have if k not in want]:
         del current.attributes[key]
     for key, value in sorted(want.items()):

@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from core.errors import NotFound, ValidationFailed
 from models.repo import doc_content as content_repo
 from models.repo import documents as repo
 from services import activity, permissions_cache, policy
 from services.doc_content import to_json
 from services.doc_state import EMPTY_UPDATE, DocState, load_state
-from core.errors import NotFound, ValidationFailed
+from services.doc_writes import doc_log_of
 from services.policy import Action, Resource, SqlFacts
 from services.snapshots import refresh_projection
-from streams.doc_log import DocLog
 
 if TYPE_CHECKING:
     import asyncpg
@@ -37,10 +37,6 @@ MAX_TITLE_CHARS = 500
 # Root names are short identifiers in practice (`prosemirror`, `default`, `document-store`).
 MAX_FRAGMENT_CHARS = 100
 COPY_PREFIX = "Copy of "
-
-
-def doc_log_of(ctx: AppContext) -> DocLog:
-    return ctx.services["doc_log"]
 
 
 @dataclass(frozen=True)

@@ -17,21 +17,18 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from models.repo import doc_snapshots
+from core.errors import Conflict, NotFound
 from models.repo import documents as repo
-from services import activity, policy
+from services import activity, doc_writes, policy
 from services.doc_content import RootTypeConflict, make_restore_update, to_json
 from services.doc_state import EMPTY_UPDATE, load_state, merge
 from services.documents import doc_log_of, fragment_of, refresh_projection_now
-from core.errors import Conflict, NotFound
 from services.policy import Action, Resource
 
 if TYPE_CHECKING:
     from server.context import AppContext
 
 log = structlog.get_logger(__name__)
-
-RESTORE_CLIENT = "server:restore"
 
 
 async def list_versions(
@@ -109,27 +106,29 @@ async def restore_version(
     `key` identifies the client's attempt, so a retry gets the first result back. When the
     document already equals the version nothing is published or recorded: (None, False).
     A root whose type differs between the document and the version is a 409
-    (`root_type_conflict`), with nothing written.
+    (`root_type_conflict`), with nothing written. Runs under the document's server-write lock
+    (services/doc_writes.py): concurrent restores apply one after the other, each diffed from
+    the state the previous one left.
     """
     access = await policy.require(ctx, actor_id, Action.DOCUMENT_EDIT, Resource.document(doc_id))
     version = await _version_or_404(ctx, doc_id, version_id)
     msg_id = f"restore:{version_id}:{key}"
-    done_seq = await doc_snapshots.get_operation_seq(ctx.db, doc_id, msg_id)
-    if done_seq is not None:
-        recorded = await repo.get_restore_version(ctx.db, doc_id, done_seq)
-        if recorded is not None:
+    async with doc_writes.write_lock(ctx, doc_id) as conn:
+        done_seq = await doc_writes.recorded_seq(conn, doc_id, msg_id)
+        if done_seq is not None:
+            recorded = await repo.get_restore_version(conn, doc_id, done_seq)
+            if recorded is None:
+                raise Conflict("restore recorded without its version, retry")
             return recorded, False
-    current = await load_state(ctx.db, doc_log_of(ctx), doc_id)
-    diff = _restore_diff(current.update, bytes(version["state"]))
-    if diff == EMPTY_UPDATE:
-        log.info("version.restore_unchanged", doc_id=doc_id, version_id=version_id)
-        return None, False
-    ack = await doc_log_of(ctx).publish(
-        doc_id, diff, msg_id=msg_id, client=RESTORE_CLIENT, user=actor_id
-    )
-    # The msg-id map and the 'restore' version commit together: one exists iff the other does.
-    async with ctx.db.transaction() as conn:
-        seq = await doc_snapshots.record_operation(conn, doc_id, msg_id, ack.seq)
+        current = await doc_writes.current_state(ctx, doc_id)
+        diff = _restore_diff(current.update, bytes(version["state"]))
+        if diff == EMPTY_UPDATE:
+            log.info("version.restore_unchanged", doc_id=doc_id, version_id=version_id)
+            return None, False
+        seq = await doc_writes.publish_write(
+            ctx, conn, doc_id, diff, msg_id=msg_id, kind="restore", user=actor_id
+        )
+        # The msg-id map and the 'restore' version commit together: one exists iff the other does.
         restored = await repo.insert_version(
             conn,
             doc_id,
@@ -139,11 +138,8 @@ async def restore_version(
             name=_restore_name(version),
             created_by=actor_id,
         )
-        if restored is None:  # a concurrent retry of the same attempt recorded it first
-            recorded = await repo.get_restore_version(conn, doc_id, seq)
-            if recorded is None:
-                raise Conflict("restore in progress, retry")
-            return recorded, False
+        if restored is None:
+            raise Conflict("a restore version already exists at this sequence, retry")
         staged = await activity.stage(
             conn,
             access.workspace_id,
@@ -158,5 +154,5 @@ async def restore_version(
         )
     await activity.publish_staged(ctx, [staged])
     await refresh_projection_now(ctx, doc_id)
-    log.info("version.restored", doc_id=doc_id, version_id=version_id, seq=seq, dup=ack.duplicate)
+    log.info("version.restored", doc_id=doc_id, version_id=version_id, seq=seq)
     return restored, True

@@ -25,7 +25,8 @@ from typing import Any
 
 from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
-EMPTY_UPDATES = (b"", b"\x00\x00")
+EMPTY_UPDATE = b"\x00\x00"  # no structs, no deletions
+EMPTY_UPDATES = (b"", EMPTY_UPDATE)
 
 
 class ContentError(ValueError):
@@ -141,8 +142,10 @@ def plain(value: Any) -> Any:
 
 
 def attributes_of(element: XmlElement) -> dict[str, Any]:
-    """An element's attributes as JSON, sorted; y-prosemirror leaves out null attributes."""
-    return {key: plain(value) for key, value in sorted(element.attributes)}
+    """An element's attributes as JSON, sorted. y-prosemirror never writes null, but it does
+    write `undefined` (a BlockNote prop with no default), which reads back as None: left out, as
+    the editors leave it out."""
+    return {key: plain(value) for key, value in sorted(element.attributes) if value is not None}
 
 
 def mark_name(key: str) -> str:

@@ -499,3 +499,11 @@ def test_any_past_fragment_state_restores(first, second):
     client = load_doc(current)
     client.apply_update(make_restore_update(current, target))
     assert content(client) == to_json(target)
+
+
+def test_restore_of_an_unchanged_document_with_deletions_is_an_empty_update():
+    """Yjs puts the whole delete set into every update: equality is decided before diffing."""
+    doc = sample_doc()
+    edit(doc)  # deletes blocks, map keys and characters
+    current = doc.get_update()
+    assert make_restore_update(current, current) == EMPTY_UPDATE

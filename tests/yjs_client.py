@@ -374,6 +374,50 @@ class YjsNodeClients:
     async def apply_update(self, name: str, update: bytes) -> None:
         await self.request("apply_update", name=name, update=base64.b64encode(update).decode())
 
+    # --- real editors' document models (tests/js/editors.mjs) ---------------------------------
+
+    async def editor_write(
+        self, name: str, editor: str, content: Any, *, fragment: str = "prosemirror"
+    ) -> None:
+        """Make the fragment equal `content` the way the editor's ySyncPlugin writes an edit
+        (BlockNote: a list of BlockNote blocks; Tiptap: a ProseMirror doc JSON)."""
+        await self.request(
+            "editor_write", name=name, editor=editor, fragment=fragment, content=content
+        )
+
+    async def editor_read(self, name: str, editor: str, *, fragment: str = "prosemirror") -> Any:
+        """The fragment as the editor itself reads it (BlockNote blocks / ProseMirror JSON)."""
+        reply = await self.request("editor_read", name=name, editor=editor, fragment=fragment)
+        return reply["content"]
+
+    async def editor_append(
+        self, name: str, block_id: str, text: str, *, fragment: str = "prosemirror"
+    ) -> None:
+        """A BlockNote user types `text` at the end of a block."""
+        await self.request(
+            "editor_append", name=name, fragment=fragment, block_id=block_id, text=text
+        )
+
+    async def editor_wait(
+        self,
+        name: str,
+        editor: str,
+        contains: str,
+        *,
+        fragment: str = "prosemirror",
+        timeout_s: float = 10.0,
+    ) -> dict[str, Any]:
+        """Wait until the editor's JSON of the fragment contains `contains`; returns
+        `{"content", "waited_ms"}`."""
+        return await self._wait_command(
+            "editor_wait",
+            timeout_s,
+            name=name,
+            editor=editor,
+            fragment=fragment,
+            contains=contains,
+        )
+
     async def state(self, name: str, roots: dict[str, str] | None = None) -> dict[str, Any]:
         """Content and state of a client's doc.
 

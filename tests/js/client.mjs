@@ -27,6 +27,7 @@ import { WebsocketProvider, messageAuth } from 'y-websocket'
 import * as authProtocol from 'y-protocols/auth'
 import * as decoding from 'lib0/decoding'
 import WebSocket from 'ws'
+import { editorCommands } from './editors.mjs'
 
 const DEFAULT_TIMEOUT_MS = 10000
 const DEFAULT_ROOTS = { text: 'text', map: 'map', array: 'array' }
@@ -448,6 +449,8 @@ const commands = {
     return {}
   }
 }
+
+Object.assign(commands, editorCommands(client))
 
 const handle = async (line) => {
   let command

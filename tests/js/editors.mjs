@@ -1,0 +1,100 @@
+// The real editors' document models, for the harness clients (client.mjs): BlockNote
+// (@blocknote/core, headless: its schema and its own Yjs conversions) and Tiptap (StarterKit's
+// ProseMirror schema), both written into the client's Y.Doc by y-prosemirror the way its
+// ySyncPlugin does when a user edits: `updateYFragment` turns the fragment into the editor's new
+// ProseMirror document with a minimal diff, inside one Yjs transaction. The client's stock
+// y-websocket provider then sends it, like any browser would.
+//
+// Commands (merged into client.mjs's command table):
+//   editor_write {name, editor: "blocknote"|"tiptap", fragment, content}
+//       blocknote: content = BlockNote blocks (PartialBlock[]); tiptap: a ProseMirror doc JSON
+//   editor_read  {name, editor, fragment} -> {content}: what the editor itself reads from the doc
+//       (BlockNote's yXmlFragmentToBlocks / y-prosemirror's yXmlFragmentToProsemirrorJSON)
+//   editor_append {name, fragment, block_id, text}: a BlockNote user types `text` at the end of
+//       block `block_id` (read, edit, write back: the same minimal diff a keystroke makes)
+//   editor_wait  {name, editor, fragment, contains, timeout_ms} -> {content, waited_ms}: resolves
+//       once the editor's JSON of the fragment contains the string `contains`
+
+import {
+  BlockNoteEditor,
+  BlockNoteSchema,
+  createInlineContentSpec,
+  defaultInlineContentSpecs
+} from '@blocknote/core'
+import { _blocksToProsemirrorNode, yXmlFragmentToBlocks } from '@blocknote/core/yjs'
+import { getSchema } from '@tiptap/core'
+import StarterKit from '@tiptap/starter-kit'
+import { updateYFragment, yXmlFragmentToProsemirrorJSON } from 'y-prosemirror'
+
+// A custom inline content type as apps add one (BlockNote ships none for mentions): the server
+// must show it like any inline node.
+const Mention = createInlineContentSpec(
+  { type: 'mention', propSchema: { user: { default: '' } }, content: 'none' },
+  { render: () => ({ dom: null }) }
+)
+const blocknote = BlockNoteEditor.create({
+  schema: BlockNoteSchema.create({
+    inlineContentSpecs: { ...defaultInlineContentSpecs, mention: Mention }
+  })
+})
+const tiptapSchema = getSchema([StarterKit])
+
+const toProsemirror = (editor, content) => {
+  if (editor === 'blocknote') return _blocksToProsemirrorNode(blocknote, content)
+  if (editor === 'tiptap') return tiptapSchema.nodeFromJSON(content)
+  throw new Error(`unknown editor ${JSON.stringify(editor)}`)
+}
+
+const read = (editor, fragment) =>
+  editor === 'blocknote' ? yXmlFragmentToBlocks(blocknote, fragment) : yXmlFragmentToProsemirrorJSON(fragment)
+
+/** What ySyncPlugin does on a ProseMirror transaction: diff the fragment to the new document. */
+const write = (doc, fragment, pmDoc) => {
+  doc.transact(() => {
+    updateYFragment(doc, fragment, pmDoc, { mapping: new Map(), isOMark: new Map() })
+  }, 'editor')
+}
+
+const findBlock = (blocks, id) => {
+  for (const block of blocks) {
+    if (block.id === id) return block
+    const inChildren = findBlock(block.children || [], id)
+    if (inChildren) return inChildren
+  }
+  return undefined
+}
+
+export const editorCommands = (client) => ({
+  editor_write: ({ name, editor, fragment = 'prosemirror', content }) => {
+    const { doc } = client(name)
+    write(doc, doc.getXmlFragment(fragment), toProsemirror(editor, content))
+    return {}
+  },
+
+  editor_read: ({ name, editor, fragment = 'prosemirror' }) =>
+    ({ content: read(editor, client(name).doc.getXmlFragment(fragment)) }),
+
+  editor_append: ({ name, fragment = 'prosemirror', block_id: blockId, text }) => {
+    const { doc } = client(name)
+    const yfragment = doc.getXmlFragment(fragment)
+    const blocks = yXmlFragmentToBlocks(blocknote, yfragment)
+    const block = findBlock(blocks, blockId)
+    if (!block) throw new Error(`no block ${blockId}`)
+    block.content.push({ type: 'text', text, styles: {} })
+    write(doc, yfragment, toProsemirror('blocknote', blocks))
+    return {}
+  },
+
+  editor_wait: async ({ name, editor, fragment = 'prosemirror', contains, timeout_ms: timeoutMs }) => {
+    const c = client(name)
+    const yfragment = c.doc.getXmlFragment(fragment)
+    const started = Date.now()
+    const current = () => JSON.stringify(read(editor, yfragment))
+    await c.waitFor(
+      () => (current().includes(contains) ? true : undefined),
+      timeoutMs ?? 10000,
+      () => `${name}'s ${editor} content to contain ${JSON.stringify(contains)} (now ${current()})`
+    )
+    return { content: read(editor, yfragment), waited_ms: Date.now() - started }
+  }
+})
