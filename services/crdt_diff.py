@@ -27,6 +27,7 @@ from services.ydoc_roots import (
     SHARED_TYPES,
     RootKind,
     Roots,
+    attribute_items,
     attributes_of,
     bind_roots,
     plain,
@@ -228,7 +229,7 @@ def _node_key(node: Any) -> tuple[str, Any]:
 def sync_xml(current: XmlFragment | XmlElement, target: XmlFragment | XmlElement) -> None:
     """Attributes (elements) key by key, then children: unchanged runs kept, changed nodes with
     the same tag and id edited in place, the rest deleted / inserted."""
-    if isinstance(current, XmlElement):
+    if isinstance(current, XmlElement) and isinstance(target, XmlElement):
         _sync_attributes(current, target)
     cur_nodes, tgt_nodes = list(current.children), list(target.children)
     cur = [fingerprint(n) for n in cur_nodes]
@@ -272,8 +273,8 @@ def _sync_attributes(current: XmlElement, target: XmlElement) -> None:
     """None is JS `undefined` (y-prosemirror writes it for a prop without default): the same as
     absent to every reader, and pycrdt could only write it back as `null`, which BlockNote then
     shows as a prop. So None is neither written nor counted as a difference."""
-    have = {k: v for k, v in current.attributes if v is not None}
-    want = {k: v for k, v in target.attributes if v is not None}
+    have = {k: v for k, v in attribute_items(current) if v is not None}
+    want = {k: v for k, v in attribute_items(target) if v is not None}
     for key in [k for k in have if k not in want]:
         del current.attributes[key]
     for key, value in sorted(want.items()):

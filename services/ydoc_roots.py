@@ -141,11 +141,17 @@ def plain(value: Any) -> Any:
     return str(value)  # sub-documents and other exotic values: shown as text, never fail a GET
 
 
+def attribute_items(element: XmlElement) -> list[tuple[str, Any]]:
+    """(name, value) pairs; pycrdt's view types `__iter__` as a plain Iterable."""
+    return list(element.attributes.__iter__())
+
+
 def attributes_of(element: XmlElement) -> dict[str, Any]:
     """An element's attributes as JSON, sorted. y-prosemirror never writes null, but it does
     write `undefined` (a BlockNote prop with no default), which reads back as None: left out, as
     the editors leave it out."""
-    return {key: plain(value) for key, value in sorted(element.attributes) if value is not None}
+    pairs = sorted(attribute_items(element))
+    return {key: plain(value) for key, value in pairs if value is not None}
 
 
 def mark_name(key: str) -> str:
