@@ -34,6 +34,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -245,6 +246,7 @@ class YjsNodeClients:
             future.set_result(message)
 
     def _record_event(self, event: dict[str, Any]) -> None:
+        event["at"] = time.monotonic()  # arrival time: reconnect spreads, outage timings
         self.events.append(event)
         for predicate, future in list(self._event_waiters):
             if not future.done() and predicate(event):
