@@ -130,6 +130,9 @@ class DocLog:
             except (
                 nats.errors.TimeoutError,
                 nats.errors.NoRespondersError,
+                # nats-py's name for "no responders" on a publish: the stream has no leader
+                # right now (an R3 leader was just killed, or the stream is being created).
+                nats.js.errors.NoStreamResponseError,
                 nats.errors.ConnectionClosedError,
                 nats.errors.ConnectionReconnectingError,
                 nats.errors.OutboundBufferLimitError,

@@ -62,6 +62,7 @@ async def publish_event(
         except (
             nats.errors.TimeoutError,
             nats.errors.NoRespondersError,
+            nats.js.errors.NoStreamResponseError,  # no stream leader right now (R4)
             nats.errors.ConnectionClosedError,
             nats.js.errors.APIError,
         ) as err:

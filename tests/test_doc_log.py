@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import uuid
 
 import pycrdt
 import pytest
 
 from models.repo import doc_snapshots
+from server.embedded import EmbeddedNats
 from services.doc_state import load_state, merge
+from streams.connection import NatsConnection
 from streams.doc_log import DocLog
+from streams.jetstream import DOCS_STREAM, ensure_streams
 
 
 def text_update(doc: pycrdt.Doc, text: str) -> bytes:
@@ -125,3 +130,27 @@ async def test_pending_update_survives_snapshot_and_purge(ctx, doc_log):
     await doc_log.purge_through(doc_id, s2)
     await doc_log.publish(doc_id, u1, msg_id="u1", client="c", user="u")
     assert text_of((await load_state(ctx.db, doc_log, doc_id)).update) == "first second"
+
+
+async def test_publish_rides_out_a_stream_without_a_leader(settings, tmp_path):
+    """R4: while a stream has no leader (an R3 leader was just SIGKILLed, or the stream is being
+    recreated) nats-py raises NoStreamResponseError; the publish retries it within its deadline
+    instead of failing the sender at once (found by tests/test_fault_nats_cluster.py)."""
+    server = EmbeddedNats(tmp_path / "nats")
+    server.start()
+    conn = NatsConnection(dataclasses.replace(settings, nats_url=server.url))
+    try:
+        await conn.start()
+        await conn.jetstream.delete_stream(DOCS_STREAM)
+        update = text_update(pycrdt.Doc(), "x")
+        publishing = asyncio.ensure_future(
+            DocLog(conn, "n").publish("leaderless", update, msg_id="m", client="c", user="u")
+        )
+        await asyncio.sleep(1.0)  # the outage: a second without any stream to answer
+        assert not publishing.done()
+        await ensure_streams(conn.jetstream, conn.settings)
+        ack = await asyncio.wait_for(publishing, 10)
+        assert ack.seq == 1 and not ack.duplicate
+    finally:
+        await conn.stop()
+        server.stop()
