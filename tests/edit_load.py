@@ -44,13 +44,17 @@ class Ledger:
     acked: dict[str, int] = field(default_factory=dict)  # marker -> acked version (stream seq)
     refusals: Counter[str] = field(default_factory=Counter)  # error code / close code -> count
     ack_times: list[float] = field(default_factory=list)  # monotonic time of every ack
+    sent_times: list[float] = field(default_factory=list)  # when each acked operation was sent
     refusal_times: list[float] = field(default_factory=list)
 
     def acks_between(self, start: float, end: float) -> int:
         return sum(1 for t in self.ack_times if start <= t <= end)
 
     def first_ack_after(self, moment: float) -> float | None:
-        return next((t for t in self.ack_times if t > moment), None)
+        """When the first operation *sent* after `moment` was acknowledged (an ack in flight at
+        `moment` says nothing about recovery)."""
+        pairs = zip(self.sent_times, self.ack_times, strict=True)
+        return next((acked for sent, acked in pairs if sent > moment), None)
 
 
 class EditLoad:
@@ -137,6 +141,7 @@ class EditLoad:
             unacked.append(marker)
             sent_state = self._json_doc.get_state()
             attempt += 1
+            sent_at = time.monotonic()
             reply = await self._send(socket, f"op{attempt}", self._json_doc.get_update(acked_state))
             now = time.monotonic()
             if reply is not None and reply["type"] == "ack":
@@ -145,6 +150,7 @@ class EditLoad:
                     self.ledger.acked[acked_marker] = reply["version"]
                 unacked = []
                 self.ledger.ack_times.append(now)
+                self.ledger.sent_times.append(sent_at)
             else:
                 code = reply.get("code", "error") if reply else f"close {socket.close_code}"
                 self.ledger.refusals[str(code)] += 1
