@@ -22,7 +22,11 @@ Frames in: `{"type":"presence","card_id":<uuid>|null}` and `{"type":"ping"}`.
 
 Access: every socket is re-checked when a revocation signal concerns it, when the board's own
 events change grants or make it private, and after a NATS reconnect; lost access closes it with
-4403, a revoked session with 4401, a deleted board with 4404; a slow reader is closed with 4408.
+4403, a revoked session with 4401, a deleted board with 4404; a slow reader is closed with 1008.
+
+This is the board kind of the socket hub (streams/hub.py): limits, the frame worker, the
+slow-reader rule, token expiry, revocation re-checks, the presence heartbeat and shutdown are the
+hub's; this module holds the board's frames, rooms, replay and presence.
 """
 
 from __future__ import annotations
@@ -30,21 +34,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import secrets
-import time
 import uuid
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 from nats.js.api import DeliverPolicy
 
-from core.errors import AppError, NotFound, Unauthorized
+from core.errors import AppError, CloseCode, NotFound
 from models.repo import board_events as events_repo
 from models.repo import boards as boards_repo
-from services import policy
-from services.auth_guard import authenticate_token
-from services.permissions_cache import ANY_USER
-from services.policy import Action, Resource
+from services.policy import Access, Action, Resource
 from streams.board_presence import (
     BoardPresence,
     PresenceState,
@@ -52,70 +51,75 @@ from streams.board_presence import (
     presence_subject,
     safely,
 )
+from streams.hub import Connection, Hub, Identity, RoomRegistry, SocketLimits, Transport
 from streams.jetstream import EVENTS_STREAM, board_event_subject
-from streams.revocations import Revocation, subscribe_revocations
-from streams.session import CLOSE_REASON_MAX_BYTES, Identity, TokenBucket
+from streams.revocations import Revocation
 
 if TYPE_CHECKING:
     from server.context import AppContext
+    from server.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-CLOSE_GOING_AWAY = 1001
-CLOSE_TOO_BIG = 1009
-CLOSE_INTERNAL = 1011
-CLOSE_BAD_FRAMES = 4400
-CLOSE_UNAUTHORIZED = 4401
-CLOSE_FORBIDDEN = 4403
-CLOSE_NOT_FOUND = 4404
-CLOSE_SLOW_READER = 4408
-CLOSE_FLOOD = 4429
-
-# Frames waiting for a socket that does not read. A board event is a few KiB at most, so this is
-# about a megabyte per connection; a client further behind reconnects with `?since=`.
-OUTBOUND_QUEUE_FRAMES = 256
+# Unsent bytes for a socket that does not read. A board event is a few KiB at most, so this is a
+# few hundred events; a client further behind reconnects with `?since=`.
+MAX_PENDING_BYTES = 1024 * 1024
 # Inbound frames are presence updates and pings: tiny. Anything bigger is not ours.
 MAX_INBOUND_FRAME_BYTES = 4096
 # Presence is a click on a card, not a stream: 10/s on average, bursts of 20.
 INBOUND_RATE_PER_S = 10.0
 INBOUND_BURST = 20
-# Malformed or throttled frames are answered one by one up to this many, then the socket closes.
+# Malformed frames are answered one by one up to this many, then the socket closes (4400); the
+# same number of throttled frames closes it with 4429.
 BAD_FRAMES_BEFORE_CLOSE = 20
 ORDERED_CONSUMER_HEARTBEAT_S = 5.0
 # Inbox marker: "fill from Postgres now" (queued so it runs in turn with live events).
 RESYNC: dict[str, Any] = {"resync": True}
 
 
-class Transport(Protocol):
-    """What the feed needs from a socket (handlers/ws_boards.py adapts Tornado's)."""
+def board_limits(settings: Settings) -> SocketLimits:
+    return SocketLimits(
+        rate_per_s=INBOUND_RATE_PER_S,
+        burst=INBOUND_BURST,
+        flood_close_after=BAD_FRAMES_BEFORE_CLOSE,
+        bad_frames_before_close=BAD_FRAMES_BEFORE_CLOSE,
+        queue_max_msgs=settings.ws_queue_max_msgs,
+        queue_max_bytes=settings.ws_queue_max_bytes,
+        max_pending_bytes=MAX_PENDING_BYTES,
+        max_frame_bytes=MAX_INBOUND_FRAME_BYTES,
+    )
 
-    async def send_text(self, text: str) -> None: ...
 
-    def close(self, code: int, reason: str) -> None: ...
+class BoardConnection(Connection):
+    """One socket on one board: its resume position and the card it has open."""
 
-
-class BoardConnection:
-    """One socket on one board: bounded outbound queue, inbound limits, its resume position."""
+    kind = "board"
 
     def __init__(
-        self, feed: BoardFeed, board_id: str, identity: Identity, transport: Transport
+        self,
+        feed: BoardFeed,
+        board_id: str,
+        identity: Identity,
+        transport: Transport,
+        *,
+        workspace_id: str = "",
+        since: int | None = None,
     ) -> None:
+        super().__init__(
+            conn_id=feed.new_conn_id(),
+            identity=identity,
+            workspace_id=workspace_id,
+            transport=transport,
+            limits=board_limits(feed.settings),
+        )
         self.feed = feed
         self.board_id = board_id
-        self.identity = identity
-        self.user_id = identity.user_id
-        self.transport = transport
-        self.conn_id = secrets.token_hex(8)
+        self.since = since
+        self.room: BoardRoom | None = None  # set once joined
         self.card_id: str | None = None
         self.last_seq = 0
-        self.closed = False
         self._catching_up = True
         self._held: list[dict[str, Any]] = []
-        self._outbox: asyncio.Queue[str] = asyncio.Queue(OUTBOUND_QUEUE_FRAMES)
-        self._bucket = TokenBucket(INBOUND_RATE_PER_S, INBOUND_BURST)
-        self._bad = 0
-        self._writer: asyncio.Task[None] | None = None
-        self._expiry: asyncio.TimerHandle | None = None
 
     def presence(self) -> BoardPresence:
         return BoardPresence(
@@ -127,56 +131,59 @@ class BoardConnection:
             self.feed.ctx.node_id,
         )
 
-    # --- lifecycle -----------------------------------------------------------------------------
+    # --- the hub's hooks -----------------------------------------------------------------------
 
-    def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._writer = loop.create_task(self._write_loop(), name=f"board-ws-{self.conn_id}")
-        delay = max(0.0, self.identity.expires_at - time.time())
-        self._expiry = loop.call_later(delay, self.close, CLOSE_UNAUTHORIZED, "token expired")
-
-    def close(self, code: int, reason: str) -> None:
-        """Close the socket with `code`; idempotent."""
+    async def open(self) -> None:
+        """Join the room: replay what the socket missed since `since`, then go live."""
+        room = await self.feed.registry.acquire(self.board_id)
+        if self.closed:  # the client left while the room started
+            return
+        self.room = room
+        room.connections[self.conn_id] = self
+        await self.feed.replay(self, room, self.since)
         if self.closed:
             return
-        reason = reason.encode()[:CLOSE_REASON_MAX_BYTES].decode(errors="ignore")
-        self._cleanup()
-        self.transport.close(code, reason)
+        self.go_live()
+        viewers = await safely(self.feed.presence.current(self.board_id), "list")
+        self.send_json(
+            {
+                "type": "presence",
+                "state": "snapshot",
+                "viewers": viewers or [],
+                "stale": viewers is None,
+            }
+        )
+        self.feed.announce(self, "viewing")
 
-    def transport_closed(self) -> None:
-        """The socket is gone (either side closed it)."""
-        if not self.closed:
-            self._cleanup()
+    def leave(self) -> None:
+        room = self.room
+        if room is None or room.connections.pop(self.conn_id, None) is None:
+            return
+        if not room.connections:
+            self.feed.registry.release(room)
 
-    def _cleanup(self) -> None:
-        self.closed = True
-        if self._expiry is not None:
-            self._expiry.cancel()
-        if self._writer is not None:
-            self._writer.cancel()
-        self.feed.leave(self)
+    def resource(self) -> Resource:
+        return Resource.board(self.board_id)
 
-    async def _write_loop(self) -> None:
-        """One frame at a time: the next write waits until the previous one was flushed, so a
-        client that stops reading fills the bounded queue (and is closed) instead of memory."""
-        while True:
-            text = await self._outbox.get()
-            try:
-                await self.transport.send_text(text)
-            except Exception as err:  # the socket closed under us: on_close follows
-                log.info("board_ws.write_failed", conn=self.conn_id, error=repr(err))
-                return
+    def affected_by(self, revocation: Revocation) -> bool:
+        if revocation.resource_type is not None and revocation.resource_id is not None:
+            return revocation.resource_type == "board" and revocation.resource_id == self.board_id
+        return revocation.workspace_id is None or self.workspace_id == revocation.workspace_id
+
+    def apply_access(self, access: Access | None) -> None:
+        if access is None:
+            self.close(CloseCode.NOT_FOUND, "the board no longer exists")
+        elif access.workspace_role is None or not access.allows(Action.BOARD_VIEW):
+            self.close(CloseCode.FORBIDDEN, "access to this board was revoked")
 
     # --- outbound ------------------------------------------------------------------------------
 
-    def send(self, frame: dict[str, Any]) -> None:
-        if self.closed:
-            return
-        try:
-            self._outbox.put_nowait(json.dumps(frame, separators=(",", ":"), default=str))
-        except asyncio.QueueFull:
-            log.warning("board_ws.slow_reader", conn=self.conn_id, board_id=self.board_id)
-            self.close(CLOSE_SLOW_READER, "too slow: reconnect with ?since=<last seq>")
+    def send_json(self, frame: dict[str, Any]) -> None:
+        if not self.closed:
+            self.send(json.dumps(frame, separators=(",", ":"), default=str))
+
+    def error(self, code: str, message: str, msg_id: str | None = None) -> None:
+        self.send_json({"type": "error", "code": code, "message": message})
 
     def deliver(self, event: dict[str, Any]) -> None:
         """A board event in seq order; held while the socket replays, never sent twice."""
@@ -186,60 +193,45 @@ class BoardConnection:
         if event["seq"] <= self.last_seq:
             return
         self.last_seq = event["seq"]
-        self.send({"type": "event", "event": event})
+        self.send_json({"type": "event", "event": event})
 
     def go_live(self) -> None:
         self._catching_up = False
         held, self._held = self._held, []
         for event in held:
             self.deliver(event)
-        self.send({"type": "ready", "board_id": self.board_id, "seq": self.last_seq})
+        self.send_json({"type": "ready", "board_id": self.board_id, "seq": self.last_seq})
 
     # --- inbound -------------------------------------------------------------------------------
 
-    def receive(self, message: str | bytes) -> None:
+    async def on_frame(self, message: str | bytes) -> None:
         """Validate one inbound frame; a bad one is answered, never raised."""
-        if self.closed:
-            return
-        if not self._bucket.take(time.monotonic()):
-            self._reject("rate_limited", "too many messages: this one was dropped", CLOSE_FLOOD)
-            return
-        if len(message) > MAX_INBOUND_FRAME_BYTES:
-            self.close(CLOSE_TOO_BIG, f"frames are limited to {MAX_INBOUND_FRAME_BYTES} bytes")
-            return
         if isinstance(message, bytes):
-            self._reject("bad_frame", "binary frames are not part of the board protocol")
+            self.reject("bad_frame", "binary frames are not part of the board protocol")
             return
         try:
             frame = json.loads(message)
         except json.JSONDecodeError:
-            self._reject("bad_json", "frames must be JSON objects")
+            self.reject("bad_json", "frames must be JSON objects")
             return
         if not isinstance(frame, dict):
-            self._reject("bad_frame", "frames must be JSON objects")
+            self.reject("bad_frame", "frames must be JSON objects")
             return
         self._dispatch(frame)
 
     def _dispatch(self, frame: dict[str, Any]) -> None:
         kind = frame.get("type")
         if kind == "ping" and set(frame) == {"type"}:
-            self.send({"type": "pong"})
+            self.send_json({"type": "pong"})
         elif kind == "presence":
             card_id = _presence_card(frame)
             if card_id is False:
-                self._reject("bad_frame", 'presence is {"type":"presence","card_id":<uuid>|null}')
+                self.reject("bad_frame", 'presence is {"type":"presence","card_id":<uuid>|null}')
                 return
             self.card_id = card_id
             self.feed.announce(self, "viewing")
         else:
-            self._reject("unknown_type", f"unknown frame type {str(kind)[:40]!r}")
-
-    def _reject(self, code: str, message: str, close_code: int = CLOSE_BAD_FRAMES) -> None:
-        self._bad += 1
-        if self._bad > BAD_FRAMES_BEFORE_CLOSE:
-            self.close(close_code, "too many bad or throttled frames")
-            return
-        self.send({"type": "error", "code": code, "message": message})
+            self.reject("unknown_type", f"unknown frame type {str(kind)[:40]!r}")
 
 
 def _presence_card(frame: dict[str, Any]) -> str | Literal[False] | None:
@@ -270,6 +262,13 @@ class BoardRoom:
         self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._subs: list[Any] = []
         self._worker: asyncio.Task[None] | None = None
+
+    @property
+    def key(self) -> str:
+        return self.board_id
+
+    def has_members(self) -> bool:
+        return bool(self.connections)
 
     async def start(self) -> None:
         """Subscribe first, then read the current seq: nothing committed in between is lost
@@ -303,6 +302,8 @@ class BoardRoom:
     async def stop(self) -> None:
         if self._worker is not None:
             self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
         for sub in self._subs:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
@@ -365,7 +366,7 @@ class BoardRoom:
             # Cannot be filled (pruned, or Postgres down): clients must reload.
             self.last_seq = upto
             for conn in list(self.connections.values()):
-                conn.send({"type": "refetch", "reason": "gap", "seq": upto})
+                conn.send_json({"type": "refetch", "reason": "gap", "seq": upto})
 
     def _fan_out(self, event: dict[str, Any]) -> None:
         if event["seq"] <= self.last_seq:
@@ -379,7 +380,7 @@ class BoardRoom:
         kind, entity = event["type"], event["entity"]
         if kind == "board.deleted":
             for conn in list(self.connections.values()):
-                conn.close(CLOSE_NOT_FOUND, "the board was deleted")
+                conn.close(CloseCode.NOT_FOUND, "the board was deleted")
         elif kind in ("member.granted", "member.revoked"):
             await self.feed.recheck(
                 [c for c in self.connections.values() if c.user_id == entity["user_id"]]
@@ -397,66 +398,38 @@ class BoardRoom:
             return
         for conn in list(self.connections.values()):
             if conn.conn_id != origin:
-                conn.send(frame)
+                conn.send_json(frame)
 
 
-class BoardFeed:
-    """A node component: the rooms, the sockets and the reactions to revocations."""
+class BoardFeed(Hub[BoardConnection]):
+    """The board kind of the socket hub: board rooms, replay, presence on NATS and Redis."""
+
+    going_away_reason = "server shutting down, reconnect with ?since="
 
     def __init__(self, ctx: AppContext) -> None:
-        self.ctx = ctx
-        self.rooms: dict[str, BoardRoom] = {}
-        self._starting: dict[str, asyncio.Task[BoardRoom]] = {}
+        super().__init__(ctx)
         self.presence = PresenceStore(ctx.cache, ctx.settings.presence_ttl_s)
-        self._heartbeat: asyncio.Task[None] | None = None
-        self._stopping = False
+        # No grace: a board room is a subscription and a seq, cheap to start again.
+        self.registry: RoomRegistry[BoardRoom] = RoomRegistry(self._start_room, grace_s=0.0)
 
-    async def start(self) -> None:
-        await subscribe_revocations(self.ctx.nats, self._on_revocation)
-        self.ctx.nats.on_reconnect(self._on_reconnect)
-        self._heartbeat = self.ctx.spawn(self._presence_heartbeat(), name="board-presence")
+    @property
+    def rooms(self) -> dict[str, BoardRoom]:
+        return self.registry.rooms
 
-    async def stop(self) -> None:
-        """Shutdown: every socket gets 1001 so its client resumes on another node."""
-        self._stopping = True
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-        for conn in self.connections():
-            conn.close(CLOSE_GOING_AWAY, "server shutting down, reconnect with ?since=")
-        rooms, self.rooms = list(self.rooms.values()), {}
-        await asyncio.gather(*(room.stop() for room in rooms), return_exceptions=True)
+    async def _start_room(self, board_id: str) -> BoardRoom:
+        room = BoardRoom(self, board_id)
+        await room.start()
+        return room
 
-    def connections(self) -> list[BoardConnection]:
-        return [c for room in self.rooms.values() for c in room.connections.values()]
+    async def stop_rooms(self) -> None:
+        await self.registry.stop()
 
-    # --- joining and leaving -------------------------------------------------------------------
+    def resync_rooms(self) -> None:
+        """Events may have been missed while NATS was away: fill every room from Postgres."""
+        for room in list(self.rooms.values()):
+            room.request_resync()
 
-    async def join(self, conn: BoardConnection, since: int | None) -> None:
-        """Attach a socket: replay what it missed since `since`, then live events."""
-        if self._stopping:
-            conn.close(CLOSE_GOING_AWAY, "server shutting down")
-            return
-        room = await self._room(conn.board_id)
-        if conn.closed:  # the client left while the room started
-            return
-        room.connections[conn.conn_id] = conn
-        conn.start()
-        await self._replay(conn, room, since)
-        if conn.closed:
-            return
-        conn.go_live()
-        viewers = await safely(self.presence.current(conn.board_id), "list")
-        conn.send(
-            {
-                "type": "presence",
-                "state": "snapshot",
-                "viewers": viewers or [],
-                "stale": viewers is None,
-            }
-        )
-        self.announce(conn, "viewing")
-
-    async def _replay(self, conn: BoardConnection, room: BoardRoom, since: int | None) -> None:
+    async def replay(self, conn: BoardConnection, room: BoardRoom, since: int | None) -> None:
         if since is None:
             conn.last_seq = room.last_seq
             return
@@ -469,42 +442,18 @@ class BoardFeed:
             reason = "too_far_behind"
         if reason is not None:
             conn.last_seq = room.last_seq
-            conn.send({"type": "refetch", "reason": reason, "seq": current})
+            conn.send_json({"type": "refetch", "reason": reason, "seq": current})
             return
         conn.last_seq = since
         for event in await events_repo.events_after(self.ctx.db, conn.board_id, since, limit):
             if event["seq"] > conn.last_seq:
                 conn.last_seq = event["seq"]
-                conn.send({"type": "event", "event": event})
+                conn.send_json({"type": "event", "event": event})
 
-    def leave(self, conn: BoardConnection) -> None:
-        room = self.rooms.get(conn.board_id)
-        if room is None or room.connections.pop(conn.conn_id, None) is None:
-            return
-        self.ctx.spawn(self._forget(conn), name="board-presence-left")
-        if not room.connections and not self._stopping:
-            del self.rooms[conn.board_id]
-            self.ctx.spawn(room.stop(), name=f"board-room-stop-{conn.board_id}")
-
-    async def _room(self, board_id: str) -> BoardRoom:
-        """The started room of a board; concurrent joiners share one start."""
-        room = self.rooms.get(board_id)
-        if room is not None:
-            return room
-        task = self._starting.get(board_id)
-        if task is None:
-            task = asyncio.get_running_loop().create_task(self._start_room(board_id))
-            self._starting[board_id] = task
-        return await asyncio.shield(task)
-
-    async def _start_room(self, board_id: str) -> BoardRoom:
-        try:
-            room = BoardRoom(self, board_id)
-            await room.start()
-            self.rooms[board_id] = room
-            return room
-        finally:
-            self._starting.pop(board_id, None)
+    async def recheck(self, conns: list[BoardConnection]) -> None:
+        """Close the sockets whose user may no longer view their board."""
+        for conn in conns:
+            await self.recheck_access(conn)
 
     # --- presence ------------------------------------------------------------------------------
 
@@ -524,69 +473,12 @@ class BoardFeed:
         except Exception as err:  # core NATS presence is best effort by design
             log.info("board_presence.publish_failed", error=repr(err))
 
-    async def _forget(self, conn: BoardConnection) -> None:
+    async def forget(self, conn: BoardConnection) -> None:
+        if conn.room is None:  # never joined, never announced
+            return
         await safely(self.presence.remove(conn.board_id, conn.conn_id), "remove")
         await self._announce(conn, "left")
 
-    async def _presence_heartbeat(self) -> None:
-        interval = max(1.0, self.ctx.settings.presence_ttl_s / 3)
-        while True:
-            await asyncio.sleep(interval)
-            entries = [c.presence() for c in self.connections() if not c.closed]
-            await safely(self.presence.put(entries), "heartbeat")
-
-    # --- access re-checks ----------------------------------------------------------------------
-
-    async def recheck(self, conns: list[BoardConnection]) -> None:
-        """Close the sockets whose user may no longer view their board."""
-        for conn in conns:
-            try:
-                access = await policy.load_access(
-                    self.ctx, conn.user_id, Resource.board(conn.board_id)
-                )
-            except AppError as err:  # both stores down: keep it, the next signal re-checks
-                log.warning("board_ws.recheck_failed", conn=conn.conn_id, error=err.message)
-                continue
-            if access is None:
-                conn.close(CLOSE_NOT_FOUND, "the board no longer exists")
-            elif access.workspace_role is None or not access.allows(Action.BOARD_VIEW):
-                conn.close(CLOSE_FORBIDDEN, "access to this board was revoked")
-
-    async def _recheck_session(self, conn: BoardConnection, revocation: Revocation | None) -> None:
-        if revocation is not None and conn.identity.family_id in revocation.family_ids:
-            conn.close(CLOSE_UNAUTHORIZED, "session revoked")
-            return
-        try:
-            await authenticate_token(self.ctx, conn.identity.token)
-        except Unauthorized:
-            conn.close(CLOSE_UNAUTHORIZED, "session revoked")
-        except AppError as err:
-            log.warning("board_ws.recheck_token_failed", conn=conn.conn_id, error=err.message)
-
-    async def _on_revocation(self, revocation: Revocation) -> None:
-        mine = [c for c in self.connections() if revocation.user_id in (ANY_USER, c.user_id)]
-        if revocation.kind == "session":
-            for conn in mine:
-                self.ctx.spawn(self._recheck_session(conn, revocation), name="board-ws-session")
-            return
-        affected = [c for c in mine if self._affected(c, revocation)]
-        if affected:
-            self.ctx.spawn(self.recheck(affected), name="board-ws-recheck")
-
-    def _affected(self, conn: BoardConnection, revocation: Revocation) -> bool:
-        if revocation.resource_type is not None and revocation.resource_id is not None:
-            return revocation.resource_type == "board" and revocation.resource_id == conn.board_id
-        room = self.rooms.get(conn.board_id)
-        return revocation.workspace_id is None or (
-            room is not None and room.workspace_id == revocation.workspace_id
-        )
-
-    async def _on_reconnect(self) -> None:
-        """Signals and events may have been missed while NATS was away: re-check every socket
-        and fill every room from Postgres."""
-        conns = self.connections()
-        for conn in conns:
-            self.ctx.spawn(self._recheck_session(conn, None), name="board-ws-session")
-        self.ctx.spawn(self.recheck(conns), name="board-ws-recheck")
-        for room in list(self.rooms.values()):
-            room.request_resync()
+    async def renew_presence(self, conns: list[BoardConnection]) -> None:
+        entries = [c.presence() for c in conns if c.room is not None]
+        await safely(self.presence.put(entries), "heartbeat")

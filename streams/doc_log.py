@@ -20,7 +20,7 @@ import structlog
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from core.errors import AppError, Unavailable
+from core.errors import AppError, CloseCode, Unavailable
 from streams.connection import NatsConnection
 from streams.jetstream import DOCS_STREAM, doc_update_subject
 
@@ -49,7 +49,7 @@ class DocLogRejected(AppError):
 
     status = 507
     code = "document_log_full"
-    ws_close_code = 4507
+    ws_close_code = CloseCode.DOCUMENT_LOG_FULL
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ import structlog
 from nats.aio.msg import Msg
 from prometheus_client import Counter
 
-from core.errors import AppError, Unavailable
+from core.errors import AppError, CloseCode, Unavailable
 from models.db import Database
 from models.repo import doc_snapshots
 from server.settings import Settings
@@ -114,7 +114,7 @@ class DocumentTooLarge(AppError):
 
     status = 413
     code = "document_too_large"
-    ws_close_code = 4413
+    ws_close_code = CloseCode.PAYLOAD_TOO_LARGE
 
 
 @dataclass(frozen=True)
@@ -171,7 +171,7 @@ class Peer(Protocol):
 
     def renew_presence(self, now: float) -> None: ...
 
-    def close(self, code: int, reason: str) -> None: ...
+    def close(self, code: CloseCode, reason: str | None = None) -> None: ...
 
 
 class Room:
@@ -290,6 +290,13 @@ class Room:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # --- peers -------------------------------------------------------------------------------
+
+    @property
+    def key(self) -> str:
+        return self.doc_id
+
+    def has_members(self) -> bool:
+        return bool(self.peers)
 
     def join(self, peer: Peer) -> None:
         self.peers[peer.conn_id] = peer
@@ -440,7 +447,7 @@ class Room:
         except Exception as err:
             log.error("room.deliver_failed", doc_id=self.doc_id, conn=peer.conn_id, error=repr(err))
             with contextlib.suppress(Exception):
-                peer.close(1011, "internal error")
+                peer.close(CloseCode.INTERNAL_ERROR)
 
     # --- awareness ---------------------------------------------------------------------------
 

@@ -1,34 +1,33 @@
 """One WebSocket on one document: the y-websocket and JSON-envelope protocols, without Tornado.
 
-A session turns frames into calls on its room and room events into frames. It owns the per-socket
-limits (token bucket, bounded inbound queue, malformed-message budget) and processes its inbound
-messages one at a time in arrival order, so one client's updates reach the log in the order it sent
-them. Every message is handled under a catch-all: a bad frame (or a pycrdt panic) costs the sender
-an error message, never the socket, the room or the node (DESIGN.md §7).
+A session turns frames into calls on its room and room events into frames. What every socket kind
+shares -- the limits (token bucket, bounded inbound queue, malformed-message budget), the worker
+that handles frames one at a time in arrival order (so one client's updates reach the log in the
+order it sent them) under a catch-all (a bad frame or a pycrdt panic costs the sender an error
+message, never the socket, the room or the node, DESIGN.md §7), the slow-reader rule and closing --
+is the hub's `Connection` (streams/hub.py). This module holds only what documents add.
 
-Transport adapters (handlers/ws_documents.py) implement `Transport`; tests can use a fake one.
+The transport (handlers/ws_auth.py) implements `streams.hub.Transport`; tests can use a fake one.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import secrets
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
 
-from core.errors import AppError, Unavailable
+from core.errors import CloseCode, Unavailable
 from models.db import Database
 from models.repo import doc_snapshots
 from server.settings import Settings
-from services.policy import Access, Action
+from services.policy import Access, Action, Resource
 from streams import envelope
 from streams.doc_log import DocLog, DocLogRejected
+from streams.hub import Connection, Identity, SocketLimits, Transport
 from streams.protocol import (
     EMPTY_UPDATE,
     MAX_SAFE_INTEGER,
@@ -48,6 +47,7 @@ from streams.protocol import (
     encode_sync_step2,
     validate_update,
 )
+from streams.revocations import Revocation
 from streams.room import AwarenessBatch, DocumentTooLarge, Room, UpdateBatch
 from streams.yjs_state import single_client
 
@@ -61,46 +61,23 @@ ACK_ORDER_WAIT_S = 2.0
 # JSON connections get a synthetic awareness client id above the 32-bit ids Yjs draws, so it can
 # never collide with a real Yjs client.
 SYNTHETIC_CLIENT_ID_MIN = 2**32
-CLOSE_REASON_MAX_BYTES = 120  # RFC 6455: the close reason must fit a 125-byte control frame
-
-
-class Transport(Protocol):
-    def send(self, message: bytes | str) -> None: ...
-
-    def close(self, code: int, reason: str) -> None: ...
 
 
 class RoomSource(Protocol):
     async def acquire(self, doc_id: str) -> Room: ...
 
 
-@dataclass(frozen=True)
-class Identity:
-    """The authenticated user behind a socket; `token` is kept to re-check it on revocations."""
-
-    user_id: str
-    display_name: str
-    family_id: str
-    token: str
-    expires_at: int
-
-
-class TokenBucket:
-    """`rate` messages per second on average, bursts up to `burst`."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.burst = float(burst)
-        self.tokens = float(burst)
-        self.updated = time.monotonic()
-
-    def take(self, now: float) -> bool:
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
+def document_limits(settings: Settings) -> SocketLimits:
+    """The document socket's limits: all settings (a frame's size is Tornado's, 1009)."""
+    return SocketLimits(
+        rate_per_s=settings.ws_rate_per_s,
+        burst=settings.ws_burst,
+        flood_close_after=settings.ws_flood_close_after,
+        bad_frames_before_close=BAD_MESSAGES_BEFORE_CLOSE,
+        queue_max_msgs=settings.ws_queue_max_msgs,
+        queue_max_bytes=settings.ws_queue_max_bytes,
+        max_pending_bytes=settings.ws_max_pending_bytes,
+    )
 
 
 @dataclass(frozen=True)
@@ -111,10 +88,8 @@ class SessionDeps:
     settings: Settings
 
 
-class Session:
-    """What both protocols share: limits, the message loop, access, lifecycle."""
-
-    kind = "abstract"
+class Session(Connection):
+    """What both document protocols share: the room, the role, access changes."""
 
     def __init__(
         self,
@@ -126,136 +101,49 @@ class Session:
         transport: Transport,
         deps: SessionDeps,
     ) -> None:
-        self.conn_id = conn_id
+        super().__init__(
+            conn_id=conn_id,
+            identity=identity,
+            workspace_id=access.workspace_id,
+            transport=transport,
+            limits=document_limits(deps.settings),
+        )
         self.doc_id = doc_id
-        self.identity = identity
-        self.user_id = identity.user_id
-        self.workspace_id = access.workspace_id
         self.role = access.resource_role
         self.can_edit = access.allows(Action.DOCUMENT_EDIT)
-        self.transport = transport
         self.deps = deps
         self.settings = deps.settings
         self.room: Room | None = None
-        self.closed = False
-        self.connected_at = time.time()
-        self._queue: deque[bytes | str] = deque()
-        self._queued_bytes = 0
-        self._wakeup = asyncio.Event()
-        self._bucket = TokenBucket(self.settings.ws_rate_per_s, self.settings.ws_burst)
-        self._dropped = 0
-        self._bad = 0
-        self._task: asyncio.Task[None] | None = None
-        self._expiry: asyncio.TimerHandle | None = None
 
-    # --- lifecycle ---------------------------------------------------------------------------
+    # --- the hub's hooks ---------------------------------------------------------------------
 
-    def start(self) -> asyncio.Task[None]:
-        loop = asyncio.get_running_loop()
-        delay = max(0.0, self.identity.expires_at - time.time())
-        self._expiry = loop.call_later(delay, self.close, 4401, "token expired")
-        self._task = asyncio.create_task(self._run(), name=f"ws-{self.conn_id}")
-        return self._task
+    async def open(self) -> None:
+        self.room = await self.deps.rooms.acquire(self.doc_id)
+        if not self.closed:
+            await self._open(self.room)
 
-    def close(self, code: int, reason: str) -> None:
-        """Close the socket with `code`; idempotent."""
-        if self.closed:
-            return
-        self.closed = True
-        self._wakeup.set()
-        reason_bytes = reason.encode()[:CLOSE_REASON_MAX_BYTES]
-        self.transport.close(code, reason_bytes.decode(errors="ignore"))
+    def leave(self) -> None:
+        if self.room is not None:
+            self.room.leave(self)
 
-    def transport_closed(self) -> None:
-        """The socket is gone (either side closed it)."""
-        self.closed = True
-        self._wakeup.set()
-        if self._expiry is not None:
-            self._expiry.cancel()
+    def resource(self) -> Resource:
+        return Resource.document(self.doc_id)
 
-    async def wait_closed(self) -> None:
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    def affected_by(self, revocation: Revocation) -> bool:
+        # A board revocation concerns the documents on it (they inherit the board's roles), so
+        # anything not naming a document falls back to the workspace.
+        if revocation.resource_type == "document" and revocation.resource_id:
+            return self.doc_id == revocation.resource_id
+        if revocation.workspace_id:
+            return self.workspace_id == revocation.workspace_id
+        return True
 
-    async def _run(self) -> None:
-        try:
-            room = await self.deps.rooms.acquire(self.doc_id)
-        except AppError as err:
-            self.close(err.ws_close_code, err.message)
-            return
-        except Exception as err:
-            log.exception("ws.room_load_failed", doc_id=self.doc_id, error=repr(err))
-            self.close(1011, "could not load the document")
-            return
-        self.room = room
-        try:
-            if not self.closed:
-                await self._open(room)
-                await self._process()
-        except Exception as err:
-            log.exception("ws.session_failed", conn=self.conn_id, error=repr(err))
-            self.close(1011, "internal error")
-        finally:
-            room.leave(self)
-
-    async def _process(self) -> None:
-        while not self.closed:
-            if not self._queue:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            message = self._queue.popleft()
-            self._queued_bytes -= len(message)
-            await self.handle(message)
-
-    async def handle(self, message: bytes | str) -> None:
-        """Process one inbound message; never raises (a bad one costs its sender an error)."""
-        try:
-            await self._handle(message)
-        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as err:  # pyo3 PanicException is a BaseException (DESIGN.md §7)
-            log.error("ws.message_failed", conn=self.conn_id, error=repr(err), exc_info=True)
-            self._reject("internal_error", "the message could not be processed")
-
-    # --- inbound limits (called from the transport's on_message) -------------------------------
-
-    def receive(self, message: bytes | str) -> None:
-        if self.closed:
-            return
-        if not self._bucket.take(time.monotonic()):
-            self._dropped += 1
-            if self._dropped > self.settings.ws_flood_close_after:
-                self.close(4429, "rate limit exceeded")
-            else:
-                self._error("rate_limited", "too many messages: this one was dropped, slow down")
-            return
-        size = len(message)
-        too_many = len(self._queue) >= self.settings.ws_queue_max_msgs
-        if too_many or self._queued_bytes + size > self.settings.ws_queue_max_bytes:
-            self.close(4429, "too many messages waiting")
-            return
-        self._queue.append(message)
-        self._queued_bytes += size
-        self._wakeup.set()
-
-    def _reject(self, code: str, message: str, msg_id: str | None = None) -> None:
-        """Answer a malformed message; too many of them end the connection."""
-        self._bad += 1
-        if self._bad > BAD_MESSAGES_BEFORE_CLOSE:
-            self.close(4400, "too many malformed messages")
-            return
-        self._error(code, message, msg_id)
-
-    # --- access ------------------------------------------------------------------------------
-
-    def set_access(self, access: Access | None) -> None:
+    def apply_access(self, access: Access | None) -> None:
         """Apply a permission change in place (revocation signal or NATS reconnect re-check)."""
         if self.closed:
             return
         if access is None or not access.allows(Action.DOCUMENT_VIEW):
-            self.close(4403, "access to this document was revoked")
+            self.close(CloseCode.FORBIDDEN, "access to this document was revoked")
             return
         could_edit, old_role = self.can_edit, self.role
         self.role = access.resource_role
@@ -276,18 +164,8 @@ class Session:
     async def _open(self, room: Room) -> None:
         raise NotImplementedError
 
-    async def _handle(self, message: bytes | str) -> None:
-        raise NotImplementedError
-
-    def _error(self, code: str, message: str, msg_id: str | None = None) -> None:
-        raise NotImplementedError
-
     def _permission_changed(self) -> None:
         raise NotImplementedError
-
-    def _send(self, message: bytes | str) -> None:
-        if not self.closed:
-            self.transport.send(message)
 
     def deliver_updates(self, batch: UpdateBatch) -> None:
         raise NotImplementedError
@@ -311,25 +189,25 @@ class YjsSession(Session):
 
     async def _open(self, room: Room) -> None:
         room.join(self)
-        self._send(encode_sync_step1(room.state_vector()))
+        self.send(encode_sync_step1(room.state_vector()))
         states = room.awareness.states()
         if states:
-            self._send(encode_awareness(encode_awareness_entries(states)))
+            self.send(encode_awareness(encode_awareness_entries(states)))
 
-    async def _handle(self, message: bytes | str) -> None:
+    async def on_frame(self, message: bytes | str) -> None:
         room = self.room
         assert room is not None
         if isinstance(message, str):
-            self._reject("unsupported_frame", "text frames need ?format=json")
+            self.reject("unsupported_frame", "text frames need ?format=json")
             return
         try:
             decoded = decode_message(message)
         except ProtocolError as err:
-            self._reject("malformed_message", f"malformed message: {err}")
+            self.reject("malformed_message", f"malformed message: {err}")
             return
         match decoded:
             case SyncStep1(state_vector=state_vector):
-                self._send(encode_sync_step2(room.diff(state_vector)))
+                self.send(encode_sync_step2(room.diff(state_vector)))
             case SyncStep2(update=update):
                 await self._on_update(room, update, initial=True)
             case SyncUpdate(update=update):
@@ -337,9 +215,9 @@ class YjsSession(Session):
             case AwarenessMessage(entries=entries):
                 nudges = room.apply_awareness(self, list(entries))
                 if nudges:
-                    self._send(encode_awareness(encode_awareness_entries(nudges)))
+                    self.send(encode_awareness(encode_awareness_entries(nudges)))
             case QueryAwareness():
-                self._send(encode_awareness(encode_awareness_entries(room.awareness.states())))
+                self.send(encode_awareness(encode_awareness_entries(room.awareness.states())))
             case AuthMessage():
                 pass  # servers send these; a client's is meaningless and harmless
 
@@ -351,7 +229,7 @@ class YjsSession(Session):
         if initial and not room.would_change(update):
             return
         if not self.can_edit:
-            self._error("forbidden", self._read_only_reason())
+            self.error("forbidden", self._read_only_reason())
             return
         # Raw Yjs updates are idempotent, so a content hash is a sufficient message id: the same
         # bytes re-sent (a reconnect's SyncStep2) are deduplicated by JetStream within its window.
@@ -359,26 +237,26 @@ class YjsSession(Session):
         try:
             await room.publish(self, update, msg_id)
         except (DocumentTooLarge, DocLogRejected) as err:
-            self._error(err.code, err.message)
+            self.error(err.code, err.message)
         except Unavailable:
             # The provider keeps the update and sends it again in its SyncStep2 after reconnecting.
-            self.close(1013, "document log unavailable, retry")
+            self.close(CloseCode.TRY_AGAIN_LATER, "document log unavailable, retry")
 
-    def _error(self, code: str, message: str, msg_id: str | None = None) -> None:
-        self._send(encode_permission_denied(f"{code}: {message}"))
+    def error(self, code: str, message: str, msg_id: str | None = None) -> None:
+        self.send(encode_permission_denied(f"{code}: {message}"))
 
     def _permission_changed(self) -> None:
         if not self.can_edit:
-            self._send(encode_permission_denied(f"permission: {self._read_only_reason()}"))
+            self.send(encode_permission_denied(f"permission: {self._read_only_reason()}"))
 
     def deliver_updates(self, batch: UpdateBatch) -> None:
         if not batch.only_from(self.conn_id):
-            self._send(batch.yjs_frame)
+            self.send(batch.yjs_frame)
 
     def deliver_awareness(self, batch: AwarenessBatch, origin: str | None) -> None:
         # Echoed to the sender too, like the reference server: the provider drops a connection
         # that received nothing for 30 s, and its own 15 s renewal coming back is what it expects.
-        self._send(batch.yjs_frame)
+        self.send(batch.yjs_frame)
 
 
 class JsonSession(Session):
@@ -407,14 +285,14 @@ class JsonSession(Session):
             await self._join_since(room, self.since)
         for entry in room.awareness.states():
             user_id = room.awareness.user_of(entry.client_id)
-            self._send(envelope.presence("presence", entry.client_id, user_id, entry.state))
+            self.send(envelope.presence("presence", entry.client_id, user_id, entry.state))
         self._announce(time.monotonic())
 
     def _join_with_state(self, room: Room, reason: str | None) -> None:
         """Join and send the whole state at the room's version in one step (no gap)."""
         room.join(self)
         self.cursor = room.last_applied_seq
-        self._send(envelope.sync(self.cursor, room.full_state(), reason))
+        self.send(envelope.sync(self.cursor, room.full_state(), reason))
 
     async def _join_since(self, room: Room, since: int) -> None:
         """Send only the operations after `since`, read from the log; full state if they may have
@@ -441,7 +319,7 @@ class JsonSession(Session):
         buffered, self._catching_up = self._catching_up, None
         if entries is None:
             self.cursor = room.last_applied_seq
-            self._send(envelope.sync(self.cursor, room.full_state(), "log_unavailable"))
+            self.send(envelope.sync(self.cursor, room.full_state(), "log_unavailable"))
         else:
             self._send_catch_up(since, entries)
         for batch in buffered:
@@ -454,18 +332,18 @@ class JsonSession(Session):
             if e.seq > since
         ]
         self.cursor = max([since] + [e.seq for e in entries])
-        self._send(envelope.operations(since, self.cursor, items))
+        self.send(envelope.operations(since, self.cursor, items))
 
     # --- inbound -----------------------------------------------------------------------------
 
-    async def _handle(self, message: bytes | str) -> None:
+    async def on_frame(self, message: bytes | str) -> None:
         if isinstance(message, bytes):
-            self._reject("unsupported_frame", "binary frames need the y-websocket format")
+            self.reject("unsupported_frame", "binary frames need the y-websocket format")
             return
         try:
             parsed = envelope.parse(message)
         except envelope.EnvelopeError as err:
-            self._reject(err.code, err.message, err.msg_id)
+            self.reject(err.code, err.message, err.msg_id)
             return
         match parsed:
             case envelope.OperationMessage():
@@ -473,35 +351,35 @@ class JsonSession(Session):
             case envelope.PresenceMessage():
                 self._on_presence(parsed)
             case envelope.PingMessage(id=msg_id):
-                self._send(envelope.pong(msg_id))
+                self.send(envelope.pong(msg_id))
 
     async def _on_operation(self, op: envelope.OperationMessage) -> None:
         room = self.room
         assert room is not None
         if not self.can_edit:
-            self._error("forbidden", self._read_only_reason(), op.id)
+            self.error("forbidden", self._read_only_reason(), op.id)
             return
         # Scoped per user: two users' client ids never collide, and a user cannot replay (or
         # probe) another user's operation ids.
         msg_id = f"op:{self.doc_id}:{self.user_id}:{op.id}"
         known = await self._known_operation(msg_id)
         if known is not None:
-            self._send(envelope.ack(op.id, known, duplicate=True))
+            self.send(envelope.ack(op.id, known, duplicate=True))
             return
         try:
             validate_update(op.update)
         except ProtocolError as err:
-            self._reject("invalid_update", f"payload is not a valid Yjs v1 update: {err}", op.id)
+            self.reject("invalid_update", f"payload is not a valid Yjs v1 update: {err}", op.id)
             return
         try:
             ack = await room.publish(self, op.update, msg_id)
         except (DocumentTooLarge, DocLogRejected, Unavailable) as err:
-            self._error(err.code, err.message, op.id)
+            self.error(err.code, err.message, op.id)
             return
         seq = await self._remember_operation(msg_id, ack.seq)
         await room.wait_applied(seq, ACK_ORDER_WAIT_S)
         self.cursor = max(self.cursor, seq)
-        self._send(envelope.ack(op.id, seq, duplicate=ack.duplicate or seq != ack.seq))
+        self.send(envelope.ack(op.id, seq, duplicate=ack.duplicate or seq != ack.seq))
 
     async def _known_operation(self, msg_id: str) -> int | None:
         """The version a message id got before, from the durable map (it outlives JetStream's
@@ -535,7 +413,7 @@ class JsonSession(Session):
         try:
             self._announce(time.monotonic())
         except ProtocolError as err:
-            self._reject("presence_too_large", str(err), message.id)
+            self.reject("presence_too_large", str(err), message.id)
 
     def _state(self) -> dict[str, Any]:
         user = {"id": self.user_id, "name": self.identity.display_name}
@@ -558,12 +436,12 @@ class JsonSession(Session):
 
     # --- outbound ----------------------------------------------------------------------------
 
-    def _error(self, code: str, message: str, msg_id: str | None = None) -> None:
-        self._send(envelope.error(code, message, msg_id))
+    def error(self, code: str, message: str, msg_id: str | None = None) -> None:
+        self.send(envelope.error(code, message, msg_id))
 
     def _permission_changed(self) -> None:
         reason = "your role changed" if self.can_edit else self._read_only_reason()
-        self._send(envelope.permission(self.role_label, not self.can_edit, reason))
+        self.send(envelope.permission(self.role_label, not self.can_edit, reason))
 
     def deliver_updates(self, batch: UpdateBatch) -> None:
         if self._catching_up is not None:
@@ -577,7 +455,7 @@ class JsonSession(Session):
                 continue
             self.cursor = update.seq
             if update.conn_id != self.conn_id:  # its own operations are acknowledged instead
-                self._send(batch.json_messages[index])
+                self.send(batch.json_messages[index])
 
     def deliver_awareness(self, batch: AwarenessBatch, origin: str | None) -> None:
         for change in batch.changes:
@@ -585,4 +463,4 @@ class JsonSession(Session):
                 for text in envelope.presence_messages(
                     change.entry.client_id, change.user_id, change.entry.state, change.previous
                 ):
-                    self._send(text)
+                    self.send(text)

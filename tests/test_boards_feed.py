@@ -2,41 +2,48 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
+from core.errors import CloseCode
 from server.app import build_context
 from services import cards as cards_service
-from streams.board_feed import CLOSE_SLOW_READER, OUTBOUND_QUEUE_FRAMES, BoardConnection
-from streams.session import Identity
+from streams.board_feed import MAX_PENDING_BYTES, BoardConnection
+from streams.hub import Identity
 from tests.board_helpers import BoardSocket, board_world, create_list
 
 
 class StuckTransport:
-    """A client that never reads: every write waits forever."""
+    """A client that never reads: every frame stays unsent."""
 
     def __init__(self) -> None:
         self.closed_with: tuple[int, str] | None = None
-        self.forever = asyncio.Event()
+        self.unsent = 0
 
-    async def send_text(self, text: str) -> None:
-        await self.forever.wait()
+    def send(self, frame: bytes | str) -> None:
+        self.unsent += len(frame)
+
+    def unsent_bytes(self) -> int:
+        return self.unsent
 
     def close(self, code: int, reason: str) -> None:
         self.closed_with = (code, reason)
 
 
-async def test_slow_reader_is_closed_when_its_queue_is_full(ctx):
+async def test_slow_reader_is_closed_when_its_unsent_bytes_pass_the_bound(ctx):
+    """The one slow-reader rule of every socket (streams/hub.py): 1008, as on documents (it was
+    4408 with a 256-frame queue before the board socket moved onto the hub)."""
     transport = StuckTransport()
     identity = Identity("u", "U", "f", "t", int(time.time()) + 60)
     conn = BoardConnection(ctx.services["board_feed"], "b", identity, transport)
-    conn.start()
     conn.go_live()
-    for seq in range(1, OUTBOUND_QUEUE_FRAMES + 2):
-        conn.deliver({"seq": seq, "type": "card.updated"})
+    event = {"type": "card.updated", "entity": {"title": "x" * 1000}}
+    seq = 0
+    while not conn.closed and seq < 10 * MAX_PENDING_BYTES // 1000:
+        seq += 1
+        conn.deliver({**event, "seq": seq})
     assert transport.closed_with is not None
-    assert transport.closed_with[0] == CLOSE_SLOW_READER
-    assert conn.closed
+    assert transport.closed_with[0] == CloseCode.SLOW_READER == 1008
+    assert MAX_PENDING_BYTES - 1100 < transport.unsent <= MAX_PENDING_BYTES
 
 
 async def test_room_fills_a_gap_from_postgres(api, ctx, settings, http_server_port):

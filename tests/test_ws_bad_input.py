@@ -66,6 +66,9 @@ class RecordingTransport:
     def send(self, message: bytes | str) -> None:
         self.sent.append(message)
 
+    def unsent_bytes(self) -> int:
+        return 0
+
     def close(self, code: int, reason: str) -> None:
         self.closes.append((code, reason))
 
