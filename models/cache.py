@@ -25,8 +25,15 @@ class CacheUnavailable(Exception):
 
 
 class Cache:
+    """`url` empty: no Redis configured (the ops commands, which never need it); every call
+    raises `CacheUnavailable` and callers take their fallback, as when Redis is down."""
+
     def __init__(self, url: str, *, timeout_s: float) -> None:
         self.timeout_s = timeout_s
+        self.client: redis_asyncio.Redis | None = None
+        self._open_until = 0.0
+        if not url:
+            return
         self.client = redis_asyncio.Redis.from_url(
             url,
             socket_timeout=timeout_s,
@@ -36,14 +43,16 @@ class Cache:
             health_check_interval=0,
             decode_responses=False,
         )
-        self._open_until = 0.0
 
     async def run(self, op: Callable[[redis_asyncio.Redis], Awaitable[T]]) -> T:
         """Run one Redis operation or raise `CacheUnavailable` within `timeout_s`."""
+        client = self.client
+        if client is None:
+            raise CacheUnavailable("redis not configured")
         if time.monotonic() < self._open_until:
             raise CacheUnavailable("redis circuit open")
         try:
-            return await asyncio.wait_for(op(self.client), self.timeout_s)
+            return await asyncio.wait_for(op(client), self.timeout_s)
         except (TimeoutError, RedisError, OSError) as err:
             self._open_until = time.monotonic() + BREAKER_OPEN_S
             raise CacheUnavailable(f"redis unavailable: {type(err).__name__}") from err
@@ -55,4 +64,5 @@ class Cache:
             return False
 
     async def close(self) -> None:
-        await self.client.aclose()
+        if self.client is not None:
+            await self.client.aclose()

@@ -1,5 +1,9 @@
-"""Shared plumbing of the document ops commands: settings from the same env vars as `collab serve`,
-a context with Postgres and NATS, and JSON/text output.
+"""Shared plumbing of the ops commands: where the services are, a context with Postgres and NATS,
+one error → exit-code funnel, and text/JSON output.
+
+Service URLs come from the environment (the same variables as `collab serve`) or, when those
+are not set, from the running `collab dev` of the data dir (`server/dev_services.py`), so a
+developer types `collab replay --doc ID` with nothing else.
 
 Ops commands connect to NATS *without* `ensure_streams`: an operator's shell may not carry every
 stream-limit variable the nodes run with, and an inspection must never rewrite a stream's config.
@@ -9,26 +13,55 @@ The scheduler is never started here.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import dataclasses
 import json
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+import nats.errors
+
+from core.errors import Unavailable
+from models.repo import documents as documents_repo
+from ops.exit_codes import ExitCode
 from server.context import AppContext
+from server.dev_services import StaleServicesFile, find_running, services_path
 from server.logging import configure_logging
-from server.settings import Settings
+from server.settings import ConfigError, Settings
 from streams.connection import CONNECT_TIMEOUT_S, JS_TIMEOUT_S
 from streams.doc_log import DocLog
 
-UNUSED_REDIS_URL = "redis://127.0.0.1:1/0"
-
 
 class OpsError(RuntimeError):
-    """A clear message for the operator; the command exits with status 2."""
+    """A clear message for the operator, and the status the command exits with."""
+
+    exit_code = ExitCode.USAGE
+    code = "usage"
+
+    def __init__(self, message: str, exit_code: ExitCode | None = None) -> None:
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class NotFoundError(OpsError):
+    exit_code = ExitCode.NOT_FOUND
+    code = "not_found"
+
+
+class MissingConfig(OpsError):
+    exit_code = ExitCode.CONFIG
+    code = "config"
+
+
+class ServiceUnavailable(OpsError):
+    exit_code = ExitCode.UNAVAILABLE
+    code = "unavailable"
 
 
 def doc_id_arg(value: str) -> str:
@@ -39,23 +72,43 @@ def doc_id_arg(value: str) -> str:
         raise argparse.ArgumentTypeError(f"not a document id (UUID): {value!r}") from err
 
 
-def settings_from_env(*, need_db: bool = True) -> Settings:
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--json` and `--data-dir`, on every ops command."""
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="find the running `collab dev` here when the URLs are not set"
+        " (default COLLAB_DATA_DIR or ./.collab-data)",
+    )
+
+
+def settings_for(args: argparse.Namespace, *, need_db: bool = True) -> Settings:
+    """The environment's URLs if set, else the running `collab dev`'s of the data dir."""
     settings = dataclasses.replace(Settings.from_env(), scheduler_enabled=False)
-    missing = [
-        name
-        for name, value in (
-            ("NATS_URL", settings.nats_url),
-            ("DATABASE_URL", settings.database_url),
-        )
-        if not value and (need_db or name == "NATS_URL")
-    ]
+    needed = [("NATS_URL", settings.nats_url)]
+    if need_db:
+        needed.append(("DATABASE_URL", settings.database_url))
+    missing = [name for name, value in needed if not value]
     if missing:
-        raise OpsError("missing environment variables: " + ", ".join(missing))
-    if not settings.redis_url:
-        # The document commands never use Redis; the context just needs a well-formed URL.
-        settings = dataclasses.replace(settings, redis_url=UNUSED_REDIS_URL)
+        data_dir = (getattr(args, "data_dir", None) or settings.data_dir).resolve()
+        settings = _from_dev_stack(settings, data_dir, missing)
     configure_logging("WARNING", "console")
     return settings
+
+
+def _from_dev_stack(settings: Settings, data_dir: Path, missing: list[str]) -> Settings:
+    try:
+        services = find_running(data_dir)
+    except StaleServicesFile as err:
+        raise MissingConfig(str(err)) from err
+    if services is None:
+        raise MissingConfig(
+            f"missing environment variables: {', '.join(missing)}, and no running `collab dev`"
+            f" in {data_dir} ({services_path(data_dir).name} not found; --data-dir to point"
+            " at another)"
+        )
+    return settings.with_services(services.database_url, services.nats_url, services.redis_url)
 
 
 @contextlib.asynccontextmanager
@@ -64,20 +117,27 @@ async def ops_context(settings: Settings, *, need_db: bool = True) -> AsyncItera
     ctx.services["doc_log"] = DocLog(ctx.nats, f"ops-{settings.node_id}")
     if need_db:
         await ctx.db.start()
-    await ctx.nats.nc.connect(
-        servers=[s.strip() for s in settings.nats_url.split(",")],
-        name=f"collab-ops-{settings.node_id}",
-        connect_timeout=int(CONNECT_TIMEOUT_S),
-        max_reconnect_attempts=2,
-    )
-    ctx.nats.js = ctx.nats.nc.jetstream(timeout=JS_TIMEOUT_S)
     try:
+        await ctx.nats.nc.connect(
+            servers=[s.strip() for s in settings.nats_url.split(",")],
+            name=f"collab-ops-{settings.node_id}",
+            connect_timeout=int(CONNECT_TIMEOUT_S),
+            max_reconnect_attempts=2,
+        )
+        ctx.nats.js = ctx.nats.nc.jetstream(timeout=JS_TIMEOUT_S)
         yield ctx
     finally:
         await ctx.nats.nc.close()
         await ctx.cache.close()
         if need_db:
             await ctx.db.stop()
+
+
+async def require_document(ctx: AppContext, doc_id: str) -> None:
+    """An unknown id is an error, never an empty document (deleted ones still count: their log
+    may still be there)."""
+    if not await documents_repo.document_exists(ctx.db, doc_id):
+        raise NotFoundError(f"no such document: {doc_id}")
 
 
 def _default(value: Any) -> Any:
@@ -88,13 +148,70 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
+def to_json(payload: Any) -> str:
+    return json.dumps(payload, default=_default, indent=2, sort_keys=True)
+
+
+def as_text(payload: Any, indent: str = "") -> str:
+    """A readable default rendering of a JSON-like payload: `key: value`, nested indented."""
+    if isinstance(payload, dict):
+        lines = []
+        for key, value in payload.items():
+            if isinstance(value, dict | list) and value:
+                lines.append(f"{indent}{key}:")
+                lines.append(as_text(value, indent + "  "))
+            else:
+                lines.append(f"{indent}{key}: {_scalar(value)}")
+        return "\n".join(lines)
+    if isinstance(payload, list):
+        return "\n".join(
+            f"{indent}-\n{as_text(item, indent + '  ')}"
+            if isinstance(item, dict | list)
+            else f"{indent}- {_scalar(item)}"
+            for item in payload
+        )
+    return f"{indent}{_scalar(payload)}"
+
+
+def _scalar(value: Any) -> str:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return as_text(dataclasses.asdict(value))
+    return json.dumps(value, default=_default) if not isinstance(value, str) else value
+
+
 def emit(payload: Any, *, as_json: bool, text: str | None = None) -> None:
-    if as_json or text is None:
-        sys.stdout.write(json.dumps(payload, default=_default, indent=2, sort_keys=True) + "\n")
-    else:
-        sys.stdout.write(text.rstrip("\n") + "\n")
+    out = to_json(payload) if as_json else (text if text is not None else as_text(payload))
+    sys.stdout.write(out.rstrip("\n") + "\n")
 
 
-def fail(err: Exception) -> int:
+def fail(err: OpsError, *, as_json: bool) -> int:
     sys.stderr.write(f"error: {err}\n")
-    return 2
+    if as_json:
+        emit({"error": {"code": err.code, "message": str(err)}}, as_json=True)
+    return int(err.exit_code)
+
+
+Work = Callable[[Settings], Coroutine[Any, Any, Any]]
+
+
+def run_command(
+    args: argparse.Namespace,
+    work: Work,
+    *,
+    need_db: bool = True,
+    render: Callable[[Any], str] | None = None,
+    exit_code: Callable[[Any], ExitCode] = lambda payload: ExitCode.OK,
+) -> int:
+    """Run one ops command: settings, the work, output, and every failure to its exit code."""
+    as_json = bool(getattr(args, "json", False))
+    try:
+        settings = settings_for(args, need_db=need_db)
+        payload = asyncio.run(work(settings))
+    except OpsError as err:
+        return fail(err, as_json=as_json)
+    except ConfigError as err:
+        return fail(MissingConfig(str(err)), as_json=as_json)
+    except (Unavailable, OSError, nats.errors.Error, TimeoutError) as err:
+        return fail(ServiceUnavailable(f"service unavailable: {err!r}"), as_json=as_json)
+    emit(payload, as_json=as_json, text=render(payload) if render and not as_json else None)
+    return int(exit_code(payload))

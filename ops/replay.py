@@ -7,11 +7,15 @@ fresh client see now?" without a client. `--state` also prints the merged Yjs up
 from __future__ import annotations
 
 import argparse
-import asyncio
 from typing import Any
 
-from core.errors import Unavailable
-from ops._runtime import OpsError, doc_id_arg, emit, fail, ops_context, settings_from_env
+from ops._runtime import (
+    add_common_arguments,
+    doc_id_arg,
+    ops_context,
+    require_document,
+    run_command,
+)
 from server.settings import Settings
 from services.doc_content import to_json
 from services.doc_state import load_state
@@ -20,10 +24,12 @@ from services.doc_state import load_state
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--doc", type=doc_id_arg, required=True, help="a document id")
     parser.add_argument("--state", action="store_true", help="include the merged update (hex)")
+    add_common_arguments(parser)
 
 
 async def replay(settings: Settings, doc_id: str, with_state: bool) -> dict[str, Any]:
     async with ops_context(settings) as ctx:
+        await require_document(ctx, doc_id)
         state = await load_state(ctx.db, ctx.services["doc_log"], doc_id)
     payload: dict[str, Any] = {
         "doc_id": doc_id,
@@ -38,9 +44,4 @@ async def replay(settings: Settings, doc_id: str, with_state: bool) -> dict[str,
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        payload = asyncio.run(replay(settings_from_env(), args.doc, args.state))
-    except (OpsError, Unavailable, OSError) as err:
-        return fail(err)
-    emit(payload, as_json=True)
-    return 0
+    return run_command(args, lambda settings: replay(settings, args.doc, args.state))

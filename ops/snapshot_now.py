@@ -8,12 +8,16 @@ snapshot (no overlap): for a stream at its limits only.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 from typing import Any
 
-from core.errors import Unavailable
-from ops._runtime import OpsError, doc_id_arg, emit, fail, ops_context, settings_from_env
+from ops._runtime import (
+    add_common_arguments,
+    doc_id_arg,
+    ops_context,
+    require_document,
+    run_command,
+)
 from server.settings import Settings
 from services import snapshot_job
 from services.snapshots import snapshot_document
@@ -26,6 +30,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-updates", type=int, help="backlog threshold (--all-dirty)")
     parser.add_argument("--limit", type=int, help="at most this many documents (--all-dirty)")
     parser.add_argument("--tight", action="store_true", help="purge through the new snapshot")
+    add_common_arguments(parser)
 
 
 async def snapshot_now(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
@@ -35,6 +40,7 @@ async def snapshot_now(settings: Settings, args: argparse.Namespace) -> dict[str
         settings = dataclasses.replace(settings, snapshot_max_docs_per_run=args.limit)
     async with ops_context(settings) as ctx:
         if args.doc:
+            await require_document(ctx, args.doc)
             result = await snapshot_document(ctx, args.doc, tight=args.tight)
             return {"snapshots": [result]}
         report = await snapshot_job.snapshot_dirty(ctx)
@@ -42,9 +48,4 @@ async def snapshot_now(settings: Settings, args: argparse.Namespace) -> dict[str
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        payload = asyncio.run(snapshot_now(settings_from_env(), args))
-    except (OpsError, Unavailable, OSError) as err:
-        return fail(err)
-    emit(payload, as_json=True)
-    return 0
+    return run_command(args, lambda settings: snapshot_now(settings, args))

@@ -9,19 +9,19 @@ documents stops there; this is the early warning. Run it from cron/monitoring, o
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
+from typing import Any
 
-from core.errors import Unavailable
-from ops._runtime import OpsError, emit, fail, ops_context, settings_from_env
+from ops._runtime import add_common_arguments, ops_context, run_command
+from ops.exit_codes import ExitCode
 from server.settings import Settings
 from streams.doc_usage import CRITICAL_AT, WARN_AT, Finding, StreamUsage, assess, stream_usage
 
-EXIT_CODES = {"ok": 0, "warning": 1, "critical": 2}
+EXIT_CODES = {"ok": ExitCode.OK, "warning": ExitCode.WARNING, "critical": ExitCode.CRITICAL}
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    add_common_arguments(parser)
 
 
 def worst(findings: list[Finding]) -> str:
@@ -46,22 +46,22 @@ def render(usage: StreamUsage, findings: list[Finding]) -> str:
     return "\n".join(lines)
 
 
-async def health(settings: Settings) -> tuple[StreamUsage, list[Finding]]:
+async def health(settings: Settings) -> dict[str, Any]:
     async with ops_context(settings, need_db=False) as ctx:
         usage = await stream_usage(ctx.nats)
-    return usage, assess(usage)
+    findings = assess(usage)
+    return {
+        "level": worst(findings),
+        "usage": usage,
+        "findings": [{**dataclasses.asdict(f), "fraction": f.fraction} for f in findings],
+    }
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        usage, findings = asyncio.run(health(settings_from_env(need_db=False)))
-    except (OpsError, Unavailable, OSError) as err:
-        return fail(err)
-    level = worst(findings)
-    payload = {
-        "level": level,
-        "usage": dataclasses.asdict(usage),
-        "findings": [{**dataclasses.asdict(f), "fraction": f.fraction} for f in findings],
-    }
-    emit(payload, as_json=args.json, text=render(usage, findings))
-    return EXIT_CODES[level]
+    return run_command(
+        args,
+        health,
+        need_db=False,
+        render=lambda payload: render(payload["usage"], assess(payload["usage"])),
+        exit_code=lambda payload: EXIT_CODES[payload["level"]],
+    )

@@ -9,13 +9,17 @@ and the first stored seq (which must be ≤ snapshot seq + 1 while the one-behin
 from __future__ import annotations
 
 import argparse
-import asyncio
 from typing import Any
 
-from core.errors import Unavailable
 from models.repo import doc_content as content_repo
 from models.repo import doc_snapshots
-from ops._runtime import OpsError, doc_id_arg, emit, fail, ops_context, settings_from_env
+from ops._runtime import (
+    add_common_arguments,
+    doc_id_arg,
+    ops_context,
+    require_document,
+    run_command,
+)
 from server.context import AppContext
 from server.settings import Settings
 from streams.doc_usage import stream_usage, subject_counts
@@ -26,7 +30,7 @@ MAX_CONSUMERS_LISTED = 200
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--doc", type=doc_id_arg, help="a document id")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    add_common_arguments(parser)
 
 
 async def inspect_stream(ctx: AppContext) -> dict[str, Any]:
@@ -49,6 +53,7 @@ async def inspect_stream(ctx: AppContext) -> dict[str, Any]:
 
 
 async def inspect_doc(ctx: AppContext, doc_id: str) -> dict[str, Any]:
+    await require_document(ctx, doc_id)
     doc_log = ctx.services["doc_log"]
     entries_count = (await subject_counts(ctx.nats)).get(doc_update_subject(doc_id), 0)
     first_seq = None
@@ -75,9 +80,6 @@ async def inspect(settings: Settings, doc_id: str | None) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        payload = asyncio.run(inspect(settings_from_env(need_db=bool(args.doc)), args.doc))
-    except (OpsError, Unavailable, OSError) as err:
-        return fail(err)
-    emit(payload, as_json=True)
-    return 0
+    return run_command(
+        args, lambda settings: inspect(settings, args.doc), need_db=args.doc is not None
+    )

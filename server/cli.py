@@ -10,13 +10,17 @@ import os
 import secrets
 import signal
 import sys
+import traceback
 from pathlib import Path
 from types import ModuleType
+from typing import NoReturn
 
 import tornado.netutil
 import tornado.process
 
 from models.migrate import migrate
+from ops.exit_codes import ExitCode
+from server.dev_services import DevServices, remove_services, write_services
 from server.embedded import PR_SET_PDEATHSIG, EmbeddedStack
 from server.logging import configure_logging
 from server.settings import ConfigError, Settings
@@ -74,16 +78,32 @@ def cmd_dev(args: argparse.Namespace) -> int:
         print(f"  migrations applied: {', '.join(applied) or 'none (up to date)'}")
         print(f"  serving    http://{settings.host}:{settings.port}  (Ctrl-C to stop)")
         sys.stdout.flush()
+        announce_services(data_dir, settings)
         from server.runner import serve_until_signalled
 
         asyncio.run(serve_until_signalled(settings))
     except KeyboardInterrupt:
         pass
     finally:
+        remove_services(data_dir, os.getpid())
         if stack:
             stack.stop()
             print("collab dev: stopped postgres, nats-server and redis-server")
     return 0
+
+
+def announce_services(data_dir: Path, settings: Settings) -> None:
+    """Write the URLs for the ops commands (`server/dev_services.py`)."""
+    write_services(
+        data_dir,
+        DevServices(
+            pid=os.getpid(),
+            database_url=settings.database_url,
+            nats_url=settings.nats_url,
+            redis_url=settings.redis_url,
+            http_url=f"http://{settings.host}:{settings.port}",
+        ),
+    )
 
 
 def _dev_stack(data_dir: Path, settings: Settings, *, cluster: bool) -> EmbeddedStack:
@@ -109,7 +129,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings.require_production()
     except ConfigError as err:
         print(f"collab serve: {err}", file=sys.stderr)
-        return 2
+        return ExitCode.CONFIG
     if not args.no_migrate:
         migrate(settings.database_url)
     sockets = tornado.netutil.bind_sockets(settings.port, settings.host)
@@ -151,14 +171,23 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level, "console")
     if not settings.database_url:
         print("collab migrate: DATABASE_URL is required", file=sys.stderr)
-        return 2
+        return ExitCode.CONFIG
     applied = migrate(settings.database_url)
     print("applied: " + (", ".join(applied) if applied else "nothing, schema is at head"))
     return 0
 
 
+class CollabArgumentParser(argparse.ArgumentParser):
+    """argparse exits 2 on a usage error, which monitoring reads as "critical": exit 64 instead
+    (`ops/exit_codes.py`). Subcommand parsers inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(ExitCode.USAGE, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="collab", description=__doc__)
+    parser = CollabArgumentParser(prog="collab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     dev = sub.add_parser("dev", help="run on the embedded Postgres + NATS + Redis stack")
     dev.add_argument("--host")
@@ -202,7 +231,12 @@ def _ops_commands() -> list[tuple[str, ModuleType]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return int(args.func(args))
+    except Exception:
+        # Python's own status for an uncaught exception is 1, which reads as "warning".
+        traceback.print_exc()
+        return ExitCode.SOFTWARE
 
 
 if __name__ == "__main__":

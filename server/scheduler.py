@@ -153,7 +153,8 @@ class Scheduler:
         run = await run_locked(self.ctx, job.name, job.func)
         self.last_runs[name] = run
         if run.ran:
-            log.info("job.ran", job=name, duration_s=round(run.duration_s, 3))
+            # Routine: every job runs every few seconds on some node; failures log at warning.
+            log.debug("job.ran", job=name, duration_s=round(run.duration_s, 3))
         else:
             log.debug("job.skipped_locked", job=name)
         return run

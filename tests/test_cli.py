@@ -148,7 +148,7 @@ def test_serve_requires_configuration():
         text=True,
         timeout=60,
     )
-    assert result.returncode == 2
+    assert result.returncode == 78  # ExitCode.CONFIG
     assert "DATABASE_URL" in result.stderr and "COLLAB_JWT_SECRET" in result.stderr
 
 
