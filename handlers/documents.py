@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from handlers.base import BaseHandler, parse_uuid
-from handlers.input_guard import IDEMPOTENCY_HEADER, check_idempotency_key
+from handlers.input_guard import attempt_key
 from handlers.routing import route
 from handlers.schemas.auth import EmptySchema
 from handlers.schemas.common import PageQuerySchema
@@ -197,20 +197,13 @@ class RestoreHandler(BaseHandler):
         }
     }
 
-    def _attempt_key(self) -> str:
-        """The client's retry key; without one the request id (send X-Request-Id or
-        Idempotency-Key to make a retried restore safe). A malformed key is a 400: ignoring it
-        would let the retry apply the restore again, reverting edits made in between."""
-        key = self.request.headers.get(IDEMPOTENCY_HEADER)
-        return self.request_id if key is None else check_idempotency_key(key)
-
     async def post(self, doc_id: str, version_id: str) -> None:
         principal = await self.require_user()
         doc_id = parse_uuid(doc_id, "doc_id")
         version_id = parse_uuid(version_id, "version_id")
         self.load_body(EmptySchema())
         restored, applied = await versions.restore_version(
-            self.ctx, principal.user_id, doc_id, version_id, self._attempt_key()
+            self.ctx, principal.user_id, doc_id, version_id, attempt_key(self)
         )
         body = {"restored_from": version_id, "version": restored, "applied": applied}
         self.send(RestoreResultSchema().dump(body), 201 if applied else 200)

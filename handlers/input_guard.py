@@ -14,6 +14,8 @@ import json
 import re
 from typing import Any
 
+import tornado.web
+
 from core.errors import ValidationFailed
 
 # Nesting a real body needs (BlockNote block trees: two levels per block) with room to spare;
@@ -61,6 +63,15 @@ def check_idempotency_key(value: str) -> str:
     else:
         return value
     raise ValidationFailed(f"{IDEMPOTENCY_HEADER} {reason}", fields={IDEMPOTENCY_HEADER: [reason]})
+
+
+def attempt_key(handler: tornado.web.RequestHandler) -> str:
+    """The client's retry key for a server-side write (restore, block edits): Idempotency-Key, or
+    the request id without one. A malformed key is a 400: ignoring it would let a retry apply the
+    write again, undoing edits made in between."""
+    key = handler.request.headers.get(IDEMPOTENCY_HEADER)
+    request_id: str = getattr(handler, "request_id", "")
+    return request_id if key is None else check_idempotency_key(key)
 
 
 def safe_name(name: str) -> str:

@@ -11,6 +11,7 @@ import tornado.web
 
 from handlers import (
     auth,
+    blocks,
     boards,
     cards,
     documents,
@@ -51,6 +52,7 @@ ROUTE_MODULES = [
     ws_documents,
     presence,
     documents,
+    blocks,
 ]
 
 

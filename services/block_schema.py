@@ -13,7 +13,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError
 
 SCHEMA_FILE = "blocknote_schema.json"
 
@@ -35,6 +35,11 @@ def content_kind(block_type: str) -> str | None:
     return None if spec is None else spec["x-content"]
 
 
+def prop_names(block_type: str) -> set[str]:
+    spec = block_schema()["$defs"].get(f"block.{block_type}")
+    return set(spec["properties"]["props"]["properties"]) if spec else set()
+
+
 def prop_defaults(block_type: str) -> dict[str, Any]:
     """The props BlockNote gives a new block of this type (what its editor would write)."""
     spec = block_schema()["$defs"][f"block.{block_type}"]
@@ -50,9 +55,15 @@ def block_errors(block: dict[str, Any], prefix: str = "") -> dict[str, list[str]
     kind = block.get("type")
     if not isinstance(kind, str) or content_kind(kind) is None:
         return {f"{prefix}type": [f"unknown block type; one of: {', '.join(block_types())}"]}
+    if content_kind(kind) == "none" and "content" in block:
+        # jsonschema reports a `false` subschema without the property's path: said here instead.
+        return {f"{prefix}content": [f"a {kind} block has no content"]}
     schema = {"$ref": f"#/$defs/block.{kind}", "$defs": block_schema()["$defs"]}
     errors: dict[str, list[str]] = {}
     for error in Draft202012Validator(schema).iter_errors(block):
-        path = ".".join(str(part) for part in error.absolute_path) or "block"
-        errors.setdefault(f"{prefix}{path}", []).append(error.message)
+        errors.setdefault(f"{prefix}{_field(error)}", []).append(error.message)
     return errors
+
+
+def _field(error: ValidationError) -> str:
+    return ".".join(str(part) for part in error.absolute_path) or "block"

@@ -56,6 +56,15 @@ const defs = {
       items: { oneOf: [{ $ref: '#/$defs/styledText' }, { $ref: '#/$defs/link' }] }
     }]
   },
+  tableCell: {
+    type: 'object',
+    required: ['type'],
+    properties: {
+      type: { const: 'tableCell' },
+      props: { type: 'object' },
+      content: { $ref: '#/$defs/inlineContent' }
+    }
+  },
   tableContent: {
     type: 'object',
     required: ['type', 'rows'],
@@ -66,7 +75,12 @@ const defs = {
         items: {
           type: 'object',
           required: ['cells'],
-          properties: { cells: { type: 'array', items: { $ref: '#/$defs/inlineContent' } } }
+          properties: {
+            cells: {
+              type: 'array',
+              items: { oneOf: [{ $ref: '#/$defs/inlineContent' }, { $ref: '#/$defs/tableCell' }] }
+            }
+          }
         }
       }
     }
