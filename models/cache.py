@@ -9,6 +9,7 @@ blackholed, so every call has a hard timeout and a circuit breaker: after a fail
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -18,6 +19,7 @@ from redis.exceptions import RedisError
 
 T = TypeVar("T")
 BREAKER_OPEN_S = 2.0
+_RUN_ID = re.compile(r"^run_id:(\w+)", re.MULTILINE)
 
 
 class CacheUnavailable(Exception):
@@ -32,6 +34,8 @@ class Cache:
         self.timeout_s = timeout_s
         self.client: redis_asyncio.Redis | None = None
         self._open_until = 0.0
+        # The `run_id` of the Redis process behind the newest connection (None: not connected yet).
+        self.server_run_id: str | None = None
         if not url:
             return
         self.client = redis_asyncio.Redis.from_url(
@@ -42,7 +46,19 @@ class Cache:
             retry=None,
             health_check_interval=0,
             decode_responses=False,
+            redis_connect_func=self._on_connect,
         )
+
+    async def _on_connect(self, conn: redis_asyncio.connection.AbstractConnection) -> None:
+        """Every new connection learns the server's `run_id`, which is new after each restart
+        or failover: what the previous process held (and acknowledged) may be missing from what
+        the new one loaded, and features that need completeness (the denylist) compare it."""
+        await conn.on_connect()
+        await conn.send_command("INFO", "server")
+        info = await conn.read_response()
+        text = info.decode() if isinstance(info, bytes) else str(info)
+        found = _RUN_ID.search(text)
+        self.server_run_id = found.group(1) if found else None
 
     async def run(self, op: Callable[[redis_asyncio.Redis], Awaitable[T]]) -> T:
         """Run one Redis operation or raise `CacheUnavailable` within `timeout_s`."""

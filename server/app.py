@@ -32,6 +32,7 @@ from server.openapi import build_spec
 from server.scheduler import Scheduler
 from server.settings import Settings
 from services.auth import AuthService
+from services.denylist import Denylist, register_denylist_jobs
 from services.snapshot_job import register_document_jobs
 from services.workspace_jobs import register_workspace_jobs
 from streams.board_feed import BoardFeed
@@ -63,6 +64,7 @@ def all_routes() -> list[Route]:
 def build_context(settings: Settings) -> AppContext:
     """Wire services and components; nothing connects until `ctx.start()`."""
     ctx = AppContext(settings)
+    ctx.services["denylist"] = Denylist(ctx)
     ctx.services["auth"] = AuthService(ctx)
     ctx.services["board_relay"] = BoardEventRelay(ctx)
     ctx.add_component(ctx.services["board_relay"])
@@ -79,6 +81,7 @@ def build_context(settings: Settings) -> AppContext:
     register_document_jobs(scheduler, ctx)
     register_board_jobs(scheduler, ctx)
     register_workspace_jobs(scheduler, ctx)
+    register_denylist_jobs(scheduler, ctx)
     ctx.add_component(scheduler)
     return ctx
 

@@ -6,23 +6,17 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 import structlog
-from redis.asyncio import Redis
 
 from core.errors import Conflict, Unauthorized, Unavailable
 from models.cache import CacheUnavailable
 from models.repo import users as users_repo
 from server.context import AppContext
 from services import tokens
-from services.auth_guard import (
-    Principal,
-    deny_family_key,
-    deny_jti_key,
-    user_valid_after_key,
-)
+from services.auth_guard import Principal
+from services.denylist import Denylist, denylist_of
 from services.passwords import hash_password, verify_password
 from services.ratelimit import RateLimiter
 from streams.revocations import Revocation, publish_revocation
@@ -122,11 +116,15 @@ class AuthService:
         await users_repo.deny_access_token(
             self.ctx.db, principal.jti, _epoch_to_dt(principal.expires_at)
         )
-        ttl = max(1, principal.expires_at - int(time.time()))
         await self._cache_write(
-            lambda r: r.set(deny_jti_key(principal.jti), b"1", ex=ttl),
+            lambda d: d.deny(
+                jti=(principal.jti, principal.expires_at), family_ids=[principal.family_id]
+            )
         )
-        await self._deny_family(principal.user_id, principal.family_id)
+        await publish_revocation(
+            self.ctx.nats,
+            Revocation("session", principal.user_id, family_ids=[principal.family_id]),
+        )
 
     async def change_password(self, principal: Principal, current: str, new: str) -> TokenPair:
         """Revokes every session of the user (RFC 9700) and returns a fresh one for the caller.
@@ -145,16 +143,9 @@ class AuthService:
             families = await users_repo.revoke_user_families(
                 conn, principal.user_id, "password_change"
             )
-        ttl = self.ctx.settings.access_token_ttl_s + tokens.LEEWAY_S
-
-        async def mark(r: Redis) -> None:
-            async with r.pipeline(transaction=False) as pipe:
-                pipe.set(user_valid_after_key(principal.user_id), str(valid_after), ex=ttl)
-                for family_id in families:
-                    pipe.set(deny_family_key(family_id), b"1", ex=ttl)
-                await pipe.execute()
-
-        await self._cache_write(mark)
+        await self._cache_write(
+            lambda d: d.deny(family_ids=families, user_valid_after=(principal.user_id, valid_after))
+        )
         await publish_revocation(
             self.ctx.nats, Revocation("session", principal.user_id, family_ids=families)
         )
@@ -162,17 +153,16 @@ class AuthService:
         return await self._issue_pair(principal.user_id, family_id)
 
     async def _deny_family(self, user_id: str, family_id: str) -> None:
-        ttl = self.ctx.settings.access_token_ttl_s + tokens.LEEWAY_S
-        await self._cache_write(lambda r: r.set(deny_family_key(family_id), b"1", ex=ttl))
+        await self._cache_write(lambda d: d.deny(family_ids=[family_id]))
         await publish_revocation(
             self.ctx.nats, Revocation("session", user_id, family_ids=[family_id])
         )
 
-    async def _cache_write(self, op: Callable[[Redis], Awaitable[Any]]) -> None:
+    async def _cache_write(self, op: Callable[[Denylist], Awaitable[None]]) -> None:
         """Revocations are durable in Postgres already; if Redis cannot take its copy we fail the
         call (503, safe to retry) rather than report success while Redis-checking nodes may still
         accept the token once Redis is back."""
         try:
-            await self.ctx.cache.run(op)
+            await op(denylist_of(self.ctx))
         except CacheUnavailable as err:
             raise Unavailable("revocation cache unavailable, retry") from err

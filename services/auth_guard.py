@@ -1,9 +1,11 @@
 """Authenticating a request or a WebSocket from its access token.
 
 A signature-valid token can still be revoked: logout denylists its `jti`, refresh-token reuse
-revokes its family, a password change invalidates every token issued before it. Those marks are in
-Redis (fast path) and durably in Postgres; when Redis is unavailable we check Postgres instead, never
-"allow" (fail closed), and when both are down the request gets 503.
+revokes its family, a password change invalidates every token issued before it. Those marks are
+durably in Postgres and copied to Redis (`services.denylist`). A check trusts the Redis copy only
+while it is known to be complete; when it is not (flushed, restarted, failed over, evicted) or Redis
+does not answer, the check asks Postgres, never "allow" (fail closed), and when both are down the
+request gets 503.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from models.cache import CacheUnavailable
 from models.repo import users as users_repo
 from server.context import AppContext
 from services import tokens
+from services.denylist import denylist_of
 
 
 @dataclass(frozen=True)
@@ -28,18 +31,6 @@ class Principal:
     expires_at: int
 
 
-def deny_jti_key(jti: str) -> str:
-    return f"deny:jti:{jti}"
-
-
-def deny_family_key(family_id: str) -> str:
-    return f"deny:fam:{family_id}"
-
-
-def user_valid_after_key(user_id: str) -> str:
-    return f"deny:user:{user_id}"
-
-
 def bearer_token(header: str | None) -> str:
     if not header:
         raise Unauthorized("missing bearer token", code="missing_token")
@@ -47,18 +38,6 @@ def bearer_token(header: str | None) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Authorization header must be 'Bearer <token>'", code="invalid_token")
     return token.strip()
-
-
-async def _revoked_per_cache(ctx: AppContext, claims: tokens.TokenClaims) -> bool:
-    keys = [
-        deny_jti_key(claims.jti),
-        deny_family_key(claims.family_id),
-        user_valid_after_key(claims.user_id),
-    ]
-    jti_mark, family_mark, valid_after = await ctx.cache.run(lambda r: r.mget(keys))
-    if jti_mark or family_mark:
-        return True
-    return valid_after is not None and claims.issued_at < float(valid_after)
 
 
 async def _revoked_per_database(ctx: AppContext, claims: tokens.TokenClaims) -> bool:
@@ -75,8 +54,10 @@ async def _revoked_per_database(ctx: AppContext, claims: tokens.TokenClaims) -> 
 async def authenticate_token(ctx: AppContext, token: str) -> Principal:
     claims = tokens.decode(ctx.settings, token, "access")
     try:
-        revoked = await _revoked_per_cache(ctx, claims)
+        revoked = await denylist_of(ctx).is_revoked(claims)
     except CacheUnavailable:
+        revoked = None
+    if revoked is None:
         revoked = await _revoked_per_database(ctx, claims)
     if revoked:
         raise Unauthorized("invalid or expired token", code="invalid_token")

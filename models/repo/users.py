@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -159,4 +160,36 @@ async def token_revocation_state(
         user_id,
         family_id,
         jti,
+    )
+
+
+@dataclass(frozen=True)
+class ActiveRevocations:
+    """Every revocation that can still reject a live access token."""
+
+    jtis: list[tuple[str, datetime]]  # denylisted access tokens and their expiry
+    family_ids: list[str]  # families revoked since the cut-off
+    users_valid_after: list[tuple[str, datetime]]  # users whose older tokens are all void
+
+
+async def active_revocations(db: Database, since: datetime) -> ActiveRevocations:
+    """Revocations newer than `since` (the oldest moment a live access token can be issued at);
+    older ones can only match tokens that have expired."""
+    async with db.transaction() as conn:
+        # One snapshot for the three reads, so the copy is a consistent point in time.
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        jtis = await conn.fetch(
+            "SELECT id, expires_at FROM revoked_access_tokens WHERE expires_at > now()"
+        )
+        families = await conn.fetch("SELECT id FROM token_families WHERE revoked_at > $1", since)
+        # A cut-off at or before the account's creation (the column's default) voids nothing.
+        users = await conn.fetch(
+            "SELECT id, tokens_valid_after FROM users"
+            " WHERE tokens_valid_after > $1 AND tokens_valid_after > created_at",
+            since,
+        )
+    return ActiveRevocations(
+        jtis=[(str(r["id"]), r["expires_at"]) for r in jtis],
+        family_ids=[str(r["id"]) for r in families],
+        users_valid_after=[(str(r["id"]), r["tokens_valid_after"]) for r in users],
     )
