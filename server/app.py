@@ -33,6 +33,7 @@ from server.scheduler import Scheduler
 from server.settings import Settings
 from services.auth import AuthService
 from services.denylist import Denylist, register_denylist_jobs
+from services.projection_refresher import ProjectionRefresher
 from services.snapshot_job import register_document_jobs
 from services.workspace_jobs import register_workspace_jobs
 from streams.board_feed import BoardFeed
@@ -72,6 +73,7 @@ def build_context(settings: Settings) -> AppContext:
     ctx.add_component(ctx.services["board_feed"])
     ctx.services["openapi"] = build_spec(all_routes())
     ctx.services["doc_log"] = DocLog(ctx.nats, ctx.node_id)
+    ctx.add_component(ProjectionRefresher(ctx))
     rooms = RoomManager(ctx)
     ctx.services["rooms"] = rooms
     ctx.services["presence"] = rooms.presence

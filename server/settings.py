@@ -22,6 +22,10 @@ NATS_MAX_PAYLOAD_BYTES = 1024 * 1024
 DEFAULT_MAX_FRAME_BYTES = NATS_MAX_PAYLOAD_BYTES - 16 * 1024
 
 
+# From the environment (dev/serve) the projection follows edits within 2 s (see Settings).
+DEFAULT_PROJECTION_REFRESH_S = 2.0
+
+
 class ConfigError(ValueError):
     """A required setting is missing or a value cannot be parsed."""
 
@@ -163,6 +167,10 @@ class Settings:
     # document names none; `prosemirror` is what BlockNote's own Yjs utilities and y-prosemirror's
     # `prosemirrorToYDoc` use. A document may name another (Tiptap: `default`).
     content_fragment: str = "prosemirror"
+    # The blocks projection follows live edits within this many seconds (one refresh per document
+    # per period, services/projection_refresher.py); 0: only at snapshots and REST writes. Off in
+    # a directly built Settings (tests turn it on), on from the environment.
+    projection_refresh_s: float = 0.0
 
     log_level: str = "INFO"
     log_format: str = "json"
@@ -175,7 +183,7 @@ class Settings:
         default. Jobs default to on here (dev/serve), off in a directly built `Settings` (tests).
         """
         env = os.environ if env is None else env
-        base = cls(scheduler_enabled=True)
+        base = cls(scheduler_enabled=True, projection_refresh_s=DEFAULT_PROJECTION_REFRESH_S)
         values = {
             name: _parse(env, variable, getattr(base, name))
             for name, variable in ENV_VARIABLES.items()
@@ -284,6 +292,7 @@ ENV_VARIABLES: dict[str, str] = {
     "auto_versions_keep": "COLLAB_AUTO_VERSIONS_KEEP",
     "stream_health_interval_s": "COLLAB_STREAM_HEALTH_INTERVAL_S",
     "content_fragment": "COLLAB_CONTENT_FRAGMENT",
+    "projection_refresh_s": "COLLAB_PROJECTION_REFRESH_S",
     "log_level": "COLLAB_LOG_LEVEL",
     "log_format": "COLLAB_LOG_FORMAT",
 }

@@ -1,0 +1,94 @@
+"""Keeps the `blocks` projection within seconds of live edits, not only at snapshot time.
+
+Every document update is published on `collab.doc.<id>.update`; JetStream stores it, and core
+NATS also delivers it to plain subscribers. This component subscribes with a **queue group**, so
+each update wakes exactly one node of the cluster (not all of them), marks the document dirty, and
+after `projection_refresh_s` re-projects every dirty document once from snapshot + log
+(`services.documents.refresh_projection_now`): a burst of keystrokes costs one refresh per
+document per period. Projections are fenced by stream sequence (a slow refresher never installs
+an older one), so two nodes refreshing the same document is harmless.
+
+Core NATS delivery is at most once: a refresh missed during a NATS hiccup is made up by the next
+edit or by the snapshot, which projects in its own transaction (the projection is a cache of the
+CRDT doc, never its source).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from core.errors import AppError
+from services.documents import refresh_projection_now
+from services.ydoc_roots import ContentError
+
+if TYPE_CHECKING:
+    from server.context import AppContext
+
+log = structlog.get_logger(__name__)
+
+DOC_UPDATES = "collab.doc.*.update"
+QUEUE_GROUP = "collab-projections"
+
+
+def doc_id_of(subject: str) -> str | None:
+    parts = subject.split(".")
+    return parts[2] if len(parts) == 4 else None
+
+
+class ProjectionRefresher:
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.period_s = ctx.settings.projection_refresh_s
+        self.dirty: set[str] = set()
+        self._wake = asyncio.Event()
+        self._sub: Any = None
+        self._task: asyncio.Task[Any] | None = None
+
+    async def start(self) -> None:
+        if self.period_s <= 0:
+            return
+        self._sub = await self.ctx.nats.nc.subscribe(
+            DOC_UPDATES, queue=QUEUE_GROUP, cb=self._on_update
+        )
+        self._task = self.ctx.spawn(self._run(), name="projection-refresher")
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+            self._sub = None
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _on_update(self, msg: Any) -> None:
+        doc_id = doc_id_of(msg.subject)
+        if doc_id is not None:
+            self.dirty.add(doc_id)
+            self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(self.period_s)  # let the burst finish: one refresh per period
+            self._wake.clear()
+            batch, self.dirty = self.dirty, set()
+            for doc_id in sorted(batch):
+                await self.refresh(doc_id)
+
+    async def refresh(self, doc_id: str) -> None:
+        """One document; a failure is logged and never stops the others (the next edit or the
+        snapshot retries it)."""
+        try:
+            uuid.UUID(doc_id)
+        except ValueError:
+            return  # not a document subject of ours (S3: injected); the snapshot job purges it
+        try:
+            await refresh_projection_now(self.ctx, doc_id)
+        except (AppError, ContentError) as err:  # NATS/Postgres down, unreadable state
+            log.warning("projection.refresh_failed", doc_id=doc_id, error=repr(err))
+        except Exception as err:  # e.g. the document was deleted meanwhile (foreign key)
+            log.error("projection.refresh_error", doc_id=doc_id, error=repr(err))
