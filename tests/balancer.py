@@ -44,8 +44,9 @@ def render_upstreams(ports: list[int]) -> str:
     raise AssertionError(f"no `server` line in {UPSTREAMS_CONF}")
 
 
-def nginx_argv(conf_dir: Path) -> list[str]:
+def nginx_argv(conf_dir: Path, error_log: Path | None = None) -> list[str]:
     """Foreground nginx on `conf_dir/nginx.conf`; pid, logs and temp dirs inside `conf_dir`."""
+    error_log = error_log or conf_dir / "error.log"
     return [
         nginx_binary(),
         "-p",
@@ -53,18 +54,20 @@ def nginx_argv(conf_dir: Path) -> list[str]:
         "-c",
         str(conf_dir / "nginx.conf"),
         "-g",
-        f"daemon off; pid {conf_dir / 'nginx.pid'}; error_log {conf_dir / 'error.log'} warn;",
+        f"daemon off; pid {conf_dir / 'nginx.pid'}; error_log {error_log} warn;",
     ]
 
 
 class Balancer:
     """The shipped nginx config in front of `ports`; `port` is where clients connect."""
 
-    def __init__(self, ports: list[int]) -> None:
+    def __init__(self, ports: list[int], log_dir: Path | None = None) -> None:
         self.ports = ports
         self.port = free_port()
         self._tmp = tempfile.TemporaryDirectory(prefix="collab-nginx-")
         self.dir = Path(self._tmp.name)
+        # Kept with the test's other logs (tmp_path) when given, for a failure's post-mortem.
+        self.error_log_path = (log_dir or self.dir) / "nginx-error.log"
         self.process: ManagedProcess | None = None
 
     @property
@@ -86,7 +89,7 @@ class Balancer:
         self.write_config()
         log = self.dir / "nginx.out"
         # SIGTERM: fast shutdown (graceful SIGQUIT would wait for open WebSockets for an hour).
-        self.process = _spawn("nginx", nginx_argv(self.dir), log, signal.SIGTERM)
+        self.process = _spawn("nginx", nginx_argv(self.dir, self.error_log_path), log, signal.SIGTERM)
         _wait_for_port(self.port, self.process.proc, "nginx", log)
         return self
 
@@ -96,7 +99,7 @@ class Balancer:
         self._tmp.cleanup()
 
     def error_log(self) -> str:
-        path = self.dir / "error.log"
+        path = self.error_log_path
         return path.read_text() if path.exists() else ""
 
     def __enter__(self) -> Self:

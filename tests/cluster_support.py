@@ -28,7 +28,7 @@ async def balanced_nodes(
     balancer: Balancer | None = None
     try:
         await asyncio.gather(*(node.start() for node in nodes))
-        balancer = Balancer([node.port for node in nodes]).start()
+        balancer = Balancer([node.port for node in nodes], log_dir).start()
         yield nodes, balancer
     except BaseException:
         for node in nodes:
