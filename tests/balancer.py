@@ -89,7 +89,9 @@ class Balancer:
         self.write_config()
         log = self.dir / "nginx.out"
         # SIGTERM: fast shutdown (graceful SIGQUIT would wait for open WebSockets for an hour).
-        self.process = _spawn("nginx", nginx_argv(self.dir, self.error_log_path), log, signal.SIGTERM)
+        self.process = _spawn(
+            "nginx", nginx_argv(self.dir, self.error_log_path), log, signal.SIGTERM
+        )
         _wait_for_port(self.port, self.process.proc, "nginx", log)
         return self
 
