@@ -3,9 +3,11 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
 COPY setup.cfg pyproject.toml README.md ./
+COPY core core
 COPY server server
 COPY handlers handlers
-COPY streams streams
+COPY bus bus
+COPY live live
 COPY models models
 COPY services services
 COPY ops ops

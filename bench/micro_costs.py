@@ -41,12 +41,12 @@ import tornado.websocket
 
 from bench import procstat
 from bench.servers import BENCH_DIR, child_preexec, node_binary
+from bus.connection import NatsConnection
+from bus.doc_log import DocLog, LogEntry
+from live.protocol import decode_message, encode_update, validate_update
+from live.room import Room
 from server.embedded import EmbeddedNats, free_port
 from server.settings import Settings
-from streams.connection import NatsConnection
-from streams.doc_log import DocLog, LogEntry
-from streams.protocol import decode_message, encode_update, validate_update
-from streams.room import Room
 
 FANOUT_CONNECTIONS = 100
 FANOUT_ROUNDS = 200

@@ -32,8 +32,8 @@ from typing import Any
 import tornado.websocket
 
 from handlers import ws_documents
+from live import room, rooms
 from server.cli import main
-from streams import room, rooms
 
 _OPCODE_BINARY = 0x2
 _OPCODE_TEXT = 0x1
@@ -43,12 +43,7 @@ def _direct_frame_send(self: ws_documents.DocumentSocketHandler, message: bytes 
     connection = self.ws_connection
     if connection is None or connection.is_closing():
         return
-    stream = connection.stream  # type: ignore[attr-defined]
-    pending = len(stream._write_buffer)
-    if pending + len(message) > self.ctx.settings.ws_max_pending_bytes:
-        if self.session is not None:
-            self.session.close(ws_documents.SLOW_READER_CLOSE, "client is not reading")
-        return
+    # The slow-reader bound is checked by the hub's Connection.send before this is called.
     binary = isinstance(message, bytes)
     payload = message if binary else message.encode()
     try:
@@ -98,10 +93,6 @@ def _socket_send(self: ws_documents.DocumentSocketHandler, message: bytes | str)
         if sent == len(frame):
             return
         frame = frame[sent:]
-    if len(stream._write_buffer) + len(frame) > self.ctx.settings.ws_max_pending_bytes:
-        if self.session is not None:
-            self.session.close(ws_documents.SLOW_READER_CLOSE, "client is not reading")
-        return
     try:
         stream.write(frame)
     except tornado.iostream.StreamClosedError:

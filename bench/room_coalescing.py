@@ -1,7 +1,7 @@
 """Micro benchmark: does coalescing a room's fan-out per event-loop turn lower its cost?
 
 A room applies the updates that arrive in one event-loop turn and sends them to every y-websocket
-peer either one frame per update (uncoalesced) or merged into one frame (what streams/room.py
+peer either one frame per update (uncoalesced) or merged into one frame (what live/room.py
 does). This measures the server-side CPU of that fan-out over real loopback WebSockets (Tornado
 on both ends; the clients run in a child process so their CPU is not counted):
 
@@ -31,7 +31,7 @@ import tornado.websocket
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from streams.room import AppliedUpdate, UpdateBatch
+from live.room import AppliedUpdate, UpdateBatch
 
 
 class Sink(tornado.websocket.WebSocketHandler):

@@ -40,7 +40,7 @@ class CloseCode(IntEnum):
     GONE = 4410, "gone"
     PAYLOAD_TOO_LARGE = 4413, "payload too large"
     RATE_LIMITED = 4429, "rate limit exceeded"
-    # A document whose JetStream subject is full (streams/doc_log.py); its refusals are error
+    # A document whose JetStream subject is full (bus/doc_log.py); its refusals are error
     # frames on an open socket, never a close, but the error carries a code like every other.
     DOCUMENT_LOG_FULL = 4507, "document log full"
 

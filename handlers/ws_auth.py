@@ -28,11 +28,11 @@ from core.errors import (
     ValidationFailed,
 )
 from handlers.base import JsonErrors
+from live.hub import Connection, Hub, Identity, close_for
 from models.repo import users as users_repo
 from server.context import AppContext
 from server.settings import Settings
 from services.auth_guard import Principal, authenticate_token, bearer_token
-from streams.hub import Connection, Hub, Identity, close_for
 
 log = structlog.get_logger("collab.ws")
 
@@ -95,7 +95,7 @@ def handshake_refusal(
 
 class AuthenticatedSocketHandler(JsonErrors, tornado.websocket.WebSocketHandler):
     """Authenticates in `get()`, before the upgrade, and is the transport of the socket hub's
-    connection (streams/hub.py); a kind of socket adds `authorize()`, `hub` and `make_connection()`.
+    connection (live/hub.py); a kind of socket adds `authorize()`, `hub` and `make_connection()`.
 
     A refused handshake is still upgraded and then closed at once with the error's 44xx code and
     reason (`open()` calls `admitted()`): browsers cannot read the HTTP status of a failed
@@ -168,7 +168,7 @@ class AuthenticatedSocketHandler(JsonErrors, tornado.websocket.WebSocketHandler)
         self.set_nodelay(True)  # small frames; latency matters more than packet count
         return True
 
-    # --- the connection (streams/hub.py) ---------------------------------------------------------
+    # --- the connection (live/hub.py) ---------------------------------------------------------
 
     @property
     def hub(self) -> Hub[Any]:
@@ -218,7 +218,7 @@ class AuthenticatedSocketHandler(JsonErrors, tornado.websocket.WebSocketHandler)
     def check_origin(self, origin: str) -> bool:
         return origin_allowed(self.ctx.settings, origin, self.request.headers.get("Host"))
 
-    # --- streams.hub.Transport: what the connection calls ---------------------------------------
+    # --- live.hub.Transport: what the connection calls ---------------------------------------
 
     def send(self, frame: bytes | str) -> None:
         """Write one frame now (the connection has checked the slow-reader bound).

@@ -4,7 +4,7 @@ The handshake (handlers/ws_auth.py) authenticates the access JWT (`?token=`, `Au
 Bearer` or the `collab` subprotocol) and checks board view access before the upgrade; a refused
 client is closed at once with 4401 bad token, 4403 may not view the board, 4404 no such board or
 4400 bad query. Query: `since=<seq>` resumes after that board event sequence. Everything else is in
-streams/board_feed.py.
+live/board_feed.py.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from marshmallow import fields, validate
 from handlers.base import parse_uuid
 from handlers.routing import route
 from handlers.ws_auth import AuthenticatedSocketHandler
+from live.board_feed import BoardConnection, BoardFeed
 from services import policy
 from services.auth_guard import Principal
 from services.policy import Action, Resource
-from streams.board_feed import BoardConnection, BoardFeed
 
 
 class BoardSocketQuerySchema(marshmallow.Schema):

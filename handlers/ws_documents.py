@@ -8,8 +8,8 @@ document or not a member of its workspace, 4403 a workspace member who may not v
 query. A forbidden `Origin` is refused with HTTP 403 at the handshake (CSWSH; Tornado's
 cross-origin check).
 
-Everything protocol-related lives in streams/session.py; moving frames is the shared socket base
-(handlers/ws_auth.py), limits and the slow-reader rule are the socket hub's (streams/hub.py).
+Everything protocol-related lives in live/session.py; moving frames is the shared socket base
+(handlers/ws_auth.py), limits and the slow-reader rule are the socket hub's (live/hub.py).
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from marshmallow import fields, validate
 from handlers.base import parse_uuid
 from handlers.routing import route
 from handlers.ws_auth import AuthenticatedSocketHandler
+from live.rooms import RoomManager
+from live.session import JsonSession, Session, YjsSession
 from services import policy
 from services.auth_guard import Principal
 from services.policy import Action, Resource
-from streams.rooms import RoomManager
-from streams.session import JsonSession, Session, YjsSession
 
 
 class SocketQuerySchema(marshmallow.Schema):

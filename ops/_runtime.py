@@ -26,6 +26,8 @@ from typing import Any
 
 import nats.errors
 
+from bus.connection import CONNECT_TIMEOUT_S, JS_TIMEOUT_S
+from bus.doc_log import DocLog
 from core.errors import Unavailable
 from models.repo import documents as documents_repo
 from ops.exit_codes import ExitCode
@@ -33,8 +35,6 @@ from server.context import AppContext
 from server.dev_services import StaleServicesFile, find_running, services_path
 from server.logging import configure_logging
 from server.settings import ConfigError, Settings
-from streams.connection import CONNECT_TIMEOUT_S, JS_TIMEOUT_S
-from streams.doc_log import DocLog
 
 
 class OpsError(RuntimeError):

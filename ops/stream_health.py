@@ -12,10 +12,10 @@ import argparse
 import dataclasses
 from typing import Any
 
+from bus.doc_usage import CRITICAL_AT, WARN_AT, Finding, StreamUsage, assess, stream_usage
 from ops._runtime import add_common_arguments, ops_context, run_command
 from ops.exit_codes import ExitCode
 from server.settings import Settings
-from streams.doc_usage import CRITICAL_AT, WARN_AT, Finding, StreamUsage, assess, stream_usage
 
 EXIT_CODES = {"ok": ExitCode.OK, "warning": ExitCode.WARNING, "critical": ExitCode.CRITICAL}
 

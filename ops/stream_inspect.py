@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from bus.doc_usage import stream_usage, subject_counts
+from bus.jetstream import DOCS_STREAM, doc_update_subject
 from models.repo import doc_content as content_repo
 from models.repo import doc_snapshots
 from ops._runtime import (
@@ -22,8 +24,6 @@ from ops._runtime import (
 )
 from server.context import AppContext
 from server.settings import Settings
-from streams.doc_usage import stream_usage, subject_counts
-from streams.jetstream import DOCS_STREAM, doc_update_subject
 
 MAX_CONSUMERS_LISTED = 200
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import tornado.web
 
+from bus.board_relay import BoardEventRelay, register_board_jobs
+from bus.doc_log import DocLog
 from handlers import (
     auth,
     blocks,
@@ -26,6 +28,8 @@ from handlers import (
 )
 from handlers.base import NotFoundHandler
 from handlers.routing import Route
+from live.board_feed import BoardFeed
+from live.rooms import RoomManager
 from server.context import AppContext
 from server.logging import log_request
 from server.openapi import build_spec
@@ -36,10 +40,6 @@ from services.denylist import Denylist, register_denylist_jobs
 from services.projection_refresher import ProjectionRefresher
 from services.snapshot_job import register_document_jobs
 from services.workspace_jobs import register_workspace_jobs
-from streams.board_feed import BoardFeed
-from streams.board_relay import BoardEventRelay, register_board_jobs
-from streams.doc_log import DocLog
-from streams.rooms import RoomManager
 
 ROUTE_MODULES = [
     health,

@@ -12,10 +12,10 @@ from typing import Any, Protocol
 
 import structlog
 
+from bus.connection import NatsConnection
 from models.cache import Cache
 from models.db import Database
 from server.settings import Settings
-from streams.connection import NatsConnection
 
 log = structlog.get_logger(__name__)
 

@@ -125,7 +125,7 @@ class Settings:
     workspace_purge_grace_s: int = 30 * 24 * 3600
     permission_cache_ttl_s: int = 300
 
-    # Real-time documents (streams/room.py, streams/session.py). The size budget is checked before
+    # Real-time documents (live/room.py, live/session.py). The size budget is checked before
     # an update is applied, so pasting megabytes over and over cannot grow a document without bound.
     doc_max_bytes: int = 8 * 1024 * 1024
     # Per-connection token bucket: a fast typist sends well under 50 frames/s (keystrokes plus cursor

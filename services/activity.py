@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import structlog
 
+from bus.events import EventSchemaError, publish_event
+from bus.jetstream import workspace_activity_subject
+from bus.schemas.activity import ActivityEventSchema
 from core.errors import Unavailable
 from models.repo import outbox as outbox_repo
-from streams.events import EventSchemaError, publish_event
-from streams.jetstream import workspace_activity_subject
-from streams.schemas.activity import ActivityEventSchema
 
 if TYPE_CHECKING:
     from server.context import AppContext

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import asyncpg
 import structlog
 
+from bus.revocations import Revocation, publish_revocation
 from core.errors import Conflict, Unauthorized, Unavailable
 from models.cache import CacheUnavailable
 from models.repo import users as users_repo
@@ -19,7 +20,6 @@ from services.auth_guard import Principal
 from services.denylist import Denylist, denylist_of
 from services.passwords import hash_password, verify_password
 from services.ratelimit import RateLimiter
-from streams.revocations import Revocation, publish_revocation
 
 log = structlog.get_logger(__name__)
 

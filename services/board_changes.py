@@ -11,7 +11,7 @@
   same transaction, so the sequence is durable and gapless: a rolled-back change leaves no event
   and no hole.
 * After the commit (never before) the relay publishes the events to JetStream. A publish that
-  fails leaves the rows unpublished; the relay retries them, in order, later (streams/board_relay.py).
+  fails leaves the rows unpublished; the relay retries them, in order, later (bus/board_relay.py).
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from bus.events import EventSchemaError
+from bus.schemas.board_events import BoardEventSchema
 from core.errors import Conflict, NotFound
 from models.repo import board_events as events_repo
 from models.repo import boards as boards_repo
-from streams.events import EventSchemaError
-from streams.schemas.board_events import BoardEventSchema
 
 if TYPE_CHECKING:
     from server.context import AppContext

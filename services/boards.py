@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from bus.schemas.board_entities import BoardSchema, LabelSchema, MemberSchema
 from core.errors import Conflict, NotFound, ValidationFailed
 from models.repo import boards as boards_repo
 from models.repo import cards as cards_repo
 from services import permissions_cache, policy
 from services.board_changes import BoardChange, after_commit, board_change, check_version
 from services.policy import Action, Resource
-from streams.schemas.board_entities import BoardSchema, LabelSchema, MemberSchema
 
 if TYPE_CHECKING:
     from server.context import AppContext

@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from bus.schemas.board_entities import CardSchema, ListSchema
 from core.errors import Conflict, NotFound, ValidationFailed
 from models.repo import boards as boards_repo
 from models.repo import cards as cards_repo
@@ -23,7 +24,6 @@ from services import policy
 from services.board_changes import BoardChange, StaleVersion, board_change, check_version
 from services.boards import authorize_item, require_board
 from services.policy import Action, Resource
-from streams.schemas.board_entities import CardSchema, ListSchema
 
 if TYPE_CHECKING:
     from server.context import AppContext

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import pycrdt
 import structlog
 
+from bus.doc_log import DocLog, LogEntry
 from core.errors import Unavailable
 from models.db import Database
 from models.repo import doc_snapshots
-from streams.doc_log import DocLog, LogEntry
 
 log = structlog.get_logger(__name__)
 

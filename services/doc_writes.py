@@ -22,9 +22,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
+from bus.doc_log import DocLog
 from models.repo import doc_snapshots
 from services.doc_state import DocState, load_state
-from streams.doc_log import DocLog
 
 if TYPE_CHECKING:
     import asyncpg

@@ -42,8 +42,8 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio as redis_asyncio
 import structlog
 
+from bus.revocations import Revocation, publish_revocation
 from models.cache import CacheUnavailable
-from streams.revocations import Revocation, publish_revocation
 
 if TYPE_CHECKING:
     from server.context import AppContext

@@ -32,12 +32,12 @@ import nats.errors
 import nats.js.errors
 import structlog
 
+from bus.doc_log import DocLog
+from bus.doc_usage import CRITICAL_AT, assess, doc_id_of, stream_usage, subject_counts
+from bus.jetstream import DOCS_STREAM, doc_update_subject
 from core.errors import Unavailable
 from models.repo import doc_content as content_repo
 from services.snapshots import SnapshotResult, snapshot_document
-from streams.doc_log import DocLog
-from streams.doc_usage import CRITICAL_AT, assess, doc_id_of, stream_usage, subject_counts
-from streams.jetstream import DOCS_STREAM, doc_update_subject
 
 if TYPE_CHECKING:
     from server.context import AppContext

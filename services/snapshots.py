@@ -37,13 +37,13 @@ import nats.errors
 import nats.js.errors
 import structlog
 
+from bus.doc_log import DocLog, LogEntry
 from core.errors import Unavailable
 from models.repo import doc_content as content_repo
 from models.repo import doc_snapshots
 from models.repo import documents as documents_repo
 from services.doc_content import ContentError, project_blocks, state_vector
 from services.doc_state import merge
-from streams.doc_log import DocLog, LogEntry
 
 if TYPE_CHECKING:
     from server.context import AppContext

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from pycrdt import Decoder, Doc, Text, XmlElement, XmlFragment
 
+from bus.doc_log import DocLog
 from services.doc_content import load_doc, to_json
 from services.doc_state import load_state
-from streams.doc_log import DocLog
 from tests.content_docs import bn_block, child_group
 
 

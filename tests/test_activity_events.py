@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bus.events import EventSchemaError
+from bus.jetstream import workspace_activity_subject
+from bus.schemas.activity import ActivityEventSchema
 from services import activity
-from streams.events import EventSchemaError
-from streams.jetstream import workspace_activity_subject
-from streams.schemas.activity import ActivityEventSchema
 from tests.ws_helpers import Collector, create_workspace, fast_user
 
 

@@ -7,11 +7,11 @@ from typing import Any
 
 from nats.js.api import DeliverPolicy
 
+from bus.jetstream import EVENTS_STREAM, board_event_subject, workspace_activity_subject
+from bus.schemas.activity import ActivityEventSchema
+from bus.schemas.board_events import EVENT_TYPES, BoardEventSchema
 from server.app import build_context
 from services import cards as cards_service
-from streams.jetstream import EVENTS_STREAM, board_event_subject, workspace_activity_subject
-from streams.schemas.activity import ActivityEventSchema
-from streams.schemas.board_events import EVENT_TYPES, BoardEventSchema
 from tests.board_helpers import board_path, board_world, create_card, create_list
 from tests.ws_helpers import Collector
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 from core.errors import CloseCode
+from live.board_feed import MAX_PENDING_BYTES, BoardConnection
+from live.hub import Identity
 from server.app import build_context
 from services import cards as cards_service
-from streams.board_feed import MAX_PENDING_BYTES, BoardConnection
-from streams.hub import Identity
 from tests.board_helpers import BoardSocket, board_world, create_list
 
 
@@ -30,7 +30,7 @@ class StuckTransport:
 
 
 async def test_slow_reader_is_closed_when_its_unsent_bytes_pass_the_bound(ctx):
-    """The one slow-reader rule of every socket (streams/hub.py): 1008, as on documents (it was
+    """The one slow-reader rule of every socket (live/hub.py): 1008, as on documents (it was
     4408 with a 256-frame queue before the board socket moved onto the hub)."""
     transport = StuckTransport()
     identity = Identity("u", "U", "f", "t", int(time.time()) + 60)

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from streams.schemas.board_events import BoardEventSchema
+from bus.schemas.board_events import BoardEventSchema
 from tests.board_helpers import (
     BoardSocket,
     board_path,

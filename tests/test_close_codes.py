@@ -1,5 +1,5 @@
 """One close-code vocabulary (issue 9 item 2): the `CloseCode` enum, the socket error funnel
-(`streams.hub.close_for`) and human close reasons that fit a close frame."""
+(`live.hub.close_for`) and human close reasons that fit a close frame."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import tornado.websocket
 
 import core.errors
 from core.errors import AppError, CloseCode, NotFound, ValidationFailed
-from streams.hub import CLOSE_REASON_MAX_BYTES, close_for, close_reason
+from live.hub import CLOSE_REASON_MAX_BYTES, close_for, close_reason
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("core", "models", "streams", "services", "handlers", "server", "ops")
+PACKAGES = ("core", "models", "bus", "services", "live", "handlers", "server", "ops")
 
 
 def all_subclasses(cls: type) -> set[type]:

@@ -9,12 +9,12 @@ import uuid
 import pycrdt
 import pytest
 
+from bus.connection import NatsConnection
+from bus.doc_log import DocLog
+from bus.jetstream import DOCS_STREAM, ensure_streams
 from models.repo import doc_snapshots
 from server.embedded import EmbeddedNats
 from services.doc_state import load_state, merge
-from streams.connection import NatsConnection
-from streams.doc_log import DocLog
-from streams.jetstream import DOCS_STREAM, ensure_streams
 
 
 def text_update(doc: pycrdt.Doc, text: str) -> bytes:

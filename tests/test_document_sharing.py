@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from streams.revocations import subscribe_revocations
+from bus.revocations import subscribe_revocations
 from tests.documents_support import DOCS, create, join, make_workspace
 from tests.ws_helpers import fast_user
 

@@ -8,7 +8,7 @@ import uuid
 import pycrdt
 import pytest
 
-from streams.doc_log import DocLog
+from bus.doc_log import DocLog
 from tests.content_docs import PARAGRAPH_PROPS
 from tests.documents_support import (
     Writer,

@@ -16,8 +16,8 @@ import time
 
 import pytest
 
+from bus.jetstream import DOCS_STREAM
 from server.nats_cluster import EmbeddedNatsCluster
-from streams.jetstream import DOCS_STREAM
 from tests.app_nodes import node_env
 from tests.cluster_support import balanced_nodes
 from tests.edit_load import EditLoad

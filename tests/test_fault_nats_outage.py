@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from bus.doc_log import PUBLISH_DEADLINE_S
 from server.embedded import EmbeddedNats
-from streams.doc_log import PUBLISH_DEADLINE_S
 from tests.app_nodes import AppNode, node_env
 from tests.cluster_support import balanced_nodes
 from tests.edit_load import EditLoad

@@ -29,10 +29,10 @@ import nats
 import pytest
 import tornado.httpclient
 
+from bus.jetstream import DOCS_STREAM, doc_update_subject
 from models.db import Database
 from models.migrate import migrate
 from server.embedded import EmbeddedPostgres
-from streams.jetstream import DOCS_STREAM, doc_update_subject
 from tests.app_nodes import AppNode, node_env
 from tests.cluster_support import balanced_nodes
 from tests.edit_load import EditLoad

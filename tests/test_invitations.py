@@ -10,8 +10,8 @@ import uuid
 
 import pytest
 
-from streams.jetstream import workspace_activity_subject
-from streams.schemas.activity import ActivityEventSchema
+from bus.jetstream import workspace_activity_subject
+from bus.schemas.activity import ActivityEventSchema
 from tests.ws_helpers import Collector, fast_user, invite, workspace_with, ws_path
 
 # An accept path in a log line whose token segment is anything but the redaction marker.

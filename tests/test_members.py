@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from streams.jetstream import workspace_activity_subject
-from streams.schemas.activity import ActivityEventSchema
+from bus.jetstream import workspace_activity_subject
+from bus.schemas.activity import ActivityEventSchema
 from tests.ws_helpers import (
     Collector,
     add_member,

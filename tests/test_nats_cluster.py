@@ -18,9 +18,9 @@ import nats
 import pytest
 import tornado.httpclient
 
+from bus.jetstream import DOCS_STREAM, EVENTS_STREAM
 from server.embedded import free_port
 from server.nats_cluster import EmbeddedNatsCluster
-from streams.jetstream import DOCS_STREAM, EVENTS_STREAM
 from tests.app_nodes import REPO, node_env
 from tests.cluster_support import balanced_nodes
 from tests.edit_load import EditLoad

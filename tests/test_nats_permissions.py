@@ -17,9 +17,9 @@ import nats.errors
 import nats.js.errors
 import pytest
 
+from bus.jetstream import DOCS_STREAM, ensure_streams
 from server.embedded import _find_binary, _wait_for_port, free_port
 from server.settings import Settings
-from streams.jetstream import DOCS_STREAM, ensure_streams
 
 ACCOUNTS = Path(__file__).parent.parent / "ops" / "deploy" / "nats" / "accounts.conf"
 

@@ -10,10 +10,10 @@ import sys
 import uuid
 from pathlib import Path
 
+from bus.doc_usage import StreamUsage, assess
 from ops.exit_codes import ExitCode
 from ops.stream_health import render, worst
 from server.embedded import free_port
-from streams.doc_usage import StreamUsage, assess
 from tests.documents_support import Writer, make_doc_row, root_text
 
 ROOT = Path(__file__).resolve().parent.parent

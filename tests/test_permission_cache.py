@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
+from bus.revocations import REVOCATION_SUBJECT
 from services import permissions_cache, policy
 from services.permissions_cache import entry_key, user_generation_key, workspace_generation_key
 from services.policy import Action, Resource, ResourceRole
-from streams.revocations import REVOCATION_SUBJECT
 from tests.ws_helpers import (
     Collector,
     fast_user,

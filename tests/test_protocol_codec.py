@@ -1,4 +1,4 @@
-"""Example-based tests of the y-websocket codec in ``streams/protocol.py``.
+"""Example-based tests of the y-websocket codec in ``live/protocol.py``.
 
 The codec is pure, so these are plain synchronous tests. Payloads come from real pycrdt documents
 and, in ``tests/js/fixtures/protocol_frames.json``, from the real JS encoders (yjs, y-protocols,
@@ -17,7 +17,7 @@ import pycrdt
 import pytest
 from pycrdt import Array, Doc, Map, Text, XmlFragment, write_var_uint
 
-from streams.protocol import (
+from live.protocol import (
     EMPTY_UPDATE,
     MAX_AWARENESS_STATE_BYTES,
     MAX_NESTING_DEPTH,

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pycrdt import Array, Doc, Map, Text, write_var_uint
 
-from streams.protocol import (
+from live.protocol import (
     EMPTY_UPDATE,
     AwarenessEntry,
     AwarenessMessage,

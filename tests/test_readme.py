@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from bus.jetstream import DOCS_STREAM, EVENTS_STREAM
 from ops import capability_table
 from server.app import all_routes
-from streams.jetstream import DOCS_STREAM, EVENTS_STREAM
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

@@ -12,6 +12,9 @@ import uuid
 import pycrdt
 import pytest
 
+from bus.doc_log import DocLog
+from bus.doc_usage import subject_counts
+from bus.jetstream import doc_update_subject
 from core.errors import Unavailable
 from models.repo import doc_content as content_repo
 from models.repo import doc_snapshots
@@ -20,9 +23,6 @@ from services import snapshot_job
 from services.doc_content import to_json
 from services.doc_state import load_state
 from services.snapshots import SnapshotHooks, snapshot_document
-from streams.doc_log import DocLog
-from streams.doc_usage import subject_counts
-from streams.jetstream import doc_update_subject
 from tests.content_docs import PARAGRAPH_PROPS
 from tests.documents_support import (
     Writer,

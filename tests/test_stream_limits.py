@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from bus.doc_log import DocLogRejected
+from bus.doc_usage import assess, stream_usage, subject_counts
+from bus.jetstream import doc_update_subject
 from server.app import build_context
 from server.embedded import EmbeddedNats
 from services import snapshot_job
 from services.doc_state import load_state
-from streams.doc_log import DocLogRejected
-from streams.doc_usage import assess, stream_usage, subject_counts
-from streams.jetstream import doc_update_subject
 from tests.documents_support import Writer, make_doc_row, same_state
 
 PER_SUBJECT = 5

@@ -9,9 +9,9 @@ import uuid
 import pycrdt
 import pytest
 
+from bus.doc_log import DocLog, LogEntry
 from services.doc_content import to_json
 from services.snapshots import snapshot_document
-from streams.doc_log import DocLog, LogEntry
 from tests.documents_support import (
     Writer,
     content_of,

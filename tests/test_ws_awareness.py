@@ -9,8 +9,7 @@ import json
 import pytest
 from pycrdt import write_var_uint
 
-from models.cache import Cache
-from streams.protocol import (
+from live.protocol import (
     MAX_AWARENESS_STATE_BYTES,
     AwarenessEntry,
     AwarenessMessage,
@@ -19,6 +18,7 @@ from streams.protocol import (
     encode_awareness_entries,
     encode_query_awareness,
 )
+from models.cache import Cache
 from tests.realtime_support import RawSocket, document_with, ws_base
 from tests.yjs_client import YjsNodeClients
 

@@ -27,15 +27,15 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from services.policy import Access, ResourceRole, WorkspaceRole
-from streams.protocol import (
+from live.protocol import (
     EMPTY_UPDATE,
     ProtocolError,
     decode_message,
     encode_sync_step1,
     encode_update,
 )
-from streams.session import Identity, YjsSession
+from live.session import Identity, YjsSession
+from services.policy import Access, ResourceRole, WorkspaceRole
 from tests.realtime_support import (
     RawSocket,
     document_with,
@@ -385,7 +385,7 @@ async def wait_for_sessions(rooms, count: int, timeout_s: float = 10.0) -> None:
 async def test_poison_message_on_the_subject_is_skipped(ctx, ws_port) -> None:
     """S3 (the part rooms own): garbage published straight to the document's subject, bypassing
     validation, is skipped and counted; the document keeps loading and editing."""
-    from streams.room import POISON_UPDATES, Room
+    from live.room import POISON_UPDATES, Room
 
     setup = await document_with(ctx, "editor")
     token = setup.users["editor"].access_token

@@ -8,8 +8,8 @@ import asyncio
 import pycrdt
 import pytest
 
+from bus.jetstream import DOCS_STREAM, docs_stream_config
 from models.repo import doc_snapshots
-from streams.jetstream import DOCS_STREAM, docs_stream_config
 from tests.realtime_support import (
     RawSocket,
     document_with,

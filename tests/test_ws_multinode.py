@@ -10,8 +10,8 @@ import uuid
 import pycrdt
 import pytest
 
+from live.yjs_state import decode_state_vector
 from server.runner import start_node
-from streams.yjs_state import decode_state_vector
 from tests.realtime_support import (
     RawSocket,
     converged,

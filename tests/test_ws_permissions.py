@@ -14,9 +14,9 @@ import pytest
 import tornado.httpclient
 import tornado.websocket
 
+from live.protocol import encode_sync_step2, encode_update
 from models.repo import users as users_repo
 from services import permissions_cache, tokens
-from streams.protocol import encode_sync_step2, encode_update
 from tests.realtime_support import (
     RawSocket,
     document_with,

@@ -8,11 +8,11 @@ import dataclasses
 import pycrdt
 import pytest
 
+from live.rooms import RoomManager
+from live.yjs_state import decode_state_vector
 from models.repo import doc_snapshots
 from services.doc_state import load_state
 from services.snapshots import SnapshotResult
-from streams.rooms import RoomManager
-from streams.yjs_state import decode_state_vector
 from tests.realtime_support import converged, document_with, ws_base
 from tests.yjs_client import YjsNodeClients
 

@@ -3,7 +3,7 @@
 Our own server is built in parallel; these tests point the same harness at the reference
 ``@y/websocket-server`` so that a failure later, against our server, is about the server and not
 about the harness. They also cross-check the codec with real client traffic: every update a stock
-client produces must pass ``streams.protocol`` validation and give the same content in pycrdt.
+client produces must pass ``live.protocol`` validation and give the same content in pycrdt.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pycrdt
 import pytest
 from pycrdt import Array, Doc, Map, Text
 
-from streams.protocol import SyncStep2, decode_message, encode_sync_step2
+from live.protocol import SyncStep2, decode_message, encode_sync_step2
 from tests.yjs_client import (
     JS_DIR,
     HarnessError,

@@ -1,7 +1,7 @@
 """Boards, lists, cards, labels, checklist items and board members: request and response bodies.
 
 The single objects a response carries (board, list, card, label, member) are the entity schemas
-of `streams/schemas/board_entities.py`, shared with board events: an event carries a changed
+of `bus/schemas/board_entities.py`, shared with board events: an event carries a changed
 object exactly as the REST API returns it. Only the request bodies and the composite responses
 are defined here.
 """
@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from models.boards import RESOURCE_ROLES
-from streams.schemas.board_entities import (
+from bus.schemas.board_entities import (
     BoardSchema,
     CardSchema,
     LabelSchema,
     ListSchema,
     MemberSchema,
 )
+from models.boards import RESOURCE_ROLES
 
 MAX_NAME_CHARS = 200
 MAX_DESCRIPTION_CHARS = 20_000

@@ -2,7 +2,7 @@
 
 Functions take an asyncpg connection (or the `Database`, for single statements) so the services
 can run several of them in one transaction. Rows come back as dicts shaped like the REST entities
-(`streams/schemas/board_entities.py`), with computed `archived`/`deleted` flags.
+(`bus/schemas/board_entities.py`), with computed `archived`/`deleted` flags.
 """
 
 from __future__ import annotations

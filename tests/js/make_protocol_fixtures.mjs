@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Writes frames produced by the real Yjs / y-protocols / lib0 encoders as hex, so the Python codec
-// tests can check that streams/protocol.py decodes exactly what stock clients send.
+// tests can check that live/protocol.py decodes exactly what stock clients send.
 //
 // Usage (from tests/js):  node make_protocol_fixtures.mjs > fixtures/protocol_frames.json
 // The output is deterministic (fixed client ids, no timestamps), so re-running it must reproduce

@@ -18,8 +18,8 @@ import nats.errors
 import nats.js.errors
 import structlog
 
+from bus.connection import NatsConnection
 from core.errors import Unavailable
-from streams.connection import NatsConnection
 
 log = structlog.get_logger(__name__)
 

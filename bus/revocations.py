@@ -16,7 +16,7 @@ from typing import Literal
 import structlog
 from nats.aio.msg import Msg
 
-from streams.connection import NatsConnection
+from bus.connection import NatsConnection
 
 log = structlog.get_logger(__name__)
 

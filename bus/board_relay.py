@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from bus.events import EventSchemaError, publish_event
+from bus.jetstream import board_event_subject, workspace_activity_subject
+from bus.schemas.activity import ActivityEventSchema
+from bus.schemas.board_events import BoardEventSchema
 from core.errors import Unavailable
 from models.repo import board_events as events_repo
-from streams.events import EventSchemaError, publish_event
-from streams.jetstream import board_event_subject, workspace_activity_subject
-from streams.schemas.activity import ActivityEventSchema
-from streams.schemas.board_events import BoardEventSchema
 
 if TYPE_CHECKING:
     from server.context import AppContext

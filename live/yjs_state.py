@@ -1,6 +1,6 @@
 """Small facts about Yjs v1 updates that pycrdt does not expose.
 
-The rooms keep a document as merged *updates*, never as a pycrdt `Doc` (see streams/room.py for
+The rooms keep a document as merged *updates*, never as a pycrdt `Doc` (see live/room.py for
 why), so these read updates directly. Inputs were produced or validated by yrs/our codec already.
 """
 

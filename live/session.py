@@ -5,9 +5,9 @@ shares -- the limits (token bucket, bounded inbound queue, malformed-message bud
 that handles frames one at a time in arrival order (so one client's updates reach the log in the
 order it sent them) under a catch-all (a bad frame or a pycrdt panic costs the sender an error
 message, never the socket, the room or the node, DESIGN.md §7), the slow-reader rule and closing --
-is the hub's `Connection` (streams/hub.py). This module holds only what documents add.
+is the hub's `Connection` (live/hub.py). This module holds only what documents add.
 
-The transport (handlers/ws_auth.py) implements `streams.hub.Transport`; tests can use a fake one.
+The transport (handlers/ws_auth.py) implements `live.hub.Transport`; tests can use a fake one.
 """
 
 from __future__ import annotations
@@ -20,15 +20,12 @@ from typing import Any, Protocol
 
 import structlog
 
+from bus.doc_log import DocLog, DocLogRejected
+from bus.revocations import Revocation
 from core.errors import CloseCode, Unavailable
-from models.db import Database
-from models.repo import doc_snapshots
-from server.settings import Settings
-from services.policy import Access, Action, Resource
-from streams import envelope
-from streams.doc_log import DocLog, DocLogRejected
-from streams.hub import Connection, Identity, SocketLimits, Transport
-from streams.protocol import (
+from live import envelope
+from live.hub import Connection, Identity, SocketLimits, Transport
+from live.protocol import (
     EMPTY_UPDATE,
     MAX_SAFE_INTEGER,
     AuthMessage,
@@ -47,9 +44,12 @@ from streams.protocol import (
     encode_sync_step2,
     validate_update,
 )
-from streams.revocations import Revocation
-from streams.room import AwarenessBatch, DocumentTooLarge, Room, UpdateBatch
-from streams.yjs_state import single_client
+from live.room import AwarenessBatch, DocumentTooLarge, Room, UpdateBatch
+from live.yjs_state import single_client
+from models.db import Database
+from models.repo import doc_snapshots
+from server.settings import Settings
+from services.policy import Access, Action, Resource
 
 log = structlog.get_logger(__name__)
 

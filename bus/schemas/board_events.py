@@ -16,7 +16,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from streams.schemas.board_entities import (
+from bus.schemas.board_entities import (
     BoardSchema,
     CardSchema,
     LabelSchema,

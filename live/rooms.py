@@ -1,4 +1,4 @@
-"""The node's document rooms and sockets: the document kind of the socket hub (streams/hub.py).
+"""The node's document rooms and sockets: the document kind of the socket hub (live/hub.py).
 
 One `RoomManager` per node (`ctx.services["rooms"]`, a component with start/stop). The hub does
 what every socket kind does (re-checks on revocation signals and NATS reconnects, the presence
@@ -10,7 +10,7 @@ heartbeat, shutdown with 1001 and a drain, rooms shared by concurrent joiners); 
   document in the background (`services.snapshots.snapshot_document`, which reads the log, not
   the room): the next joiner loads one snapshot instead of replaying a log the periodic job would
   leave alone below `snapshot_min_updates`.
-* A changed role applies in place (streams/session.py); lost access closes with 4403.
+* A changed role applies in place (live/session.py); lost access closes with 4403.
 * After a NATS reconnect every room re-creates its log subscription from the last applied
   sequence.
 * `stop()` (SIGTERM) closes every socket with 1001 "going away" -- y-websocket clients reconnect
@@ -28,14 +28,14 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from bus.doc_log import DocLog
 from core.errors import Unavailable
+from live.hub import Hub, RoomRegistry
+from live.room import Room
+from live.session import Session, SessionDeps
 from models.cache import CacheUnavailable
 from services.presence import PresenceEntry, PresenceService
 from services.snapshots import SnapshotResult, snapshot_document
-from streams.doc_log import DocLog
-from streams.hub import Hub, RoomRegistry
-from streams.room import Room
-from streams.session import Session, SessionDeps
 
 if TYPE_CHECKING:
     from server.context import AppContext

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streams.protocol import AwarenessEntry
+from live.protocol import AwarenessEntry
 
 # A stock provider binds exactly one id (its doc's clientID); a few spare ids cover clients that run
 # two docs over one socket, while stopping a connection from occupying thousands of ids (S2).

@@ -16,8 +16,8 @@ import structlog
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
+from bus.jetstream import ensure_streams
 from server.settings import Settings
-from streams.jetstream import ensure_streams
 
 log = structlog.get_logger(__name__)
 

@@ -37,7 +37,7 @@ with the connection that sent them (Collab-Node/Collab-Client headers) so fan-ou
 and JSON peers are not echoed their own operations. Connections never write to the state, which is
 what keeps the room a pure function of the log.
 
-The room never imports Tornado: peers are anything with the `Peer` methods (see streams/session.py).
+The room never imports Tornado: peers are anything with the `Peer` methods (see live/session.py).
 """
 
 from __future__ import annotations
@@ -57,16 +57,13 @@ import structlog
 from nats.aio.msg import Msg
 from prometheus_client import Counter
 
+from bus.connection import NatsConnection
+from bus.doc_log import DocLog, LogEntry, LogSubscription, PublishAck
+from bus.jetstream import doc_awareness_subject
 from core.errors import AppError, CloseCode, Unavailable
-from models.db import Database
-from models.repo import doc_snapshots
-from server.settings import Settings
-from streams import envelope
-from streams.awareness import AwarenessChange, AwarenessRegistry
-from streams.connection import NatsConnection
-from streams.doc_log import DocLog, LogEntry, LogSubscription, PublishAck
-from streams.jetstream import doc_awareness_subject
-from streams.protocol import (
+from live import envelope
+from live.awareness import AwarenessChange, AwarenessRegistry
+from live.protocol import (
     EMPTY_UPDATE,
     AwarenessEntry,
     ProtocolError,
@@ -77,7 +74,10 @@ from streams.protocol import (
     encode_update,
     validate_update_structure,
 )
-from streams.yjs_state import single_client
+from live.yjs_state import single_client
+from models.db import Database
+from models.repo import doc_snapshots
+from server.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -160,7 +160,7 @@ class AwarenessBatch:
 
 
 class Peer(Protocol):
-    """What a room needs from a connection (implemented by streams/session.py)."""
+    """What a room needs from a connection (implemented by live/session.py)."""
 
     conn_id: str
     user_id: str

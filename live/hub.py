@@ -32,13 +32,13 @@ from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
 
 import structlog
 
+from bus.revocations import Revocation, subscribe_revocations
 from core.errors import AppError, CloseCode, Unauthorized
 from server.metrics import OPEN_WEBSOCKETS
 from services import policy
 from services.auth_guard import authenticate_token
 from services.permissions_cache import ANY_USER
 from services.policy import Access, Resource
-from streams.revocations import Revocation, subscribe_revocations
 
 if TYPE_CHECKING:
     from server.context import AppContext

@@ -20,9 +20,9 @@ import structlog
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from bus.connection import NatsConnection
+from bus.jetstream import DOCS_STREAM, doc_update_subject
 from core.errors import AppError, CloseCode, Unavailable
-from streams.connection import NatsConnection
-from streams.jetstream import DOCS_STREAM, doc_update_subject
 
 log = structlog.get_logger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Any
 import marshmallow
 from marshmallow import fields, validate
 
-from streams.protocol import MAX_AWARENESS_STATE_BYTES, MAX_SAFE_INTEGER
+from live.protocol import MAX_AWARENESS_STATE_BYTES, MAX_SAFE_INTEGER
 
 # Client message ids become part of a JetStream Nats-Msg-Id and a Postgres key: short and printable.
 MAX_MESSAGE_ID_CHARS = 128

@@ -24,7 +24,7 @@ Access: every socket is re-checked when a revocation signal concerns it, when th
 events change grants or make it private, and after a NATS reconnect; lost access closes it with
 4403, a revoked session with 4401, a deleted board with 4404; a slow reader is closed with 1008.
 
-This is the board kind of the socket hub (streams/hub.py): limits, the frame worker, the
+This is the board kind of the socket hub (live/hub.py): limits, the frame worker, the
 slow-reader rule, token expiry, revocation re-checks, the presence heartbeat and shutdown are the
 hub's; this module holds the board's frames, rooms, replay and presence.
 """
@@ -40,20 +40,20 @@ from typing import TYPE_CHECKING, Any, Literal
 import structlog
 from nats.js.api import DeliverPolicy
 
+from bus.jetstream import EVENTS_STREAM, board_event_subject
+from bus.revocations import Revocation
 from core.errors import AppError, CloseCode, NotFound
-from models.repo import board_events as events_repo
-from models.repo import boards as boards_repo
-from services.policy import Access, Action, Resource
-from streams.board_presence import (
+from live.board_presence import (
     BoardPresence,
     PresenceState,
     PresenceStore,
     presence_subject,
     safely,
 )
-from streams.hub import Connection, Hub, Identity, RoomRegistry, SocketLimits, Transport
-from streams.jetstream import EVENTS_STREAM, board_event_subject
-from streams.revocations import Revocation
+from live.hub import Connection, Hub, Identity, RoomRegistry, SocketLimits, Transport
+from models.repo import board_events as events_repo
+from models.repo import boards as boards_repo
+from services.policy import Access, Action, Resource
 
 if TYPE_CHECKING:
     from server.context import AppContext

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import nats.errors
 
+from bus.connection import NatsConnection
+from bus.jetstream import DOCS_STREAM
 from core.errors import Unavailable
-from streams.connection import NatsConnection
-from streams.jetstream import DOCS_STREAM
 
 DOC_UPDATE_FILTER = "collab.doc.*.update"
 API_TIMEOUT_S = 5.0
