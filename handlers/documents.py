@@ -20,6 +20,7 @@ from handlers.schemas.documents import (
     RestoreResultSchema,
     VersionCreateSchema,
     VersionDetailSchema,
+    VersionDiffSchema,
     VersionPageSchema,
     VersionSchema,
 )
@@ -186,6 +187,26 @@ class VersionHandler(BaseHandler):
         self.send(VersionDetailSchema().dump(version))
 
 
+class VersionDiffHandler(BaseHandler):
+    openapi = {
+        "get": {
+            "summary": "What changed from one version to another: blocks added, removed, moved, "
+            "changed (with a text diff), other roots",
+            "response": VersionDiffSchema,
+        }
+    }
+
+    async def get(self, doc_id: str, version_id: str, other_id: str) -> None:
+        principal = await self.require_user()
+        doc_id = parse_uuid(doc_id, "doc_id")
+        version_id = parse_uuid(version_id, "version_id")
+        other_id = parse_uuid(other_id, "other_id")
+        diff = await versions.diff_versions(
+            self.ctx, principal.user_id, doc_id, version_id, other_id
+        )
+        self.send(VersionDiffSchema().dump({**diff, "from_": diff["from"]}))
+
+
 class RestoreHandler(BaseHandler):
     openapi = {
         "post": {
@@ -258,6 +279,7 @@ ROUTES = [
     route("/api/v1/documents/{doc_id}/versions/", VersionsHandler),
     route("/api/v1/documents/{doc_id}/versions/{version_id}/", VersionHandler),
     route("/api/v1/documents/{doc_id}/versions/{version_id}/restore/", RestoreHandler),
+    route("/api/v1/documents/{doc_id}/versions/{version_id}/diff/{other_id}/", VersionDiffHandler),
     route("/api/v1/documents/{doc_id}/grants/", GrantsHandler),
     route("/api/v1/documents/{doc_id}/grants/{user_id}/", GrantHandler),
 ]

@@ -79,4 +79,22 @@ class DocumentCompaction(peewee.Model):
         database = Document._meta.database
 
 
+class DocumentAuthorSpan(peewee.Model):
+    """Who wrote a document's updates, kept after compaction purges the log: one row per user
+    per snapshot batch, with the first and last stream seq of that user's updates in the batch
+    (taken from the `Collab-User` header of each log entry before the purge). Version authors
+    and "edited since" are answered from these spans plus the log after the last snapshot.
+    `user_id` is text: the header is whatever the writer sent (server writes carry the caller)."""
+
+    document = peewee.ForeignKeyField(Document, on_delete="CASCADE", column_name="document_id")
+    user_id = peewee.TextField()
+    from_seq = peewee.BigIntegerField()
+    to_seq = peewee.BigIntegerField()
+
+    class Meta:
+        table_name = "document_author_spans"
+        database = Document._meta.database
+        indexes = ((("document", "from_seq"), False),)
+
+
 DOCUMENT_CONTENT_TABLES = [Block, DocumentProjection, DocumentCompaction]

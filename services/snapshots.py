@@ -44,6 +44,7 @@ from models.repo import doc_snapshots
 from models.repo import documents as documents_repo
 from services.doc_content import ContentError, project_blocks, state_vector
 from services.doc_state import merge
+from services.version_authors import spans_of
 
 if TYPE_CHECKING:
     from server.context import AppContext
@@ -185,6 +186,8 @@ async def _snapshot_in_transaction(
     await content_repo.save_compaction(
         conn, doc_id, snapshot_seq=new_seq, prev_seq=previous.seq, overlap_msgs=len(entries)
     )
+    # Authors are read from the log's headers, which the purge below removes: kept first.
+    await content_repo.record_author_spans(conn, doc_id, spans_of(entries))
     await refresh_projection(conn, doc_id, new_seq, state, ctx.settings.content_fragment)
     auto_version = await _keep_auto_version(conn, doc_id, new_seq, state, retention_of(ctx))
     await _call(hooks.before_commit, conn)

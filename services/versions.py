@@ -20,10 +20,12 @@ import structlog
 from core.errors import Conflict, NotFound
 from models.repo import documents as repo
 from services import activity, doc_writes, policy
+from services.block_diff import diff_states
 from services.doc_content import RootTypeConflict, make_restore_update, to_json
 from services.doc_state import EMPTY_UPDATE, load_state, merge
 from services.documents import doc_log_of, fragment_of, refresh_projection_now
 from services.policy import Action, Resource
+from services.version_authors import version_authors
 
 if TYPE_CHECKING:
     from server.context import AppContext
@@ -80,7 +82,26 @@ async def get_version(
     version = await _version_or_404(ctx, doc_id, version_id)
     state = version.pop("state")
     fragment = fragment_of(ctx, {"fragment": await repo.get_fragment(ctx.db, doc_id)})
-    return {**version, "content": to_json(bytes(state), fragment)}
+    previous = await repo.previous_version_seq(ctx.db, doc_id, version["seq"])
+    people = await version_authors(ctx, doc_id, version["seq"], previous)
+    return {**version, **people, "content": to_json(bytes(state), fragment)}
+
+
+def _ref(version: dict[str, Any]) -> dict[str, Any]:
+    return {key: version[key] for key in ("id", "seq", "kind", "name", "created_at")}
+
+
+async def diff_versions(
+    ctx: AppContext, actor_id: str, doc_id: str, from_id: str, to_id: str
+) -> dict[str, Any]:
+    """Blocks added / removed / moved / changed (with a text diff) from one version to another
+    (services/block_diff.py); either order, any two versions of the document."""
+    await policy.require(ctx, actor_id, Action.DOCUMENT_VIEW, Resource.document(doc_id))
+    old = await _version_or_404(ctx, doc_id, from_id)
+    new = await _version_or_404(ctx, doc_id, to_id)
+    fragment = fragment_of(ctx, {"fragment": await repo.get_fragment(ctx.db, doc_id)})
+    diff = diff_states(bytes(old["state"]), bytes(new["state"]), fragment)
+    return {"from": _ref(old), "to": _ref(new), **diff}
 
 
 def _restore_name(version: dict[str, Any]) -> str:

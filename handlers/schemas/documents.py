@@ -144,8 +144,56 @@ class VersionSchema(Schema):
     created_at = fields.DateTime(required=True)
 
 
+class PersonSchema(Schema):
+    user_id = fields.String(required=True, metadata={"description": "the log's Collab-User"})
+    display_name = fields.String(allow_none=True)
+
+
 class VersionDetailSchema(VersionSchema):
     content = fields.Nested(ContentSchema, required=True)
+    authors = fields.List(
+        fields.Nested(PersonSchema),
+        required=True,
+        metadata={"description": "users whose updates the version contains"},
+    )
+    edited_by = fields.List(
+        fields.Nested(PersonSchema),
+        required=True,
+        metadata={"description": "users with updates since the previous version"},
+    )
+
+
+class VersionRefSchema(Schema):
+    id = fields.UUID(required=True)
+    seq = fields.Integer(required=True)
+    kind = fields.String(required=True)
+    name = fields.String(allow_none=True)
+    created_at = fields.DateTime(required=True)
+
+
+class BlockChangesSchema(Schema):
+    added = fields.List(fields.Dict(), required=True)
+    removed = fields.List(fields.Dict(), required=True)
+    moved = fields.List(fields.Dict(), required=True)
+    changed = fields.List(
+        fields.Dict(),
+        required=True,
+        metadata={"description": "{id, type?, props?, text? (ops), content_changed?}"},
+    )
+
+
+class RootChangesSchema(Schema):
+    added = fields.List(fields.String(), required=True)
+    removed = fields.List(fields.String(), required=True)
+    changed = fields.List(fields.String(), required=True)
+
+
+class VersionDiffSchema(Schema):
+    from_ = fields.Nested(VersionRefSchema, required=True, data_key="from")
+    to = fields.Nested(VersionRefSchema, required=True)
+    fragment = fields.String(required=True)
+    blocks = fields.Nested(BlockChangesSchema, required=True)
+    roots = fields.Nested(RootChangesSchema, required=True)
 
 
 class RestoreResultSchema(Schema):

@@ -83,6 +83,41 @@ async def list_blocks(db: Executor, doc_id: str) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
+# --- authors ----------------------------------------------------------------------------------
+
+
+async def record_author_spans(
+    conn: asyncpg.Connection, doc_id: str, spans: list[tuple[str, int, int]]
+) -> None:
+    """(user, first seq, last seq) per user of one snapshot batch; in the snapshot's transaction."""
+    if spans:
+        await conn.executemany(
+            "INSERT INTO document_author_spans (document_id, user_id, from_seq, to_seq)"
+            " VALUES ($1, $2, $3, $4)",
+            [(doc_id, user, first, last) for user, first, last in spans],
+        )
+
+
+async def author_spans(db: Executor, doc_id: str, upto: int) -> list[tuple[str, int, int]]:
+    """Recorded spans that start at or before `upto`."""
+    rows = await db.fetch(
+        "SELECT user_id, from_seq, to_seq FROM document_author_spans"
+        " WHERE document_id = $1 AND from_seq <= $2",
+        doc_id,
+        upto,
+    )
+    return [(r["user_id"], int(r["from_seq"]), int(r["to_seq"])) for r in rows]
+
+
+async def display_names(db: Executor, user_ids: list[str]) -> dict[str, str]:
+    """Names of the ids that are users (headers may carry other strings, e.g. tools)."""
+    rows = await db.fetch(
+        "SELECT id::text AS id, display_name FROM users WHERE id::text = ANY($1::text[])",
+        user_ids,
+    )
+    return {r["id"]: r["display_name"] for r in rows}
+
+
 # --- compaction bookkeeping ---------------------------------------------------------------------
 
 

@@ -196,6 +196,14 @@ async def get_version(db: Executor, doc_id: str, version_id: str) -> dict[str, A
     )
 
 
+async def previous_version_seq(db: Executor, doc_id: str, seq: int) -> int:
+    """The seq of the newest version before `seq` (0: none)."""
+    found = await db.fetchval(
+        "SELECT max(seq) FROM document_versions WHERE document_id = $1 AND seq < $2", doc_id, seq
+    )
+    return int(found or 0)
+
+
 async def get_restore_version(db: Executor, doc_id: str, seq: int) -> dict[str, Any] | None:
     return _row(
         await db.fetchrow(
