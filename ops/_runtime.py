@@ -59,6 +59,16 @@ class MissingConfig(OpsError):
     code = "config"
 
 
+class TargetNotEmpty(OpsError):
+    exit_code = ExitCode.CANT_CREATE
+    code = "not_empty"
+
+
+class TransferFailed(OpsError):
+    exit_code = ExitCode.IO_ERROR
+    code = "transfer_failed"
+
+
 class ServiceUnavailable(OpsError):
     exit_code = ExitCode.UNAVAILABLE
     code = "unavailable"
@@ -93,7 +103,6 @@ def settings_for(args: argparse.Namespace, *, need_db: bool = True) -> Settings:
     if missing:
         data_dir = (getattr(args, "data_dir", None) or settings.data_dir).resolve()
         settings = _from_dev_stack(settings, data_dir, missing)
-    configure_logging("WARNING", "console")
     return settings
 
 
@@ -201,11 +210,15 @@ def run_command(
     need_db: bool = True,
     render: Callable[[Any], str] | None = None,
     exit_code: Callable[[Any], ExitCode] = lambda payload: ExitCode.OK,
+    settings: Settings | None = None,
 ) -> int:
-    """Run one ops command: settings, the work, output, and every failure to its exit code."""
+    """Run one ops command: settings (found, unless given), the work, output, and every
+    failure to its exit code."""
     as_json = bool(getattr(args, "json", False))
+    configure_logging("WARNING", "console")
     try:
-        settings = settings_for(args, need_db=need_db)
+        if settings is None:
+            settings = settings_for(args, need_db=need_db)
         payload = asyncio.run(work(settings))
     except OpsError as err:
         return fail(err, as_json=as_json)
