@@ -23,6 +23,7 @@ from typing import Any
 
 import asyncpg
 
+from bus.jetstream import DOCS_STREAM, EVENTS_STREAM
 from ops._runtime import (
     OpsError,
     TargetNotEmpty,
@@ -42,7 +43,6 @@ from ops.backup_format import (
 from ops.stream_snapshot import StreamArchive, StreamSnapshotError, snapshot_stream
 from server.settings import Settings
 from services.snapshots import BACKUP_FENCE_NS
-from streams.jetstream import DOCS_STREAM, EVENTS_STREAM
 
 STREAMS = (DOCS_STREAM, EVENTS_STREAM)
 # Snapshot transactions are short; a fence that cannot be had within this is a stuck session.
