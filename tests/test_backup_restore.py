@@ -59,7 +59,9 @@ def stack_env(stack: EmbeddedStack, jwt_secret: str) -> dict[str, str]:
     return node_env(stack.postgres.url(), stack.nats.url, stack.redis.url, jwt_secret)
 
 
-async def edit(clients: YjsNodeClients, names: tuple[str, ...], prefix: str, count: int) -> set[str]:
+async def edit(
+    clients: YjsNodeClients, names: tuple[str, ...], prefix: str, count: int
+) -> set[str]:
     """`count` markers from alternating clients, then wait until every client has all of them:
     a marker another client received was stored by JetStream and fanned out (acknowledged)."""
     written = {f"{prefix}{i}" for i in range(count)}
