@@ -134,14 +134,19 @@ class DocumentSchema(DocumentHeaderSchema):
     content = fields.Nested(ContentSchema, required=True)
 
 
-class VersionSchema(Schema):
+class VersionRefSchema(Schema):
+    """A version named in a diff."""
+
     id = fields.UUID(required=True)
-    document_id = fields.UUID(required=True)
     seq = fields.Integer(required=True)
     kind = fields.String(required=True, validate=validate.OneOf(VERSION_KINDS))
     name = fields.String(allow_none=True)
-    created_by = fields.UUID(allow_none=True)
     created_at = fields.DateTime(required=True)
+
+
+class VersionSchema(VersionRefSchema):
+    document_id = fields.UUID(required=True)
+    created_by = fields.UUID(allow_none=True)
 
 
 class PersonSchema(Schema):
@@ -161,14 +166,6 @@ class VersionDetailSchema(VersionSchema):
         required=True,
         metadata={"description": "users with updates since the previous version"},
     )
-
-
-class VersionRefSchema(Schema):
-    id = fields.UUID(required=True)
-    seq = fields.Integer(required=True)
-    kind = fields.String(required=True)
-    name = fields.String(allow_none=True)
-    created_at = fields.DateTime(required=True)
 
 
 class BlockChangesSchema(Schema):
