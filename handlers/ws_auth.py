@@ -28,6 +28,7 @@ from core.errors import (
     ValidationFailed,
 )
 from handlers.base import JsonErrors
+from handlers.ws_lingering import lingering_protocol
 from live.hub import Connection, Hub, Identity, close_for
 from models.repo import users as users_repo
 from server.context import AppContext
@@ -214,6 +215,10 @@ class AuthenticatedSocketHandler(JsonErrors, tornado.websocket.WebSocketHandler)
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         return choose_subprotocol(subprotocols)
+
+    def get_websocket_protocol(self) -> tornado.websocket.WebSocketProtocol | None:
+        # An oversized frame is refused with a close frame the client can read (1009, not 1006).
+        return lingering_protocol(self, super().get_websocket_protocol())
 
     def check_origin(self, origin: str) -> bool:
         return origin_allowed(self.ctx.settings, origin, self.request.headers.get("Host"))
