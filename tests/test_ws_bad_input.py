@@ -224,6 +224,27 @@ async def test_oversized_frames_are_closed_with_1009_before_crdt_code(ctx, ws_po
     assert len(await doc_log.read(setup.doc_id, 0)) == 1
 
 
+async def test_oversized_frame_close_is_not_a_reset(ctx, ws_port) -> None:
+    """Item 11: a client still writing its oversized frame gets the 1009 close frame and then a
+    clean end of stream (FIN). A reset (what closing with unread bytes sends) fails the client's
+    write, and a client that acts on that first never reads the close frame: 1006, not 1009."""
+    setup = await document_with(ctx, "editor")
+    raw = await raw_websocket(ws_port, setup.doc_id, setup.users["editor"].access_token)
+    loop = asyncio.get_running_loop()
+    size = 10 * 1024 * 1024
+    header = bytes([0x82, 0x80 | 127]) + size.to_bytes(8, "big") + b"\0\0\0\0"  # masked, key 0
+    try:
+        await loop.sock_sendall(raw, header)
+        await asyncio.wait_for(loop.sock_sendall(raw, bytes(size)), 10)  # all of it: no reset
+        received = b""
+        while chunk := await asyncio.wait_for(loop.sock_recv(raw, 65536), 10):
+            received += chunk  # until the server's FIN
+    finally:
+        raw.close()
+    close_frame = bytes([0x88, 2 + len(b"message too big")]) + (1009).to_bytes(2, "big")
+    assert close_frame + b"message too big" in received, received[-64:]
+
+
 async def test_document_size_budget_refuses_growth_before_applying(ctx, settings, ws_port) -> None:
     """Pasting 20 KB over and over into a 64 KiB budget: refused once the budget is reached,
     with a clear error, nothing published; other clients unaffected."""
@@ -358,8 +379,16 @@ async def test_slow_reader_is_closed_and_others_keep_going(ctx, settings, ws_por
 
 async def stalled_socket(port: int, doc_id: str, token: str) -> socket.socket:
     """A WebSocket client that completes the handshake and then never reads again."""
+    return await raw_websocket(port, doc_id, token, receive_buffer=4096)
+
+
+async def raw_websocket(
+    port: int, doc_id: str, token: str, receive_buffer: int | None = None
+) -> socket.socket:
+    """A WebSocket handshake on a plain non-blocking TCP socket (frames are up to the test)."""
     raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    if receive_buffer is not None:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
     raw.setblocking(False)
     loop = asyncio.get_running_loop()
     await loop.sock_connect(raw, ("127.0.0.1", port))
