@@ -27,10 +27,20 @@ class CacheUnavailable(Exception):
 
 
 class Cache:
-    """`url` empty: no Redis configured (the ops commands, which never need it); every call
-    raises `CacheUnavailable` and callers take their fallback, as when Redis is down."""
+    """One process' Redis client: at most `pool_max` connections, shared by every caller.
 
-    def __init__(self, url: str, *, timeout_s: float) -> None:
+    redis-py's default pool opens a new connection for every concurrent call (a burst of 100
+    handshakes opened 100); the blocking pool makes callers wait for a free one instead, within
+    the same `timeout_s` as any other Redis call. Connections carry `client_name` so an operator's
+    `CLIENT LIST` shows which node holds them.
+
+    `url` empty: no Redis configured (the ops commands, which never need it); every call
+    raises `CacheUnavailable` and callers take their fallback, as when Redis is down.
+    """
+
+    def __init__(
+        self, url: str, *, timeout_s: float, pool_max: int, client_name: str | None = None
+    ) -> None:
         self.timeout_s = timeout_s
         self.client: redis_asyncio.Redis | None = None
         self._open_until = 0.0
@@ -38,8 +48,11 @@ class Cache:
         self.server_run_id: str | None = None
         if not url:
             return
-        self.client = redis_asyncio.Redis.from_url(
+        pool = redis_asyncio.BlockingConnectionPool.from_url(
             url,
+            max_connections=pool_max,
+            timeout=timeout_s,
+            client_name=client_name,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
             retry_on_timeout=False,
@@ -48,6 +61,7 @@ class Cache:
             decode_responses=False,
             redis_connect_func=self._on_connect,
         )
+        self.client = redis_asyncio.Redis.from_pool(pool)
 
     async def _on_connect(self, conn: redis_asyncio.connection.AbstractConnection) -> None:
         """Every new connection learns the server's `run_id`, which is new after each restart

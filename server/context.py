@@ -36,7 +36,12 @@ class AppContext:
             max_size=settings.db_pool_max,
             command_timeout_s=settings.db_command_timeout_s,
         )
-        self.cache = Cache(settings.redis_url, timeout_s=settings.redis_timeout_s)
+        self.cache = Cache(
+            settings.redis_url,
+            timeout_s=settings.redis_timeout_s,
+            pool_max=settings.redis_pool_max,
+            client_name=f"collab:{settings.node_id}",
+        )
         self.nats = NatsConnection(settings)
         self.components: list[Component] = []
         self.services: dict[str, Any] = {}

@@ -13,7 +13,9 @@ import signal
 import socket
 
 import structlog
-import tornado.httpserver
+import tornado.netutil
+import tornado.web
+from tornado.httpserver import HTTPServer
 
 from server.app import build_context, make_app
 from server.context import AppContext
@@ -26,7 +28,7 @@ SHUTDOWN_GRACE_S = 10.0
 class RunningNode:
     """A started node (used by `collab dev/serve` and by multi-node tests)."""
 
-    def __init__(self, ctx: AppContext, server: tornado.httpserver.HTTPServer, port: int):
+    def __init__(self, ctx: AppContext, server: HTTPServer, port: int):
         self.ctx = ctx
         self.server = server
         self.port = port
@@ -41,13 +43,22 @@ class RunningNode:
             log.warning("shutdown.connections_left_open")
 
 
+def make_http_server(app: tornado.web.Application, settings: Settings) -> HTTPServer:
+    """The node's HTTP server with its limits: body size, header/idle and body timeouts (S18,
+    S21). Tornado's defaults hold a half-sent request for an hour and a slow body forever."""
+    return HTTPServer(
+        app,
+        xheaders=settings.xheaders,
+        max_body_size=settings.max_body_bytes,
+        idle_connection_timeout=settings.http_idle_timeout_s,
+        body_timeout=settings.http_body_timeout_s,
+    )
+
+
 async def start_node(settings: Settings, sockets: list[socket.socket] | None = None) -> RunningNode:
     ctx = build_context(settings)
     await ctx.start()
-    app = make_app(ctx)
-    server = tornado.httpserver.HTTPServer(
-        app, xheaders=settings.xheaders, max_body_size=settings.max_body_bytes
-    )
+    server = make_http_server(make_app(ctx), settings)
     if sockets is None:
         sockets = tornado.netutil.bind_sockets(settings.port, settings.host)
     server.add_sockets(sockets)

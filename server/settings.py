@@ -90,6 +90,12 @@ class Settings:
     refresh_token_ttl_s: int = 14 * 24 * 3600
 
     max_body_bytes: int = 1024 * 1024
+    # Slow or half-open HTTP clients (S21, slowloris): Tornado's one timer covers both the wait for
+    # a request's headers and a keep-alive connection sitting idle (its default is an hour); a body
+    # must arrive whole within its own timeout (Tornado's default: never). Behind a proxy these
+    # bound the proxy's connections too; WebSockets are past both once upgraded (pings keep them).
+    http_idle_timeout_s: float = 20.0
+    http_body_timeout_s: float = 60.0
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     cors_origins: tuple[str, ...] = ()
     # WebSocket Origin allowlist (CSWSH). Empty means "same host only" plus non-browser clients
@@ -108,6 +114,10 @@ class Settings:
     db_pool_max: int = 10
     db_command_timeout_s: float = 5.0
     redis_timeout_s: float = 0.5
+    # Redis connections per process. A burst (100 handshakes, each checking the denylist and the
+    # permission cache) shares these instead of opening one connection per concurrent call; a call
+    # waits for a free one within `redis_timeout_s` like any other Redis latency.
+    redis_pool_max: int = 20
 
     # JetStream durability: file storage, `sync_interval` of the embedded nats-server
     # ("2m" = nats default: a killed process keeps acked data, an OS crash can lose up to 2 min;
@@ -249,6 +259,8 @@ ENV_VARIABLES: dict[str, str] = {
     "access_token_ttl_s": "COLLAB_ACCESS_TOKEN_TTL_S",
     "refresh_token_ttl_s": "COLLAB_REFRESH_TOKEN_TTL_S",
     "max_body_bytes": "COLLAB_MAX_BODY_BYTES",
+    "http_idle_timeout_s": "COLLAB_HTTP_IDLE_TIMEOUT_S",
+    "http_body_timeout_s": "COLLAB_HTTP_BODY_TIMEOUT_S",
     "max_frame_bytes": "COLLAB_MAX_FRAME_BYTES",
     "cors_origins": "COLLAB_CORS_ORIGINS",
     "ws_allowed_origins": "COLLAB_WS_ALLOWED_ORIGINS",
@@ -262,6 +274,7 @@ ENV_VARIABLES: dict[str, str] = {
     "db_pool_max": "COLLAB_DB_POOL_MAX",
     "db_command_timeout_s": "COLLAB_DB_COMMAND_TIMEOUT_S",
     "redis_timeout_s": "COLLAB_REDIS_TIMEOUT_S",
+    "redis_pool_max": "COLLAB_REDIS_POOL_MAX",
     "nats_sync_interval": "COLLAB_NATS_SYNC_INTERVAL",
     "stream_replicas": "COLLAB_STREAM_REPLICAS",
     "duplicate_window_s": "COLLAB_DUPLICATE_WINDOW_S",

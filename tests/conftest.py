@@ -28,6 +28,7 @@ from server.context import AppContext
 from server.embedded import EmbeddedStack
 from server.logging import configure_logging
 from server.nats_cluster import EmbeddedNatsCluster
+from server.runner import make_http_server
 from server.settings import Settings
 
 
@@ -211,6 +212,17 @@ def make_user(api: Api):  # type: ignore[no-untyped-def]
         return await create_user(api, name)
 
     return factory
+
+
+@pytest.fixture
+def http_server(io_loop, app: tornado.web.Application, settings: Settings, http_server_port: Any):  # type: ignore[no-untyped-def]
+    """The test node's HTTP server, built like production's (limits and timeouts), replacing
+    pytest-tornasync's bare `HTTPServer(app)`."""
+    server = make_http_server(app, settings)
+    server.add_socket(http_server_port[0])
+    yield server
+    server.stop()
+    io_loop.run_sync(server.close_all_connections, timeout=10)
 
 
 @pytest.fixture

@@ -170,7 +170,7 @@ async def test_presence_endpoint_answers_503_when_redis_is_down(ctx, ws_port, ap
     setup = await document_with(ctx, "editor")
     presence = ctx.services["presence"].store
     healthy = presence.cache
-    presence.cache = Cache("redis://127.0.0.1:1/0", timeout_s=0.2)  # nothing listens there
+    presence.cache = Cache("redis://127.0.0.1:1/0", timeout_s=0.2, pool_max=2)  # nothing listens
     try:
         response = await api.get(
             f"/api/v1/documents/{setup.doc_id}/presence/", token=setup.users["editor"].access_token

@@ -1,0 +1,47 @@
+"""The Redis pool is bounded (issue 17 item 3): a burst of handshakes shares at most
+`COLLAB_REDIS_POOL_MAX` connections per process instead of opening one per concurrent call, and
+every handshake still succeeds. Counted on the Redis side (`CLIENT LIST`, by the node's client
+name), not from the pool's internals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.asyncio as redis_asyncio
+
+from tests.realtime_support import RawSocket, document_with, second_node
+
+pytestmark = pytest.mark.timeout(120)
+
+BURST = 100
+
+
+async def _connections_named(redis_url: str, name: str) -> int:
+    client = redis_asyncio.Redis.from_url(redis_url)
+    try:
+        return sum(1 for entry in await client.client_list() if entry.get("name") == name)
+    finally:
+        await client.aclose()
+
+
+async def test_a_burst_of_handshakes_shares_a_bounded_pool(ctx, settings) -> None:
+    setup = await document_with(ctx, "editor")
+    token = setup.users["editor"].access_token
+    async with second_node(settings) as node:
+        sockets = await asyncio.gather(
+            *(RawSocket.open(node.port, setup.doc_id, token) for _ in range(BURST))
+        )
+        try:
+            # Every handshake went through (auth, permission cache, presence all use Redis).
+            await asyncio.gather(
+                *(
+                    s.wait_for(lambda m: isinstance(m, bytes) and m[:2] == b"\x00\x00")
+                    for s in sockets
+                )
+            )
+            opened = await _connections_named(settings.redis_url, f"collab:{node.ctx.node_id}")
+        finally:
+            await asyncio.gather(*(s.aclose() for s in sockets))
+    assert 1 <= opened <= settings.redis_pool_max
