@@ -33,6 +33,7 @@ from live.rooms import RoomManager
 from server.context import AppContext
 from server.logging import log_request
 from server.openapi import build_spec
+from server.room_probe import RoomProbe
 from server.scheduler import Scheduler
 from server.settings import Settings
 from services.auth import AuthService
@@ -78,6 +79,7 @@ def build_context(settings: Settings) -> AppContext:
     ctx.services["rooms"] = rooms
     ctx.services["presence"] = rooms.presence
     ctx.add_component(rooms)
+    ctx.add_component(RoomProbe(ctx, rooms))
     scheduler = Scheduler(ctx)
     ctx.services["scheduler"] = scheduler
     register_document_jobs(scheduler, ctx)
