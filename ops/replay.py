@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from models.repo import documents as documents_repo
 from ops._runtime import (
     add_common_arguments,
     doc_id_arg,
@@ -31,12 +32,13 @@ async def replay(settings: Settings, doc_id: str, with_state: bool) -> dict[str,
     async with ops_context(settings) as ctx:
         await require_document(ctx, doc_id)
         state = await load_state(ctx.db, ctx.services["doc_log"], doc_id)
+        fragment = await documents_repo.get_fragment(ctx.db, doc_id) or settings.content_fragment
     payload: dict[str, Any] = {
         "doc_id": doc_id,
         "version": state.seq,
         "snapshot_seq": state.snapshot_seq,
         "replayed_updates": len(state.entries),
-        "content": to_json(state.update),
+        "content": to_json(state.update, fragment),
     }
     if with_state:
         payload["state"] = state.update.hex()
