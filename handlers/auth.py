@@ -127,7 +127,7 @@ class MeHandler(AuthHandler):
         pair = None
         if wants_password:
             pair = await self.auth.change_password(
-                principal, data["current_password"], data["new_password"]
+                principal, data["current_password"], data["new_password"], self.client_ip
             )
         user: dict[str, Any] | None
         if "display_name" in data:

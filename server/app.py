@@ -67,7 +67,9 @@ def build_context(settings: Settings) -> AppContext:
     """Wire services and components; nothing connects until `ctx.start()`."""
     ctx = AppContext(settings)
     ctx.services["denylist"] = Denylist(ctx)
-    ctx.services["auth"] = AuthService(ctx)
+    auth = AuthService(ctx)
+    ctx.services["auth"] = auth
+    ctx.add_component(auth.passwords)
     ctx.services["board_relay"] = BoardEventRelay(ctx)
     ctx.add_component(ctx.services["board_relay"])
     ctx.services["board_feed"] = BoardFeed(ctx)

@@ -109,6 +109,11 @@ class Settings:
     register_rate_per_ip: int = 20
     # Refresh calls per IP per login window: generous for many tabs, a wall for token guessing.
     refresh_rate_per_ip: int = 60
+    # argon2 hashes (tens of ms of CPU, 64 MiB each) run on this many threads per process, so a
+    # login burst or parallel password guessers cannot take every core from the IOLoop; at most
+    # `password_hash_queue` more wait (beyond that: 503 + Retry-After).
+    password_hash_workers: int = 1
+    password_hash_queue: int = 32
 
     db_pool_min: int = 1
     db_pool_max: int = 10
@@ -270,6 +275,8 @@ ENV_VARIABLES: dict[str, str] = {
     "login_rate_window_s": "COLLAB_LOGIN_RATE_WINDOW_S",
     "register_rate_per_ip": "COLLAB_REGISTER_RATE_PER_IP",
     "refresh_rate_per_ip": "COLLAB_REFRESH_RATE_PER_IP",
+    "password_hash_workers": "COLLAB_PASSWORD_HASH_WORKERS",
+    "password_hash_queue": "COLLAB_PASSWORD_HASH_QUEUE",
     "db_pool_min": "COLLAB_DB_POOL_MIN",
     "db_pool_max": "COLLAB_DB_POOL_MAX",
     "db_command_timeout_s": "COLLAB_DB_COMMAND_TIMEOUT_S",

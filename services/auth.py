@@ -18,7 +18,7 @@ from server.context import AppContext
 from services import tokens
 from services.auth_guard import Principal
 from services.denylist import Denylist, denylist_of
-from services.passwords import hash_password, verify_password
+from services.passwords import PasswordHashing
 from services.ratelimit import RateLimiter
 
 log = structlog.get_logger(__name__)
@@ -51,11 +51,14 @@ class AuthService:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
         self.limiter = RateLimiter(ctx.cache)
+        self.passwords = PasswordHashing(
+            ctx.settings.password_hash_workers, ctx.settings.password_hash_queue
+        )
 
     async def register(self, email: str, password: str, display_name: str, ip: str) -> dict:
         settings = self.ctx.settings
         await self.limiter.hit(f"register:ip:{ip}", settings.register_rate_per_ip, 3600)
-        password_hash = await hash_password(password)
+        password_hash = await self.passwords.hash(password)
         try:
             return await users_repo.create_user(
                 self.ctx.db, normalize_email(email), password_hash, display_name.strip()
@@ -64,18 +67,27 @@ class AuthService:
             raise Conflict("an account with this email already exists", code="email_taken") from err
 
     async def login(self, email: str, password: str, ip: str) -> TokenPair:
+        await self._count_password_attempt(ip, email)
+        found = await users_repo.get_password_hash(self.ctx.db, normalize_email(email))
+        ok = await self.passwords.verify(found[1] if found else None, password)
+        if not found or not ok:
+            raise Unauthorized("invalid email or password", code="invalid_credentials")
+        if self.passwords.needs_rehash(found[1]):
+            new_hash = await self.passwords.hash(password)
+            await users_repo.replace_password_hash(self.ctx.db, found[0], found[1], new_hash)
+        family_id = await users_repo.create_family(self.ctx.db, found[0])
+        return await self._issue_pair(found[0], family_id)
+
+    async def _count_password_attempt(self, ip: str, email: str) -> None:
+        """Every endpoint that checks a password spends the same budgets, before any hashing
+        (RELIABILITY S17/S24): per IP, and per account keyed by its email, so guesses through
+        login and through the password change count against one limit."""
         settings = self.ctx.settings
         window = settings.login_rate_window_s
         await self.limiter.hit(f"login:ip:{ip}", settings.login_rate_per_ip, window)
         await self.limiter.hit(
             f"login:email:{normalize_email(email)}", settings.login_rate_per_email, window
         )
-        found = await users_repo.get_password_hash(self.ctx.db, normalize_email(email))
-        ok = await verify_password(found[1] if found else None, password)
-        if not found or not ok:
-            raise Unauthorized("invalid email or password", code="invalid_credentials")
-        family_id = await users_repo.create_family(self.ctx.db, found[0])
-        return await self._issue_pair(found[0], family_id)
 
     async def _issue_pair(
         self, user_id: str, family_id: str, conn: asyncpg.Connection | None = None
@@ -126,15 +138,21 @@ class AuthService:
             Revocation("session", principal.user_id, family_ids=[principal.family_id]),
         )
 
-    async def change_password(self, principal: Principal, current: str, new: str) -> TokenPair:
+    async def change_password(
+        self, principal: Principal, current: str, new: str, ip: str
+    ) -> TokenPair:
         """Revokes every session of the user (RFC 9700) and returns a fresh one for the caller.
 
         Every access token names its family, so revoking all families rejects them all; the
         `tokens_valid_after` cutoff additionally covers tokens whose family row is gone."""
-        stored = await users_repo.get_password_hash_by_id(self.ctx.db, principal.user_id)
-        if not await verify_password(stored, current):
+        login = await users_repo.get_login_by_id(self.ctx.db, principal.user_id)
+        if login is None:
+            raise Unauthorized("invalid or expired token", code="invalid_token")
+        email, stored = login
+        await self._count_password_attempt(ip, email)
+        if not await self.passwords.verify(stored, current):
             raise Unauthorized("current password is wrong", code="invalid_credentials")
-        new_hash = await hash_password(new)
+        new_hash = await self.passwords.hash(new)
         valid_after = int(time.time())
         async with self.ctx.db.transaction() as conn:
             await users_repo.set_password(

@@ -308,3 +308,56 @@ async def test_refresh_rate_limit_per_ip(api, make_user, ctx):
     )
     statuses = [(await api.post(REFRESH, {"refresh_token": f"guess-{i}"})).status for i in range(3)]
     assert statuses == [401, 401, 429]
+
+
+async def test_password_change_guesses_share_the_login_limits(api, make_user, ctx):
+    """S24: wrong `current_password`s on PATCH /me spend the account's login budget (and the
+    IP's) before any hashing; once spent, even the right password is refused with 429."""
+    object.__setattr__(
+        ctx,
+        "settings",
+        dataclasses.replace(
+            ctx.settings, login_rate_per_email=4, login_rate_window_s=HOUR_WINDOW_S
+        ),
+    )
+    user = await make_user()  # its login spent 1 of the 4
+    guess = {"current_password": "wrong guess 123", "new_password": "a brand new password"}
+    assert (await api.post(LOGIN, {"email": user.email, "password": "nope nope"})).status == 401
+    statuses = [(await api.patch(ME, guess, token=user.access_token)).status for _ in range(3)]
+    assert statuses == [401, 401, 429]  # attempts 3 and 4 are checked, the 5th is over
+    right = {"current_password": user.password, "new_password": "a brand new password"}
+    limited = await api.patch(ME, right, token=user.access_token)
+    assert (limited.status, limited.error_code) == (429, "rate_limited")
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert (await api.post(LOGIN, {"email": user.email, "password": user.password})).status == 429
+    assert (await api.get(ME, token=user.access_token)).status == 200  # nothing changed
+
+
+async def test_password_change_guesses_are_limited_per_ip(api, make_user, ctx):
+    object.__setattr__(
+        ctx,
+        "settings",
+        dataclasses.replace(ctx.settings, login_rate_per_ip=3, login_rate_window_s=HOUR_WINDOW_S),
+    )
+    users = [await make_user() for _ in range(2)]  # two logins from this IP: 2 of 3
+    guess = {"current_password": "wrong guess 123", "new_password": "a brand new password"}
+    first = await api.patch(ME, guess, token=users[0].access_token)
+    second = await api.patch(ME, guess, token=users[1].access_token)
+    assert (first.status, second.status) == (401, 429)
+
+
+async def test_login_redoes_a_hash_made_with_other_parameters(api, make_user, ctx):
+    """Hashes now use one lane (one thread each, so the pool bounds the cores hashing takes);
+    an old 4-lane hash still verifies and is replaced at the next successful login."""
+    from argon2 import PasswordHasher
+
+    user = await make_user()
+    old = PasswordHasher().hash(user.password)  # argon2-cffi defaults: p=4
+    await ctx.db.execute("UPDATE users SET password_hash = $2 WHERE id = $1", user.id, old)
+    login = await api.post(LOGIN, {"email": user.email, "password": user.password})
+    assert login.status == 200
+    stored = await ctx.db.fetchval("SELECT password_hash FROM users WHERE id = $1", user.id)
+    assert stored != old and ",p=1$" in stored
+    assert (await api.get(ME, token=user.access_token)).status == 200  # no session revoked
+    again = await api.post(LOGIN, {"email": user.email, "password": user.password})
+    assert again.status == 200

@@ -53,8 +53,10 @@ async def get_password_hash(db: Database, email: str) -> tuple[str, str] | None:
     return None if row is None else (str(row["id"]), row["password_hash"])
 
 
-async def get_password_hash_by_id(db: Database, user_id: str) -> str | None:
-    return await db.fetchval("SELECT password_hash FROM users WHERE id = $1", user_id)
+async def get_login_by_id(db: Database, user_id: str) -> tuple[str, str] | None:
+    """(email, password hash) of a user."""
+    row = await db.fetchrow("SELECT email, password_hash FROM users WHERE id = $1", user_id)
+    return None if row is None else (row["email"], row["password_hash"])
 
 
 async def update_profile(db: Database, user_id: str, display_name: str) -> dict:
@@ -77,6 +79,17 @@ async def set_password(
         user_id,
         password_hash,
         valid_after,
+    )
+
+
+async def replace_password_hash(db: Database, user_id: str, old: str, new: str) -> None:
+    """Same password, new hash parameters: no session is revoked; a concurrent password change
+    wins (the row is updated only if it still holds `old`)."""
+    await db.execute(
+        "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2",
+        user_id,
+        old,
+        new,
     )
 
 

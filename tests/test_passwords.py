@@ -1,0 +1,59 @@
+"""The bounded password-hashing pool (services/passwords.py): at most `workers` hashes at a time,
+at most `queue` waiting, the rest refused at once (RELIABILITY S24: hashing cannot starve the
+node). The latency effect is measured in bench/password_hashing.py, not asserted here."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from core.errors import Unavailable
+from services.passwords import PasswordHashing
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def argon2_threads() -> set[str]:
+    return {t.name for t in threading.enumerate() if t.name.startswith("argon2")}
+
+
+async def test_hash_and_verify_round_trip() -> None:
+    pool = PasswordHashing(workers=1, queue=4)
+    try:
+        stored = await pool.hash("correct horse battery staple")
+        assert await pool.verify(stored, "correct horse battery staple")
+        assert not await pool.verify(stored, "wrong")
+        assert not await pool.verify(None, "anything")  # unknown user: dummy hash, False
+        assert not await pool.verify("not-a-hash", "anything")
+    finally:
+        await pool.stop()
+
+
+async def test_parallel_checks_use_at_most_the_configured_threads() -> None:
+    before = argon2_threads()
+    pool = PasswordHashing(workers=2, queue=16)
+    try:
+        results = await asyncio.gather(*(pool.verify(None, f"guess {i}") for i in range(8)))
+        assert results == [False] * 8
+        assert len(argon2_threads() - before) == 2
+    finally:
+        await pool.stop()
+
+
+async def test_checks_beyond_the_queue_are_refused_at_once_with_retry_after() -> None:
+    pool = PasswordHashing(workers=1, queue=1)
+    try:
+        running = asyncio.ensure_future(pool.verify(None, "first"))
+        waiting = asyncio.ensure_future(pool.verify(None, "second"))
+        await asyncio.sleep(0)  # both admitted: one hashing, one queued
+        with pytest.raises(Unavailable) as refused:
+            await pool.verify(None, "third")
+        assert refused.value.status == 503
+        assert refused.value.code == "password_checks_busy"
+        assert refused.value.headers["Retry-After"] == "1"
+        assert await asyncio.gather(running, waiting) == [False, False]
+        assert await pool.verify(None, "after the burst") is False  # capacity is given back
+    finally:
+        await pool.stop()
