@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from core.errors import AppError, Conflict, NotFound, ValidationFailed
+from core.yjs import EMPTY_UPDATE, merge
 from models.repo import documents as repo
 from services import block_ops, doc_writes, policy
 from services.block_ops import BlockEditError, Place
 from services.block_schema import block_errors, content_kind, prop_names
 from services.block_tree import Block, walk
 from services.doc_content import block_tree
-from services.doc_state import EMPTY_UPDATE, merge
 from services.documents import fragment_of, refresh_projection_now
 from services.policy import Action, Resource
 from services.ydoc_roots import bind_roots

@@ -20,6 +20,7 @@ from typing import Any
 
 import pycrdt
 
+from core.yjs import ProtocolError, call_pycrdt
 from models.repo.doc_content import BlockRow
 from services.block_tree import Block, Layout, read_blocks, walk
 from services.crdt_diff import RootTypeConflict, fresh_client_id, make_restore_update
@@ -124,8 +125,6 @@ def state_vector(update: bytes) -> bytes:
     if update in EMPTY_UPDATES:
         return b"\x00"
     try:
-        return pycrdt.get_state(update)
-    except BaseException as err:
-        if isinstance(err, KeyboardInterrupt | SystemExit):
-            raise
+        return call_pycrdt("state vector", pycrdt.get_state, update)
+    except ProtocolError as err:
         raise ContentError(f"not a valid Yjs update: {err}") from err

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pycrdt
 import structlog
 
 from bus.doc_log import DocLog, LogEntry
 from core.errors import Unavailable
+from core.yjs import merge
 from models.db import Database
 from models.repo import doc_snapshots
 
 log = structlog.get_logger(__name__)
 
 LOAD_ATTEMPTS = 5
-EMPTY_UPDATE = b"\x00\x00"
 
 
 @dataclass(frozen=True)
@@ -32,17 +31,6 @@ class DocState:
     seq: int
     snapshot_seq: int
     entries: list[LogEntry]
-
-
-def merge(updates: list[bytes]) -> bytes:
-    """Merge Yjs updates without applying them to a Doc, so pending structs are kept (a Doc's
-    `get_update()` would drop updates whose dependencies have not arrived)."""
-    present = [u for u in updates if u and u != EMPTY_UPDATE]
-    if not present:
-        return EMPTY_UPDATE
-    if len(present) == 1:
-        return present[0]
-    return pycrdt.merge_updates(*present)
 
 
 async def load_state(db: Database, doc_log: DocLog, doc_id: str) -> DocState:

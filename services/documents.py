@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from core.errors import NotFound, ValidationFailed
+from core.yjs import EMPTY_UPDATE
 from models.repo import doc_content as content_repo
 from models.repo import documents as repo
 from services import activity, permissions_cache, policy
 from services.doc_content import to_json
-from services.doc_state import EMPTY_UPDATE, DocState, load_state
+from services.doc_state import DocState, load_state
 from services.doc_writes import doc_log_of
 from services.policy import Action, Resource, SqlFacts
 from services.snapshots import refresh_projection

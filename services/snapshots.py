@@ -26,7 +26,6 @@ are never pruned.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -39,11 +38,11 @@ import structlog
 
 from bus.doc_log import DocLog, LogEntry
 from core.errors import Unavailable
+from core.yjs import ProtocolError, merge_skipping
 from models.repo import doc_content as content_repo
 from models.repo import doc_snapshots
 from models.repo import documents as documents_repo
 from services.doc_content import ContentError, project_blocks, state_vector
-from services.doc_state import merge
 from services.version_authors import spans_of
 
 if TYPE_CHECKING:
@@ -221,22 +220,15 @@ async def _finish_pending_purge(
 def _fold(doc_id: str, previous: bytes, entries: list[LogEntry]) -> tuple[bytes, int]:
     """merge_updates over the raw log; an entry pycrdt cannot parse (S3: injected past the app's
     validation) is skipped and logged instead of blocking compaction of the document forever."""
-    try:
-        return merge([previous, *(e.update for e in entries)]), 0
-    except BaseException as err:
-        if isinstance(err, KeyboardInterrupt | SystemExit | asyncio.CancelledError):
-            raise
-        log.warning("snapshot.merge_failed", doc_id=doc_id, error=repr(err))
-    state, skipped = previous, 0
-    for entry in entries:
-        try:
-            state = merge([state, entry.update])
-        except BaseException as err:
-            if isinstance(err, KeyboardInterrupt | SystemExit | asyncio.CancelledError):
-                raise
-            skipped += 1
-            log.error("snapshot.poison_skipped", doc_id=doc_id, seq=entry.seq, error=repr(err))
-    return state, skipped
+    skipped: list[int] = []
+
+    def skip(index: int, err: ProtocolError) -> None:
+        skipped.append(index)
+        seq = entries[index - 1].seq  # index 0 is `previous`
+        log.error("snapshot.poison_skipped", doc_id=doc_id, seq=seq, error=str(err))
+
+    state = merge_skipping([previous, *(e.update for e in entries)], skip)
+    return state, len(skipped)
 
 
 async def refresh_projection(

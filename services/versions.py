@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from core.errors import Conflict, NotFound
+from core.yjs import EMPTY_UPDATE, merge
 from models.repo import documents as repo
 from services import activity, doc_writes, policy
 from services.block_diff import diff_states
 from services.doc_content import RootTypeConflict, make_restore_update, to_json
-from services.doc_state import EMPTY_UPDATE, load_state, merge
+from services.doc_state import load_state
 from services.documents import doc_log_of, fragment_of, refresh_projection_now
 from services.policy import Action, Resource
 from services.version_authors import version_authors

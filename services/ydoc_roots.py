@@ -25,7 +25,8 @@ from typing import Any
 
 from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
-EMPTY_UPDATE = b"\x00\x00"  # no structs, no deletions
+from core.yjs import EMPTY_UPDATE, ProtocolError, call_pycrdt
+
 EMPTY_UPDATES = (b"", EMPTY_UPDATE)
 
 
@@ -56,10 +57,8 @@ def load_doc(update: bytes, *, client_id: int | None = None) -> Doc:
     if update in EMPTY_UPDATES:
         return doc
     try:
-        doc.apply_update(update)
-    except BaseException as err:  # pycrdt raises ValueError, a Rust panic is a BaseException
-        if isinstance(err, KeyboardInterrupt | SystemExit):
-            raise
+        call_pycrdt("update", doc.apply_update, update)
+    except ProtocolError as err:
         raise ContentError(f"not a valid Yjs update: {err}") from err
     return doc
 

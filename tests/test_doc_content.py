@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
+from core.yjs import EMPTY_UPDATE, merge
 from services.doc_content import (
     ContentError,
     RootTypeConflict,
@@ -22,7 +23,6 @@ from services.doc_content import (
     state_vector,
     to_json,
 )
-from services.doc_state import EMPTY_UPDATE, merge
 from tests.content_docs import (
     PARAGRAPH_PROPS,
     blocknote_doc,
