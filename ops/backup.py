@@ -4,7 +4,7 @@ Consistency: document state is a Postgres snapshot at stream sequence S plus the
 messages after S, and the snapshot job purges a document's messages one snapshot behind. So the
 dump is taken *first* (every sequence it names is then ≤ the stream's last sequence at the stream
 snapshot), and while both are taken the backup holds the snapshot fence exclusively
-(`services.snapshots.BACKUP_FENCE_NS`, on a connection of its own because it is a session lock):
+(`models.locks.LockNamespace.BACKUP_FENCE`, on a connection of its own because it is a session lock):
 no snapshot commits and no purge runs past what the dump's snapshots cover. Editing goes on;
 updates acknowledged after the stream snapshot are simply not in this backup.
 
@@ -24,6 +24,7 @@ from typing import Any
 import asyncpg
 
 from bus.jetstream import DOCS_STREAM, EVENTS_STREAM
+from models.locks import LockNamespace, fence_exclusive
 from ops._runtime import (
     OpsError,
     TargetNotEmpty,
@@ -42,7 +43,6 @@ from ops.backup_format import (
 )
 from ops.stream_snapshot import StreamArchive, StreamSnapshotError, snapshot_stream
 from server.settings import Settings
-from services.snapshots import BACKUP_FENCE_NS
 
 STREAMS = (DOCS_STREAM, EVENTS_STREAM)
 # Snapshot transactions are short; a fence that cannot be had within this is a stuck session.
@@ -87,7 +87,7 @@ async def backup(settings: Settings, directory: Path) -> dict[str, Any]:
         fence = await asyncpg.connect(settings.database_url)
         try:
             await fence.execute(f"SET lock_timeout = '{FENCE_TIMEOUT}'")
-            await fence.execute("SELECT pg_advisory_lock($1::int, 0)", BACKUP_FENCE_NS)
+            await fence_exclusive(fence, LockNamespace.BACKUP_FENCE)
             version = str(await fence.fetchval("SHOW server_version"))
             postgres = await dump_postgres(settings.database_url, directory, version)
             streams = [await _snapshot(ctx.nats.nc, name, directory) for name in STREAMS]

@@ -27,6 +27,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from core.errors import Unavailable
+from models.locks import LockNamespace, try_xact_lock
 
 if TYPE_CHECKING:
     from server.context import AppContext
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 JobFunc = Callable[["AppContext"], Awaitable[Any]]
-# First key of pg_try_advisory_xact_lock(int, int); the second is hashtext(job name).
-JOB_LOCK_NS = 72_451_903
 # Nodes start at about the same time; a little jitter spreads their ticks so the lock is not
 # contended by every node on every tick.
 JITTER_FRACTION = 0.1
@@ -62,10 +61,7 @@ async def run_locked(ctx: AppContext, name: str, func: JobFunc) -> JobRun:
     """Run `func(ctx)` if no other node is running job `name` right now."""
     started = time.monotonic()
     async with ctx.db.transaction() as conn:
-        got = await conn.fetchval(
-            "SELECT pg_try_advisory_xact_lock($1::int, hashtext($2))", JOB_LOCK_NS, name
-        )
-        if not got:
+        if not await try_xact_lock(conn, LockNamespace.JOB, name):
             return JobRun(name, ran=False)
         result = await func(ctx)
     return JobRun(name, ran=True, result=result, duration_s=time.monotonic() - started)

@@ -23,6 +23,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from bus.doc_log import DocLog
+from models.locks import LockNamespace, xact_lock
 from models.repo import doc_snapshots
 from services.doc_state import DocState, load_state
 
@@ -30,10 +31,6 @@ if TYPE_CHECKING:
     import asyncpg
 
     from server.context import AppContext
-
-WRITE_LOCK_NS = (
-    72_451_904  # int4 first key of pg_advisory_xact_lock(int, int); see PAGE_TREE_LOCK_NS
-)
 
 
 def doc_log_of(ctx: AppContext) -> DocLog:
@@ -44,9 +41,7 @@ def doc_log_of(ctx: AppContext) -> DocLog:
 async def write_lock(ctx: AppContext, doc_id: str) -> AsyncIterator[asyncpg.Connection]:
     """A transaction holding the document's server-write lock; commit releases it."""
     async with ctx.db.transaction() as conn:
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock($1::int, hashtext($2))", WRITE_LOCK_NS, doc_id
-        )
+        await xact_lock(conn, LockNamespace.DOC_WRITE, doc_id)
         yield conn
 
 

@@ -39,6 +39,7 @@ import structlog
 from bus.doc_log import DocLog, LogEntry
 from core.errors import Unavailable
 from core.yjs import ProtocolError, merge_skipping
+from models.locks import LockNamespace, try_xact_fence_shared, try_xact_lock
 from models.repo import doc_content as content_repo
 from models.repo import doc_snapshots
 from models.repo import documents as documents_repo
@@ -50,14 +51,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-# First key of pg_try_advisory_xact_lock(int, int); the second is hashtext(document id). A hash
-# collision only makes two documents skip each other once in a while, never a wrong snapshot.
-SNAPSHOT_LOCK_NS = 72_451_902
-# pg_try_advisory_xact_lock_shared(BACKUP_FENCE_NS, 0): every snapshot transaction holds it
-# shared; `collab backup` holds it exclusively from before its pg_dump until the JetStream
-# snapshot is received, so no snapshot can commit (and no purge can run past what the dump's
-# snapshots cover) between the two halves of a backup (ops/backup.py).
-BACKUP_FENCE_NS = 72_451_904
 
 Status = Literal["snapshotted", "up_to_date", "locked", "fenced", "missing"]
 Hook = Callable[[asyncpg.Connection | None], Awaitable[None]]
@@ -153,13 +146,10 @@ async def _snapshot_in_transaction(
     hooks: SnapshotHooks,
     tight: bool,
 ) -> _Plan:
-    fenced = await conn.fetchval(
-        "SELECT pg_try_advisory_xact_lock_shared($1::int, 0)", BACKUP_FENCE_NS
-    )
-    locked = fenced and await conn.fetchval(
-        "SELECT pg_try_advisory_xact_lock($1::int, hashtext($2))", SNAPSHOT_LOCK_NS, doc_id
-    )
-    if not locked:
+    # Every snapshot holds the backup fence shared, so none can commit (and no purge can run past
+    # what the dump's snapshots cover) while `collab backup` holds it (ops/backup.py).
+    fenced = await try_xact_fence_shared(conn, LockNamespace.BACKUP_FENCE)
+    if not fenced or not await try_xact_lock(conn, LockNamespace.SNAPSHOT, doc_id):
         return _Plan(SnapshotResult(doc_id, "locked"))
     if not await documents_repo.document_exists(conn, doc_id):
         return _Plan(SnapshotResult(doc_id, "missing"))

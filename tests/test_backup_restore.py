@@ -23,12 +23,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from models.locks import LockNamespace
 from models.migrate import migrate
 from ops.exit_codes import ExitCode
 from server.app import build_context
 from server.embedded import EmbeddedStack
 from server.settings import Settings
-from services.snapshots import BACKUP_FENCE_NS, snapshot_document
+from services.snapshots import snapshot_document
 from tests.app_nodes import AppNode, node_env
 from tests.documents_support import Writer, make_doc_row
 from tests.realtime_support import document_with, ws_base
@@ -201,7 +202,7 @@ async def test_no_snapshot_commits_while_a_backup_holds_the_fence(ctx, settings)
     await writer.type_text("fenced")
     fence = await asyncpg.connect(settings.database_url)
     try:
-        await fence.execute("SELECT pg_advisory_lock($1::int, 0)", BACKUP_FENCE_NS)
+        await fence.execute("SELECT pg_advisory_lock($1::int, 0)", LockNamespace.BACKUP_FENCE)
         assert (await snapshot_document(ctx, writer.doc_id)).status == "locked"
     finally:
         await fence.close()

@@ -9,9 +9,10 @@ import dataclasses
 import pytest
 
 from core.errors import Unavailable
+from models.locks import LockNamespace
 from server import scheduler as scheduler_module
 from server.app import build_context
-from server.scheduler import JOB_LOCK_NS, Scheduler
+from server.scheduler import Scheduler
 from services import snapshot_job
 
 
@@ -86,7 +87,7 @@ async def test_one_node_at_a_time_and_a_lost_lock_frees_the_job(ctx, settings):
         holder = await ctx.db.fetchval(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1"
             " AND objid = hashtext('exclusive')::oid AND granted",
-            JOB_LOCK_NS,
+            LockNamespace.JOB,
         )
         await ctx.db.execute("SELECT pg_terminate_backend($1)", holder)
         # pg_terminate_backend only signals the backend; its locks go when it has exited.

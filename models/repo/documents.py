@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 
 from models.db import Database, Executor
+from models.locks import LockNamespace, xact_lock
 
 DOCUMENT_COLUMNS = (
     "d.id, d.workspace_id, d.board_id, d.parent_id, d.title, d.is_private, d.fragment,"
@@ -19,9 +20,6 @@ DOCUMENT_COLUMNS = (
 VERSION_COLUMNS = "v.id, v.document_id, v.seq, v.kind, v.name, v.created_by, v.created_at"
 # Page trees are walked with recursive CTEs; this bounds a walk even if a cycle slipped in.
 MAX_PAGE_DEPTH = 1000
-# Moves within one workspace's page tree run one at a time (cycle check + update), so two
-# concurrent moves cannot make a cycle that each one alone would not.
-PAGE_TREE_LOCK_NS = 72_451_901  # int4: the first key of pg_advisory_xact_lock(int, int)
 
 
 def _row(record: asyncpg.Record | None) -> dict[str, Any] | None:
@@ -96,11 +94,9 @@ async def get_fragment(db: Executor, doc_id: str) -> str | None:
 
 
 async def lock_page_tree(conn: asyncpg.Connection, workspace_id: str) -> None:
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock($1::int, hashtext($2))",
-        PAGE_TREE_LOCK_NS,
-        workspace_id,
-    )
+    """Moves within one workspace's page tree run one at a time (cycle check + update), so two
+    concurrent moves cannot make a cycle that each one alone would not."""
+    await xact_lock(conn, LockNamespace.PAGE_TREE, workspace_id)
 
 
 async def is_ancestor_or_self(conn: Executor, candidate: str, doc_id: str) -> bool:
