@@ -11,8 +11,9 @@ COPY live live
 COPY models models
 COPY services services
 COPY ops ops
-RUN pip install --no-cache-dir . && useradd --system --uid 10001 collab
+RUN pip install --no-cache-dir ".[sentry]" && useradd --system --uid 10001 collab
 USER collab
 EXPOSE 8000
+# No debug mode exists to switch off: `collab serve` never enables Tornado's debug/autoreload.
 # `collab serve` refuses to start without DATABASE_URL, NATS_URL, REDIS_URL, COLLAB_JWT_SECRET.
 CMD ["collab", "serve", "--host", "0.0.0.0", "--port", "8000", "--no-migrate"]

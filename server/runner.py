@@ -19,6 +19,7 @@ from tornado.httpserver import HTTPServer
 
 from server.app import build_context, make_app
 from server.context import AppContext
+from server.error_tracking import init_error_tracking
 from server.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -56,6 +57,7 @@ def make_http_server(app: tornado.web.Application, settings: Settings) -> HTTPSe
 
 
 async def start_node(settings: Settings, sockets: list[socket.socket] | None = None) -> RunningNode:
+    init_error_tracking(settings)
     ctx = build_context(settings)
     await ctx.start()
     server = make_http_server(make_app(ctx), settings)

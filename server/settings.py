@@ -189,6 +189,9 @@ class Settings:
 
     log_level: str = "INFO"
     log_format: str = "json"
+    # Error tracking (server/error_tracking.py): off unless a DSN is set; needs collab[sentry].
+    sentry_dsn: str = ""
+    sentry_environment: str = "production"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -315,4 +318,6 @@ ENV_VARIABLES: dict[str, str] = {
     "projection_refresh_s": "COLLAB_PROJECTION_REFRESH_S",
     "log_level": "COLLAB_LOG_LEVEL",
     "log_format": "COLLAB_LOG_FORMAT",
+    "sentry_dsn": "COLLAB_SENTRY_DSN",
+    "sentry_environment": "COLLAB_SENTRY_ENVIRONMENT",
 }
