@@ -88,6 +88,17 @@ class JsonErrors(RedactedRequestLogging, tornado.web.RequestHandler):
     DESIGN.md §6, and a 405 says in `Allow` which methods the route has. Expected refusals
     (`AppError`) are not logged as failures; the rest go to Tornado's lines, redacted."""
 
+    request_id: str
+
+    def set_default_headers(self) -> None:
+        """Every response, refusals included, carries the request's correlation id: the
+        client's `X-Request-Id` if printable, else a fresh one."""
+        if not hasattr(self, "request_id"):
+            incoming = self.request.headers.get("X-Request-Id", "")
+            printable = incoming.isprintable() and incoming
+            self.request_id = incoming[:64] if printable else uuid.uuid4().hex
+        self.set_header("X-Request-Id", self.request_id)
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, AppError):
@@ -141,6 +152,9 @@ class BaseHandler(JsonErrors):
 
     ctx: AppContext
     principal: Principal | None = None
+    # Writes take the version the client saw (If-Match / `version`) and answer with an ETag
+    # (the board handlers): the OpenAPI document describes those headers and the 409 body.
+    versioned_writes = False
     _body_size = 0
 
     def initialize(self, ctx: AppContext) -> None:
@@ -149,9 +163,6 @@ class BaseHandler(JsonErrors):
     # --- request lifecycle -------------------------------------------------------------
 
     def prepare(self) -> None:
-        incoming = self.request.headers.get("X-Request-Id", "")
-        self.request_id = incoming[:64] if incoming.isprintable() and incoming else uuid.uuid4().hex
-        self.set_header("X-Request-Id", self.request_id)
         structlog.contextvars.bind_contextvars(request_id=self.request_id)
         self._apply_cors()
         self._body_chunks: list[bytes] = []
@@ -182,9 +193,7 @@ class BaseHandler(JsonErrors):
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Content-Type-Options", "nosniff")
-        request_id = getattr(self, "request_id", None)
-        if request_id:
-            self.set_header("X-Request-Id", request_id)
+        super().set_default_headers()
         if hasattr(self, "ctx"):  # not yet during __init__; prepare() applies it then
             self._apply_cors()
 

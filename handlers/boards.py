@@ -38,6 +38,8 @@ _detail = BoardDetailSchema()
 class BoardApiHandler(BaseHandler):
     """Shared by the board, list and card handlers: versions in, ETags out."""
 
+    versioned_writes = True
+
     def expected_version(self, data: dict[str, Any]) -> int | None:
         """The client's version from `If-Match` and/or the body (they must agree); `*` = any."""
         header = self.request.headers.get("If-Match")

@@ -214,7 +214,8 @@ class RestoreHandler(BaseHandler):
             "Send Idempotency-Key to make retries safe.",
             "body": EmptySchema,
             "response": RestoreResultSchema,
-            "status": 201,
+            "status": (201, 200),
+            "idempotency_key": True,
         }
     }
 
