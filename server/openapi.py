@@ -20,7 +20,7 @@ import marshmallow.validate
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from core.errors import AppError, UpgradeRequired
+from core.errors import CloseCode
 from handlers.input_guard import IDEMPOTENCY_HEADER, MAX_IDEMPOTENCY_KEY_CHARS
 from handlers.routing import Route
 from handlers.schemas.common import ErrorSchema
@@ -152,9 +152,7 @@ def _operation(route: Route, method: str, spec: dict[str, Any]) -> dict[str, Any
 
 
 def _websocket_operation(route: Route, method: str, spec: dict[str, Any]) -> dict[str, Any]:
-    closes = ", ".join(
-        f"{code} `{name}`" for name, code in sorted(_close_codes().items(), key=lambda i: i[1])
-    )
+    closes = ", ".join(f"{code} ({reason})" for code, reason in _close_codes().items())
     parameters: list[Any] = [_path_parameter(name) for name in route.params]
     if spec.get("query") is not None:
         parameters.append({"in": "query", "schema": spec["query"]})
@@ -174,9 +172,10 @@ def _websocket_operation(route: Route, method: str, spec: dict[str, Any]) -> dic
             " subprotocol (`Sec-WebSocket-Protocol: collab, <access JWT>`; the server selects"
             " `collab`), or `Authorization: Bearer`, or `?token=`. Authentication and access are"
             " checked before the upgrade, but a refused client is still upgraded and then closed"
-            " at once with a close code and a human reason (browsers cannot read a failed"
-            f" handshake's status): {closes}. Only a forbidden `Origin` (403) and a request that"
-            " is not an upgrade (426) are answered over HTTP, with the JSON error body."
+            " at once with a 44xx close code and a human reason (browsers cannot read a failed"
+            " handshake's status). Only a forbidden `Origin` (403) and a request that is not an"
+            " upgrade (426) are answered over HTTP, with the JSON error body. Close codes the"
+            f" server sends: {closes}."
         ),
         "tags": ["realtime"],
         "parameters": parameters,
@@ -195,16 +194,9 @@ def _websocket_operation(route: Route, method: str, spec: dict[str, Any]) -> dic
     }
 
 
-def _close_codes() -> dict[str, int]:
-    """Error code → WebSocket close code, from the one error hierarchy (core.errors)."""
-    found: dict[str, int] = {}
-    pending: list[type[AppError]] = [AppError]
-    while pending:
-        cls = pending.pop()
-        pending.extend(cls.__subclasses__())
-        if cls.ws_close_code >= 4000 and cls is not UpgradeRequired:  # an HTTP-only refusal
-            found.setdefault(cls.code, cls.ws_close_code)
-    return found
+def _close_codes() -> dict[str, str]:
+    """Every close code the server sends, with its default reason (core.errors.CloseCode)."""
+    return {str(code.value): code.reason for code in CloseCode}
 
 
 def _tag(route: Route) -> str:

@@ -126,5 +126,5 @@ def test_websocket_entries_describe_the_real_handshake(spec) -> None:
         ]
         assert headers["Sec-WebSocket-Protocol"]["required"] is False
         assert {"101", "403", "426"} <= set(op["responses"])
-        assert op["x-websocket"]["close_codes"]["unauthorized"] == 4401
+        assert op["x-websocket"]["close_codes"]["4401"] == "invalid or expired token"
         assert "4401" in op["description"] and "subprotocol" in op["description"]
