@@ -100,21 +100,28 @@ def _success_response(route: Route, spec: dict[str, Any], status: int) -> dict[s
 def _error_responses(versioned: bool) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     for code, text in _ERROR_STATUSES.items():
-        schema = "VersionConflict" if code == "409" and versioned else "Error"
         response: dict[str, Any] = {
             "description": text,
             "headers": {"X-Request-Id": "RequestId"},
-            "content": {"application/json": {"schema": schema}},
+            "content": {"application/json": {"schema": "Error"}},
         }
         if code == "429":
             response["headers"]["Retry-After"] = "RetryAfter"
         if code == "409" and versioned:
             response["description"] = (
                 "`version_conflict`: the entity changed since the version you sent; `current` is"
-                " the entity as it is now (its version also in `ETag`): merge and retry"
+                " the entity as it is now (its version also in `ETag`): merge and retry. Other"
+                " conflicts (e.g. `board_archived`) are the plain error body."
             )
+            response["headers"]["ETag"] = "ETag"
+            either = {"oneOf": [_ref("Error"), _ref("VersionConflict")]}
+            response["content"]["application/json"]["schema"] = either
         responses[code] = response
     return responses
+
+
+def _ref(schema: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{schema}"}
 
 
 def _request_body(method: str, body: type[marshmallow.Schema]) -> dict[str, Any]:
@@ -209,6 +216,7 @@ def _components(spec: APISpec) -> None:
         "VersionConflict",
         {
             "type": "object",
+            "additionalProperties": False,
             "required": ["error", "current"],
             "properties": {
                 "error": {"$ref": "#/components/schemas/ErrorDetail"},
