@@ -30,6 +30,7 @@ from handlers.base import NotFoundHandler
 from handlers.routing import Route
 from live.board_feed import BoardFeed
 from live.rooms import RoomManager
+from server import metrics
 from server.context import AppContext
 from server.logging import log_request
 from server.openapi import build_spec
@@ -82,6 +83,7 @@ def build_context(settings: Settings) -> AppContext:
     ctx.services["presence"] = rooms.presence
     ctx.add_component(rooms)
     ctx.add_component(RoomProbe(ctx, rooms))
+    metrics.watch_node(lambda: len(rooms.rooms))
     scheduler = Scheduler(ctx)
     ctx.services["scheduler"] = scheduler
     register_document_jobs(scheduler, ctx)

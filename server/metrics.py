@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 from prometheus_client import Counter, Gauge, Histogram
 
 HTTP_REQUESTS = Counter(
@@ -16,3 +19,20 @@ HTTP_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 OPEN_WEBSOCKETS = Gauge("collab_open_websockets", "Open WebSocket connections", ["kind"])
+# Leak watch (bench/soak.py samples them with the process_* metrics prometheus_client adds): both
+# must stay flat under steady load with room churn.
+OPEN_ROOMS = Gauge("collab_open_rooms", "Document rooms loaded on this node")
+ASYNCIO_TASKS = Gauge("collab_asyncio_tasks", "asyncio tasks alive on the node's event loop")
+
+
+def watch_node(open_rooms: Callable[[], int]) -> None:
+    """Report the node's loaded rooms and live tasks at scrape time (no bookkeeping on hot paths)."""
+    OPEN_ROOMS.set_function(open_rooms)
+    ASYNCIO_TASKS.set_function(_live_tasks)
+
+
+def _live_tasks() -> int:
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:  # scraped outside the loop's thread
+        return 0

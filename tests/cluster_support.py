@@ -43,9 +43,20 @@ async def balanced_nodes(
             await node.aclose()
 
 
-async def open_sockets(node: AppNode) -> int:
-    """The node's open WebSockets (`collab_open_websockets`, summed over kinds)."""
+async def scrape(node: AppNode) -> str:
     response = await tornado.httpclient.AsyncHTTPClient().fetch(
         f"http://127.0.0.1:{node.port}/metrics", request_timeout=5
     )
-    return sum(int(float(n)) for n in OPEN_SOCKETS.findall(response.body.decode()))
+    return response.body.decode()
+
+
+async def open_sockets(node: AppNode) -> int:
+    """The node's open WebSockets (`collab_open_websockets`, summed over kinds)."""
+    return sum(int(float(n)) for n in OPEN_SOCKETS.findall(await scrape(node)))
+
+
+def gauge(text: str, name: str) -> float:
+    """An unlabelled gauge's value in a /metrics scrape."""
+    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    assert match, f"{name} not in /metrics"
+    return float(match.group(1))

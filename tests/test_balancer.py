@@ -12,7 +12,7 @@ import pytest
 import tornado.httpclient
 
 from tests.app_nodes import node_env
-from tests.cluster_support import balanced_nodes, open_sockets
+from tests.cluster_support import balanced_nodes, gauge, open_sockets, scrape
 from tests.edit_load import EditLoad
 from tests.realtime_support import document_with
 
@@ -41,5 +41,9 @@ async def test_yjs_clients_edit_through_nginx_across_two_nodes(
             # least_conn over 4 sockets (2 editors, observer, JSON editor): both nodes serve.
             sockets = await asyncio.gather(*(open_sockets(n) for n in nodes))
             assert all(count >= 1 for count in sockets), sockets
+            # The leak-watch gauges bench/soak.py samples: one room per node, some live tasks.
+            for text in await asyncio.gather(*(scrape(n) for n in nodes)):
+                assert gauge(text, "collab_open_rooms") == 1
+                assert gauge(text, "collab_asyncio_tasks") >= 1
             result = await load.verify()
     assert result["acked"] >= 20 and not result["refusals"], result
