@@ -47,8 +47,11 @@ class Ledger:
     sent_times: list[float] = field(default_factory=list)  # when each acked operation was sent
     refusal_times: list[float] = field(default_factory=list)
 
-    def acks_between(self, start: float, end: float) -> int:
-        return sum(1 for t in self.ack_times if start <= t <= end)
+    def acked_if_sent_between(self, start: float, end: float) -> int:
+        """Operations sent in [start, end] and acknowledged by `end` (an ack of one sent before
+        `start` may arrive later: the node waits for its own delivery before acking)."""
+        pairs = zip(self.sent_times, self.ack_times, strict=True)
+        return sum(1 for sent, acked in pairs if start <= sent and acked <= end)
 
     def first_ack_after(self, moment: float) -> float | None:
         """When the first operation *sent* after `moment` was acknowledged (an ack in flight at
