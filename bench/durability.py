@@ -3,8 +3,8 @@
 Modes: one nats-server with `sync_interval` 2m (the nats default: fsync every 2 minutes) or
 `always` (fsync before every PubAck), and a 3-server cluster with R3 streams (a PubAck waits for a
 quorum of 2 servers to store it) with either sync setting. Each mode gets fresh servers in a temp
-dir on loopback, the app's own stream definition (`streams/jetstream.py`) and the app's publish path
-(`streams/doc_log.DocLog.publish`: headers, msg id, retry loop):
+dir on loopback, the app's own stream definition (`bus/jetstream.py`) and the app's publish path
+(`bus/doc_log.DocLog.publish`: headers, msg id, retry loop):
 
 * **sequential**: one publish at a time, as one socket's updates are published (latency p50/p99);
 * **concurrent**: `--concurrency` publishes in flight, as many sockets on a node (throughput).
@@ -34,11 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pycrdt
 
+from bus.connection import NatsConnection
+from bus.doc_log import DocLog
 from server.embedded import EmbeddedNats
 from server.nats_cluster import EmbeddedNatsCluster
 from server.settings import Settings
-from streams.connection import NatsConnection
-from streams.doc_log import DocLog
 
 MODES: dict[str, tuple[int, str]] = {
     "R1, sync_interval 2m (default)": (1, "2m"),
