@@ -9,9 +9,12 @@ re-subscribe their consumers).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
 import nats
+import nats.errors
+import nats.js.errors
 import structlog
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
@@ -24,6 +27,10 @@ log = structlog.get_logger(__name__)
 RECONNECT_WAIT_S = 1
 CONNECT_TIMEOUT_S = 3
 JS_TIMEOUT_S = 5.0
+# Start-up waits this long for JetStream to accept the stream definitions (a cluster electing its
+# leaders after a full restart takes seconds), retrying every STREAMS_RETRY_S.
+STREAMS_READY_TIMEOUT_S = 120.0
+STREAMS_RETRY_S = 1.0
 Listener = Callable[[], Awaitable[None]]
 
 
@@ -56,7 +63,30 @@ class NatsConnection:
             closed_cb=self._on_closed,
         )
         self.js = self.nc.jetstream(timeout=JS_TIMEOUT_S)
-        await ensure_streams(self.js, self.settings)
+        await self._ensure_streams_at_start()
+
+    async def _ensure_streams_at_start(self) -> None:
+        """Create/verify the streams, waiting out a JetStream that is not ready yet.
+
+        A cluster that is still electing its meta leader (all servers just started, or a quorum
+        just lost) answers "temporarily unavailable" or not at all, and creating an R3 stream on
+        a busy cluster can take longer than one API timeout; a node that exited on that would make
+        a fresh deployment's start a race (found by tests/test_nats_cluster.py).
+        """
+        deadline = time.monotonic() + STREAMS_READY_TIMEOUT_S
+        while True:
+            try:
+                await ensure_streams(self.jetstream, self.settings)
+                return
+            except (
+                nats.errors.TimeoutError,
+                nats.errors.NoRespondersError,
+                nats.js.errors.ServiceUnavailableError,
+            ) as err:
+                if time.monotonic() >= deadline:
+                    raise
+                log.warning("nats.streams_not_ready", error=repr(err))
+                await asyncio.sleep(STREAMS_RETRY_S)
 
     async def stop(self) -> None:
         self._stopping = True

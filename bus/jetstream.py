@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError
 
 from server.settings import Settings
 
 DOCS_STREAM = "COLLAB_DOCS"
+# JSStreamNameExistErr: "stream name already in use with a different configuration".
+STREAM_NAME_IN_USE_ERR_CODE = 10058
 EVENTS_STREAM = "COLLAB_EVENTS"
 
 
@@ -83,6 +85,11 @@ async def ensure_streams(js: JetStreamContext, settings: Settings) -> None:
         try:
             await js.stream_info(name)
         except NotFoundError:
-            await js.add_stream(config)
-        else:
-            await js.update_stream(config)
+            try:
+                await js.add_stream(config)
+                continue
+            except BadRequestError as err:
+                # Nodes of a fresh deployment start together: another one created it first.
+                if err.err_code != STREAM_NAME_IN_USE_ERR_CODE:
+                    raise
+        await js.update_stream(config)

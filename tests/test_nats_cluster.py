@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import re
 import signal
@@ -18,6 +19,7 @@ import nats
 import pytest
 import tornado.httpclient
 
+from bus.connection import NatsConnection
 from bus.jetstream import DOCS_STREAM, EVENTS_STREAM
 from server.embedded import free_port
 from server.nats_cluster import EmbeddedNatsCluster
@@ -126,3 +128,25 @@ async def test_collab_dev_cluster_runs_three_nats_servers_with_r3_streams(tmp_pa
         code = await asyncio.to_thread(proc.wait, 60)
     assert code == 0
     assert "stopped postgres, nats-server and redis-server" in log.read_text()
+
+
+async def test_node_start_waits_for_the_cluster_to_elect_a_leader(settings, tmp_path) -> None:
+    """A fresh deployment starts everything at once: a node whose NATS cluster has no JetStream
+    leader yet waits (and creates its R3 streams once there is one) instead of exiting."""
+    cluster = EmbeddedNatsCluster(tmp_path / "nats", size=3)
+    cluster.members[0].start()  # alone: no quorum, no meta leader
+    conn = NatsConnection(
+        dataclasses.replace(settings, nats_url=cluster.members[0].url, stream_replicas=3)
+    )
+    try:
+        starting = asyncio.ensure_future(conn.start())
+        await asyncio.sleep(3)  # longer than a JetStream API timeout would have taken to fail
+        assert not starting.done()
+        for member in cluster.members[1:]:
+            member.start()
+        await asyncio.wait_for(starting, 90)
+        info = await conn.jetstream.stream_info(DOCS_STREAM)
+        assert info.config.num_replicas == 3
+    finally:
+        await conn.stop()
+        cluster.stop()
