@@ -126,7 +126,7 @@ async def _write(
     msg_id = f"block:{op}:{key}"
     async with doc_writes.write_lock(ctx, doc_id) as conn:
         done = await doc_writes.recorded_seq(conn, doc_id, msg_id)
-        current = await doc_writes.current_state(ctx, doc_id)
+        current = await doc_writes.current_state(ctx, doc_id, conn)
         if done is not None:
             return WriteResult(_maybe_locate(current.update, fragment, block_id), done, False)
         try:

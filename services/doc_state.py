@@ -15,7 +15,7 @@ import structlog
 from bus.doc_log import DocLog, LogEntry
 from core.errors import Unavailable
 from core.yjs import merge
-from models.db import Database
+from models.db import Executor
 from models.repo import doc_snapshots
 
 log = structlog.get_logger(__name__)
@@ -33,7 +33,7 @@ class DocState:
     entries: list[LogEntry]
 
 
-async def load_state(db: Database, doc_log: DocLog, doc_id: str) -> DocState:
+async def load_state(db: Executor, doc_log: DocLog, doc_id: str) -> DocState:
     for attempt in range(LOAD_ATTEMPTS):
         snapshot = await doc_snapshots.get_snapshot(db, doc_id)
         entries = await doc_log.read(doc_id, snapshot.seq)

@@ -50,8 +50,13 @@ async def recorded_seq(conn: asyncpg.Connection, doc_id: str, msg_id: str) -> in
     return await doc_snapshots.get_operation_seq(conn, doc_id, msg_id)
 
 
-async def current_state(ctx: AppContext, doc_id: str) -> DocState:
-    return await load_state(ctx.db, doc_log_of(ctx), doc_id)
+async def current_state(
+    ctx: AppContext, doc_id: str, conn: asyncpg.Connection | None = None
+) -> DocState:
+    """The document now. Pass the write lock's connection: reading on a second pooled connection
+    while holding one could exhaust the pool under many concurrent writes (each waiting for a
+    second connection that the others hold)."""
+    return await load_state(conn if conn is not None else ctx.db, doc_log_of(ctx), doc_id)
 
 
 async def publish_write(

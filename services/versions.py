@@ -142,7 +142,7 @@ async def restore_version(
             if recorded is None:
                 raise Conflict("restore recorded without its version, retry")
             return recorded, False
-        current = await doc_writes.current_state(ctx, doc_id)
+        current = await doc_writes.current_state(ctx, doc_id, conn)
         diff = _restore_diff(current.update, bytes(version["state"]))
         if diff == EMPTY_UPDATE:
             log.info("version.restore_unchanged", doc_id=doc_id, version_id=version_id)

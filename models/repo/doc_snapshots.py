@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from models.db import Database
+from models.db import Database, Executor
 
 
 @dataclass(frozen=True)
@@ -19,14 +19,14 @@ class Snapshot:
         return cls(b"", 0)
 
 
-async def get_snapshot(db: Database, doc_id: str) -> Snapshot:
+async def get_snapshot(db: Executor, doc_id: str) -> Snapshot:
     row = await db.fetchrow(
         "SELECT state, seq FROM document_snapshots WHERE document_id = $1", doc_id
     )
     return Snapshot.empty() if row is None else Snapshot(bytes(row["state"]), int(row["seq"]))
 
 
-async def get_snapshot_seq(db: Database, doc_id: str) -> int:
+async def get_snapshot_seq(db: Executor, doc_id: str) -> int:
     seq = await db.fetchval("SELECT seq FROM document_snapshots WHERE document_id = $1", doc_id)
     return int(seq or 0)
 
@@ -60,7 +60,7 @@ async def save_snapshot(
     return row is not None
 
 
-async def get_operation_seq(db: Database, doc_id: str, msg_id: str) -> int | None:
+async def get_operation_seq(db: Executor, doc_id: str, msg_id: str) -> int | None:
     seq = await db.fetchval(
         "SELECT seq FROM document_operations WHERE document_id = $1 AND msg_id = $2",
         doc_id,
