@@ -102,6 +102,9 @@ class Settings:
     # that send no Origin header.
     ws_allowed_origins: tuple[str, ...] = ()
     websocket_ping_interval_s: float = 25.0
+    # SIGTERM closes sockets (1001) spread over this window, so their clients' reconnects reach the
+    # other nodes spread out instead of as one herd (live/hub.py `close_delays`).
+    shutdown_close_spread_s: float = 2.0
 
     login_rate_per_ip: int = 20
     login_rate_per_email: int = 10
@@ -273,6 +276,7 @@ ENV_VARIABLES: dict[str, str] = {
     "cors_origins": "COLLAB_CORS_ORIGINS",
     "ws_allowed_origins": "COLLAB_WS_ALLOWED_ORIGINS",
     "websocket_ping_interval_s": "COLLAB_WS_PING_INTERVAL_S",
+    "shutdown_close_spread_s": "COLLAB_SHUTDOWN_CLOSE_SPREAD_S",
     "login_rate_per_ip": "COLLAB_LOGIN_RATE_PER_IP",
     "login_rate_per_email": "COLLAB_LOGIN_RATE_PER_EMAIL",
     "login_rate_window_s": "COLLAB_LOGIN_RATE_WINDOW_S",

@@ -76,6 +76,7 @@ def settings(stack: EmbeddedStack, jwt_secret: str) -> Settings:
         login_rate_per_email=1000,
         register_rate_per_ip=10_000,
         refresh_rate_per_ip=10_000,
+        shutdown_close_spread_s=0.0,  # fixtures stop nodes at once (tests/test_shutdown_spread.py)
     )
     return base.with_services(stack.postgres.url(), stack.nats.url, stack.redis.url)
 
