@@ -75,6 +75,10 @@ BAD_FRAMES_BEFORE_CLOSE = 20
 ORDERED_CONSUMER_HEARTBEAT_S = 5.0
 # Inbox marker: "fill from Postgres now" (queued so it runs in turn with live events).
 RESYNC: dict[str, Any] = {"resync": True}
+# Inbox marker: "stop now" (wakes a worker whose cancellation was lost, see `BoardRoom.stop`).
+STOP: dict[str, Any] = {"stop": True}
+# How long a stopping room waits for its worker to finish the event in hand.
+WORKER_STOP_TIMEOUT_S = 5.0
 
 
 def board_limits(settings: Settings) -> SocketLimits:
@@ -300,10 +304,13 @@ class BoardRoom:
         )
 
     async def stop(self) -> None:
+        """Stop the worker, then the subscriptions. A cancellation can be lost (Python 3.11's
+        `wait_for` swallows one that meets a result), so the STOP marker ends the loop too, and
+        the worker is waited for only so long."""
         if self._worker is not None:
+            self._inbox.put_nowait(STOP)
             self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
+            await asyncio.wait([self._worker], timeout=WORKER_STOP_TIMEOUT_S)
         for sub in self._subs:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
@@ -328,6 +335,8 @@ class BoardRoom:
         """The one place events are applied, one at a time, so `last_seq` only moves forward."""
         while True:
             item = await self._inbox.get()
+            if item is STOP:
+                return
             try:
                 if item is RESYNC:
                     await self.catch_up_to(None)

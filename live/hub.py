@@ -51,6 +51,8 @@ CLOSE_REASON_MAX_BYTES = 123
 # SIGTERM: how long sockets get to finish the message they are processing (a document publish
 # retries for up to doc_log.PUBLISH_DEADLINE_S) before the rooms stop.
 DRAIN_TIMEOUT_S = 8.0
+# Then the rooms get this long to unsubscribe and stop their workers.
+ROOM_STOP_TIMEOUT_S = 10.0
 
 
 def close_delays(count: int, spread_s: float) -> list[float]:
@@ -556,4 +558,10 @@ class RoomRegistry(Generic[R]):
             handle.cancel()
         rooms, self.rooms = list(self.rooms.values()), {}
         stops = [asyncio.ensure_future(room.stop()) for room in rooms]
-        await asyncio.gather(*stops, *self._stopping, return_exceptions=True)
+        pending = [*stops, *self._stopping]
+        if not pending:
+            return
+        _, late = await asyncio.wait(pending, timeout=ROOM_STOP_TIMEOUT_S)
+        for task in late:  # a room that cannot stop must not hold the node's shutdown
+            log.error("room.stop_timed_out", task=task.get_name())
+            task.cancel()
