@@ -21,4 +21,5 @@ class ExitCode(IntEnum):
     SOFTWARE = 70  # an unexpected error (a bug): traceback on stderr
     CANT_CREATE = 73  # backup target not empty, restore target already holds data
     IO_ERROR = 74  # a backup or restore step failed (pg_dump, pg_restore, a stream transfer)
+    IN_USE = 75  # collab dev: the data dir or the HTTP port is held by another process
     CONFIG = 78  # no service URLs and no running `collab dev` in the data dir

@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import ctypes
 import dataclasses
+import errno
 import os
 import secrets
 import signal
+import socket
 import sys
 import traceback
 from pathlib import Path
@@ -20,7 +22,9 @@ import tornado.process
 
 from models.migrate import migrate
 from ops.exit_codes import ExitCode
+from server.dev_lock import DataDirBusy, DataDirLock, LockHolder
 from server.dev_services import DevServices, remove_services, write_services
+from server.dev_watch import ServiceWatch, describe_death
 from server.embedded import PR_SET_PDEATHSIG, EmbeddedStack
 from server.logging import configure_logging
 from server.settings import ConfigError, Settings
@@ -58,8 +62,33 @@ def cmd_dev(args: argparse.Namespace) -> int:
     )
     configure_logging(settings.log_level, settings.log_format)
     data_dir = settings.data_dir.resolve()
-    stack = None
     external = settings.database_url and settings.nats_url and settings.redis_url
+    lock = DataDirLock(data_dir)
+    try:
+        # Both checks come before anything starts, so a refused start changes nothing.
+        if not external:
+            lock.acquire(LockHolder(os.getpid(), f"http://{settings.host}:{settings.port}"))
+        sockets = bind_http(settings.host, settings.port)
+    except (DataDirBusy, PortInUse) as err:
+        lock.release()
+        print(f"collab dev: {err}", file=sys.stderr)
+        return ExitCode.IN_USE
+    try:
+        return _run_dev(args, settings, data_dir, sockets, external=bool(external))
+    finally:
+        lock.release()
+
+
+def _run_dev(
+    args: argparse.Namespace,
+    settings: Settings,
+    data_dir: Path,
+    sockets: list[socket.socket],
+    *,
+    external: bool,
+) -> int:
+    stack = None
+    watch = None
     if not external:
         stack = _dev_stack(data_dir, settings, cluster=args.cluster)
         # SIGTERM during start-up must still stop what was started.
@@ -68,6 +97,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
         settings = settings.with_services(stack.postgres.url(), stack.nats.url, stack.redis.url)
         if args.cluster:
             settings = dataclasses.replace(settings, stream_replicas=DEV_CLUSTER_SIZE)
+        # A dead embedded server stops the node (SIGTERM to ourselves: the graceful path).
+        watch = ServiceWatch(stack, lambda _dead: os.kill(os.getpid(), signal.SIGTERM)).start()
     if not settings.jwt_secret:
         settings = dataclasses.replace(settings, jwt_secret=dev_jwt_secret(data_dir))
     try:
@@ -81,15 +112,38 @@ def cmd_dev(args: argparse.Namespace) -> int:
         announce_services(data_dir, settings)
         from server.runner import serve_until_signalled
 
-        asyncio.run(serve_until_signalled(settings))
+        asyncio.run(serve_until_signalled(settings, sockets))
     except KeyboardInterrupt:
         pass
     finally:
         remove_services(data_dir, os.getpid())
+        if watch:
+            watch.stop()
         if stack:
             stack.stop()
             print("collab dev: stopped postgres, nats-server and redis-server")
+    if watch and watch.died:
+        print(describe_death(watch.died), file=sys.stderr)
+        return ExitCode.UNAVAILABLE
     return 0
+
+
+class PortInUse(OSError):
+    """The HTTP port is taken (by another `collab dev`, or anything else)."""
+
+
+def bind_http(host: str, port: int) -> list[socket.socket]:
+    """Bind the HTTP port now and keep it, so a port in use is a one-line error before the
+    stack starts, and nothing can take the port between this check and serving."""
+    try:
+        return tornado.netutil.bind_sockets(port, host)
+    except OSError as err:
+        if err.errno != errno.EADDRINUSE:
+            raise
+        raise PortInUse(
+            err.errno,
+            f"port {port} on {host} is already in use; stop what listens there or pass --port",
+        ) from err
 
 
 def announce_services(data_dir: Path, settings: Settings) -> None:

@@ -82,6 +82,7 @@ class ManagedProcess:
     name: str
     proc: subprocess.Popen[bytes]
     stop_signal: int
+    log: Path | None = None
 
     def stop(self) -> None:
         if self.proc.poll() is not None:
@@ -117,7 +118,17 @@ def _spawn(
         user=user,
     )
     log_file.close()
-    return ManagedProcess(name, proc, stop_signal)
+    return ManagedProcess(name, proc, stop_signal, log)
+
+
+def _live_postmaster(pid_file: Path) -> int | None:
+    """The pid in a `postmaster.pid` if that process is running and is a postgres."""
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if comm == "postgres" else None
 
 
 class EmbeddedPostgres:
@@ -174,7 +185,7 @@ class EmbeddedPostgres:
         if self.user:
             self._prepare_root()
         self._initdb()
-        (self.pgdata / "postmaster.pid").unlink(missing_ok=True)  # stale after a SIGKILL
+        self._clear_stale_pid_file()
         argv = [
             str(self.bin_dir / "postgres"),
             "-D",
@@ -197,6 +208,21 @@ class EmbeddedPostgres:
         _wait_for_port(self.port, self.process.proc, "postgres", log)
         self._wait_accepting()
         self._ensure_database("collab")
+
+    def _clear_stale_pid_file(self) -> None:
+        """`postmaster.pid` left by a killed postmaster blocks a start when its pid has been
+        reused (common in containers), so we remove it, but only once no postgres process holds
+        it: deleting a live one makes that postmaster shut itself down (it re-checks its lock
+        file). A postmaster still stopping (its parent was killed a moment ago) gets time to."""
+        pid_file = self.pgdata / "postmaster.pid"
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while (pid := _live_postmaster(pid_file)) is not None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"postgres pid {pid} is still running on {self.pgdata}; not starting another"
+                )
+            time.sleep(0.2)
+        pid_file.unlink(missing_ok=True)
 
     def _wait_accepting(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -345,6 +371,12 @@ class EmbeddedStack:
     def stop(self) -> None:
         for service in (self.redis, self.nats, self.postgres):
             service.stop()
+
+    def processes(self) -> list[ManagedProcess]:
+        """Every server process of the stack that was started (one per NATS cluster member)."""
+        members = getattr(self.nats, "members", [self.nats])
+        services = [self.postgres, *members, self.redis]
+        return [s.process for s in services if s.process is not None]
 
     def describe(self) -> dict[str, str]:
         return {

@@ -193,3 +193,84 @@ def test_serve_runs_several_processes_and_stops_on_sigterm(stack, settings):
         assert proc.wait(60) == 0
     _gone, alive = psutil.wait_procs(workers, timeout=30)
     assert alive == []
+
+
+def _dev_run(data_dir: Path, port: int) -> subprocess.CompletedProcess[str]:
+    """A `collab dev` expected to refuse to start: it must exit by itself, quickly."""
+    argv = [sys.executable, "-m", "server.cli", "dev", "--port", str(port)]
+    argv += ["--data-dir", str(data_dir)]
+    return subprocess.run(argv, env=_clean_env(), capture_output=True, text=True, timeout=60)
+
+
+def _file_state(path: Path) -> tuple[int, int, bytes]:
+    stat = path.stat()
+    return stat.st_ino, stat.st_mtime_ns, path.read_bytes()
+
+
+@pytest.mark.timeout(300)
+def test_a_second_dev_is_refused_and_touches_nothing(tmp_path):
+    """Issue 17 item 7: a second `collab dev` on a running one's data dir exits at once naming
+    it (it used to delete the live postmaster.pid, and that Postgres shut down under the first
+    node); one on its HTTP port gets a one-line error before starting anything."""
+    data_dir = tmp_path / "data"
+    port = free_port()
+    first = _start_dev(data_dir, port)
+    try:
+        _wait_ready(first, port)
+        pid_file = data_dir / "postgres" / "postmaster.pid"
+        before = _file_state(pid_file)
+        listing = sorted(p.name for p in data_dir.iterdir())
+        services = {p.pid for p in _service_processes(data_dir)}
+
+        second = _dev_run(data_dir, free_port())
+        assert second.returncode == 75, second.stderr  # ExitCode.IN_USE
+        assert f"collab dev pid {first.pid}" in second.stderr
+        assert f"http://127.0.0.1:{port}" in second.stderr
+        assert _file_state(pid_file) == before
+        assert sorted(p.name for p in data_dir.iterdir()) == listing
+        assert {p.pid for p in _service_processes(data_dir)} == services
+
+        elsewhere = tmp_path / "elsewhere"
+        third = _dev_run(elsewhere, port)
+        assert third.returncode == 75, third.stderr
+        lines = third.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"port {port}" in lines[0] and "in use" in lines[0], lines
+        assert not (elsewhere / "postgres").exists()  # refused before the stack started
+        assert _service_processes(elsewhere) == []
+
+        assert _request(f"http://127.0.0.1:{port}/readyz")[0] == 200
+    finally:
+        assert _stop(first) == 0
+
+
+@pytest.mark.timeout(300)
+def test_dev_stops_loudly_when_its_postgres_dies(tmp_path):
+    """A dead embedded service is an error in the log naming it, readiness false, and `collab
+    dev` stops (exit 69) with the other services — never a node quietly answering 503s."""
+    data_dir = tmp_path / "data"
+    port = free_port()
+    proc = _start_dev(data_dir, port)
+    try:
+        _wait_ready(proc, port)
+        children = _service_processes(data_dir)
+        postmaster = next(p for p in psutil.Process(proc.pid).children() if p.name() == "postgres")
+        postmaster.kill()
+        statuses = []
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                statuses.append(_request(f"http://127.0.0.1:{port}/readyz")[0])
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                statuses.append(None)  # stopped listening
+            time.sleep(0.2)
+        assert proc.wait(30) == 69  # ExitCode.UNAVAILABLE
+        assert 200 not in statuses, statuses
+    finally:
+        if proc.poll() is None:
+            _stop(proc)
+    log = (tmp_path / f"dev-{port}.log").read_text()
+    died = [json.loads(line) for line in log.splitlines() if "dev.service_died" in line]
+    assert died and died[0]["service"] == "postgres" and died[0]["level"] == "error", log[-2000:]
+    assert "embedded postgres" in log and "exited with status" in log
+    _gone, alive = psutil.wait_procs(children, timeout=30)
+    assert alive == []
