@@ -173,12 +173,10 @@ class EmbeddedPostgres:
         argv += ["--encoding=utf8", "-U", "postgres"]
         if self.fast_unsafe:
             argv.append("--no-sync")
-        subprocess.run(
-            argv,
-            check=True,
-            capture_output=True,
-            user=self.user,
-        )
+        done = subprocess.run(argv, capture_output=True, user=self.user)
+        if done.returncode != 0:
+            output = (done.stdout + done.stderr).decode(errors="replace").strip()
+            raise RuntimeError(f"initdb failed with status {done.returncode}: {output[-2000:]}")
 
     def start(self) -> None:
         self.pgdata.mkdir(parents=True, exist_ok=True)
