@@ -49,9 +49,12 @@ class NatsConnection:
     def on_reconnect(self, listener: Listener) -> None:
         self._reconnect_listeners.append(listener)
 
+    def servers(self) -> list[str]:
+        return [s.strip() for s in self.settings.nats_url.split(",")]
+
     async def start(self) -> None:
         await self.nc.connect(
-            servers=[s.strip() for s in self.settings.nats_url.split(",")],
+            servers=self.servers(),
             name=f"collab-{self.settings.node_id}",
             max_reconnect_attempts=-1,
             reconnect_time_wait=RECONNECT_WAIT_S,
@@ -87,6 +90,18 @@ class NatsConnection:
                     raise
                 log.warning("nats.streams_not_ready", error=repr(err))
                 await asyncio.sleep(STREAMS_RETRY_S)
+
+    async def start_for_tool(self, name: str, *, reconnect_attempts: int = 2) -> None:
+        """Connect a short-lived tool (ops commands): never `ensure_streams` — an operator's
+        shell may lack the nodes' stream-limit settings, and a tool must not rewrite a stream's
+        config — and few reconnects, so an outage is an error, not a hang."""
+        await self.nc.connect(
+            servers=self.servers(),
+            name=name,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            max_reconnect_attempts=reconnect_attempts,
+        )
+        self.js = self.nc.jetstream(timeout=JS_TIMEOUT_S)
 
     async def stop(self) -> None:
         self._stopping = True

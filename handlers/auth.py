@@ -27,7 +27,7 @@ _pair = TokenPairSchema()
 class AuthHandler(BaseHandler):
     @property
     def auth(self) -> AuthService:
-        return self.ctx.services["auth"]
+        return self.ctx.auth
 
     @property
     def client_ip(self) -> str:

@@ -10,7 +10,7 @@ class OpenApiHandler(BaseHandler):
     openapi = {"get": {"summary": "This OpenAPI 3 document", "auth": False}}
 
     def get(self) -> None:
-        self.send(self.ctx.services["openapi"])
+        self.send(self.ctx.openapi)
 
 
 ROUTES = [route("/api/v1/openapi.json", OpenApiHandler)]

@@ -24,7 +24,7 @@ class DocumentPresenceHandler(BaseHandler):
         await policy.require(
             self.ctx, principal.user_id, Action.DOCUMENT_VIEW, Resource.document(document_id)
         )
-        presence: PresenceService = self.ctx.services["presence"]
+        presence: PresenceService = self.ctx.presence
         users = await presence.online(document_id)
         self.send(DocumentPresenceSchema().dump({"document_id": document_id, "users": users}))
 

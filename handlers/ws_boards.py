@@ -41,7 +41,7 @@ class BoardSocketHandler(AuthenticatedSocketHandler):
 
     @property
     def hub(self) -> BoardFeed:
-        return self.ctx.services["board_feed"]
+        return self.ctx.board_feed
 
     async def authorize(self, principal: Principal, path_args: dict[str, Any]) -> dict[str, Any]:
         board_id = parse_uuid(path_args["board_id"], "board_id")

@@ -50,7 +50,7 @@ class DocumentSocketHandler(AuthenticatedSocketHandler):
 
     @property
     def hub(self) -> RoomManager:
-        return self.ctx.services["rooms"]
+        return self.ctx.rooms
 
     async def authorize(self, principal: Principal, path_args: dict[str, Any]) -> dict[str, Any]:
         doc_id = parse_uuid(path_args["doc_id"], "doc_id")

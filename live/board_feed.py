@@ -56,8 +56,8 @@ from models.repo import boards as boards_repo
 from services.policy import Access, Action, Resource
 
 if TYPE_CHECKING:
-    from server.context import AppContext
     from server.settings import Settings
+    from services.deps import Deps
 
 log = structlog.get_logger(__name__)
 
@@ -415,7 +415,7 @@ class BoardFeed(Hub[BoardConnection]):
 
     going_away_reason = "server shutting down, reconnect with ?since="
 
-    def __init__(self, ctx: AppContext) -> None:
+    def __init__(self, ctx: Deps) -> None:
         super().__init__(ctx)
         self.presence = PresenceStore(ctx.cache, ctx.settings.presence_ttl_s)
         # No grace: a board room is a subscription and a seq, cheap to start again.

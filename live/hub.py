@@ -42,7 +42,7 @@ from services.permissions_cache import ANY_USER
 from services.policy import Access, Resource
 
 if TYPE_CHECKING:
-    from server.context import AppContext
+    from services.deps import Deps
 
 log = structlog.get_logger(__name__)
 
@@ -316,7 +316,7 @@ class Hub(Generic[C]):
 
     going_away_reason: ClassVar[str] = CloseCode.GOING_AWAY.reason
 
-    def __init__(self, ctx: AppContext) -> None:
+    def __init__(self, ctx: Deps) -> None:
         self.ctx = ctx
         self.settings = ctx.settings
         self.sockets: dict[str, C] = {}

@@ -1,6 +1,6 @@
 """The node's document rooms and sockets: the document kind of the socket hub (live/hub.py).
 
-One `RoomManager` per node (`ctx.services["rooms"]`, a component with start/stop). The hub does
+One `RoomManager` per node (`ctx.rooms`, a component with start/stop). The hub does
 what every socket kind does (re-checks on revocation signals and NATS reconnects, the presence
 heartbeat, shutdown with 1001 and a drain, rooms shared by concurrent joiners); this adds:
 
@@ -38,7 +38,7 @@ from services.presence import PresenceEntry, PresenceService
 from services.snapshots import SnapshotResult, snapshot_document
 
 if TYPE_CHECKING:
-    from server.context import AppContext
+    from services.deps import Deps
 
 log = structlog.get_logger(__name__)
 
@@ -49,9 +49,9 @@ UNLOAD_SNAPSHOTS_AT_ONCE = 2
 
 
 class RoomManager(Hub[Session]):
-    def __init__(self, ctx: AppContext) -> None:
+    def __init__(self, ctx: Deps) -> None:
         super().__init__(ctx)
-        self.doc_log: DocLog = ctx.services.get("doc_log") or DocLog(ctx.nats, ctx.node_id)
+        self.doc_log: DocLog = ctx.doc_log
         self.presence = PresenceService(ctx.cache, ctx.settings.presence_ttl_s)
         self.registry: RoomRegistry[Room] = RoomRegistry(
             self._load, grace_s=self.settings.room_unload_grace_s, unloaded=self._unloaded

@@ -16,6 +16,7 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from core.errors import Unavailable
+from server.settings import Settings
 
 # asyncpg raises these (or OSError) when the server is down, restarting or the pool lost a link.
 _UNAVAILABLE = (
@@ -45,6 +46,15 @@ class Database:
         self._max = max_size
         self._command_timeout = command_timeout_s
         self._pool: asyncpg.Pool | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        return cls(
+            settings.database_url,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            command_timeout_s=settings.db_command_timeout_s,
+        )
 
     async def start(self) -> None:
         try:

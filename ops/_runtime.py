@@ -5,9 +5,11 @@ Service URLs come from the environment (the same variables as `collab serve`) or
 are not set, from the running `collab dev` of the data dir (`server/dev_services.py`), so a
 developer types `collab replay --doc ID` with nothing else.
 
-Ops commands connect to NATS *without* `ensure_streams`: an operator's shell may not carry every
-stream-limit variable the nodes run with, and an inspection must never rewrite a stream's config.
-The scheduler is never started here.
+Ops commands connect to NATS *without* `ensure_streams` (`NatsConnection.start_for_tool`): an
+operator's shell may not carry every stream-limit variable the nodes run with, and an inspection
+must never rewrite a stream's config. Their context holds only what they use — no Redis, no rooms,
+no scheduler — and satisfies `services.deps.SnapshotDeps`, which is all the services they call
+ask for.
 """
 
 from __future__ import annotations
@@ -26,12 +28,12 @@ from typing import Any
 
 import nats.errors
 
-from bus.connection import CONNECT_TIMEOUT_S, JS_TIMEOUT_S
+from bus.connection import NatsConnection
 from bus.doc_log import DocLog
 from core.errors import Unavailable
+from models.db import Database
 from models.repo import documents as documents_repo
 from ops.exit_codes import ExitCode
-from server.context import AppContext
 from server.dev_services import StaleServicesFile, find_running, services_path
 from server.logging import configure_logging
 from server.settings import ConfigError, Settings
@@ -120,29 +122,31 @@ def _from_dev_stack(settings: Settings, data_dir: Path, missing: list[str]) -> S
     return settings.with_services(services.database_url, services.nats_url, services.redis_url)
 
 
+class OpsContext:
+    """What an ops command works with: Postgres, NATS and the document log."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database.from_settings(settings)
+        self.nats = NatsConnection(settings)
+        self.doc_log = DocLog(self.nats, f"ops-{settings.node_id}")
+
+
 @contextlib.asynccontextmanager
-async def ops_context(settings: Settings, *, need_db: bool = True) -> AsyncIterator[AppContext]:
-    ctx = AppContext(settings)
-    ctx.services["doc_log"] = DocLog(ctx.nats, f"ops-{settings.node_id}")
+async def ops_context(settings: Settings, *, need_db: bool = True) -> AsyncIterator[OpsContext]:
+    ctx = OpsContext(settings)
     if need_db:
         await ctx.db.start()
     try:
-        await ctx.nats.nc.connect(
-            servers=[s.strip() for s in settings.nats_url.split(",")],
-            name=f"collab-ops-{settings.node_id}",
-            connect_timeout=int(CONNECT_TIMEOUT_S),
-            max_reconnect_attempts=2,
-        )
-        ctx.nats.js = ctx.nats.nc.jetstream(timeout=JS_TIMEOUT_S)
+        await ctx.nats.start_for_tool(f"collab-ops-{settings.node_id}")
         yield ctx
     finally:
         await ctx.nats.nc.close()
-        await ctx.cache.close()
         if need_db:
             await ctx.db.stop()
 
 
-async def require_document(ctx: AppContext, doc_id: str) -> None:
+async def require_document(ctx: OpsContext, doc_id: str) -> None:
     """An unknown id is an error, never an empty document (deleted ones still count: their log
     may still be there)."""
     if not await documents_repo.document_exists(ctx.db, doc_id):

@@ -14,6 +14,7 @@ from typing import Any
 
 from models.repo import doc_content as content_repo
 from ops._runtime import (
+    OpsContext,
     add_common_arguments,
     doc_id_arg,
     ops_context,
@@ -22,7 +23,6 @@ from ops._runtime import (
 )
 from ops.exit_codes import ExitCode
 from ops.verify import all_doc_ids
-from server.context import AppContext
 from server.settings import Settings
 from services.doc_state import load_state
 from services.snapshots import refresh_projection
@@ -35,8 +35,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
 
 
-async def reindex_doc(ctx: AppContext, doc_id: str) -> dict[str, Any]:
-    state = await load_state(ctx.db, ctx.services["doc_log"], doc_id)
+async def reindex_doc(ctx: OpsContext, doc_id: str) -> dict[str, Any]:
+    state = await load_state(ctx.db, ctx.doc_log, doc_id)
     async with ctx.db.transaction() as conn:
         await content_repo.reset_projection(conn, doc_id)
         written = await refresh_projection(

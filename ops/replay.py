@@ -31,7 +31,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 async def replay(settings: Settings, doc_id: str, with_state: bool) -> dict[str, Any]:
     async with ops_context(settings) as ctx:
         await require_document(ctx, doc_id)
-        state = await load_state(ctx.db, ctx.services["doc_log"], doc_id)
+        state = await load_state(ctx.db, ctx.doc_log, doc_id)
         fragment = await documents_repo.get_fragment(ctx.db, doc_id) or settings.content_fragment
     payload: dict[str, Any] = {
         "doc_id": doc_id,

@@ -27,6 +27,7 @@ import nats.js.errors
 
 from ops._runtime import (
     NotFoundError,
+    OpsContext,
     OpsError,
     TargetNotEmpty,
     TransferFailed,
@@ -37,7 +38,6 @@ from ops._runtime import (
 )
 from ops.backup_format import MANIFEST, Manifest, damaged_files, postgres_tool
 from ops.stream_snapshot import StreamSnapshotError, restore_stream
-from server.context import AppContext
 from server.dev_services import StaleServicesFile, find_running
 from server.embedded import EmbeddedStack
 from server.settings import Settings
@@ -61,7 +61,7 @@ def load_manifest(directory: Path) -> Manifest:
     return manifest
 
 
-async def require_empty(ctx: AppContext, manifest: Manifest) -> None:
+async def require_empty(ctx: OpsContext, manifest: Manifest) -> None:
     tables = await ctx.db.fetchval(
         "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
     )
@@ -74,7 +74,7 @@ async def require_empty(ctx: AppContext, manifest: Manifest) -> None:
         raise TargetNotEmpty(f"NATS already has the streams {', '.join(existing)}")
 
 
-async def _stream_exists(ctx: AppContext, name: str) -> bool:
+async def _stream_exists(ctx: OpsContext, name: str) -> bool:
     try:
         await ctx.nats.nc.jetstream().stream_info(name)
     except nats.js.errors.NotFoundError:

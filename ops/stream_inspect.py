@@ -16,13 +16,13 @@ from bus.jetstream import DOCS_STREAM, doc_update_subject
 from models.repo import doc_content as content_repo
 from models.repo import doc_snapshots
 from ops._runtime import (
+    OpsContext,
     add_common_arguments,
     doc_id_arg,
     ops_context,
     require_document,
     run_command,
 )
-from server.context import AppContext
 from server.settings import Settings
 
 MAX_CONSUMERS_LISTED = 200
@@ -33,7 +33,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
 
 
-async def inspect_stream(ctx: AppContext) -> dict[str, Any]:
+async def inspect_stream(ctx: OpsContext) -> dict[str, Any]:
     usage = await stream_usage(ctx.nats)
     consumers = await ctx.nats.jetstream.consumers_info(DOCS_STREAM)
     return {
@@ -52,9 +52,9 @@ async def inspect_stream(ctx: AppContext) -> dict[str, Any]:
     }
 
 
-async def inspect_doc(ctx: AppContext, doc_id: str) -> dict[str, Any]:
+async def inspect_doc(ctx: OpsContext, doc_id: str) -> dict[str, Any]:
     await require_document(ctx, doc_id)
-    doc_log = ctx.services["doc_log"]
+    doc_log = ctx.doc_log
     entries_count = (await subject_counts(ctx.nats)).get(doc_update_subject(doc_id), 0)
     first_seq = None
     if entries_count:

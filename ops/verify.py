@@ -32,6 +32,7 @@ from models.repo import doc_content as content_repo
 from models.repo import doc_snapshots
 from models.repo import documents as documents_repo
 from ops._runtime import (
+    OpsContext,
     add_common_arguments,
     doc_id_arg,
     ops_context,
@@ -39,7 +40,6 @@ from ops._runtime import (
     run_command,
 )
 from ops.exit_codes import ExitCode
-from server.context import AppContext
 from server.room_probe import probe_subject
 from server.settings import Settings
 from services.doc_content import project_blocks
@@ -99,11 +99,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
 
 
-async def load_parts(ctx: AppContext, doc_id: str) -> Parts:
+async def load_parts(ctx: OpsContext, doc_id: str) -> Parts:
     """Snapshot then log, re-checked like a room load (a purge may race us)."""
     for _ in range(LOAD_ATTEMPTS):
         snapshot = await doc_snapshots.get_snapshot(ctx.db, doc_id)
-        entries = await ctx.services["doc_log"].read(doc_id, snapshot.seq)
+        entries = await ctx.doc_log.read(doc_id, snapshot.seq)
         if await doc_snapshots.get_snapshot_seq(ctx.db, doc_id) == snapshot.seq:
             return Parts(snapshot, entries)
     raise RuntimeError(f"{doc_id}: snapshots kept moving during {LOAD_ATTEMPTS} loads")
@@ -141,7 +141,7 @@ def check_room(parts: Parts, reply: dict[str, Any]) -> Check:
     return Check("live_room", False, "snapshot ⊕ log differs from the live room", node, live.seq)
 
 
-async def check_projection(ctx: AppContext, doc_id: str, parts: Parts) -> Check:
+async def check_projection(ctx: OpsContext, doc_id: str, parts: Parts) -> Check:
     seq = await content_repo.projection_seq(ctx.db, doc_id)
     rows = await content_repo.list_blocks(ctx.db, doc_id)
     if seq <= 0 and not rows:
@@ -167,7 +167,7 @@ def _diff(expected: list[str], stored: list[str]) -> str:
     return f"{len(ids)} block(s) differ from the CRDT: {', '.join(ids[:10])}"
 
 
-async def verify_doc(ctx: AppContext, doc_id: str, wait_s: float) -> DocReport:
+async def verify_doc(ctx: OpsContext, doc_id: str, wait_s: float) -> DocReport:
     parts = await load_parts(ctx, doc_id)
     report = DocReport(doc_id, parts.seq, parts.snapshot.seq)
     state = parts.state_at(parts.seq)
@@ -183,7 +183,7 @@ async def verify_doc(ctx: AppContext, doc_id: str, wait_s: float) -> DocReport:
     return report
 
 
-async def all_doc_ids(ctx: AppContext) -> list[str]:
+async def all_doc_ids(ctx: OpsContext) -> list[str]:
     rows = await ctx.db.fetch("SELECT id FROM documents WHERE deleted_at IS NULL ORDER BY id")
     return [str(r["id"]) for r in rows]
 

@@ -9,8 +9,7 @@ from typing import Any
 
 import tornado.web
 
-from bus.board_relay import BoardEventRelay, register_board_jobs
-from bus.doc_log import DocLog
+from bus.outbox import OUTBOX_RELAY_JOB, RELAY_INTERVAL_S
 from handlers import (
     auth,
     blocks,
@@ -28,20 +27,27 @@ from handlers import (
 )
 from handlers.base import NotFoundHandler
 from handlers.routing import Route
-from live.board_feed import BoardFeed
-from live.rooms import RoomManager
-from server import metrics
 from server.context import AppContext
 from server.logging import log_request
 from server.openapi import build_spec
-from server.room_probe import RoomProbe
-from server.scheduler import Scheduler
 from server.settings import Settings
-from services.auth import AuthService
-from services.denylist import Denylist, register_denylist_jobs
-from services.projection_refresher import ProjectionRefresher
-from services.snapshot_job import register_document_jobs
-from services.workspace_jobs import register_workspace_jobs
+from services import denylist
+from services.board_changes import (
+    BOARD_EVENTS_PRUNE_INTERVAL_S,
+    BOARD_EVENTS_PRUNE_JOB,
+    prune_board_events,
+)
+from services.snapshot_job import (
+    SNAPSHOT_JOB,
+    STREAM_HEALTH_JOB,
+    check_stream_health,
+    snapshot_dirty,
+)
+from services.workspace_jobs import (
+    WORKSPACE_PURGE_INTERVAL_S,
+    WORKSPACE_PURGE_JOB,
+    purge_workspaces,
+)
 
 ROUTE_MODULES = [
     health,
@@ -65,33 +71,22 @@ def all_routes() -> list[Route]:
 
 
 def build_context(settings: Settings) -> AppContext:
-    """Wire services and components; nothing connects until `ctx.start()`."""
-    ctx = AppContext(settings)
-    ctx.services["denylist"] = Denylist(ctx)
-    auth = AuthService(ctx)
-    ctx.services["auth"] = auth
-    ctx.add_component(auth.passwords)
-    ctx.services["board_relay"] = BoardEventRelay(ctx)
-    ctx.add_component(ctx.services["board_relay"])
-    ctx.services["board_feed"] = BoardFeed(ctx)
-    ctx.add_component(ctx.services["board_feed"])
-    ctx.services["openapi"] = build_spec(all_routes())
-    ctx.services["doc_log"] = DocLog(ctx.nats, ctx.node_id)
-    ctx.add_component(ProjectionRefresher(ctx))
-    rooms = RoomManager(ctx)
-    ctx.services["rooms"] = rooms
-    ctx.services["presence"] = rooms.presence
-    ctx.add_component(rooms)
-    ctx.add_component(RoomProbe(ctx, rooms))
-    metrics.watch_node(lambda: len(rooms.rooms))
-    scheduler = Scheduler(ctx)
-    ctx.services["scheduler"] = scheduler
-    register_document_jobs(scheduler, ctx)
-    register_board_jobs(scheduler, ctx)
-    register_workspace_jobs(scheduler, ctx)
-    register_denylist_jobs(scheduler, ctx)
-    ctx.add_component(scheduler)
+    """The node (components wired in `AppContext`) and every periodic job it runs; nothing
+    connects until `ctx.start()`."""
+    ctx = AppContext(settings, openapi=build_spec(all_routes()))
+    jobs = ctx.scheduler
+    jobs.register(SNAPSHOT_JOB, snapshot_dirty, settings.snapshot_interval_s)
+    jobs.register(STREAM_HEALTH_JOB, check_stream_health, settings.stream_health_interval_s)
+    jobs.register(OUTBOX_RELAY_JOB, relay_outbox, RELAY_INTERVAL_S)
+    jobs.register(BOARD_EVENTS_PRUNE_JOB, prune_board_events, BOARD_EVENTS_PRUNE_INTERVAL_S)
+    jobs.register(WORKSPACE_PURGE_JOB, purge_workspaces, WORKSPACE_PURGE_INTERVAL_S)
+    jobs.register(denylist.PRUNE_JOB, denylist.prune_denylist, denylist.PRUNE_EVERY_S)
     return ctx
+
+
+async def relay_outbox(ctx: AppContext) -> int:
+    """The one relay job: republish the events the committing nodes did not get out."""
+    return await ctx.outbox.sweep()
 
 
 def make_app(ctx: AppContext, **overrides: Any) -> tornado.web.Application:

@@ -1,8 +1,13 @@
-"""Everything one node holds: settings, backing-service clients and long-lived components.
+"""Everything one node holds, as typed attributes: settings, backing-service clients, components.
 
-A node is stateless: what lives here is connections and caches that can be rebuilt. Components
-(document rooms, schedulers, event listeners) register with `add_component` and get an explicit
-`start()`/`stop()`; shutdown runs in reverse order so nothing talks to a closed client.
+`AppContext.__init__` is the one place a node is wired: the clients first (Postgres, Redis, NATS),
+then what is built on them (the outbox, the document log, the denylist, auth, the board feed, the
+projection refresher, the document rooms and their probe, the scheduler) — each handed the
+context as the small `Protocol` it declares (`services/deps.py`), never looked up by name.
+`server.app.build_context` adds the job list and the OpenAPI document. A node is stateless: what
+lives here is connections and caches that can be rebuilt. Components register with
+`add_component` and get an explicit `start()`/`stop()`; shutdown runs in reverse order so nothing
+talks to a closed client.
 """
 
 from __future__ import annotations
@@ -13,9 +18,20 @@ from typing import Any, Protocol
 import structlog
 
 from bus.connection import NatsConnection
+from bus.doc_log import DocLog
+from bus.outbox import OutboxRelay
+from live.board_feed import BoardFeed
+from live.rooms import RoomManager
 from models.cache import Cache
 from models.db import Database
+from server import metrics
+from server.room_probe import RoomProbe
+from server.scheduler import Scheduler
 from server.settings import Settings
+from services.auth import AuthService
+from services.denylist import Denylist
+from services.presence import PresenceService
+from services.projection_refresher import ProjectionRefresher
 
 log = structlog.get_logger(__name__)
 
@@ -27,15 +43,10 @@ class Component(Protocol):
 
 
 class AppContext:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, openapi: dict[str, Any] | None = None) -> None:
         self.settings = settings
         self.node_id = settings.node_id
-        self.db = Database(
-            settings.database_url,
-            min_size=settings.db_pool_min,
-            max_size=settings.db_pool_max,
-            command_timeout_s=settings.db_command_timeout_s,
-        )
+        self.db = Database.from_settings(settings)
         self.cache = Cache(
             settings.redis_url,
             timeout_s=settings.redis_timeout_s,
@@ -44,9 +55,27 @@ class AppContext:
         )
         self.nats = NatsConnection(settings)
         self.components: list[Component] = []
-        self.services: dict[str, Any] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self.draining = False
+        # The after-commit outbox: every unit of work hands its events to it (bus/outbox.py).
+        self.outbox = OutboxRelay(self.db, self.nats, self.spawn)
+        self.add_component(self.outbox)
+        self.doc_log = DocLog(self.nats, self.node_id)
+        self.denylist = Denylist(self)
+        self.auth = AuthService(self)
+        self.add_component(self.auth.passwords)
+        self.board_feed = BoardFeed(self)
+        self.add_component(self.board_feed)
+        self.add_component(ProjectionRefresher(self))
+        self.rooms = RoomManager(self)
+        self.presence: PresenceService = self.rooms.presence
+        self.add_component(self.rooms)
+        self.add_component(RoomProbe(self, self.rooms))
+        metrics.watch_node(lambda: len(self.rooms.rooms))
+        # Started last, stopped first: no job runs against components that are shutting down.
+        self.scheduler: Scheduler[AppContext] = Scheduler(self)
+        self.add_component(self.scheduler)
+        self.openapi: dict[str, Any] = openapi or {}
 
     def add_component(self, component: Component) -> None:
         self.components.append(component)

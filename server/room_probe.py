@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from nats.aio.subscription import Subscription
 
     from live.rooms import RoomManager
-    from server.context import AppContext
+    from services.deps import Deps
 
 log = structlog.get_logger(__name__)
 
@@ -36,7 +36,7 @@ def probe_subject(doc_id: str) -> str:
 class RoomProbe:
     """Component: started after the rooms, stopped before them."""
 
-    def __init__(self, ctx: AppContext, rooms: RoomManager) -> None:
+    def __init__(self, ctx: Deps, rooms: RoomManager) -> None:
         self.ctx = ctx
         self.rooms = rooms
         self._sub: Subscription | None = None

@@ -8,7 +8,7 @@ not a fence: jobs must be safe if a run on another node overlaps after a lost co
 snapshot job is, through its monotonic writes).
 
 Other areas plug their jobs in with `scheduler.register(name, func, seconds)` from `build_context`;
-`func` is `async def func(ctx) -> Any`. Runs that start late (a busy or paused event loop) are
+`func` is `async def func(ctx) -> Any`, `ctx` being what the scheduler was built with. Runs that start late (a busy or paused event loop) are
 coalesced into one and skipped past `scheduler_misfire_grace_s`; a run never overlaps itself
 (`max_instances=1`). `run_now(name)` runs a job immediately with the same lock (tests, ops).
 """
@@ -20,21 +20,32 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from core.errors import Unavailable
+from models.db import Database
 from models.locks import LockNamespace, try_xact_lock
-
-if TYPE_CHECKING:
-    from server.context import AppContext
+from server.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-JobFunc = Callable[["AppContext"], Awaitable[Any]]
+
+class JobHost(Protocol):
+    """What the scheduler itself uses; jobs get the whole host (the node's context)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def db(self) -> Database: ...
+
+
+H = TypeVar("H", bound=JobHost)
+JobFunc = Callable[[H], Awaitable[Any]]
 # Nodes start at about the same time; a little jitter spreads their ticks so the lock is not
 # contended by every node on every tick.
 JITTER_FRACTION = 0.1
@@ -43,9 +54,9 @@ STOP_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
-class Job:
+class Job(Generic[H]):
     name: str
-    func: JobFunc
+    func: JobFunc[H]
     seconds: float
 
 
@@ -57,7 +68,7 @@ class JobRun:
     duration_s: float = 0.0
 
 
-async def run_locked(ctx: AppContext, name: str, func: JobFunc) -> JobRun:
+async def run_locked(ctx: H, name: str, func: JobFunc[H]) -> JobRun:
     """Run `func(ctx)` if no other node is running job `name` right now."""
     started = time.monotonic()
     async with ctx.db.transaction() as conn:
@@ -67,17 +78,17 @@ async def run_locked(ctx: AppContext, name: str, func: JobFunc) -> JobRun:
     return JobRun(name, ran=True, result=result, duration_s=time.monotonic() - started)
 
 
-class Scheduler:
-    """The node's job scheduler component (`ctx.services["scheduler"]`)."""
+class Scheduler(Generic[H]):
+    """The node's job scheduler component (`ctx.scheduler`)."""
 
-    def __init__(self, ctx: AppContext) -> None:
+    def __init__(self, ctx: H) -> None:
         self.ctx = ctx
-        self.jobs: dict[str, Job] = {}
+        self.jobs: dict[str, Job[H]] = {}
         self.last_runs: dict[str, JobRun] = {}
         self._scheduler: AsyncIOScheduler | None = None
         self._running: set[asyncio.Task[Any]] = set()
 
-    def register(self, name: str, func: JobFunc, seconds: float) -> None:
+    def register(self, name: str, func: JobFunc[H], seconds: float) -> None:
         if name in self.jobs:
             raise ValueError(f"job {name!r} registered twice")
         if seconds <= 0:
@@ -118,7 +129,7 @@ class Scheduler:
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*pending, return_exceptions=True)
 
-    def _add(self, job: Job) -> None:
+    def _add(self, job: Job[H]) -> None:
         assert self._scheduler is not None
         self._scheduler.add_job(
             self._tick,

@@ -14,10 +14,10 @@ from bus.revocations import Revocation, publish_revocation
 from core.errors import Conflict, Unauthorized, Unavailable
 from models.cache import CacheUnavailable
 from models.repo import users as users_repo
-from server.context import AppContext
 from services import tokens
 from services.auth_guard import Principal
-from services.denylist import Denylist, denylist_of
+from services.denylist import Denylist
+from services.deps import Deps
 from services.passwords import PasswordHashing
 from services.ratelimit import RateLimiter
 
@@ -48,7 +48,7 @@ def normalize_email(email: str) -> str:
 
 
 class AuthService:
-    def __init__(self, ctx: AppContext) -> None:
+    def __init__(self, ctx: Deps) -> None:
         self.ctx = ctx
         self.limiter = RateLimiter(ctx.cache)
         self.passwords = PasswordHashing(
@@ -181,6 +181,6 @@ class AuthService:
         call (503, safe to retry) rather than report success while Redis-checking nodes may still
         accept the token once Redis is back."""
         try:
-            await op(denylist_of(self.ctx))
+            await op(self.ctx.denylist)
         except CacheUnavailable as err:
             raise Unavailable("revocation cache unavailable, retry") from err

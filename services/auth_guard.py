@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from core.errors import Unauthorized
 from models.cache import CacheUnavailable
 from models.repo import users as users_repo
-from server.context import AppContext
 from services import tokens
-from services.denylist import denylist_of
+from services.deps import Deps
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ def bearer_token(header: str | None) -> str:
     return token.strip()
 
 
-async def _revoked_per_database(ctx: AppContext, claims: tokens.TokenClaims) -> bool:
+async def _revoked_per_database(ctx: Deps, claims: tokens.TokenClaims) -> bool:
     state = await users_repo.token_revocation_state(
         ctx.db, claims.user_id, claims.family_id, claims.jti
     )
@@ -51,10 +50,10 @@ async def _revoked_per_database(ctx: AppContext, claims: tokens.TokenClaims) -> 
     return claims.issued_at < int(state["tokens_valid_after"].timestamp())
 
 
-async def authenticate_token(ctx: AppContext, token: str) -> Principal:
+async def authenticate_token(ctx: Deps, token: str) -> Principal:
     claims = tokens.decode(ctx.settings, token, "access")
     try:
-        revoked = await denylist_of(ctx).is_revoked(claims)
+        revoked = await ctx.denylist.is_revoked(claims)
     except CacheUnavailable:
         revoked = None
     if revoked is None:
@@ -64,7 +63,7 @@ async def authenticate_token(ctx: AppContext, token: str) -> Principal:
     return Principal(claims.user_id, claims.jti, claims.family_id, claims.expires_at)
 
 
-async def authenticate_bearer(ctx: AppContext, header: str | None) -> Principal:
+async def authenticate_bearer(ctx: Deps, header: str | None) -> Principal:
     return await authenticate_token(ctx, bearer_token(header))
 
 

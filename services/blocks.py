@@ -28,7 +28,7 @@ from services.policy import Action, Resource
 from services.ydoc_roots import bind_roots
 
 if TYPE_CHECKING:
-    from server.context import AppContext
+    from services.deps import Deps
 
 log = structlog.get_logger(__name__)
 
@@ -56,7 +56,7 @@ def _find(blocks: list[Block], block_id: str) -> Located | None:
     return None
 
 
-async def _fragment(ctx: AppContext, doc_id: str) -> str:
+async def _fragment(ctx: Deps, doc_id: str) -> str:
     doc = await repo.get_document(ctx.db, doc_id)
     if doc is None:
         raise NotFound("document not found")
@@ -70,9 +70,7 @@ def _locate(state: bytes, fragment: str, block_id: str) -> Located:
     return found
 
 
-async def get_block(
-    ctx: AppContext, actor_id: str, doc_id: str, block_id: str
-) -> tuple[Located, int]:
+async def get_block(ctx: Deps, actor_id: str, doc_id: str, block_id: str) -> tuple[Located, int]:
     """The block as the live document has it, and the log seq that state covers."""
     await policy.require(ctx, actor_id, Action.DOCUMENT_VIEW, Resource.document(doc_id))
     fragment = await _fragment(ctx, doc_id)
@@ -111,7 +109,7 @@ def with_ids(block: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _write(
-    ctx: AppContext,
+    ctx: Deps,
     actor_id: str,
     doc_id: str,
     *,
@@ -153,7 +151,7 @@ def _maybe_locate(state: bytes, fragment: str, block_id: str | None) -> Located 
 
 
 async def create_block(
-    ctx: AppContext, actor_id: str, doc_id: str, block: dict[str, Any], place: Place, key: str
+    ctx: Deps, actor_id: str, doc_id: str, block: dict[str, Any], place: Place, key: str
 ) -> WriteResult:
     check_block(block)
     block = with_ids(block)
@@ -169,7 +167,7 @@ async def create_block(
 
 
 async def update_block(
-    ctx: AppContext, actor_id: str, doc_id: str, block_id: str, patch: dict[str, Any], key: str
+    ctx: Deps, actor_id: str, doc_id: str, block_id: str, patch: dict[str, Any], key: str
 ) -> WriteResult:
     """`patch`: `type`, `props` (merged into the current props) and/or `content`."""
 
@@ -206,7 +204,7 @@ def merged_block(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, An
 
 
 async def move_block(
-    ctx: AppContext, actor_id: str, doc_id: str, block_id: str, place: Place, key: str
+    ctx: Deps, actor_id: str, doc_id: str, block_id: str, place: Place, key: str
 ) -> WriteResult:
     return await _write(
         ctx,
@@ -220,7 +218,7 @@ async def move_block(
 
 
 async def delete_block(
-    ctx: AppContext, actor_id: str, doc_id: str, block_id: str, key: str
+    ctx: Deps, actor_id: str, doc_id: str, block_id: str, key: str
 ) -> WriteResult:
     return await _write(
         ctx,

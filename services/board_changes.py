@@ -4,14 +4,19 @@
         ...repository calls on change.conn...
         await change.emit(board_id, "card.updated", card_entity)
 
+A board change is a `services/unit_of_work.py` unit of work that first locks its boards and
+numbers its events:
+
 * Every change locks the board row(s) first (in id order, so two cross-board moves cannot
   deadlock). All writers of one board therefore run one after another: positions computed in the
   transaction cannot collide, and event sequence numbers are handed out in commit order.
 * `emit` gives the event the board's next sequence number and writes it to `board_events` in the
   same transaction, so the sequence is durable and gapless: a rolled-back change leaves no event
   and no hole.
-* After the commit (never before) the relay publishes the events to JetStream. A publish that
-  fails leaves the rows unpublished; the relay retries them, in order, later (bus/board_relay.py).
+* Each board event's workspace activity copy is staged with it (`activity.board_copy`).
+* After the commit (never before) the outbox publishes the events to JetStream, each board's in
+  `seq` order. A publish that fails leaves the rows unpublished; the outbox relay job retries them,
+  in order, later (`bus/outbox.py`).
 """
 
 from __future__ import annotations
@@ -24,17 +29,19 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
+import structlog
 
-from bus.events import EventSchemaError
-from bus.schemas.board_events import BoardEventSchema
+from bus.outbox import board_event
 from core.errors import Conflict, NotFound
 from models.repo import board_events as events_repo
 from models.repo import boards as boards_repo
+from services import activity
+from services.unit_of_work import TransactionDeps, UnitOfWork, unit_of_work
 
 if TYPE_CHECKING:
-    from server.context import AppContext
+    from services.deps import Deps
 
-_event_schema = BoardEventSchema()
+log = structlog.get_logger(__name__)
 
 
 class StaleVersion(Conflict):
@@ -62,11 +69,15 @@ def check_version(kind: str, expected: int | None, current: dict[str, Any]) -> N
 
 @dataclass
 class BoardChange:
-    conn: asyncpg.Connection
+    uow: UnitOfWork
     actor_id: str | None
     boards: dict[str, dict[str, Any]]
     events: list[dict[str, Any]] = field(default_factory=list)
     _next_seq: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def conn(self) -> asyncpg.Connection:
+        return self.uow.conn
 
     def board(self, board_id: str) -> dict[str, Any]:
         return self.boards[board_id]
@@ -91,12 +102,10 @@ class BoardChange:
             "at": datetime.now(UTC).isoformat(),
             "entity": entity,
         }
-        errors = _event_schema.validate(event)
-        if errors:
-            raise EventSchemaError(f"{event_type} event violates its schema: {errors}")
-        await events_repo.insert_event(
-            self.conn, board_id, event["workspace_id"], seq, event_type, event
-        )
+        await self.uow.emit(board_event(event))
+        copy = activity.board_copy(event)
+        if copy is not None:
+            await self.uow.emit(copy)
         self.events.append(event)
         return event
 
@@ -108,29 +117,34 @@ class BoardChange:
 
 @contextlib.asynccontextmanager
 async def board_change(
-    ctx: AppContext,
+    deps: TransactionDeps,
     board_ids: list[str],
     actor_id: str | None,
     *,
     allow_archived: bool = False,
 ) -> AsyncIterator[BoardChange]:
-    """Lock the boards, run the change, commit, then hand the events to the relay."""
-    async with ctx.db.transaction() as conn:
+    """Lock the boards, run the change, commit, then have the outbox publish its events."""
+    async with unit_of_work(deps) as uow:
         locked: dict[str, dict[str, Any]] = {}
         for board_id in sorted({str(b) for b in board_ids}):
-            board = await boards_repo.lock_board(conn, board_id)
+            board = await boards_repo.lock_board(uow.conn, board_id)
             if board is None:
                 raise NotFound("board not found")
             if board["archived"] and not allow_archived:
                 raise Conflict("the board is archived (read-only)", code="board_archived")
             locked[board_id] = board
-        change = BoardChange(conn, actor_id, locked)
+        change = BoardChange(uow, actor_id, locked)
         yield change
         await change.store_sequences()
-    after_commit(ctx, change)
 
 
-def after_commit(ctx: AppContext, change: BoardChange) -> None:
-    """The change is committed: its events may now be published."""
-    if change.events:
-        ctx.services["board_relay"].notify({e["board_id"] for e in change.events})
+BOARD_EVENTS_PRUNE_JOB = "board_events_prune"
+BOARD_EVENTS_PRUNE_INTERVAL_S = 3600.0
+
+
+async def prune_board_events(ctx: Deps) -> int:
+    """Drop published board events past the retention (a `since` that old gets "refetch")."""
+    pruned = await events_repo.prune(ctx.db, ctx.settings.board_event_retention_s)
+    if pruned:
+        log.info("board_relay.pruned", events=pruned)
+    return pruned

@@ -22,11 +22,12 @@ from core.errors import Conflict, NotFound, ValidationFailed
 from models.repo import boards as boards_repo
 from models.repo import cards as cards_repo
 from services import permissions_cache, policy
-from services.board_changes import BoardChange, after_commit, board_change, check_version
+from services.board_changes import BoardChange, board_change, check_version
 from services.policy import Action, Resource
+from services.unit_of_work import unit_of_work
 
 if TYPE_CHECKING:
-    from server.context import AppContext
+    from services.deps import Deps
 
 _board = BoardSchema()
 _label = LabelSchema()
@@ -41,14 +42,12 @@ def board_entity(row: dict[str, Any], event_seq: int | None = None) -> dict[str,
     return entity
 
 
-async def require_board(
-    ctx: AppContext, actor_id: str, action: Action, board_id: str
-) -> policy.Access:
+async def require_board(ctx: Deps, actor_id: str, action: Action, board_id: str) -> policy.Access:
     return await policy.require(ctx, actor_id, action, Resource.board(board_id))
 
 
 async def authorize_item(
-    ctx: AppContext, actor_id: str, row: dict[str, Any] | None, kind: str, action: Action
+    ctx: Deps, actor_id: str, row: dict[str, Any] | None, kind: str, action: Action
 ) -> dict[str, Any]:
     """A list, card or label row, if the caller may `action` on its board (else 404/403)."""
     if row is None:
@@ -67,26 +66,25 @@ async def _emit_board(change: BoardChange, event_type: str, row: dict[str, Any])
 # --- boards ----------------------------------------------------------------------------------
 
 
-async def create_board(ctx: AppContext, actor_id: str, data: dict[str, Any]) -> dict[str, Any]:
+async def create_board(ctx: Deps, actor_id: str, data: dict[str, Any]) -> dict[str, Any]:
     """A new board; its creator gets an explicit manager grant (so a private board stays
     visible to them, and they can manage it whatever their workspace role)."""
     workspace_id = str(data["workspace_id"])
     await policy.require(
         ctx, actor_id, Action.WORKSPACE_CREATE_CONTENT, Resource.workspace(workspace_id)
     )
-    async with ctx.db.transaction() as conn:
-        row = await boards_repo.insert_board(conn, {**data, "created_by": actor_id})
+    async with unit_of_work(ctx) as uow:
+        row = await boards_repo.insert_board(uow.conn, {**data, "created_by": actor_id})
         board_id = str(row["id"])
-        await boards_repo.upsert_member(conn, board_id, actor_id, "manager", actor_id)
-        change = BoardChange(conn, actor_id, {board_id: row})
+        await boards_repo.upsert_member(uow.conn, board_id, actor_id, "manager", actor_id)
+        change = BoardChange(uow, actor_id, {board_id: row})
         entity = await _emit_board(change, "board.created", row)
         await change.store_sequences()
-    after_commit(ctx, change)
     return entity
 
 
 async def get_board_detail(
-    ctx: AppContext, actor_id: str, board_id: str, *, include_archived: bool
+    ctx: Deps, actor_id: str, board_id: str, *, include_archived: bool
 ) -> dict[str, Any]:
     """The board with its lists, cards and labels, read in one snapshot: `event_seq` is exactly
     the last change the contents include (resume the socket from it)."""
@@ -106,7 +104,7 @@ async def get_board_detail(
 
 
 async def update_board(
-    ctx: AppContext,
+    ctx: Deps,
     actor_id: str,
     board_id: str,
     changes: dict[str, Any],
@@ -128,7 +126,7 @@ async def update_board(
 
 
 async def set_board_archived(
-    ctx: AppContext, actor_id: str, board_id: str, archived: bool, expected_version: int | None
+    ctx: Deps, actor_id: str, board_id: str, archived: bool, expected_version: int | None
 ) -> dict[str, Any]:
     """Archive (read-only) or unarchive; asking for the state it is already in changes nothing."""
     await require_board(ctx, actor_id, Action.BOARD_MANAGE, board_id)
@@ -144,7 +142,7 @@ async def set_board_archived(
 
 
 async def delete_board(
-    ctx: AppContext, actor_id: str, board_id: str, expected_version: int | None
+    ctx: Deps, actor_id: str, board_id: str, expected_version: int | None
 ) -> None:
     """Soft delete: hidden at once (the policy treats it as missing); its events stay for audit."""
     await require_board(ctx, actor_id, Action.BOARD_MANAGE, board_id)
@@ -163,13 +161,13 @@ async def delete_board(
 # --- members (explicit grants) ---------------------------------------------------------------
 
 
-async def list_members(ctx: AppContext, actor_id: str, board_id: str) -> list[dict[str, Any]]:
+async def list_members(ctx: Deps, actor_id: str, board_id: str) -> list[dict[str, Any]]:
     await require_board(ctx, actor_id, Action.BOARD_VIEW, board_id)
     return [_member.dump(m) for m in await boards_repo.list_members(ctx.db, board_id)]
 
 
 async def grant_member(
-    ctx: AppContext, actor_id: str, board_id: str, user_id: str, role: str
+    ctx: Deps, actor_id: str, board_id: str, user_id: str, role: str
 ) -> dict[str, Any]:
     """Give a workspace member (guests included: that is how they see a board) a board role."""
     access = await require_board(ctx, actor_id, Action.BOARD_MANAGE, board_id)
@@ -188,7 +186,7 @@ async def grant_member(
     return entity
 
 
-async def revoke_member(ctx: AppContext, actor_id: str, board_id: str, user_id: str) -> None:
+async def revoke_member(ctx: Deps, actor_id: str, board_id: str, user_id: str) -> None:
     access = await require_board(ctx, actor_id, Action.BOARD_MANAGE, board_id)
     async with board_change(ctx, [board_id], actor_id, allow_archived=True) as change:
         row = await boards_repo.get_member(change.conn, board_id, user_id)
@@ -205,7 +203,7 @@ async def revoke_member(ctx: AppContext, actor_id: str, board_id: str, user_id: 
 
 
 async def create_label(
-    ctx: AppContext, actor_id: str, board_id: str, name: str, color: str
+    ctx: Deps, actor_id: str, board_id: str, name: str, color: str
 ) -> dict[str, Any]:
     await require_board(ctx, actor_id, Action.BOARD_EDIT, board_id)
     async with board_change(ctx, [board_id], actor_id) as change:
@@ -227,13 +225,13 @@ def _label_exists() -> Conflict:
     )
 
 
-async def _label_and_board(ctx: AppContext, actor_id: str, label_id: str) -> dict[str, Any]:
+async def _label_and_board(ctx: Deps, actor_id: str, label_id: str) -> dict[str, Any]:
     label = await boards_repo.get_label(ctx.db, label_id)
     return await authorize_item(ctx, actor_id, label, "label", Action.BOARD_EDIT)
 
 
 async def update_label(
-    ctx: AppContext, actor_id: str, label_id: str, changes: dict[str, Any]
+    ctx: Deps, actor_id: str, label_id: str, changes: dict[str, Any]
 ) -> dict[str, Any]:
     label = await _label_and_board(ctx, actor_id, label_id)
     board_id = str(label["board_id"])
@@ -248,7 +246,7 @@ async def update_label(
     return entity
 
 
-async def delete_label(ctx: AppContext, actor_id: str, label_id: str) -> None:
+async def delete_label(ctx: Deps, actor_id: str, label_id: str) -> None:
     """Cards lose the label with it (clients drop it from cards on `label.deleted`)."""
     label = await _label_and_board(ctx, actor_id, label_id)
     board_id = str(label["board_id"])

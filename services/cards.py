@@ -26,7 +26,7 @@ from services.boards import authorize_item, require_board
 from services.policy import Action, Resource
 
 if TYPE_CHECKING:
-    from server.context import AppContext
+    from services.deps import Deps
 
 # Bounds that keep one rebalance event well under NATS' 1 MiB payload (an entry is ~90 bytes)
 # and a board load reasonable; Trello's own limits are of the same order.
@@ -78,13 +78,13 @@ async def _place(
 # --- lists -----------------------------------------------------------------------------------
 
 
-async def _list_for(ctx: AppContext, actor_id: str, list_id: str, action: Action) -> dict:
+async def _list_for(ctx: Deps, actor_id: str, list_id: str, action: Action) -> dict:
     row = await cards_repo.get_list(ctx.db, list_id)
     return await authorize_item(ctx, actor_id, row, "list", action)
 
 
 async def create_list(
-    ctx: AppContext, actor_id: str, board_id: str, data: dict[str, Any]
+    ctx: Deps, actor_id: str, board_id: str, data: dict[str, Any]
 ) -> dict[str, Any]:
     await require_board(ctx, actor_id, Action.BOARD_EDIT, board_id)
     async with board_change(ctx, [board_id], actor_id) as change:
@@ -98,7 +98,7 @@ async def create_list(
 
 
 async def _change_list(
-    ctx: AppContext,
+    ctx: Deps,
     actor_id: str,
     list_id: str,
     expected_version: int | None,
@@ -123,7 +123,7 @@ async def _change_list(
 
 
 async def rename_list(
-    ctx: AppContext, actor_id: str, list_id: str, name: str, expected_version: int | None
+    ctx: Deps, actor_id: str, list_id: str, name: str, expected_version: int | None
 ) -> dict[str, Any]:
     async def compute(change: BoardChange, current: dict) -> dict:
         return {"name": name}
@@ -131,9 +131,7 @@ async def rename_list(
     return await _change_list(ctx, actor_id, list_id, expected_version, "list.updated", compute)
 
 
-async def move_list(
-    ctx: AppContext, actor_id: str, list_id: str, data: dict[str, Any]
-) -> dict[str, Any]:
+async def move_list(ctx: Deps, actor_id: str, list_id: str, data: dict[str, Any]) -> dict[str, Any]:
     """Reorder a list among the board's lists (one row written)."""
 
     async def compute(change: BoardChange, current: dict) -> dict:
@@ -147,7 +145,7 @@ async def move_list(
 
 
 async def set_list_archived(
-    ctx: AppContext, actor_id: str, list_id: str, archived: bool, expected_version: int | None
+    ctx: Deps, actor_id: str, list_id: str, archived: bool, expected_version: int | None
 ) -> dict[str, Any]:
     """Archiving a list hides it and its cards; the state it is already in changes nothing."""
 
@@ -163,7 +161,7 @@ async def set_list_archived(
 # --- cards: validation shared by create, update and move ---------------------------------------
 
 
-async def _check_assignees(ctx: AppContext, board_id: str, user_ids: list[str]) -> None:
+async def _check_assignees(ctx: Deps, board_id: str, user_ids: list[str]) -> None:
     """Assignees must be able to view the board (a card they cannot see is no task of theirs)."""
     blind = [
         u
@@ -202,7 +200,7 @@ async def _card_entity(change: BoardChange, card_id: str) -> dict[str, Any]:
     return _card.dump(card)
 
 
-async def _card_for(ctx: AppContext, actor_id: str, card_id: str, action: Action) -> dict:
+async def _card_for(ctx: Deps, actor_id: str, card_id: str, action: Action) -> dict:
     row = await cards_repo.get_card_row(ctx.db, card_id)
     return await authorize_item(ctx, actor_id, row, "card", action)
 
@@ -224,13 +222,13 @@ async def _lock_card(
 # --- cards -----------------------------------------------------------------------------------
 
 
-async def get_card(ctx: AppContext, actor_id: str, card_id: str) -> dict[str, Any]:
+async def get_card(ctx: Deps, actor_id: str, card_id: str) -> dict[str, Any]:
     card = await cards_repo.get_card(ctx.db, card_id)
     return _card.dump(await authorize_item(ctx, actor_id, card, "card", Action.BOARD_VIEW))
 
 
 async def create_card(
-    ctx: AppContext, actor_id: str, list_id: str, data: dict[str, Any]
+    ctx: Deps, actor_id: str, list_id: str, data: dict[str, Any]
 ) -> dict[str, Any]:
     list_row = await _list_for(ctx, actor_id, list_id, Action.BOARD_EDIT)
     board_id = str(list_row["board_id"])
@@ -255,7 +253,7 @@ async def create_card(
 
 
 async def update_card(
-    ctx: AppContext, actor_id: str, card_id: str, data: dict[str, Any]
+    ctx: Deps, actor_id: str, card_id: str, data: dict[str, Any]
 ) -> dict[str, Any]:
     """Change fields, labels (replaced wholesale) and assignees (replaced wholesale)."""
     row = await _card_for(ctx, actor_id, card_id, Action.BOARD_EDIT)
@@ -273,7 +271,7 @@ async def update_card(
 
 
 async def set_card_archived(
-    ctx: AppContext, actor_id: str, card_id: str, archived: bool, expected_version: int | None
+    ctx: Deps, actor_id: str, card_id: str, archived: bool, expected_version: int | None
 ) -> dict[str, Any]:
     row = await _card_for(ctx, actor_id, card_id, Action.BOARD_EDIT)
     board_id = str(row["board_id"])
@@ -288,9 +286,7 @@ async def set_card_archived(
         return await _card_entity(change, card_id)
 
 
-async def delete_card(
-    ctx: AppContext, actor_id: str, card_id: str, expected_version: int | None
-) -> None:
+async def delete_card(ctx: Deps, actor_id: str, card_id: str, expected_version: int | None) -> None:
     row = await _card_for(ctx, actor_id, card_id, Action.BOARD_EDIT)
     board_id = str(row["board_id"])
     async with board_change(ctx, [board_id], actor_id) as change:
@@ -300,9 +296,7 @@ async def delete_card(
         await change.emit(board_id, "card.deleted", entity)
 
 
-async def move_card(
-    ctx: AppContext, actor_id: str, card_id: str, data: dict[str, Any]
-) -> dict[str, Any]:
+async def move_card(ctx: Deps, actor_id: str, card_id: str, data: dict[str, Any]) -> dict[str, Any]:
     """Move a card to a place in a list of the same board, or of another board of the same
     workspace (editor on both). Across boards the card keeps only the assignees who can view the
     new board, and loses its labels (labels are defined per board)."""
@@ -349,7 +343,7 @@ async def move_card(
 
 
 async def _cross_board_checks(
-    ctx: AppContext, actor_id: str, card: dict[str, Any], target_board: str
+    ctx: Deps, actor_id: str, card: dict[str, Any], target_board: str
 ) -> dict[str, list[str]]:
     """Editor on the target too, same workspace; returns the assignees who may stay."""
     target_access = await require_board(ctx, actor_id, Action.BOARD_EDIT, target_board)
@@ -373,7 +367,7 @@ async def _cross_board_checks(
 
 
 async def add_checklist_item(
-    ctx: AppContext, actor_id: str, card_id: str, data: dict[str, Any]
+    ctx: Deps, actor_id: str, card_id: str, data: dict[str, Any]
 ) -> dict[str, Any]:
     """Append an item; the card's version moves (it is part of the card)."""
     row = await _card_for(ctx, actor_id, card_id, Action.BOARD_EDIT)
@@ -393,7 +387,7 @@ async def add_checklist_item(
 
 
 async def _checklist_change(
-    ctx: AppContext, actor_id: str, item_id: str, changes: dict[str, Any] | None
+    ctx: Deps, actor_id: str, item_id: str, changes: dict[str, Any] | None
 ) -> dict[str, Any]:
     """Update (`changes`) or delete (None) one item; returns the card."""
     item = await cards_repo.get_checklist_item(ctx.db, item_id)
@@ -417,10 +411,10 @@ async def _checklist_change(
 
 
 async def update_checklist_item(
-    ctx: AppContext, actor_id: str, item_id: str, changes: dict[str, Any]
+    ctx: Deps, actor_id: str, item_id: str, changes: dict[str, Any]
 ) -> dict[str, Any]:
     return await _checklist_change(ctx, actor_id, item_id, changes)
 
 
-async def delete_checklist_item(ctx: AppContext, actor_id: str, item_id: str) -> dict[str, Any]:
+async def delete_checklist_item(ctx: Deps, actor_id: str, item_id: str) -> dict[str, Any]:
     return await _checklist_change(ctx, actor_id, item_id, None)

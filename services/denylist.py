@@ -37,9 +37,8 @@ from redis.typing import EncodableT, FieldT
 from core.errors import Unavailable
 from models.cache import CacheUnavailable
 from models.repo import users as users_repo
-from server.context import AppContext
-from server.scheduler import Scheduler
 from services import tokens
+from services.deps import Deps
 
 log = structlog.get_logger(__name__)
 Marks = dict[FieldT, EncodableT]
@@ -84,7 +83,7 @@ class Denylist:
     """One per node: checks against the Redis copy, writes to it, and reloads it (one load at a
     time per node) when it is not known to be complete."""
 
-    def __init__(self, ctx: AppContext) -> None:
+    def __init__(self, ctx: Deps) -> None:
         self.ctx = ctx
         self._reload: asyncio.Task[bool] | None = None
         self._failed_at = -RELOAD_RETRY_S
@@ -255,14 +254,5 @@ def _hdel(names: list[bytes]) -> Callable[[Redis], Awaitable[int]]:
     return op
 
 
-async def prune_denylist(ctx: AppContext) -> Any:
-    return await denylist_of(ctx).prune()
-
-
-def denylist_of(ctx: AppContext) -> Denylist:
-    denylist: Denylist = ctx.services["denylist"]
-    return denylist
-
-
-def register_denylist_jobs(scheduler: Scheduler, ctx: AppContext) -> None:
-    scheduler.register(PRUNE_JOB, prune_denylist, PRUNE_EVERY_S)
+async def prune_denylist(ctx: Deps) -> Any:
+    return await ctx.denylist.prune()

@@ -22,27 +22,23 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from bus.doc_log import DocLog
 from models.locks import LockNamespace, xact_lock
 from models.repo import doc_snapshots
 from services.doc_state import DocState, load_state
+from services.unit_of_work import UnitOfWork, unit_of_work
 
 if TYPE_CHECKING:
     import asyncpg
 
-    from server.context import AppContext
-
-
-def doc_log_of(ctx: AppContext) -> DocLog:
-    return ctx.services["doc_log"]
+    from services.deps import Deps
 
 
 @asynccontextmanager
-async def write_lock(ctx: AppContext, doc_id: str) -> AsyncIterator[asyncpg.Connection]:
-    """A transaction holding the document's server-write lock; commit releases it."""
-    async with ctx.db.transaction() as conn:
-        await xact_lock(conn, LockNamespace.DOC_WRITE, doc_id)
-        yield conn
+async def write_lock(ctx: Deps, doc_id: str) -> AsyncIterator[UnitOfWork]:
+    """A unit of work holding the document's server-write lock; commit releases it."""
+    async with unit_of_work(ctx) as uow:
+        await xact_lock(uow.conn, LockNamespace.DOC_WRITE, doc_id)
+        yield uow
 
 
 async def recorded_seq(conn: asyncpg.Connection, doc_id: str, msg_id: str) -> int | None:
@@ -50,17 +46,15 @@ async def recorded_seq(conn: asyncpg.Connection, doc_id: str, msg_id: str) -> in
     return await doc_snapshots.get_operation_seq(conn, doc_id, msg_id)
 
 
-async def current_state(
-    ctx: AppContext, doc_id: str, conn: asyncpg.Connection | None = None
-) -> DocState:
+async def current_state(ctx: Deps, doc_id: str, conn: asyncpg.Connection | None = None) -> DocState:
     """The document now. Pass the write lock's connection: reading on a second pooled connection
     while holding one could exhaust the pool under many concurrent writes (each waiting for a
     second connection that the others hold)."""
-    return await load_state(conn if conn is not None else ctx.db, doc_log_of(ctx), doc_id)
+    return await load_state(conn if conn is not None else ctx.db, ctx.doc_log, doc_id)
 
 
 async def publish_write(
-    ctx: AppContext,
+    ctx: Deps,
     conn: asyncpg.Connection,
     doc_id: str,
     diff: bytes,
@@ -70,7 +64,5 @@ async def publish_write(
     user: str,
 ) -> int:
     """Publish `diff` through the log and record msg-id → seq in `conn`'s transaction."""
-    ack = await doc_log_of(ctx).publish(
-        doc_id, diff, msg_id=msg_id, client=f"server:{kind}", user=user
-    )
+    ack = await ctx.doc_log.publish(doc_id, diff, msg_id=msg_id, client=f"server:{kind}", user=user)
     return await doc_snapshots.record_operation(conn, doc_id, msg_id, ack.seq)

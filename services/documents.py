@@ -5,13 +5,14 @@ CRDT doc in the log (services/doc_state.py). Reads combine both: `version` is th
 the content covers. Writes to content (duplicate here, restore in services/versions.py) go through
 the document log like any editor's update, so live rooms on every node receive them.
 
-Events: `document.created|updated|deleted` activity events are staged in the change's transaction
-and published after it commits (services/activity.py).
+Events: `document.created|updated|deleted` activity events are emitted through the change's unit
+of work (services/unit_of_work.py): staged in its transaction, published after it commits.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -23,14 +24,12 @@ from models.repo import documents as repo
 from services import activity, permissions_cache, policy
 from services.doc_content import to_json
 from services.doc_state import DocState, load_state
-from services.doc_writes import doc_log_of
 from services.policy import Action, Resource, SqlFacts
 from services.snapshots import refresh_projection
+from services.unit_of_work import UnitOfWork, unit_of_work
 
 if TYPE_CHECKING:
-    import asyncpg
-
-    from server.context import AppContext
+    from services.deps import Deps
 
 log = structlog.get_logger(__name__)
 
@@ -49,7 +48,7 @@ class Placement:
     parent_id: str | None
 
 
-async def check_placement(ctx: AppContext, actor_id: str, placement: Placement) -> None:
+async def check_placement(ctx: Deps, actor_id: str, placement: Placement) -> None:
     """May the caller create content here? Board and parent must be in the same workspace.
 
     Order matters for what an outsider learns: the workspace check comes first (404 for a
@@ -74,9 +73,7 @@ async def check_placement(ctx: AppContext, actor_id: str, placement: Placement) 
         await _require_parent(ctx, actor_id, placement.parent_id, placement.workspace_id)
 
 
-async def _require_parent(
-    ctx: AppContext, actor_id: str, parent_id: str, workspace_id: str
-) -> None:
+async def _require_parent(ctx: Deps, actor_id: str, parent_id: str, workspace_id: str) -> None:
     """A sub-page is added under a page the caller may edit, in the same workspace."""
     access = await policy.require(ctx, actor_id, Action.DOCUMENT_EDIT, Resource.document(parent_id))
     if access.workspace_id != workspace_id:
@@ -98,16 +95,16 @@ def _header_data(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _insert(
-    conn: asyncpg.Connection,
+    uow: UnitOfWork,
     actor_id: str,
     placement: Placement,
     title: str,
     *,
     fragment: str | None = None,
     **event: Any,
-) -> tuple[dict[str, Any], activity.StagedEvent]:
+) -> dict[str, Any]:
     doc = await repo.insert_document(
-        conn,
+        uow.conn,
         workspace_id=placement.workspace_id,
         board_id=placement.board_id,
         parent_id=placement.parent_id,
@@ -116,44 +113,41 @@ async def _insert(
         created_by=actor_id,
         fragment=fragment,
     )
-    staged = await activity.stage(
-        conn,
-        placement.workspace_id,
-        "document.created",
-        actor_id,
-        {**_header_data(doc), **event},
+    await uow.emit(
+        activity.event(
+            placement.workspace_id, "document.created", actor_id, {**_header_data(doc), **event}
+        )
     )
-    return doc, staged
+    return doc
 
 
-def fragment_of(ctx: AppContext, doc: dict[str, Any]) -> str:
+def fragment_of(ctx: Deps, doc: dict[str, Any]) -> str:
     """The fragment holding the document's block tree: its own, else the setting's default."""
     return doc.get("fragment") or ctx.settings.content_fragment
 
 
-def with_content(ctx: AppContext, doc: dict[str, Any], state: DocState | None) -> dict[str, Any]:
+def with_content(ctx: Deps, doc: dict[str, Any], state: DocState | None) -> dict[str, Any]:
     update = state.update if state is not None else EMPTY_UPDATE
     content = to_json(update, fragment_of(ctx, doc))
     return {**doc, "version": state.seq if state else 0, "content": content}
 
 
 async def create_document(
-    ctx: AppContext, actor_id: str, placement: Placement, title: str, fragment: str | None = None
+    ctx: Deps, actor_id: str, placement: Placement, title: str, fragment: str | None = None
 ) -> dict[str, Any]:
     await check_placement(ctx, actor_id, placement)
-    async with ctx.db.transaction() as conn:
-        doc, staged = await _insert(conn, actor_id, placement, title, fragment=fragment)
-    await activity.publish_staged(ctx, [staged])
+    async with unit_of_work(ctx) as uow:
+        doc = await _insert(uow, actor_id, placement, title, fragment=fragment)
     return with_content(ctx, doc, None)
 
 
-async def get_document(ctx: AppContext, actor_id: str, doc_id: str) -> dict[str, Any]:
+async def get_document(ctx: Deps, actor_id: str, doc_id: str) -> dict[str, Any]:
     """Metadata, the content as JSON and its version (the stream seq it covers)."""
     await policy.require(ctx, actor_id, Action.DOCUMENT_VIEW, Resource.document(doc_id))
     doc = await repo.get_document(ctx.db, doc_id)
     if doc is None:
         raise NotFound("document not found")
-    return with_content(ctx, doc, await load_state(ctx.db, doc_log_of(ctx), doc_id))
+    return with_content(ctx, doc, await load_state(ctx.db, ctx.doc_log, doc_id))
 
 
 # The caller's effective role on each listed document: the policy's own rule table compiled to SQL,
@@ -196,7 +190,7 @@ class ListFilter:
 
 
 async def list_documents(
-    ctx: AppContext, actor_id: str, where: ListFilter, limit: int, offset: int
+    ctx: Deps, actor_id: str, where: ListFilter, limit: int, offset: int
 ) -> list[dict[str, Any]]:
     """Documents the caller may view, oldest first, in one query (visibility is in the SQL)."""
     access = await policy.require(
@@ -218,7 +212,7 @@ async def list_documents(
 
 
 async def update_document(
-    ctx: AppContext, actor_id: str, doc_id: str, changes: dict[str, Any]
+    ctx: Deps, actor_id: str, doc_id: str, changes: dict[str, Any]
 ) -> dict[str, Any]:
     """Rename, move under another page (or to the top level with `parent_id: null`), or name
     the fragment holding the block tree (`fragment: null`: the setting's default)."""
@@ -228,7 +222,8 @@ async def update_document(
     new_parent = changes.get("parent_id")
     if new_parent is not None:
         await _require_parent(ctx, actor_id, new_parent, access.workspace_id)
-    async with ctx.db.transaction() as conn:
+    async with unit_of_work(ctx) as uow:
+        conn = uow.conn
         if "parent_id" in changes:
             await repo.lock_page_tree(conn, access.workspace_id)
             if new_parent is not None and await repo.is_ancestor_or_self(conn, doc_id, new_parent):
@@ -241,43 +236,49 @@ async def update_document(
             raise NotFound("document not found")
         if "fragment" in changes:  # another fragment holds the blocks: re-project at once
             await content_repo.reset_projection(conn, doc_id)
-        staged = await activity.stage(
-            conn,
-            access.workspace_id,
-            "document.updated",
-            actor_id,
-            {"document_id": doc_id, "changes": changes},
+        await uow.emit(
+            activity.event(
+                access.workspace_id,
+                "document.updated",
+                actor_id,
+                {"document_id": doc_id, "changes": changes},
+            )
         )
-    await activity.publish_staged(ctx, [staged])
     if "fragment" in changes:
         await refresh_projection_now(ctx, doc_id)
-    return with_content(ctx, doc, await load_state(ctx.db, doc_log_of(ctx), doc_id))
+    return with_content(ctx, doc, await load_state(ctx.db, ctx.doc_log, doc_id))
 
 
-async def delete_document(ctx: AppContext, actor_id: str, doc_id: str) -> list[str]:
+async def delete_document(ctx: Deps, actor_id: str, doc_id: str) -> list[str]:
     """Soft delete (Manage): the page and its sub-pages disappear at once (404); returns their ids.
 
     Their content stays in the log and Postgres until the document rows are purged.
     """
     access = await policy.require(ctx, actor_id, Action.DOCUMENT_MANAGE, Resource.document(doc_id))
-    async with ctx.db.transaction() as conn:
-        await repo.lock_page_tree(conn, access.workspace_id)
-        deleted = await repo.soft_delete_subtree(conn, doc_id)
+    async with unit_of_work(ctx) as uow:
+        await repo.lock_page_tree(uow.conn, access.workspace_id)
+        deleted = await repo.soft_delete_subtree(uow.conn, doc_id)
         if not deleted:
             raise NotFound("document not found")
-        staged = await activity.stage(
-            conn,
-            access.workspace_id,
-            "document.deleted",
-            actor_id,
-            {"document_id": doc_id, "deleted_ids": deleted},
+        await uow.emit(
+            activity.event(
+                access.workspace_id,
+                "document.deleted",
+                actor_id,
+                {"document_id": doc_id, "deleted_ids": deleted},
+            )
         )
-    for deleted_id in deleted:
-        # Cached decisions and open sockets on every node re-check: the document is gone.
-        await permissions_cache.invalidate_resource(
-            ctx, "document", deleted_id, access.workspace_id
-        )
-    await activity.publish_staged(ctx, [staged])
+        for deleted_id in deleted:
+            # Cached decisions and open sockets on every node re-check: the document is gone.
+            uow.on_commit(
+                partial(
+                    permissions_cache.invalidate_resource,
+                    ctx,
+                    "document",
+                    deleted_id,
+                    access.workspace_id,
+                )
+            )
     return deleted
 
 
@@ -286,7 +287,7 @@ def copy_title(title: str) -> str:
 
 
 async def duplicate_document(
-    ctx: AppContext, actor_id: str, doc_id: str, title: str | None
+    ctx: Deps, actor_id: str, doc_id: str, title: str | None
 ) -> dict[str, Any]:
     """A new document beside the source (same workspace, board, parent) with a copy of its
     current content: the source's merged state is the copy's first log update."""
@@ -300,11 +301,13 @@ async def duplicate_document(
         None if source["parent_id"] is None else str(source["parent_id"]),
     )
     await check_placement(ctx, actor_id, placement)
-    state = await load_state(ctx.db, doc_log_of(ctx), doc_id)
+    state = await load_state(ctx.db, ctx.doc_log, doc_id)
     new_title = title if title is not None else copy_title(source["title"])
-    async with ctx.db.transaction() as conn:
-        doc, staged = await _insert(
-            conn, actor_id, placement, new_title, fragment=source["fragment"], source_id=doc_id
+    # The `document.created` event goes out at the commit, before the content is copied: the
+    # content reaches readers through the document log anyway, and a failed copy removes the row.
+    async with unit_of_work(ctx) as uow:
+        doc = await _insert(
+            uow, actor_id, placement, new_title, fragment=source["fragment"], source_id=doc_id
         )
     new_id = str(doc["id"])
     try:
@@ -315,25 +318,22 @@ async def duplicate_document(
         # an orphaned subject then, purged by the snapshot job.
         await ctx.db.execute("DELETE FROM documents WHERE id = $1", new_id)
         raise
-    await activity.publish_staged(ctx, [staged])
     return with_content(ctx, doc, copied)
 
 
-async def _copy_content(
-    ctx: AppContext, actor_id: str, doc_id: str, state: bytes
-) -> DocState | None:
+async def _copy_content(ctx: Deps, actor_id: str, doc_id: str, state: bytes) -> DocState | None:
     if state == EMPTY_UPDATE or not state:
         return None
-    ack = await doc_log_of(ctx).publish(
+    ack = await ctx.doc_log.publish(
         doc_id, state, msg_id=f"duplicate:{doc_id}", client="server:duplicate", user=actor_id
     )
     await refresh_projection_now(ctx, doc_id)
     return DocState(state, ack.seq, 0, [])
 
 
-async def refresh_projection_now(ctx: AppContext, doc_id: str) -> None:
+async def refresh_projection_now(ctx: Deps, doc_id: str) -> None:
     """After a REST write: project the document as it is now (including concurrent edits)."""
-    state = await load_state(ctx.db, doc_log_of(ctx), doc_id)
+    state = await load_state(ctx.db, ctx.doc_log, doc_id)
     async with ctx.db.transaction() as conn:
         await refresh_projection(
             conn, doc_id, state.seq, state.update, ctx.settings.content_fragment

@@ -46,7 +46,7 @@ from bus.revocations import Revocation, publish_revocation
 from models.cache import CacheUnavailable
 
 if TYPE_CHECKING:
-    from server.context import AppContext
+    from services.deps import Deps
 
 log = structlog.get_logger(__name__)
 
@@ -103,7 +103,7 @@ class CacheLookup:
     stamp: Stamp | None
 
 
-async def lookup(ctx: AppContext, user_id: str, kind: str, resource_id: str) -> CacheLookup | None:
+async def lookup(ctx: Deps, user_id: str, kind: str, resource_id: str) -> CacheLookup | None:
     """The cached decision or the stamp to cache a new one under; None when Redis is unavailable."""
     try:
         return await _lookup(ctx, user_id, kind, resource_id)
@@ -111,7 +111,7 @@ async def lookup(ctx: AppContext, user_id: str, kind: str, resource_id: str) -> 
         return None
 
 
-async def _lookup(ctx: AppContext, user_id: str, kind: str, resource_id: str) -> CacheLookup:
+async def _lookup(ctx: Deps, user_id: str, kind: str, resource_id: str) -> CacheLookup:
     workspace_id = resource_id if kind == "workspace" else None
     if workspace_id is None:
         raw_ws = await ctx.cache.run(lambda r: r.get(workspace_of_key(kind, resource_id)))
@@ -145,7 +145,7 @@ async def _ensure_tokens(r: redis_asyncio.Redis, keys: list[str]) -> tuple[str, 
 
 
 async def store(
-    ctx: AppContext,
+    ctx: Deps,
     user_id: str,
     kind: str,
     resource_id: str,
@@ -178,7 +178,7 @@ async def store(
 
 
 async def invalidate_user(
-    ctx: AppContext,
+    ctx: Deps,
     user_id: str,
     workspace_id: str,
     *,
@@ -203,9 +203,7 @@ async def invalidate_user(
     )
 
 
-async def invalidate_resource(
-    ctx: AppContext, kind: str, resource_id: str, workspace_id: str
-) -> None:
+async def invalidate_resource(ctx: Deps, kind: str, resource_id: str, workspace_id: str) -> None:
     """After committing a change that affects everybody's access to one board or document.
 
     Private flag changed, soft-deleted or restored, a document moved to another board. Never raises.
@@ -223,7 +221,7 @@ async def invalidate_resource(
     )
 
 
-async def invalidate_workspace(ctx: AppContext, workspace_id: str) -> None:
+async def invalidate_workspace(ctx: Deps, workspace_id: str) -> None:
     """After committing a change to the workspace itself (deleted, restored). Never raises."""
     await _bump(ctx, [workspace_generation_key(workspace_id)])
     await publish_revocation(
@@ -238,7 +236,7 @@ async def _set_fresh_tokens(r: redis_asyncio.Redis, keys: list[str]) -> None:
         await pipe.execute()
 
 
-async def _bump(ctx: AppContext, keys: list[str]) -> None:
+async def _bump(ctx: Deps, keys: list[str]) -> None:
     try:
         await ctx.cache.run(lambda r: _set_fresh_tokens(r, keys))
     except CacheUnavailable as err:
@@ -247,7 +245,7 @@ async def _bump(ctx: AppContext, keys: list[str]) -> None:
         ctx.spawn(_retry_bump(ctx, keys, deadline), name="permission-cache-bump-retry")
 
 
-async def _retry_bump(ctx: AppContext, keys: list[str], deadline: float) -> None:
+async def _retry_bump(ctx: Deps, keys: list[str], deadline: float) -> None:
     """Keep trying while entries stamped before the change may still be alive in Redis."""
     delay = BUMP_RETRY_FIRST_S
     while time.monotonic() < deadline:

@@ -35,7 +35,7 @@ from models.db import Database
 from services import permissions_cache
 
 if TYPE_CHECKING:
-    from server.context import AppContext
+    from services.deps import Deps
 
 
 class WorkspaceRole(IntEnum):
@@ -398,7 +398,7 @@ async def load_facts(db: Database, user_id: str, resource: Resource) -> AccessFa
     raise ValueError(f"unknown resource kind {resource.kind!r}")
 
 
-async def load_access(ctx: AppContext, user_id: str, resource: Resource) -> Access | None:
+async def load_access(ctx: Deps, user_id: str, resource: Resource) -> Access | None:
     """The caller's effective access; None when the resource does not exist (or is deleted).
 
     Served from the Redis permission cache when it holds a current decision; otherwise decided from
@@ -430,12 +430,12 @@ async def load_access(ctx: AppContext, user_id: str, resource: Resource) -> Acce
     return access
 
 
-async def can(ctx: AppContext, user_id: str, action: Action, resource: Resource) -> bool:
+async def can(ctx: Deps, user_id: str, action: Action, resource: Resource) -> bool:
     access = await load_access(ctx, user_id, resource)
     return access is not None and access.allows(action)
 
 
-async def require(ctx: AppContext, user_id: str, action: Action, resource: Resource) -> Access:
+async def require(ctx: Deps, user_id: str, action: Action, resource: Resource) -> Access:
     """The access if allowed; 404 for outsiders and missing resources, 403 for members without it."""
     access = await load_access(ctx, user_id, resource)
     if access is None or access.workspace_role is None:

@@ -26,7 +26,7 @@ from services.documents import refresh_projection_now
 from services.ydoc_roots import ContentError
 
 if TYPE_CHECKING:
-    from server.context import AppContext
+    from services.deps import Deps
 
 log = structlog.get_logger(__name__)
 
@@ -40,7 +40,7 @@ def doc_id_of(subject: str) -> str | None:
 
 
 class ProjectionRefresher:
-    def __init__(self, ctx: AppContext) -> None:
+    def __init__(self, ctx: Deps) -> None:
         self.ctx = ctx
         self.period_s = ctx.settings.projection_refresh_s
         self.dirty: set[str] = set()

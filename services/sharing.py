@@ -8,61 +8,72 @@ document (`permissions_cache.invalidate_user`, after the commit).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from core.errors import NotFound
 from models.repo import documents as repo
 from services import activity, permissions_cache, policy
 from services.policy import Action, Resource
+from services.unit_of_work import UnitOfWork, unit_of_work
 
 if TYPE_CHECKING:
-    from server.context import AppContext
+    from services.deps import Deps
 
 
-async def list_grants(ctx: AppContext, actor_id: str, doc_id: str) -> list[dict[str, Any]]:
+async def list_grants(ctx: Deps, actor_id: str, doc_id: str) -> list[dict[str, Any]]:
     await policy.require(ctx, actor_id, Action.DOCUMENT_SHARE, Resource.document(doc_id))
     return await repo.list_grants(ctx.db, doc_id)
 
 
-async def _after_commit(
-    ctx: AppContext, workspace_id: str, user_id: str, doc_id: str, staged: activity.StagedEvent
+def _invalidate_on_commit(
+    uow: UnitOfWork, ctx: Deps, workspace_id: str, user_id: str, doc_id: str
 ) -> None:
-    await permissions_cache.invalidate_user(
-        ctx, user_id, workspace_id, resource_type="document", resource_id=doc_id
+    """After the commit, the user's cached access first, then the event is published."""
+    uow.on_commit(
+        partial(
+            permissions_cache.invalidate_user,
+            ctx,
+            user_id,
+            workspace_id,
+            resource_type="document",
+            resource_id=doc_id,
+        )
     )
-    await activity.publish_staged(ctx, [staged])
 
 
 async def set_grant(
-    ctx: AppContext, actor_id: str, doc_id: str, user_id: str, role: str
+    ctx: Deps, actor_id: str, doc_id: str, user_id: str, role: str
 ) -> dict[str, Any]:
     """Create or change `user_id`'s role on the document (they must be in its workspace)."""
     access = await policy.require(ctx, actor_id, Action.DOCUMENT_SHARE, Resource.document(doc_id))
     if not await repo.is_workspace_member(ctx.db, access.workspace_id, user_id):
         raise NotFound("no such member in this workspace", fields={"user_id": ["not a member"]})
-    async with ctx.db.transaction() as conn:
-        grant = await repo.upsert_grant(conn, doc_id, user_id, role, actor_id)
-        staged = await activity.stage(
-            conn,
-            access.workspace_id,
-            "document.shared",
-            actor_id,
-            {"document_id": doc_id, "user_id": user_id, "role": role},
+    async with unit_of_work(ctx) as uow:
+        grant = await repo.upsert_grant(uow.conn, doc_id, user_id, role, actor_id)
+        await uow.emit(
+            activity.event(
+                access.workspace_id,
+                "document.shared",
+                actor_id,
+                {"document_id": doc_id, "user_id": user_id, "role": role},
+            )
         )
-    await _after_commit(ctx, access.workspace_id, user_id, doc_id, staged)
+        _invalidate_on_commit(uow, ctx, access.workspace_id, user_id, doc_id)
     return grant
 
 
-async def remove_grant(ctx: AppContext, actor_id: str, doc_id: str, user_id: str) -> None:
+async def remove_grant(ctx: Deps, actor_id: str, doc_id: str, user_id: str) -> None:
     access = await policy.require(ctx, actor_id, Action.DOCUMENT_SHARE, Resource.document(doc_id))
-    async with ctx.db.transaction() as conn:
-        if not await repo.delete_grant(conn, doc_id, user_id):
+    async with unit_of_work(ctx) as uow:
+        if not await repo.delete_grant(uow.conn, doc_id, user_id):
             raise NotFound("no grant for this user")
-        staged = await activity.stage(
-            conn,
-            access.workspace_id,
-            "document.unshared",
-            actor_id,
-            {"document_id": doc_id, "user_id": user_id},
+        await uow.emit(
+            activity.event(
+                access.workspace_id,
+                "document.unshared",
+                actor_id,
+                {"document_id": doc_id, "user_id": user_id},
+            )
         )
-    await _after_commit(ctx, access.workspace_id, user_id, doc_id, staged)
+        _invalidate_on_commit(uow, ctx, access.workspace_id, user_id, doc_id)

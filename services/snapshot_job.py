@@ -40,8 +40,7 @@ from models.repo import doc_content as content_repo
 from services.snapshots import SnapshotResult, snapshot_document
 
 if TYPE_CHECKING:
-    from server.context import AppContext
-    from server.scheduler import Scheduler
+    from services.deps import SnapshotDeps
 
 log = structlog.get_logger(__name__)
 
@@ -77,7 +76,7 @@ def _is_uuid(value: str) -> bool:
         return False
 
 
-async def scan(ctx: AppContext) -> tuple[list[DirtyDoc], list[str]]:
+async def scan(ctx: SnapshotDeps) -> tuple[list[DirtyDoc], list[str]]:
     """Every document with stored updates (with its backlog), and subjects with no document."""
     usage = await stream_usage(ctx.nats, with_subjects=False)
     stream_full = usage.max_bytes > 0 and usage.bytes >= CRITICAL_AT * usage.max_bytes
@@ -108,12 +107,12 @@ def pick_dirty(docs: list[DirtyDoc], *, min_updates: int, limit: int) -> list[Di
     return wanted[:limit]
 
 
-async def find_dirty(ctx: AppContext, *, min_updates: int, limit: int) -> list[DirtyDoc]:
+async def find_dirty(ctx: SnapshotDeps, *, min_updates: int, limit: int) -> list[DirtyDoc]:
     docs, _orphans = await scan(ctx)
     return pick_dirty(docs, min_updates=min_updates, limit=limit)
 
 
-async def snapshot_dirty(ctx: AppContext) -> JobReport:
+async def snapshot_dirty(ctx: SnapshotDeps) -> JobReport:
     """The snapshot job: compact the dirtiest documents, then purge stale orphaned subjects."""
     settings = ctx.settings
     docs, orphans = await scan(ctx)
@@ -135,8 +134,8 @@ async def snapshot_dirty(ctx: AppContext) -> JobReport:
     return report
 
 
-async def purge_orphans(ctx: AppContext, doc_ids: list[str]) -> list[str]:
-    doc_log: DocLog = ctx.services["doc_log"]
+async def purge_orphans(ctx: SnapshotDeps, doc_ids: list[str]) -> list[str]:
+    doc_log: DocLog = ctx.doc_log
     purged = []
     cutoff = datetime.now(UTC) - timedelta(seconds=ORPHAN_MIN_AGE_S)
     for doc_id in doc_ids:
@@ -157,7 +156,7 @@ async def purge_orphans(ctx: AppContext, doc_ids: list[str]) -> list[str]:
     return purged
 
 
-async def check_stream_health(ctx: AppContext) -> list[str]:
+async def check_stream_health(ctx: SnapshotDeps) -> list[str]:
     """The alert before limits: log at 50% (warning) and 80% (error) of any COLLAB_DOCS limit."""
     findings = assess(await stream_usage(ctx.nats))
     levels = []
@@ -175,10 +174,3 @@ async def check_stream_health(ctx: AppContext) -> list[str]:
         )
         levels.append(f"{finding.limit}:{finding.level}")
     return levels
-
-
-def register_document_jobs(scheduler: Scheduler, ctx: AppContext) -> None:
-    scheduler.register(SNAPSHOT_JOB, snapshot_dirty, ctx.settings.snapshot_interval_s)
-    scheduler.register(
-        STREAM_HEALTH_JOB, check_stream_health, ctx.settings.stream_health_interval_s
-    )

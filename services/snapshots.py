@@ -47,7 +47,7 @@ from services.doc_content import ContentError, project_blocks, state_vector
 from services.version_authors import spans_of
 
 if TYPE_CHECKING:
-    from server.context import AppContext
+    from services.deps import SnapshotDeps
 
 log = structlog.get_logger(__name__)
 
@@ -100,12 +100,12 @@ async def _call(hook: Hook | None, conn: asyncpg.Connection | None) -> None:
         await hook(conn)
 
 
-def retention_of(ctx: AppContext) -> RetentionPolicy:
+def retention_of(ctx: SnapshotDeps) -> RetentionPolicy:
     return RetentionPolicy(ctx.settings.auto_version_interval_s, ctx.settings.auto_versions_keep)
 
 
 async def snapshot_document(
-    ctx: AppContext, doc_id: str, *, hooks: SnapshotHooks = NO_HOOKS, tight: bool = False
+    ctx: SnapshotDeps, doc_id: str, *, hooks: SnapshotHooks = NO_HOOKS, tight: bool = False
 ) -> SnapshotResult:
     """Compact `doc_id` now if it has updates no snapshot covers (safe from any node, any time).
 
@@ -116,7 +116,7 @@ async def snapshot_document(
 
     Raises `Unavailable` when Postgres or NATS is down; nothing is purged then.
     """
-    doc_log: DocLog = ctx.services["doc_log"]
+    doc_log: DocLog = ctx.doc_log
     try:
         async with ctx.db.transaction() as conn:
             plan = await _snapshot_in_transaction(ctx, conn, doc_log, doc_id, hooks, tight)
@@ -139,7 +139,7 @@ async def snapshot_document(
 
 
 async def _snapshot_in_transaction(
-    ctx: AppContext,
+    ctx: SnapshotDeps,
     conn: asyncpg.Connection,
     doc_log: DocLog,
     doc_id: str,
@@ -251,7 +251,7 @@ async def _keep_auto_version(
 
 
 async def _purge_behind(
-    ctx: AppContext, doc_log: DocLog, plan: _Plan, hooks: SnapshotHooks
+    ctx: SnapshotDeps, doc_log: DocLog, plan: _Plan, hooks: SnapshotHooks
 ) -> SnapshotResult:
     """Purge through the previous snapshot, only if the committed snapshot is really there."""
     result = plan.result

@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING, Any
 from bus.doc_log import LogEntry
 from models.repo import doc_content as content_repo
 from models.repo import doc_snapshots
-from services.doc_writes import doc_log_of
 
 if TYPE_CHECKING:
-    from server.context import AppContext
+    from services.deps import Deps
 
 Span = tuple[str, int, int]
 
@@ -47,19 +46,19 @@ def users_in(spans: list[Span], after: int, upto: int) -> list[str]:
     return sorted(first, key=lambda user: (first[user], user))
 
 
-async def spans_through(ctx: AppContext, doc_id: str, upto: int) -> list[Span]:
+async def spans_through(ctx: Deps, doc_id: str, upto: int) -> list[Span]:
     """Recorded spans plus the log after the last snapshot, up to seq `upto`."""
     recorded = await content_repo.author_spans(ctx.db, doc_id, upto)
     snapshot_seq = await doc_snapshots.get_snapshot_seq(ctx.db, doc_id)
     tail: list[LogEntry] = []
     if upto > snapshot_seq:
-        entries = await doc_log_of(ctx).read(doc_id, snapshot_seq)
+        entries = await ctx.doc_log.read(doc_id, snapshot_seq)
         tail = [e for e in entries if e.seq <= upto]
     return recorded + spans_of(tail)
 
 
 async def version_authors(
-    ctx: AppContext, doc_id: str, seq: int, previous_seq: int
+    ctx: Deps, doc_id: str, seq: int, previous_seq: int
 ) -> dict[str, list[dict[str, Any]]]:
     spans = await spans_through(ctx, doc_id, seq)
     authors = users_in(spans, 0, seq)

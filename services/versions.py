@@ -24,30 +24,30 @@ from services import activity, doc_writes, policy
 from services.block_diff import diff_states
 from services.doc_content import RootTypeConflict, make_restore_update, to_json
 from services.doc_state import load_state
-from services.documents import doc_log_of, fragment_of, refresh_projection_now
+from services.documents import fragment_of, refresh_projection_now
 from services.policy import Action, Resource
+from services.unit_of_work import unit_of_work
 from services.version_authors import version_authors
 
 if TYPE_CHECKING:
-    from server.context import AppContext
+    from services.deps import Deps
 
 log = structlog.get_logger(__name__)
 
 
 async def list_versions(
-    ctx: AppContext, actor_id: str, doc_id: str, limit: int, offset: int
+    ctx: Deps, actor_id: str, doc_id: str, limit: int, offset: int
 ) -> list[dict[str, Any]]:
     await policy.require(ctx, actor_id, Action.DOCUMENT_VIEW, Resource.document(doc_id))
     return await repo.list_versions(ctx.db, doc_id, limit, offset)
 
 
-async def create_named_version(
-    ctx: AppContext, actor_id: str, doc_id: str, name: str
-) -> dict[str, Any]:
+async def create_named_version(ctx: Deps, actor_id: str, doc_id: str, name: str) -> dict[str, Any]:
     """Save the current merged state (snapshot + log) under a name."""
     access = await policy.require(ctx, actor_id, Action.DOCUMENT_EDIT, Resource.document(doc_id))
-    state = await load_state(ctx.db, doc_log_of(ctx), doc_id)
-    async with ctx.db.transaction() as conn:
+    state = await load_state(ctx.db, ctx.doc_log, doc_id)
+    async with unit_of_work(ctx) as uow:
+        conn = uow.conn
         version = await repo.insert_version(
             conn,
             doc_id,
@@ -58,27 +58,30 @@ async def create_named_version(
             created_by=actor_id,
         )
         assert version is not None
-        staged = await activity.stage(
-            conn,
-            access.workspace_id,
-            "document.version_created",
-            actor_id,
-            {"document_id": doc_id, "version_id": version["id"], "seq": state.seq, "name": name},
+        await uow.emit(
+            activity.event(
+                access.workspace_id,
+                "document.version_created",
+                actor_id,
+                {
+                    "document_id": doc_id,
+                    "version_id": version["id"],
+                    "seq": state.seq,
+                    "name": name,
+                },
+            )
         )
-    await activity.publish_staged(ctx, [staged])
     return version
 
 
-async def _version_or_404(ctx: AppContext, doc_id: str, version_id: str) -> dict[str, Any]:
+async def _version_or_404(ctx: Deps, doc_id: str, version_id: str) -> dict[str, Any]:
     version = await repo.get_version(ctx.db, doc_id, version_id)
     if version is None:
         raise NotFound("version not found")
     return version
 
 
-async def get_version(
-    ctx: AppContext, actor_id: str, doc_id: str, version_id: str
-) -> dict[str, Any]:
+async def get_version(ctx: Deps, actor_id: str, doc_id: str, version_id: str) -> dict[str, Any]:
     await policy.require(ctx, actor_id, Action.DOCUMENT_VIEW, Resource.document(doc_id))
     version = await _version_or_404(ctx, doc_id, version_id)
     state = version.pop("state")
@@ -93,7 +96,7 @@ def _ref(version: dict[str, Any]) -> dict[str, Any]:
 
 
 async def diff_versions(
-    ctx: AppContext, actor_id: str, doc_id: str, from_id: str, to_id: str
+    ctx: Deps, actor_id: str, doc_id: str, from_id: str, to_id: str
 ) -> dict[str, Any]:
     """Blocks added / removed / moved / changed (with a text diff) from one version to another
     (services/block_diff.py); either order, any two versions of the document."""
@@ -120,7 +123,7 @@ def _restore_diff(current: bytes, version_state: bytes) -> bytes:
 
 
 async def restore_version(
-    ctx: AppContext, actor_id: str, doc_id: str, version_id: str, key: str
+    ctx: Deps, actor_id: str, doc_id: str, version_id: str, key: str
 ) -> tuple[dict[str, Any] | None, bool]:
     """Write the version's content into the live document as a new update.
 
@@ -135,7 +138,8 @@ async def restore_version(
     access = await policy.require(ctx, actor_id, Action.DOCUMENT_EDIT, Resource.document(doc_id))
     version = await _version_or_404(ctx, doc_id, version_id)
     msg_id = f"restore:{version_id}:{key}"
-    async with doc_writes.write_lock(ctx, doc_id) as conn:
+    async with doc_writes.write_lock(ctx, doc_id) as uow:
+        conn = uow.conn
         done_seq = await doc_writes.recorded_seq(conn, doc_id, msg_id)
         if done_seq is not None:
             recorded = await repo.get_restore_version(conn, doc_id, done_seq)
@@ -162,19 +166,19 @@ async def restore_version(
         )
         if restored is None:
             raise Conflict("a restore version already exists at this sequence, retry")
-        staged = await activity.stage(
-            conn,
-            access.workspace_id,
-            "document.restored",
-            actor_id,
-            {
-                "document_id": doc_id,
-                "version_id": version_id,
-                "restore_version_id": restored["id"],
-                "seq": seq,
-            },
+        await uow.emit(
+            activity.event(
+                access.workspace_id,
+                "document.restored",
+                actor_id,
+                {
+                    "document_id": doc_id,
+                    "version_id": version_id,
+                    "restore_version_id": restored["id"],
+                    "seq": seq,
+                },
+            )
         )
-    await activity.publish_staged(ctx, [staged])
     await refresh_projection_now(ctx, doc_id)
     log.info("version.restored", doc_id=doc_id, version_id=version_id, seq=seq)
     return restored, True

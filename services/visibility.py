@@ -14,7 +14,7 @@ from services import policy
 from services.policy import Action, Resource
 
 if TYPE_CHECKING:
-    from server.context import AppContext
+    from services.deps import Deps
 
 # $3 is the caller's workspace role label (the handler has just loaded it through the policy).
 _BOARD_ROLE = policy.board_role_sql("$3::text")
@@ -50,7 +50,7 @@ LIMIT $4 OFFSET $5
 
 
 async def _list(
-    ctx: AppContext, sql: str, actor_id: str, workspace_id: str, limit: int, offset: int
+    ctx: Deps, sql: str, actor_id: str, workspace_id: str, limit: int, offset: int
 ) -> list[dict[str, Any]]:
     access = await policy.require(
         ctx, actor_id, Action.WORKSPACE_VIEW, Resource.workspace(workspace_id)
@@ -63,14 +63,14 @@ async def _list(
 
 
 async def list_boards(
-    ctx: AppContext, actor_id: str, workspace_id: str, limit: int, offset: int
+    ctx: Deps, actor_id: str, workspace_id: str, limit: int, offset: int
 ) -> list[dict[str, Any]]:
     """Boards of the workspace the caller may view, oldest first, with the caller's role."""
     return await _list(ctx, BOARDS_SQL, actor_id, workspace_id, limit, offset)
 
 
 async def list_documents(
-    ctx: AppContext, actor_id: str, workspace_id: str, limit: int, offset: int
+    ctx: Deps, actor_id: str, workspace_id: str, limit: int, offset: int
 ) -> list[dict[str, Any]]:
     """Documents of the workspace the caller may view, oldest first, with the caller's role."""
     return await _list(ctx, DOCUMENTS_SQL, actor_id, workspace_id, limit, offset)

@@ -18,6 +18,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -28,9 +29,10 @@ from models.repo import users as users_repo
 from models.repo import workspaces as repo
 from services import activity, permissions_cache, policy
 from services.policy import Action, Resource, WorkspaceRole
+from services.unit_of_work import UnitOfWork, unit_of_work
 
 if TYPE_CHECKING:
-    from server.context import AppContext
+    from services.deps import Deps
 
 INVITATION_TOKEN_BYTES = 32  # 256 bits: unguessable, and only its SHA-256 is stored
 # A token_urlsafe(32) is 43 characters; anything far longer or with other characters is not ours.
@@ -75,16 +77,13 @@ def _with_role(workspace: dict[str, Any], role: str) -> dict[str, Any]:
     return {**workspace, "my_role": role}
 
 
-async def _after_commit(
-    ctx: AppContext,
-    workspace_id: str,
-    staged: list[activity.StagedEvent],
-    changed_users: tuple[str, ...] = (),
+def _invalidate_on_commit(
+    uow: UnitOfWork, ctx: Deps, workspace_id: str, *changed_users: str
 ) -> None:
-    """Access first (a demoted user loses it on the next request), then the activity log."""
+    """After the commit, access first (a demoted user loses it on the next request), then the
+    unit of work publishes the activity log."""
     for user_id in changed_users:
-        await permissions_cache.invalidate_user(ctx, user_id, workspace_id)
-    await activity.publish_staged(ctx, staged)
+        uow.on_commit(partial(permissions_cache.invalidate_user, ctx, user_id, workspace_id))
 
 
 async def _lock_and_role(
@@ -106,9 +105,7 @@ def _require_role(role: WorkspaceRole, needed: WorkspaceRole, what: str) -> None
 # --- workspaces ---------------------------------------------------------------------------------
 
 
-async def create_workspace(
-    ctx: AppContext, actor_id: str, name: str, slug: str | None
-) -> dict[str, Any]:
+async def create_workspace(ctx: Deps, actor_id: str, name: str, slug: str | None) -> dict[str, Any]:
     """The creator becomes its Owner. A derived slug gets a random suffix when taken."""
     candidates = [slug.lower()] if slug else _derived_slugs(name)
     for candidate in candidates:
@@ -125,28 +122,29 @@ def _derived_slugs(name: str) -> list[str]:
     return [base] + [f"{base}-{secrets.token_hex(3)}" for _ in range(SLUG_ATTEMPTS - 1)]
 
 
-async def _insert_workspace(ctx: AppContext, actor_id: str, name: str, slug: str) -> dict[str, Any]:
-    async with ctx.db.transaction() as conn:
+async def _insert_workspace(ctx: Deps, actor_id: str, name: str, slug: str) -> dict[str, Any]:
+    async with unit_of_work(ctx) as uow:
+        conn = uow.conn
         workspace = await repo.insert_workspace(conn, name, slug, actor_id)
         workspace_id = str(workspace["id"])
         await repo.add_member(conn, workspace_id, actor_id, WorkspaceRole.OWNER.label)
-        staged = [
-            await activity.stage(
-                conn, workspace_id, "workspace.created", actor_id, {"name": name, "slug": slug}
-            ),
-            await activity.stage(
-                conn,
+        await uow.emit(
+            activity.event(
+                workspace_id, "workspace.created", actor_id, {"name": name, "slug": slug}
+            )
+        )
+        await uow.emit(
+            activity.event(
                 workspace_id,
                 "member.added",
                 actor_id,
                 {"user_id": actor_id, "role": "owner", "via": "creation"},
-            ),
-        ]
-    await _after_commit(ctx, workspace_id, staged)
+            )
+        )
     return _with_role(workspace, WorkspaceRole.OWNER.label)
 
 
-async def get_workspace(ctx: AppContext, actor_id: str, workspace_id: str) -> dict[str, Any]:
+async def get_workspace(ctx: Deps, actor_id: str, workspace_id: str) -> dict[str, Any]:
     access = await policy.require(
         ctx, actor_id, Action.WORKSPACE_VIEW, Resource.workspace(workspace_id)
     )
@@ -158,13 +156,13 @@ async def get_workspace(ctx: AppContext, actor_id: str, workspace_id: str) -> di
 
 
 async def list_my_workspaces(
-    ctx: AppContext, actor_id: str, limit: int, offset: int
+    ctx: Deps, actor_id: str, limit: int, offset: int
 ) -> list[dict[str, Any]]:
     return await repo.list_user_workspaces(ctx.db, actor_id, limit, offset)
 
 
 async def update_workspace(
-    ctx: AppContext, actor_id: str, workspace_id: str, changes: dict[str, str]
+    ctx: Deps, actor_id: str, workspace_id: str, changes: dict[str, str]
 ) -> dict[str, Any]:
     """Rename or re-slug (Admin+). `changes` holds only `name` and/or `slug`."""
     await policy.require(ctx, actor_id, Action.WORKSPACE_UPDATE, Resource.workspace(workspace_id))
@@ -173,44 +171,42 @@ async def update_workspace(
     if "slug" in changes:
         changes = {**changes, "slug": changes["slug"].lower()}
     try:
-        async with ctx.db.transaction() as conn:
+        async with unit_of_work(ctx) as uow:
+            conn = uow.conn
             _, role = await _lock_and_role(conn, workspace_id, actor_id)
             _require_role(role, WorkspaceRole.ADMIN, "update the workspace")
             workspace = await repo.update_workspace(conn, workspace_id, changes)
-            staged = [
-                await activity.stage(
-                    conn, workspace_id, "workspace.updated", actor_id, {"changes": changes}
-                )
-            ]
+            await uow.emit(
+                activity.event(workspace_id, "workspace.updated", actor_id, {"changes": changes})
+            )
     except asyncpg.UniqueViolationError as err:
         raise Conflict("this slug is taken", code="slug_taken") from err
-    await _after_commit(ctx, workspace_id, staged)
     return _with_role(workspace, role.label)
 
 
-async def delete_workspace(ctx: AppContext, actor_id: str, workspace_id: str) -> datetime:
+async def delete_workspace(ctx: Deps, actor_id: str, workspace_id: str) -> datetime:
     """Soft delete (Owner): everything in it is 404 at once; purged after the grace period.
 
     Returns when the purge may happen.
     """
     await policy.require(ctx, actor_id, Action.WORKSPACE_DELETE, Resource.workspace(workspace_id))
-    async with ctx.db.transaction() as conn:
+    async with unit_of_work(ctx) as uow:
+        conn = uow.conn
         _, role = await _lock_and_role(conn, workspace_id, actor_id)
         _require_role(role, WorkspaceRole.OWNER, "delete the workspace")
         deleted_at = await repo.soft_delete_workspace(conn, workspace_id)
         purge_after = deleted_at + timedelta(seconds=ctx.settings.workspace_purge_grace_s)
-        staged = [
-            await activity.stage(
-                conn, workspace_id, "workspace.deleted", actor_id, {"purge_after": purge_after}
+        await uow.emit(
+            activity.event(
+                workspace_id, "workspace.deleted", actor_id, {"purge_after": purge_after}
             )
-        ]
-    await permissions_cache.invalidate_workspace(ctx, workspace_id)
-    await _after_commit(ctx, workspace_id, staged)
+        )
+        uow.on_commit(partial(permissions_cache.invalidate_workspace, ctx, workspace_id))
     return purge_after
 
 
 async def purge_deleted_workspaces(
-    ctx: AppContext, older_than: timedelta | None = None
+    ctx: Deps, older_than: timedelta | None = None
 ) -> list[PurgedWorkspace]:
     """Hard-delete workspaces soft-deleted more than `older_than` ago (default: the grace period).
 
@@ -229,7 +225,7 @@ async def purge_deleted_workspaces(
 
 
 async def list_members(
-    ctx: AppContext, actor_id: str, workspace_id: str, limit: int, offset: int
+    ctx: Deps, actor_id: str, workspace_id: str, limit: int, offset: int
 ) -> list[dict[str, Any]]:
     await policy.require(ctx, actor_id, Action.WORKSPACE_VIEW, Resource.workspace(workspace_id))
     return await repo.list_members(ctx.db, workspace_id, limit, offset)
@@ -261,14 +257,14 @@ async def _target_role(conn: asyncpg.Connection, workspace_id: str, user_id: str
 
 
 async def change_member_role(
-    ctx: AppContext, actor_id: str, workspace_id: str, user_id: str, new_label: str
+    ctx: Deps, actor_id: str, workspace_id: str, user_id: str, new_label: str
 ) -> dict[str, Any]:
     await policy.require(
         ctx, actor_id, Action.WORKSPACE_MANAGE_MEMBERS, Resource.workspace(workspace_id)
     )
     new_role = WorkspaceRole[new_label.upper()]
-    staged: list[activity.StagedEvent] = []
-    async with ctx.db.transaction() as conn:
+    async with unit_of_work(ctx) as uow:
+        conn = uow.conn
         _, actor_role = await _lock_and_role(conn, workspace_id, actor_id)
         old_role = await _target_role(conn, workspace_id, user_id)
         _check_can_manage(actor_role, old_role, new_role)
@@ -277,16 +273,14 @@ async def change_member_role(
                 await _ensure_not_last_owner(conn, workspace_id, old_role)
             await repo.set_member_role(conn, workspace_id, user_id, new_role.label)
             data = {"user_id": user_id, "old_role": old_role.label, "new_role": new_role.label}
-            staged.append(
-                await activity.stage(conn, workspace_id, "member.role_changed", actor_id, data)
-            )
+            await uow.emit(activity.event(workspace_id, "member.role_changed", actor_id, data))
+            _invalidate_on_commit(uow, ctx, workspace_id, user_id)
         member = await repo.get_member(conn, workspace_id, user_id)
-    await _after_commit(ctx, workspace_id, staged, (user_id,) if staged else ())
     assert member is not None
     return member
 
 
-async def remove_member(ctx: AppContext, actor_id: str, workspace_id: str, user_id: str) -> None:
+async def remove_member(ctx: Deps, actor_id: str, workspace_id: str, user_id: str) -> None:
     """Admin+; removing yourself is leaving."""
     if user_id == actor_id:
         await leave_workspace(ctx, actor_id, workspace_id)
@@ -294,31 +288,31 @@ async def remove_member(ctx: AppContext, actor_id: str, workspace_id: str, user_
     await policy.require(
         ctx, actor_id, Action.WORKSPACE_MANAGE_MEMBERS, Resource.workspace(workspace_id)
     )
-    async with ctx.db.transaction() as conn:
+    async with unit_of_work(ctx) as uow:
+        conn = uow.conn
         _, actor_role = await _lock_and_role(conn, workspace_id, actor_id)
         role = await _target_role(conn, workspace_id, user_id)
         _check_can_manage(actor_role, role, WorkspaceRole.GUEST)
         await _ensure_not_last_owner(conn, workspace_id, role)
         await repo.delete_member(conn, workspace_id, user_id)
         data = {"user_id": user_id, "role": role.label}
-        staged = [await activity.stage(conn, workspace_id, "member.removed", actor_id, data)]
-    await _after_commit(ctx, workspace_id, staged, (user_id,))
+        await uow.emit(activity.event(workspace_id, "member.removed", actor_id, data))
+        _invalidate_on_commit(uow, ctx, workspace_id, user_id)
 
 
-async def leave_workspace(ctx: AppContext, actor_id: str, workspace_id: str) -> None:
+async def leave_workspace(ctx: Deps, actor_id: str, workspace_id: str) -> None:
     await policy.require(ctx, actor_id, Action.WORKSPACE_VIEW, Resource.workspace(workspace_id))
-    async with ctx.db.transaction() as conn:
+    async with unit_of_work(ctx) as uow:
+        conn = uow.conn
         _, role = await _lock_and_role(conn, workspace_id, actor_id)
         await _ensure_not_last_owner(conn, workspace_id, role)
         await repo.delete_member(conn, workspace_id, actor_id)
         data = {"user_id": actor_id, "role": role.label}
-        staged = [await activity.stage(conn, workspace_id, "member.left", actor_id, data)]
-    await _after_commit(ctx, workspace_id, staged, (actor_id,))
+        await uow.emit(activity.event(workspace_id, "member.left", actor_id, data))
+        _invalidate_on_commit(uow, ctx, workspace_id, actor_id)
 
 
-async def transfer_ownership(
-    ctx: AppContext, actor_id: str, workspace_id: str, user_id: str
-) -> None:
+async def transfer_ownership(ctx: Deps, actor_id: str, workspace_id: str, user_id: str) -> None:
     """The target becomes Owner and the actor (an Owner) steps down to Admin."""
     await policy.require(
         ctx, actor_id, Action.WORKSPACE_TRANSFER_OWNERSHIP, Resource.workspace(workspace_id)
@@ -327,22 +321,23 @@ async def transfer_ownership(
         raise ValidationFailed(
             "you already own this workspace", fields={"user_id": ["must be another member"]}
         )
-    async with ctx.db.transaction() as conn:
+    async with unit_of_work(ctx) as uow:
+        conn = uow.conn
         _, actor_role = await _lock_and_role(conn, workspace_id, actor_id)
         _require_role(actor_role, WorkspaceRole.OWNER, "transfer ownership")
         await _target_role(conn, workspace_id, user_id)
         await repo.set_member_role(conn, workspace_id, user_id, WorkspaceRole.OWNER.label)
         await repo.set_member_role(conn, workspace_id, actor_id, WorkspaceRole.ADMIN.label)
         data = {"from_user_id": actor_id, "to_user_id": user_id}
-        staged = [await activity.stage(conn, workspace_id, "ownership.transferred", actor_id, data)]
-    await _after_commit(ctx, workspace_id, staged, (actor_id, user_id))
+        await uow.emit(activity.event(workspace_id, "ownership.transferred", actor_id, data))
+        _invalidate_on_commit(uow, ctx, workspace_id, actor_id, user_id)
 
 
 # --- invitations --------------------------------------------------------------------------------
 
 
 async def invite(
-    ctx: AppContext, actor_id: str, workspace_id: str, email: str, role_label: str
+    ctx: Deps, actor_id: str, workspace_id: str, email: str, role_label: str
 ) -> CreatedInvitation:
     """Invite by email with a role up to the inviter's own (so Owner only from an Owner).
 
@@ -354,7 +349,8 @@ async def invite(
     email = email.strip()
     token = secrets.token_urlsafe(INVITATION_TOKEN_BYTES)
     expires_at = datetime.now(UTC) + timedelta(seconds=ctx.settings.invitation_ttl_s)
-    async with ctx.db.transaction() as conn:
+    async with unit_of_work(ctx) as uow:
+        conn = uow.conn
         workspace, actor_role = await _lock_and_role(conn, workspace_id, actor_id)
         _require_role(actor_role, WorkspaceRole.MEMBER, "invite")
         if role > actor_role:
@@ -384,8 +380,7 @@ async def invite(
             "role": role.label,
             "expires_at": expires_at,
         }
-        staged = [await activity.stage(conn, workspace_id, "invitation.created", actor_id, data)]
-    await _after_commit(ctx, workspace_id, staged)
+        await uow.emit(activity.event(workspace_id, "invitation.created", actor_id, data))
     return CreatedInvitation(invitation, token, accept_path(token))
 
 
@@ -410,7 +405,7 @@ def _invitation_email(
 
 
 async def list_invitations(
-    ctx: AppContext, actor_id: str, workspace_id: str, limit: int, offset: int
+    ctx: Deps, actor_id: str, workspace_id: str, limit: int, offset: int
 ) -> list[dict[str, Any]]:
     """Pending invitations: all of them for Admins, a Member's own otherwise."""
     access = await policy.require(
@@ -421,12 +416,12 @@ async def list_invitations(
 
 
 async def revoke_invitation(
-    ctx: AppContext, actor_id: str, workspace_id: str, invitation_id: str
+    ctx: Deps, actor_id: str, workspace_id: str, invitation_id: str
 ) -> None:
     """Admins revoke any pending invitation, Members their own. Revoking twice is a no-op."""
     await policy.require(ctx, actor_id, Action.WORKSPACE_INVITE, Resource.workspace(workspace_id))
-    staged: list[activity.StagedEvent] = []
-    async with ctx.db.transaction() as conn:
+    async with unit_of_work(ctx) as uow:
+        conn = uow.conn
         _, actor_role = await _lock_and_role(conn, workspace_id, actor_id)
         invitation = await repo.lock_invitation(conn, workspace_id, invitation_id)
         if invitation is None:
@@ -439,10 +434,7 @@ async def revoke_invitation(
         if invitation["revoked_at"] is None:
             await repo.revoke_invitation(conn, invitation_id)
             data = {"invitation_id": invitation_id, "email": invitation["email"]}
-            staged.append(
-                await activity.stage(conn, workspace_id, "invitation.revoked", actor_id, data)
-            )
-    await _after_commit(ctx, workspace_id, staged)
+            await uow.emit(activity.event(workspace_id, "invitation.revoked", actor_id, data))
 
 
 def _check_usable(invitation: dict[str, Any], user: dict[str, Any]) -> None:
@@ -459,11 +451,12 @@ def _check_usable(invitation: dict[str, Any], user: dict[str, Any]) -> None:
         raise Gone("this invitation has expired", code="invitation_expired")
 
 
-async def accept_invitation(ctx: AppContext, user_id: str, token: str) -> dict[str, Any]:
+async def accept_invitation(ctx: Deps, user_id: str, token: str) -> dict[str, Any]:
     """Join the workspace with the invited role; single use (atomic claim)."""
     if not INVITATION_TOKEN_PATTERN.match(token):
         raise NotFound("invitation not found", code="invitation_not_found")
-    async with ctx.db.transaction() as conn:
+    async with unit_of_work(ctx) as uow:
+        conn = uow.conn
         invitation = await repo.find_invitation_by_hash(conn, hash_token(token))
         if invitation is None or invitation["workspace_deleted_at"] is not None:
             raise NotFound("invitation not found", code="invitation_not_found")
@@ -480,11 +473,9 @@ async def accept_invitation(ctx: AppContext, user_id: str, token: str) -> dict[s
             raise Conflict("you are already a member of this workspace", code="already_member")
         accepted = {"invitation_id": invitation_id, "user_id": user_id, "role": role}
         added = {"user_id": user_id, "role": role, "via": "invitation"}
-        staged = [
-            await activity.stage(conn, workspace_id, "invitation.accepted", user_id, accepted),
-            await activity.stage(conn, workspace_id, "member.added", user_id, added),
-        ]
+        await uow.emit(activity.event(workspace_id, "invitation.accepted", user_id, accepted))
+        await uow.emit(activity.event(workspace_id, "member.added", user_id, added))
         workspace = await repo.get_workspace(conn, workspace_id)
-    await _after_commit(ctx, workspace_id, staged, (user_id,))
+        _invalidate_on_commit(uow, ctx, workspace_id, user_id)
     assert workspace is not None
     return _with_role(workspace, role)

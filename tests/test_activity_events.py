@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bus import outbox
 from bus.events import EventSchemaError
 from bus.jetstream import workspace_activity_subject
 from bus.schemas.activity import ActivityEventSchema
@@ -72,17 +73,19 @@ async def test_relay_publishes_events_whose_inline_publish_did_not_happen(api, c
     ws = workspace["id"]
     # Staged and committed, but never published inline (as when NATS was down at that moment).
     async with ctx.db.transaction() as conn:
-        staged = await activity.stage(conn, ws, "board.created", owner.id, {"name": "Roadmap"})
+        staged = await outbox.stage(
+            conn, activity.event(ws, "board.created", owner.id, {"name": "Roadmap"})
+        )
     collector = await Collector().start(ctx, workspace_activity_subject(ws))
     try:
-        assert await activity.relay_pending(ctx) == 0  # too fresh: its request may still publish
-        assert await activity.relay_pending(ctx, min_age_s=0) >= 1
-        event, headers = await collector.wait_for(lambda e: e["id"] == staged.event["id"])
+        assert await ctx.outbox.sweep() == 0  # too fresh: its request may still publish
+        assert await ctx.outbox.sweep(min_age_s=0) >= 1
+        event, headers = await collector.wait_for(lambda e: e["id"] == staged.event.body["id"])
     finally:
         await collector.stop()
-    assert event == staged.event
-    assert headers["Nats-Msg-Id"] == staged.event["id"]
+    assert event == staged.event.body
+    assert headers["Nats-Msg-Id"] == staged.event.body["id"]
     processed = await ctx.db.fetchval(
-        "SELECT processed_at IS NOT NULL FROM outbox WHERE id = $1", staged.outbox_id
+        "SELECT processed_at IS NOT NULL FROM outbox WHERE id = $1", staged.row_id
     )
     assert processed

@@ -198,7 +198,7 @@ async def test_restore_refuses_a_damaged_or_unfinished_backup(tmp_path):
 
 
 async def test_no_snapshot_commits_while_a_backup_holds_the_fence(ctx, settings):
-    writer = Writer(ctx.services["doc_log"], await make_doc_row(ctx))
+    writer = Writer(ctx.doc_log, await make_doc_row(ctx))
     await writer.type_text("fenced")
     fence = await asyncpg.connect(settings.database_url)
     try:

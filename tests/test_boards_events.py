@@ -133,7 +133,7 @@ async def test_events_survive_a_failed_publish(api, ctx, settings):
     owner = world.users["owner"]
     lst = await create_list(api, owner, world.board_id)
     subject = board_event_subject(world.board_id)
-    relay = ctx.services["board_relay"]
+    relay = ctx.outbox
     await relay.wait_idle()
     published_before = await subject_count(ctx, subject)
     cut_off = build_context(settings)
@@ -141,7 +141,7 @@ async def test_events_survive_a_failed_publish(api, ctx, settings):
     try:
         await cut_off.nats.nc.close()
         card = await cards_service.create_card(cut_off, owner.id, lst["id"], {"title": "offline"})
-        await cut_off.services["board_relay"].wait_idle()
+        await cut_off.outbox.wait_idle()
     finally:
         await cut_off.stop()
     pending = await ctx.db.fetchrow(
@@ -185,10 +185,10 @@ async def test_live_socket_gets_event_committed_during_outage_after_sweep(
     try:
         await cut_off.nats.nc.close()
         card = await cards_service.create_card(cut_off, owner.id, lst["id"], {"title": "late"})
-        await cut_off.services["board_relay"].wait_idle()
+        await cut_off.outbox.wait_idle()
     finally:
         await cut_off.stop()
-    await ctx.services["board_relay"].sweep(min_age_s=0)
+    await ctx.outbox.sweep(min_age_s=0)
     event = await sock.event("card.created")
     assert event["entity"]["id"] == card["id"]
     sock.close()

@@ -34,7 +34,7 @@ async def test_slow_reader_is_closed_when_its_unsent_bytes_pass_the_bound(ctx):
     4408 with a 256-frame queue before the board socket moved onto the hub)."""
     transport = StuckTransport()
     identity = Identity("u", "U", "f", "t", int(time.time()) + 60)
-    conn = BoardConnection(ctx.services["board_feed"], "b", identity, transport)
+    conn = BoardConnection(ctx.board_feed, "b", identity, transport)
     conn.go_live()
     event = {"type": "card.updated", "entity": {"title": "x" * 1000}}
     seq = 0
@@ -60,7 +60,7 @@ async def test_room_fills_a_gap_from_postgres(api, ctx, settings, http_server_po
         await cut_off.nats.nc.close()
         for title in ("one", "two"):
             await cards_service.create_card(cut_off, owner.id, lst["id"], {"title": title})
-        await cut_off.services["board_relay"].wait_idle()
+        await cut_off.outbox.wait_idle()
     finally:
         await cut_off.stop()
     second = await ctx.db.fetchval(
@@ -68,14 +68,14 @@ async def test_room_fills_a_gap_from_postgres(api, ctx, settings, http_server_po
         world.board_id,
         start + 2,
     )
-    room = ctx.services["board_feed"].rooms[world.board_id]
+    room = ctx.board_feed.rooms[world.board_id]
     await room.apply(second)  # as if JetStream had delivered seq+2 first
     events = [await sock.event() for _ in range(2)]
     assert [e["seq"] for e in events] == [start + 1, start + 2]
     assert [e["entity"]["title"] for e in events] == ["one", "two"]
     # The late publish of both (the sweep) is deduplicated by seq.
-    await ctx.services["board_relay"].sweep(min_age_s=0)
-    await ctx.services["board_relay"].wait_idle()
+    await ctx.outbox.sweep(min_age_s=0)
+    await ctx.outbox.wait_idle()
     await sock.conn.write_message('{"type":"ping"}')
     await sock.next(lambda f: f["type"] == "pong")
     assert [f["type"] for f in sock.frames].count("event") == 2

@@ -26,7 +26,7 @@ DOCS = "/api/v1/documents/"
 
 @pytest.fixture
 def doc_log(ctx) -> DocLog:
-    return ctx.services["doc_log"]
+    return ctx.doc_log
 
 
 async def make_team(api, ctx, *others: str) -> dict:

@@ -57,7 +57,7 @@ async def test_node_stopped_past_its_consumer_limits_recovers_without_gap_or_dup
 ) -> None:
     setup = await document_with(ctx, "editor")
     token = setup.users["editor"].access_token
-    doc_log = ctx.services["doc_log"]
+    doc_log = ctx.doc_log
     env = node_env(stack.postgres.url(), stack.nats.url, stack.redis.url, settings.jwt_secret)
     async with (
         balanced_nodes({**env, **NODE_ENV}, 2, tmp_path) as (nodes, balancer),

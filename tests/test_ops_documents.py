@@ -41,7 +41,7 @@ async def collab(settings, *argv: str, env: dict[str, str] | None = None) -> tup
 
 
 async def test_replay_snapshot_now_and_inspect_a_document(ctx, settings):
-    writer = Writer(ctx.services["doc_log"], await make_doc_row(ctx))
+    writer = Writer(ctx.doc_log, await make_doc_row(ctx))
     await writer.add_block("b1", "from the log")
     last = await writer.type_text("hello")
 
@@ -121,7 +121,7 @@ async def test_services_down_is_unavailable_not_critical(settings):
 
 
 async def test_text_output_without_json(ctx, settings):
-    writer = Writer(ctx.services["doc_log"], await make_doc_row(ctx))
+    writer = Writer(ctx.doc_log, await make_doc_row(ctx))
     await writer.type_text("plain")
     code, out, err = await collab(settings, "replay", "--doc", writer.doc_id)
     assert code == 0, err

@@ -66,7 +66,7 @@ async def refused_everywhere(port: int, doc_id: str, token: str) -> bool:
 
 def denylist(ctx_or_node) -> Denylist:  # type: ignore[no-untyped-def]
     ctx = getattr(ctx_or_node, "ctx", ctx_or_node)
-    return ctx.services["denylist"]
+    return ctx.denylist
 
 
 async def editor_session(ctx, port: int) -> tuple[str, dict]:  # type: ignore[no-untyped-def]
@@ -240,7 +240,7 @@ async def test_prune_drops_only_marks_no_live_token_can_match(ctx) -> None:
         "u:live": now - 10,
     }
     await ctx.cache.run(lambda r: r.hset(KEY, mapping={**marks, COMPLETE: "x"}))
-    run = await ctx.services["scheduler"].run_now(PRUNE_JOB)
+    run = await ctx.scheduler.run_now(PRUNE_JOB)
     assert run.result == 3
     left = await ctx.cache.run(lambda r: r.hkeys(KEY))
     assert sorted(k.decode() for k in left) == [COMPLETE, "f:live", "j:live", "u:live"]

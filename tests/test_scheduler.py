@@ -151,7 +151,7 @@ def test_register_rejects_duplicates_and_bad_intervals(ctx):
 
 
 async def test_the_node_carries_the_document_jobs(ctx):
-    sched = ctx.services["scheduler"]
+    sched = ctx.scheduler
     assert {snapshot_job.SNAPSHOT_JOB, snapshot_job.STREAM_HEALTH_JOB} <= set(sched.jobs)
     # Other tests' documents share the stream: pick nothing by backlog, just prove the wiring.
     ctx.settings = dataclasses.replace(ctx.settings, snapshot_min_updates=10**9)

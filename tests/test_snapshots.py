@@ -47,8 +47,8 @@ class SpyLog(DocLog):
 
 @pytest.fixture
 def doc_log(ctx) -> SpyLog:
-    spy = SpyLog(ctx.services["doc_log"])
-    ctx.services["doc_log"] = spy
+    spy = SpyLog(ctx.doc_log)
+    ctx.doc_log = spy
     return spy
 
 
@@ -362,7 +362,7 @@ async def test_postgres_down_means_no_purge(ctx, doc_log, settings, io_loop):
     dead_url = settings.database_url.rsplit(":", 1)[0] + ":1/collab"
     broken = build_context(dataclasses.replace(settings, database_url=dead_url))
     await broken.nats.start()
-    broken.services["doc_log"] = doc_log
+    broken.doc_log = doc_log
     try:
         started = time.monotonic()
         with pytest.raises(Unavailable):

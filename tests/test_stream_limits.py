@@ -59,7 +59,7 @@ async def first_seq(ctx) -> int:
 
 async def test_full_subject_refuses_loudly_and_deletes_nothing(limited):
     ctx = limited
-    doc_log = ctx.services["doc_log"]
+    doc_log = ctx.doc_log
     writer = Writer(doc_log, await make_doc_row(ctx))
     seqs = [await writer.type_text(str(i)) for i in range(PER_SUBJECT)]
     before = await first_seq(ctx)
@@ -78,15 +78,15 @@ async def test_full_subject_refuses_loudly_and_deletes_nothing(limited):
 
 async def test_oversized_update_is_refused(limited):
     ctx = limited
-    writer = Writer(ctx.services["doc_log"], await make_doc_row(ctx))
+    writer = Writer(ctx.doc_log, await make_doc_row(ctx))
     with pytest.raises(DocLogRejected):
         await writer.publish(b"\x00" * (FRAME_BYTES + 1))
-    assert await ctx.services["doc_log"].last_seq(writer.doc_id) == 0
+    assert await ctx.doc_log.last_seq(writer.doc_id) == 0
 
 
 async def test_health_alerts_before_the_limit(limited):
     ctx = limited
-    writer = Writer(ctx.services["doc_log"], await make_doc_row(ctx))
+    writer = Writer(ctx.doc_log, await make_doc_row(ctx))
     levels = []
     for i in range(PER_SUBJECT):
         await writer.type_text(str(i))
@@ -100,7 +100,7 @@ async def test_health_alerts_before_the_limit(limited):
 
 async def test_snapshot_job_frees_a_full_subject(limited):
     ctx = limited
-    doc_log = ctx.services["doc_log"]
+    doc_log = ctx.doc_log
     writer = Writer(doc_log, await make_doc_row(ctx))
     for i in range(PER_SUBJECT):
         await writer.type_text(str(i))

@@ -37,9 +37,9 @@ async def verify(settings, doc_id: str) -> tuple[int, dict]:  # type: ignore[no-
 
 
 async def test_verify_finds_injected_mismatches_and_reindex_repairs(ctx, settings):
-    writer = Writer(ctx.services["doc_log"], await make_doc_row(ctx))
+    writer = Writer(ctx.doc_log, await make_doc_row(ctx))
     doc_id = writer.doc_id
-    room = await ctx.services["rooms"].acquire(doc_id)
+    room = await ctx.rooms.acquire(doc_id)
     await writer.add_block("b1", "first block")
     await writer.add_block("b2", "second block")
     assert (await snapshot_document(ctx, doc_id)).status == "snapshotted"
@@ -90,7 +90,7 @@ async def test_verify_finds_injected_mismatches_and_reindex_repairs(ctx, setting
 
 
 async def test_verify_all_and_unknown_ids(ctx, settings):
-    writer = Writer(ctx.services["doc_log"], await make_doc_row(ctx))
+    writer = Writer(ctx.doc_log, await make_doc_row(ctx))
     await writer.type_text("no room loaded anywhere")
     code, out, err = await collab(settings, "verify", "--all", "--json")
     payload = json.loads(out)

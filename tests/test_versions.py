@@ -28,7 +28,7 @@ DOCS = "/api/v1/documents/"
 
 @pytest.fixture
 def doc_log(ctx) -> DocLog:
-    return ctx.services["doc_log"]
+    return ctx.doc_log
 
 
 class LiveEditor:

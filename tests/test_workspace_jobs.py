@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 
+from bus import outbox
+from bus.outbox import OUTBOX_RELAY_JOB
 from services import activity
-from services.workspace_jobs import ACTIVITY_RELAY_JOB, WORKSPACE_PURGE_JOB
+from services.workspace_jobs import WORKSPACE_PURGE_JOB
 from tests.ws_helpers import create_workspace, fast_user
 
 
 async def test_jobs_are_registered_with_the_scheduler(ctx):
-    jobs = ctx.services["scheduler"].jobs
-    assert ACTIVITY_RELAY_JOB in jobs and WORKSPACE_PURGE_JOB in jobs
+    jobs = ctx.scheduler.jobs
+    assert OUTBOX_RELAY_JOB in jobs and WORKSPACE_PURGE_JOB in jobs
 
 
 async def test_purge_job_removes_workspaces_past_their_grace(api, ctx):
@@ -23,7 +25,7 @@ async def test_purge_job_removes_workspaces_past_their_grace(api, ctx):
     object.__setattr__(
         ctx, "settings", dataclasses.replace(ctx.settings, workspace_purge_grace_s=0)
     )
-    run = await ctx.services["scheduler"].run_now(WORKSPACE_PURGE_JOB)
+    run = await ctx.scheduler.run_now(WORKSPACE_PURGE_JOB)
     assert run.ran
     rows = await ctx.db.fetch(
         "SELECT id FROM workspaces WHERE id = ANY($1::uuid[])", [kept["id"], doomed["id"]]
@@ -35,13 +37,15 @@ async def test_relay_job_sends_staged_events(api, ctx):
     owner = await fast_user(ctx)
     workspace = await create_workspace(api, owner)
     async with ctx.db.transaction() as conn:
-        staged = await activity.stage(conn, workspace["id"], "board.created", owner.id, {"n": 1})
+        staged = await outbox.stage(
+            conn, activity.event(workspace["id"], "board.created", owner.id, {"n": 1})
+        )
     await ctx.db.execute(
         "UPDATE outbox SET available_at = now() - interval '1 hour' WHERE id = $1",
-        staged.outbox_id,
+        staged.row_id,
     )
-    assert (await ctx.services["scheduler"].run_now(ACTIVITY_RELAY_JOB)).ran
+    assert (await ctx.scheduler.run_now(OUTBOX_RELAY_JOB)).ran
     processed = await ctx.db.fetchval(
-        "SELECT processed_at IS NOT NULL FROM outbox WHERE id = $1", staged.outbox_id
+        "SELECT processed_at IS NOT NULL FROM outbox WHERE id = $1", staged.row_id
     )
     assert processed

@@ -168,7 +168,7 @@ async def test_presence_endpoint_lists_who_is_online(ctx, ws_port, api) -> None:
 
 async def test_presence_endpoint_answers_503_when_redis_is_down(ctx, ws_port, api) -> None:
     setup = await document_with(ctx, "editor")
-    presence = ctx.services["presence"].store
+    presence = ctx.presence.store
     healthy = presence.cache
     presence.cache = Cache("redis://127.0.0.1:1/0", timeout_s=0.2, pool_max=2)  # nothing listens
     try:

@@ -89,8 +89,8 @@ async def test_fuzzed_frames_leave_the_document_and_the_log_untouched(ctx, ws_po
     """S1: random frames against an editor's session; the stream's last seq and the room state
     stay the same, nothing escapes the handler, and a peer keeps working."""
     setup = await document_with(ctx, "editor")
-    rooms = ctx.services["rooms"]
-    doc_log = ctx.services["doc_log"]
+    rooms = ctx.rooms
+    doc_log = ctx.doc_log
     source = pycrdt.Doc()
     seed = RawSocket.json  # a real edit first, so there is state to protect
     writer = await seed(ws_port, setup.doc_id, setup.users["editor"].access_token)
@@ -163,7 +163,7 @@ def carries_update(frame: bytes | str) -> bool:
 
 async def test_malformed_frames_get_an_error_and_too_many_close_4400(ctx, ws_port) -> None:
     setup = await document_with(ctx, "editor")
-    doc_log = ctx.services["doc_log"]
+    doc_log = ctx.doc_log
     sock = await RawSocket.open(ws_port, setup.doc_id, setup.users["editor"].access_token)
     await sock.wait_for(lambda m: isinstance(m, bytes))
     for frame in (b"", b"\x07", b"\x00\x01\x05\xff\xff\xff\xff\xff", b"\x00\x02\x03\x01\x02\x03"):
@@ -190,7 +190,7 @@ async def test_oversized_frames_are_closed_with_1009_before_crdt_code(ctx, ws_po
     the log are unchanged and the client keeps its local state."""
     setup = await document_with(ctx, "editor")
     token = setup.users["editor"].access_token
-    doc_log = ctx.services["doc_log"]
+    doc_log = ctx.doc_log
     assert ctx.settings.max_frame_bytes < 1024 * 1024  # aligned below NATS max_payload
 
     huge = await RawSocket.open(ws_port, setup.doc_id, token)
@@ -250,7 +250,7 @@ async def test_document_size_budget_refuses_growth_before_applying(ctx, settings
     with a clear error, nothing published; other clients unaffected."""
     small = dataclasses.replace(settings, doc_max_bytes=64 * 1024)
     setup = await document_with(ctx, "editor", "member")
-    doc_log = ctx.services["doc_log"]
+    doc_log = ctx.doc_log
     async with second_node(small) as node:
         sock = await RawSocket.json(node.port, setup.doc_id, setup.users["editor"].access_token)
         await sock.wait_type("sync")
@@ -289,7 +289,7 @@ async def test_flooding_socket_is_throttled_then_closed_4429(ctx, settings, ws_p
     strict = dataclasses.replace(settings, ws_rate_per_s=20.0, ws_burst=20, ws_flood_close_after=30)
     setup = await document_with(ctx, "editor")
     token = setup.users["editor"].access_token
-    doc_log = ctx.services["doc_log"]
+    doc_log = ctx.doc_log
     async with second_node(strict) as node:
         flooder = await RawSocket.json(node.port, setup.doc_id, token)
         calm = await RawSocket.json(node.port, setup.doc_id, token)
@@ -323,7 +323,7 @@ async def test_messages_queued_before_the_room_is_ready_are_bounded(
     bounded = dataclasses.replace(settings, ws_queue_max_msgs=10, ws_burst=1000)
     setup = await document_with(ctx, "editor")
     async with second_node(bounded) as node:
-        rooms = node.ctx.services["rooms"]
+        rooms = node.ctx.rooms
         gate = asyncio.Event()
         real_acquire = rooms.acquire
 
@@ -354,7 +354,7 @@ async def test_slow_reader_is_closed_and_others_keep_going(ctx, settings, ws_por
     setup = await document_with(ctx, "editor")
     token = setup.users["editor"].access_token
     async with second_node(tight) as node:
-        rooms = node.ctx.services["rooms"]
+        rooms = node.ctx.rooms
         stalled = await stalled_socket(node.port, setup.doc_id, token)
         writer = await RawSocket.json(node.port, setup.doc_id, token)
         reader = await RawSocket.json(node.port, setup.doc_id, token)
@@ -429,7 +429,7 @@ async def test_poison_message_on_the_subject_is_skipped(ctx, ws_port) -> None:
         await clients.wait_json("a", {"text": "good"}, roots={"text": "text"})
         subject = f"collab.doc.{setup.doc_id}.update"
         poison = await ctx.nats.jetstream.publish(subject, b"\xff\xff\xff\x7f garbage")
-        room = ctx.services["rooms"].rooms[setup.doc_id]
+        room = ctx.rooms.rooms[setup.doc_id]
         assert await room.wait_applied(poison.seq, 5)
         assert POISON_UPDATES.labels(ctx.node_id)._value.get() == before + 1
         await clients.insert_text("a", 4, " after")
@@ -441,7 +441,7 @@ async def test_poison_message_on_the_subject_is_skipped(ctx, ws_port) -> None:
     fresh = Room(
         setup.doc_id,
         db=ctx.db,
-        doc_log=ctx.services["doc_log"],
+        doc_log=ctx.doc_log,
         nats_conn=ctx.nats,
         settings=ctx.settings,
         on_empty=lambda _room: None,

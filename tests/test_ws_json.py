@@ -64,7 +64,7 @@ async def test_duplicate_message_id_is_acked_again_and_applied_once(ctx, ws_port
     """R13(a): within JetStream's duplicate window; R13(b): after a purge forgot the id."""
     setup = await document_with(ctx, "editor")
     token = setup.users["editor"].access_token
-    doc_log = ctx.services["doc_log"]
+    doc_log = ctx.doc_log
     sock = await RawSocket.json(ws_port, setup.doc_id, token)
     await sock.wait_type("sync")
     source = pycrdt.Doc()
@@ -113,7 +113,7 @@ async def test_duplicate_after_the_jetstream_window_is_still_acked_once(ctx, ws_
         await sock.operation("late-dup", update)
         again = await sock.wait_json(lambda m: m.get("id") == "late-dup" and m.get("duplicate"))
         assert again["version"] == first["version"]
-        assert await ctx.services["doc_log"].last_seq(setup.doc_id) == probe.seq
+        assert await ctx.doc_log.last_seq(setup.doc_id) == probe.seq
         await sock.aclose()
     finally:
         await js.update_stream(docs_stream_config(ctx.settings))
@@ -270,7 +270,7 @@ async def test_invalid_envelopes_get_an_error_and_keep_the_connection(
     assert error["code"] == code, error
     await sock.send_json({"type": "ping", "id": "still-there"})
     assert (await sock.wait_type("pong"))["id"] == "still-there"
-    assert await ctx.services["doc_log"].last_seq(setup.doc_id) == 0
+    assert await ctx.doc_log.last_seq(setup.doc_id) == 0
     await sock.aclose()
 
 

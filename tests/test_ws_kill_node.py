@@ -174,9 +174,9 @@ async def test_kill_9_loses_no_acknowledged_update(ctx, stack, settings, ws_port
         missing_seen = seen_by_peer - have
         assert not missing_acked, f"acknowledged but lost: {sorted(missing_acked)}"
         assert not missing_seen, f"seen by a peer but lost: {sorted(missing_seen)}"
-        last = await ctx.services["doc_log"].last_seq(setup.doc_id)
+        last = await ctx.doc_log.last_seq(setup.doc_id)
         assert max(acked.values()) <= last
-        room = ctx.services["rooms"].rooms[setup.doc_id]
+        room = ctx.rooms.rooms[setup.doc_id]
         assert room.last_applied_seq == last
         await json_editor.aclose()
 
@@ -217,7 +217,7 @@ async def test_dead_nodes_awareness_disappears_within_the_timeout(
         assert gone["type"] == "presence"
         assert elapsed <= AWARENESS_GONE_WITHIN_S
         await observers.wait_awareness("observer", doomed_id, None, timeout_s=5)
-        room = ctx.services["rooms"].rooms[setup.doc_id]
+        room = ctx.rooms.rooms[setup.doc_id]
         assert doomed_id not in {e.client_id for e in room.awareness.states()}
         print(json.dumps({"awareness_removed_after_s": round(elapsed, 1)}))
         await json_observer.aclose()

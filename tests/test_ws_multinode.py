@@ -40,9 +40,9 @@ async def test_edits_and_awareness_cross_nodes_and_converge(ctx, settings, ws_po
         assert len({s["state_hash"] for s in states}) == 1
 
         # Cross-node consistency: both rooms hold the same history at the same version.
-        room1 = ctx.services["rooms"].rooms[setup.doc_id]
-        room2 = node2.ctx.services["rooms"].rooms[setup.doc_id]
-        last = await ctx.services["doc_log"].last_seq(setup.doc_id)
+        room1 = ctx.rooms.rooms[setup.doc_id]
+        room2 = node2.ctx.rooms.rooms[setup.doc_id]
+        last = await ctx.doc_log.last_seq(setup.doc_id)
         assert await room1.wait_applied(last, 5) and await room2.wait_applied(last, 5)
         clocks = [decode_state_vector(pycrdt.get_state(r.full_state())) for r in (room1, room2)]
         assert clocks[0] == clocks[1]
@@ -87,7 +87,7 @@ async def test_json_on_one_node_binary_on_the_other(ctx, settings, ws_port) -> N
         assert str(mine.get("text", type=pycrdt.Text)) == "json@n2 yjs@n1"
 
         await sock.send_json({"type": "cursor", "data": {"index": 3}})
-        [session] = node2.ctx.services["rooms"].sessions.values()
+        [session] = node2.ctx.rooms.sessions.values()
         expected = {
             "user": {"id": setup.users["editor"].id, "name": "Editor"},
             "cursor": {"index": 3},

@@ -139,7 +139,7 @@ async def test_jetstream_unreachable_means_an_error_never_an_ack(ctx, settings, 
     resync."""
     setup = await document_with(ctx, "editor")
     token = setup.users["editor"].access_token
-    doc_log = ctx.services["doc_log"]
+    doc_log = ctx.doc_log
     async with node_behind_proxy(settings) as (node, proxy), YjsNodeClients() as clients:
         json_client = await RawSocket.json(node.port, setup.doc_id, token)
         await clients.connect("cut", ws_base(node.port), setup.doc_id, token)

@@ -114,7 +114,7 @@ async def test_viewer_and_commenter_updates_are_rejected_connection_kept(ctx, ws
     stream does not move; the viewer keeps receiving the editors' updates."""
     setup = await document_with(ctx, "editor", "viewer", "commenter")
     url = ws_base(ws_port)
-    doc_log = ctx.services["doc_log"]
+    doc_log = ctx.doc_log
     async with YjsNodeClients() as clients:
         await clients.connect("editor", url, setup.doc_id, setup.users["editor"].access_token)
         await clients.wait_synced("editor")

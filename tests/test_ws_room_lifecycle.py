@@ -21,6 +21,6 @@ async def test_zero_unload_grace_does_not_unload_a_room_under_its_joiner(ctx, se
         ack = await writer.ack("w1")
         broadcast = await watcher.wait_type("operation")
         assert broadcast["version"] == ack["version"]
-        assert setup.doc_id in node.ctx.services["rooms"].rooms
+        assert setup.doc_id in node.ctx.rooms.rooms
         await writer.aclose()
         await watcher.aclose()

@@ -44,7 +44,7 @@ async def test_concurrent_random_edits_converge(ctx, ws_port) -> None:
         # The log holds the same history. (Compared by state vector: the random edits split
         # UTF-16 surrogate pairs, which JS strings keep and Rust strings cannot, so pycrdt's
         # text rendering differs from Yjs' while the CRDT state is the same.)
-        state = await load_state(ctx.db, ctx.services["doc_log"], setup.doc_id)
+        state = await load_state(ctx.db, ctx.doc_log, setup.doc_id)
         log_clocks = decode_state_vector(pycrdt.get_state(state.update))
         assert {str(c): k for c, k in log_clocks.items()} == states[0]["state_vector_map"]
 
@@ -90,7 +90,7 @@ async def test_late_joiner_gets_state_after_the_room_was_unloaded(ctx, ws_port) 
         await clients.wait_synced("first")
         await clients.insert_text("first", 0, "persisted")
         await clients.map_set("first", "n", 1)
-        rooms = ctx.services["rooms"]
+        rooms = ctx.rooms
         await wait_until(lambda: rooms.rooms[setup.doc_id].last_applied_seq > 0)
         await clients.destroy("first")
         await wait_until(lambda: setup.doc_id not in rooms.rooms)
@@ -130,8 +130,8 @@ async def test_unloading_room_snapshots_the_document(ctx, ws_port, monkeypatch) 
     not; a fresh client still gets the full state."""
     setup = await document_with(ctx, "editor")
     url, token, doc_id = ws_base(ws_port), setup.users["editor"].access_token, setup.doc_id
-    rooms: RoomManager = ctx.services["rooms"]
-    doc_log = ctx.services["doc_log"]
+    rooms: RoomManager = ctx.rooms
+    doc_log = ctx.doc_log
     snapshots = UnloadSnapshots(rooms, monkeypatch)
     roots = {"text": "text", "map": "map"}
     rounds = [  # (insert at, text, what the room then holds)
@@ -184,7 +184,7 @@ async def test_reconnecting_without_changes_adds_nothing_to_the_log(ctx, ws_port
     """A reconnect's SyncStep2 repeats the whole delete set; it is not stored again."""
     setup = await document_with(ctx, "editor")
     token = setup.users["editor"].access_token
-    doc_log = ctx.services["doc_log"]
+    doc_log = ctx.doc_log
     async with YjsNodeClients() as clients:
         await clients.connect("a", ws_base(ws_port), setup.doc_id, token)
         await clients.connect("b", ws_base(ws_port), setup.doc_id, token)

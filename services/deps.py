@@ -1,0 +1,59 @@
+"""What the domain layer is handed by the node: small `Protocol`s, not the node itself.
+
+Services, jobs and the live layer type their dependency as one of these; `server.context` builds
+the node (`AppContext`) that satisfies them, and the ops commands build a smaller one
+(`ops/_runtime.py`) that satisfies the ones they need. Nothing here imports the layers above, so
+a service cannot reach for a component (rooms, socket feeds, the scheduler) it was not given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, Protocol
+
+from bus.connection import NatsConnection
+from bus.doc_log import DocLog
+from bus.outbox import OutboxRelay
+from models.cache import Cache
+from models.db import Database
+from server.settings import Settings
+
+if TYPE_CHECKING:
+    from services.denylist import Denylist
+
+
+class SnapshotDeps(Protocol):
+    """The document log and its compaction bookkeeping: snapshots, the snapshot job, ops."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def nats(self) -> NatsConnection: ...
+
+    @property
+    def doc_log(self) -> DocLog: ...
+
+
+class Deps(SnapshotDeps, Protocol):
+    """Everything a domain action may use: the clients, the outbox and background tasks."""
+
+    @property
+    def node_id(self) -> str: ...
+
+    @property
+    def cache(self) -> Cache: ...
+
+    @property
+    def outbox(self) -> OutboxRelay: ...
+
+    @property
+    def denylist(self) -> Denylist: ...
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
+        """Run a background task owned (and awaited at shutdown) by the node."""
+        ...
