@@ -24,7 +24,7 @@ from live.board_feed import BoardFeed
 from live.rooms import RoomManager
 from models.cache import Cache
 from models.db import Database
-from server import metrics
+from server.metrics import watch_node
 from server.room_probe import RoomProbe
 from server.scheduler import Scheduler
 from server.settings import Settings
@@ -71,7 +71,7 @@ class AppContext:
         self.presence: PresenceService = self.rooms.presence
         self.add_component(self.rooms)
         self.add_component(RoomProbe(self, self.rooms))
-        metrics.watch_node(lambda: len(self.rooms.rooms))
+        watch_node(lambda: len(self.rooms.rooms))
         # Started last, stopped first: no job runs against components that are shutting down.
         self.scheduler: Scheduler[AppContext] = Scheduler(self)
         self.add_component(self.scheduler)
