@@ -84,6 +84,13 @@ def doc_id_arg(value: str) -> str:
         raise argparse.ArgumentTypeError(f"not a document id (UUID): {value!r}") from err
 
 
+def add_doc_or_all(parser: argparse.ArgumentParser) -> None:
+    """`--doc ID` or `--all` (exactly one), for commands that work per document."""
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--doc", type=doc_id_arg, help="a document id")
+    target.add_argument("--all", action="store_true", help="every document")
+
+
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """`--json` and `--data-dir`, on every ops command."""
     parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -95,10 +102,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def settings_for(args: argparse.Namespace, *, need_db: bool = True) -> Settings:
+def settings_for(
+    args: argparse.Namespace, *, need_db: bool = True, need_nats: bool = True
+) -> Settings:
     """The environment's URLs if set, else the running `collab dev`'s of the data dir."""
     settings = dataclasses.replace(Settings.from_env(), scheduler_enabled=False)
-    needed = [("NATS_URL", settings.nats_url)]
+    needed = [("NATS_URL", settings.nats_url)] if need_nats else []
     if need_db:
         needed.append(("DATABASE_URL", settings.database_url))
     missing = [name for name, value in needed if not value]

@@ -16,7 +16,7 @@ from models.repo import doc_content as content_repo
 from ops._runtime import (
     OpsContext,
     add_common_arguments,
-    doc_id_arg,
+    add_doc_or_all,
     ops_context,
     require_document,
     run_command,
@@ -29,9 +29,7 @@ from services.snapshots import refresh_projection
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--doc", type=doc_id_arg, help="a document id")
-    target.add_argument("--all", action="store_true", help="every document")
+    add_doc_or_all(parser)
     add_common_arguments(parser)
 
 

@@ -34,7 +34,7 @@ from models.repo import documents as documents_repo
 from ops._runtime import (
     OpsContext,
     add_common_arguments,
-    doc_id_arg,
+    add_doc_or_all,
     ops_context,
     require_document,
     run_command,
@@ -91,9 +91,7 @@ class Parts:
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--doc", type=doc_id_arg, help="a document id")
-    target.add_argument("--all", action="store_true", help="every document")
+    add_doc_or_all(parser)
     parser.add_argument("--wait", type=float, default=DEFAULT_PROBE_WAIT_S, help="probe seconds")
     parser.add_argument("--verbose", action="store_true", help="--all: list passing documents")
     add_common_arguments(parser)

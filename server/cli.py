@@ -21,6 +21,7 @@ import tornado.netutil
 import tornado.process
 
 from models.migrate import migrate
+from ops._runtime import OpsError, add_common_arguments, emit, fail, settings_for
 from ops.exit_codes import ExitCode
 from server.dev_lock import DataDirBusy, DataDirLock, LockHolder
 from server.dev_services import DevServices, remove_services, write_services
@@ -221,14 +222,16 @@ def _fork_workers(processes: int) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
-    configure_logging(settings.log_level, "console")
-    if not settings.database_url:
-        print("collab migrate: DATABASE_URL is required", file=sys.stderr)
-        return ExitCode.CONFIG
+    """DATABASE_URL, or the running `collab dev`'s database (like the ops commands)."""
+    configure_logging(Settings.from_env().log_level, "console")
+    try:
+        settings = settings_for(args, need_db=True, need_nats=False)
+    except OpsError as err:
+        return fail(err, as_json=args.json)
     applied = migrate(settings.database_url)
-    print("applied: " + (", ".join(applied) if applied else "nothing, schema is at head"))
-    return 0
+    text = "applied: " + (", ".join(applied) if applied else "nothing, schema is at head")
+    emit({"applied": applied}, as_json=args.json, text=text)
+    return ExitCode.OK
 
 
 class CollabArgumentParser(argparse.ArgumentParser):
@@ -260,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-migrate", action="store_true")
     serve.set_defaults(func=cmd_serve)
     mig = sub.add_parser("migrate", help="apply pending migrations to DATABASE_URL")
+    add_common_arguments(mig)
     mig.set_defaults(func=cmd_migrate)
     for name, module in _ops_commands():
         op = sub.add_parser(name, help=module.__doc__.splitlines()[0] if module.__doc__ else "")

@@ -17,15 +17,18 @@ import os
 import shutil
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
+import nats
 import pytest
 
 from models.locks import LockNamespace
 from models.migrate import migrate
 from ops.exit_codes import ExitCode
+from ops.stream_snapshot import restore_stream, snapshot_stream
 from server.app import build_context
 from server.embedded import EmbeddedStack
 from server.settings import Settings
@@ -207,3 +210,30 @@ async def test_no_snapshot_commits_while_a_backup_holds_the_fence(ctx, settings)
     finally:
         await fence.close()
     assert (await snapshot_document(ctx, writer.doc_id)).status == "snapshotted"
+
+
+async def test_a_single_server_stream_snapshot_restores_into_a_3_node_cluster(
+    stack, nats_cluster, tmp_path
+):
+    """The dev → production direction: JetStream's snapshot of an R1 stream, restored at R3."""
+    name = f"T{uuid.uuid4().hex[:8].upper()}"
+    source = await nats.connect(stack.nats.url)
+    target = await nats.connect(nats_cluster.url.split(","))
+    try:
+        js = source.jetstream()
+        await js.add_stream(name=name, subjects=[f"{name}.>"])
+        for i in range(500):
+            await js.publish(f"{name}.{i % 5}", f"message {i}".encode())
+        await js.purge_stream(name, subject=f"{name}.3")
+        archive = await snapshot_stream(source, name, tmp_path)
+        state = await restore_stream(
+            target, archive, tmp_path, {**archive.config, "num_replicas": 3}
+        )
+        assert (state["messages"], state["last_seq"]) == (400, 500)
+        info = await target.jetstream().stream_info(name)
+        assert info.config.num_replicas == 3 and info.state.messages == 400
+        assert (await target.jetstream().get_msg(name, 500)).data == b"message 499"
+        await js.delete_stream(name)
+    finally:
+        await source.close()
+        await target.close()

@@ -59,6 +59,9 @@ def test_ops_commands_find_the_running_dev_stack_and_the_log_is_quiet(tmp_path):
         env = {**_clean_env(), "COLLAB_DATA_DIR": str(data_dir)}
         result = collab("replay", "--doc", str(uuid.uuid4()), "--json", env=env)
         assert result.returncode == ExitCode.NOT_FOUND, result.stderr
+        result = collab("migrate", "--json", env=env)  # `collab dev` migrated already
+        assert result.returncode == ExitCode.OK, result.stderr
+        assert json.loads(result.stdout) == {"applied": []}
         time.sleep(JOB_TICKS_S)
     finally:
         assert _stop(proc) == 0
