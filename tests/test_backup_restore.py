@@ -16,9 +16,7 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -85,15 +83,8 @@ async def wait_markers(clients: YjsNodeClients, name: str, wanted: set[str]) -> 
     raise AssertionError(f"{name} misses {sorted(wanted - set(state['json']['markers']))[:5]}")
 
 
-@pytest.fixture
-def tmp_path() -> Iterator[Path]:
-    """Not pytest's tmp_path: its root is chmodded 0700 by every pytest run starting on the
-    machine, which would lock the embedded Postgres' system user out of its data dir."""
-    with tempfile.TemporaryDirectory(prefix="collab-backup-test-") as tmp:
-        yield Path(tmp)
-
-
-async def test_backup_wipe_restore_keeps_every_acked_update(tmp_path, jwt_secret):
+async def test_backup_wipe_restore_keeps_every_acked_update(service_tmp_path, jwt_secret):
+    tmp_path = service_tmp_path
     backup_dir = tmp_path / "backup"
     stack = EmbeddedStack(tmp_path / "a", fast_unsafe=True).start()
     node: AppNode | None = None
@@ -174,6 +165,30 @@ async def test_backup_wipe_restore_keeps_every_acked_update(tmp_path, jwt_secret
         if node is not None:
             await node.aclose()
         fresh.stop()
+
+    # A fresh data dir: no URLs, no running `collab dev` — restore starts the embedded services
+    # there itself; `collab dev --data-dir` would then serve the restored state.
+    data_dir = tmp_path / "restored-dev"
+    no_urls = {"DATABASE_URL": "", "NATS_URL": "", "REDIS_URL": ""}
+    code, out, err = await collab(no_urls, "restore", str(backup_dir), "--data-dir", str(data_dir))
+    assert code == 0, err
+    dev = EmbeddedStack(data_dir).start()
+    try:
+        restored_doc = await asyncpg.connect(dev.postgres.url())
+        try:
+            assert await restored_doc.fetchval(
+                "SELECT count(*) FROM documents WHERE id = $1", uuid.UUID(setup.doc_id)
+            )
+        finally:
+            await restored_doc.close()
+        nc = await nats.connect(dev.nats.url)
+        try:
+            info = await nc.jetstream().stream_info("COLLAB_DOCS")
+            assert info.state.messages == summary["streams"]["COLLAB_DOCS"]["messages"]
+        finally:
+            await nc.close()
+    finally:
+        dev.stop()
 
 
 async def test_restore_refuses_a_damaged_or_unfinished_backup(tmp_path):

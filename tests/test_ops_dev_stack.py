@@ -40,8 +40,8 @@ def collab(*argv: str, env: dict[str, str] | None = None) -> subprocess.Complete
 
 
 @pytest.mark.timeout(300)
-def test_ops_commands_find_the_running_dev_stack_and_the_log_is_quiet(tmp_path):
-    data_dir = tmp_path / "data"
+def test_ops_commands_find_the_running_dev_stack_and_the_log_is_quiet(service_tmp_path):
+    data_dir = service_tmp_path / "data"
     port = free_port()
     proc = _start_dev(data_dir, port)
     try:
