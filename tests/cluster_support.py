@@ -11,10 +11,24 @@ from pathlib import Path
 
 import tornado.httpclient
 
-from tests.app_nodes import AppNode
+from server.embedded import EmbeddedStack
+from server.nats_cluster import EmbeddedNatsCluster
+from server.settings import Settings
+from tests.app_nodes import AppNode, node_env
 from tests.balancer import Balancer
 
 OPEN_SOCKETS = re.compile(r"^collab_open_websockets\{kind=\"[^\"]+\"\} (\S+)$", re.M)
+
+
+def cluster_env(stack: EmbeddedStack, settings: Settings, cluster: EmbeddedNatsCluster) -> dict:
+    """Node environment on the test stack's Postgres/Redis and the 3-server cluster at R3."""
+    return node_env(
+        stack.postgres.url(),
+        cluster.url,
+        stack.redis.url,
+        settings.jwt_secret,
+        COLLAB_STREAM_REPLICAS=str(len(cluster.members)),
+    )
 
 
 @contextlib.asynccontextmanager

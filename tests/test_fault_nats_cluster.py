@@ -18,8 +18,7 @@ import pytest
 
 from bus.jetstream import DOCS_STREAM
 from server.nats_cluster import EmbeddedNatsCluster
-from tests.app_nodes import node_env
-from tests.cluster_support import balanced_nodes
+from tests.cluster_support import balanced_nodes, cluster_env
 from tests.edit_load import EditLoad
 from tests.realtime_support import document_with
 from tests.test_nats_cluster import wait_replicas_current
@@ -66,13 +65,7 @@ async def test_leader_then_follower_killed_mid_edit_lose_nothing(
 ) -> None:
     setup = await document_with(ctx, "editor")
     token = setup.users["editor"].access_token
-    env = node_env(
-        stack.postgres.url(),
-        nats_cluster.url,
-        stack.redis.url,
-        settings.jwt_secret,
-        COLLAB_STREAM_REPLICAS="3",
-    )
+    env = cluster_env(stack, settings, nats_cluster)
     async with (
         balanced_nodes(env, 2, tmp_path) as (_nodes, balancer),
         EditLoad(balancer.port, setup.doc_id, token) as load,

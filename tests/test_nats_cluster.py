@@ -23,8 +23,8 @@ from bus.connection import NatsConnection
 from bus.jetstream import DOCS_STREAM, EVENTS_STREAM
 from server.embedded import free_port
 from server.nats_cluster import EmbeddedNatsCluster
-from tests.app_nodes import REPO, node_env
-from tests.cluster_support import balanced_nodes
+from tests.app_nodes import REPO
+from tests.cluster_support import balanced_nodes, cluster_env
 from tests.edit_load import EditLoad
 from tests.realtime_support import document_with
 
@@ -61,13 +61,7 @@ async def test_nodes_on_the_cluster_create_r3_streams_and_edits_flow(
 ) -> None:
     setup = await document_with(ctx, "editor")
     token = setup.users["editor"].access_token
-    env = node_env(
-        stack.postgres.url(),
-        nats_cluster.url,
-        stack.redis.url,
-        settings.jwt_secret,
-        COLLAB_STREAM_REPLICAS="3",
-    )
+    env = cluster_env(stack, settings, nats_cluster)
     assert len(nats_cluster.url.split(",")) == 3
     async with (
         balanced_nodes(env, 2, tmp_path) as (_nodes, balancer),
