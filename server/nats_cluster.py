@@ -119,7 +119,3 @@ class EmbeddedNatsCluster:
         for member in reversed(self.members):
             with contextlib.suppress(Exception):
                 member.stop()
-
-    def kill(self) -> None:
-        for member in self.members:
-            member.kill()
