@@ -27,6 +27,7 @@ from server.dev_lock import DataDirBusy, DataDirLock, LockHolder
 from server.dev_services import DevServices, remove_services, write_services
 from server.dev_watch import ServiceWatch, describe_death
 from server.embedded import PR_SET_PDEATHSIG, EmbeddedStack
+from server.error_tracking import require_sdk
 from server.logging import configure_logging
 from server.settings import ConfigError, Settings
 
@@ -182,6 +183,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level, settings.log_format)
     try:
         settings.require_production()
+        require_sdk(settings)
     except ConfigError as err:
         print(f"collab serve: {err}", file=sys.stderr)
         return ExitCode.CONFIG

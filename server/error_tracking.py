@@ -89,16 +89,26 @@ def tag_and_scrub(node_id: str) -> Any:
     return before_send
 
 
-def init_error_tracking(settings: Settings) -> bool:
-    """Start Sentry if a DSN is configured; True when it is on."""
+def require_sdk(settings: Settings) -> None:
+    """`collab serve` checks this with the other settings, so a DSN without the package is a
+    configuration error (exit 78) before anything starts."""
     if not settings.sentry_dsn:
-        return False
+        return
     try:
-        import sentry_sdk
+        import sentry_sdk  # noqa: F401
     except ImportError as err:
         raise ConfigError(
             "COLLAB_SENTRY_DSN is set but sentry-sdk is not installed (pip install collab[sentry])"
         ) from err
+
+
+def init_error_tracking(settings: Settings) -> bool:
+    """Start Sentry if a DSN is configured; True when it is on."""
+    if not settings.sentry_dsn:
+        return False
+    require_sdk(settings)
+    import sentry_sdk
+
     hook = tag_and_scrub(settings.node_id)
     sentry_sdk.init(
         dsn=settings.sentry_dsn,

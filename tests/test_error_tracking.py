@@ -12,10 +12,14 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+import os
+import subprocess
+import sys
 import threading
 import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,10 +27,12 @@ import sentry_sdk
 import structlog
 
 from handlers.base import BaseHandler
+from ops.exit_codes import ExitCode
 from server.error_tracking import REDACTED, init_error_tracking, scrub
 from server.settings import Settings
 
 FLUSH_TIMEOUT_S = 10.0
+REPO = Path(__file__).resolve().parent.parent
 
 
 class Capture:
@@ -146,3 +152,28 @@ def test_scrub_redacts_credentials_at_any_depth():
     assert "x=1" in clean and "json" in clean
     doc_path = "/api/v1/documents/0b9a4a8e-5c1e-4d4e-9a51-1f0d2b1e9c11/"
     assert scrub(doc_path) == doc_path  # UUIDs are not secrets
+
+
+def test_serve_refuses_a_dsn_without_the_sdk(tmp_path, jwt_secret):
+    """A DSN with sentry-sdk missing is a configuration error, not silently no tracking."""
+    shadow = tmp_path / "sentry_sdk"
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text("raise ImportError('not installed here')\n")
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO}",
+        "DATABASE_URL": "postgresql://x@127.0.0.1:1/x",
+        "NATS_URL": "nats://127.0.0.1:1",
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        "COLLAB_JWT_SECRET": jwt_secret,
+        "COLLAB_SENTRY_DSN": "http://key@127.0.0.1:1/1",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "server.cli", "serve", "--no-migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == ExitCode.CONFIG
+    assert "sentry-sdk is not installed" in result.stderr
