@@ -83,8 +83,8 @@ def bench_inbound(frames: list[bytes]) -> float:
 
 
 async def bench_apply(updates: list[bytes]) -> float:
-    """The room's own apply path (`Room._apply_entry`: validation, the merged-update tail, the
-    flush scheduling) on a room with no peers; backing services are not touched by it."""
+    """The room's own apply path (`LogFollower.apply`: validation, then the room's merged-update
+    tail and flush scheduling) on a room with no peers; backing services are not touched by it."""
     room = Room(
         "micro",
         db=None,  # type: ignore[arg-type]
@@ -95,7 +95,7 @@ async def bench_apply(updates: list[bytes]) -> float:
     )
     start = time.process_time()
     for seq, update in enumerate(updates, start=1):
-        room._apply_entry(LogEntry(seq=seq, update=update, client="c", node="micro"))
+        room.follower.apply(LogEntry(seq=seq, update=update, client="c", node="micro"))
         await asyncio.sleep(0)  # let the scheduled flush run, one update per loop turn
     room.full_state()
     return round((time.process_time() - start) / len(updates) * 1e6, 2)

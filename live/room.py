@@ -1,21 +1,16 @@
-"""One document's room on this node: its CRDT doc, its local connections and its awareness.
+"""One document's room on this node: it coordinates the document's state, its log, its local
+connections and its awareness.
 
 A room is a cache (DESIGN.md §1): it is built from the latest Postgres snapshot plus the document's
-JetStream subject after the snapshot's sequence, and can be dropped and rebuilt at any time.
+JetStream subject after the snapshot's sequence, and can be dropped and rebuilt at any time. Its
+parts, each in its own module:
 
-The document is held as *merged Yjs updates* (`pycrdt.merge_updates`), not as a pycrdt `Doc`:
-
-* measured with pycrdt 0.14.13: once a Yjs client splits a UTF-16 surrogate pair (deleting half of
-  an emoji, which stock Yjs clients do and repair with U+FFFD), `Doc.get_update()` encodes an
-  update that drops most of the document and that Yjs itself fails to apply, so a late joiner
-  would get a broken state. The update-level functions (`merge_updates`, `get_update(update, sv)`,
-  `get_state(update)`) give exactly what Yjs gives on the same input (tests/test_ws_sync.py);
-* a Doc also leaves pending structs (updates whose dependencies have not arrived) out of its
-  encoding, while merged updates keep them (DESIGN.md §7), so nothing is lost for joiners;
-* it is the representation the snapshots already use.
-
-New entries go to a tail that is merged into the state lazily (when someone needs the state, or
-when the tail grows past a fraction of the state), so applying an update costs O(update).
+* `MergedDoc` (live/merged_doc.py) -- the document as merged Yjs updates (why not a pycrdt `Doc`:
+  see there); pure, no I/O;
+* `LogFollower` (live/log_follower.py) -- the ordered subscription: load with no gap, every entry
+  exactly once and in order, poison skipped, stalls and NATS reconnects resubscribed;
+* `AwarenessRelay` (live/awareness_relay.py) -- the awareness registry and its core-NATS relay;
+* the room itself: the peers, publishing (size budget), coalesced fan-out, ack waiters, upkeep.
 
 Update path (DESIGN.md §4): a connection validates an update and calls `publish()`, which checks
 the size budget and publishes to JetStream; nothing is applied or shown to anyone before the PubAck.
@@ -45,8 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Protocol
@@ -54,25 +48,22 @@ from typing import Any, Protocol
 import nats.errors
 import pycrdt
 import structlog
-from nats.aio.msg import Msg
-from prometheus_client import Counter
 
 from bus.connection import NatsConnection
-from bus.doc_log import DocLog, LogEntry, LogSubscription, PublishAck
-from bus.jetstream import doc_awareness_subject
+from bus.doc_log import DocLog, LogEntry, PublishAck
 from core.errors import AppError, CloseCode, Unavailable
 from live import envelope
 from live.awareness import AwarenessChange, AwarenessRegistry
+from live.awareness_relay import AwarenessRelay
+from live.log_follower import LogFollower
+from live.merged_doc import POISON_UPDATES, MergedDoc
 from live.protocol import (
-    EMPTY_UPDATE,
     AwarenessEntry,
     ProtocolError,
     call_pycrdt,
-    decode_awareness,
     encode_awareness,
     encode_awareness_entries,
     encode_update,
-    validate_update_structure,
 )
 from live.yjs_state import single_client
 from models.db import Database
@@ -81,32 +72,10 @@ from server.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-POISON_UPDATES = Counter(
-    "collab_poison_updates_total", "Log entries pycrdt refused to apply (skipped)", ["node"]
-)
-ROOM_RESUBSCRIBES = Counter(
-    "collab_room_resubscribes_total", "Room log subscriptions recreated", ["reason"]
-)
+__all__ = ["POISON_UPDATES", "AppliedUpdate", "AwarenessBatch", "DocumentTooLarge", "Room"]
 
-# A room load replays the subject up to the last sequence measured right after subscribing; a
-# healthy JetStream delivers thousands of messages per second, so this bounds only a stuck consumer.
-LOAD_SYNC_TIMEOUT_S = 20.0
-LOAD_ATTEMPTS = 5
-# A published update must come back through the subscription: if it has not after this long the
-# consumer is stuck (slow consumer, lost heartbeat) and is recreated from `last_applied_seq`.
-STALL_AFTER_S = 5.0
-# The tail of unmerged entries is folded into the state once it holds this many entries or this
-# fraction of the state's bytes (merging costs O(state): ~70 ms for 8 MB, so not per update).
-TAIL_MAX_ENTRIES = 512
-TAIL_MIN_BYTES = 64 * 1024
-TAIL_STATE_FRACTION = 8
 MAINTENANCE_MIN_INTERVAL_S = 0.2
 MAINTENANCE_MAX_INTERVAL_S = 3.0  # the y-protocols check interval
-
-HEADER_NODE = "Collab-Node"
-HEADER_USER = "Collab-User"
-HEADER_KIND = "Collab-Kind"  # "update" (default) or "query": "send me your local states"
-KIND_QUERY = "query"
 
 
 class DocumentTooLarge(AppError):
@@ -188,100 +157,56 @@ class Room:
         self.doc_id = doc_id
         self.node_id = settings.node_id
         self.settings = settings
-        self._db = db
         self._log = doc_log
-        self._nats = nats_conn
         self._on_empty = on_empty
-        self.last_applied_seq = 0
+        self.doc = MergedDoc(doc_id)
+        self.follower = LogFollower(doc_id, db=db, doc_log=doc_log, node_id=self.node_id, sink=self)
+        self.relay = AwarenessRelay(
+            doc_id, node_id=self.node_id, nats_conn=nats_conn, fan_out=self._fanout_awareness
+        )
         self.delivered_seq = 0  # every update up to here has been handed to the local peers
-        self.snapshot_seq = 0
-        self.awareness = AwarenessRegistry(self.node_id)
         self.peers: dict[str, Peer] = {}
-        self._state = EMPTY_UPDATE  # merged updates up to the tail
-        self._tail: list[bytes] = []  # entries applied since the last merge
-        self._tail_bytes = 0
         self._reserved = 0  # bytes of updates being published right now (budget)
         self._outbox: list[AppliedUpdate] = []
         self._flush_scheduled = False
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._expected: deque[tuple[int, float]] = deque()  # (published seq, deadline)
-        self._generation = 0
-        self._sub: LogSubscription | None = None
-        self._awareness_sub: Any = None
-        self._resubscribing = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._maintenance: asyncio.Task[None] | None = None
         self.stopped = False
+
+    @property
+    def last_applied_seq(self) -> int:
+        return self.follower.last_applied_seq
+
+    @property
+    def snapshot_seq(self) -> int:
+        return self.follower.snapshot_seq
+
+    @property
+    def awareness(self) -> AwarenessRegistry:
+        return self.relay.registry
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Load snapshot + log with no gap, then follow the log and other nodes' awareness."""
-        for attempt in range(LOAD_ATTEMPTS):
-            if await self._load_once():
-                break
-            log.info("room.reload_after_snapshot", doc_id=self.doc_id, attempt=attempt)
-        else:
-            raise Unavailable("document is being compacted, retry")
+        await self.follower.load()
         try:
-            self._awareness_sub = await self._nats.nc.subscribe(
-                doc_awareness_subject(self.doc_id), cb=self._on_awareness_msg
-            )
+            await self.relay.start()
         except nats.errors.Error as err:
             await self.stop()
             raise Unavailable("messaging unavailable") from err
-        self._publish_awareness_raw(b"\x00", user_id="", kind=KIND_QUERY)
         self._maintenance = asyncio.create_task(self._maintain(), name=f"room-{self.doc_id}")
-
-    async def _load_once(self) -> bool:
-        snapshot = await doc_snapshots.get_snapshot(self._db, self.doc_id)
-        self._reset(snapshot)
-        sub = await self._log.subscribe(self.doc_id, snapshot.seq, self._entry_handler())
-        try:
-            target = await self._log.last_seq(self.doc_id)
-            if not await self.wait_applied(target, LOAD_SYNC_TIMEOUT_S):
-                raise Unavailable("document log replay timed out, retry")
-            # A purge may have run past the snapshot we loaded while we subscribed: JetStream
-            # would have started silently after the hole (DESIGN.md §7). Prove there is none.
-            if await doc_snapshots.get_snapshot_seq(self._db, self.doc_id) > snapshot.seq:
-                await sub.stop()
-                return False
-        except BaseException:
-            await sub.stop()
-            raise
-        self._sub = sub
-        return True
-
-    def _reset(self, snapshot: doc_snapshots.Snapshot) -> None:
-        self._generation += 1
-        self._outbox = []
-        self._tail, self._tail_bytes = [], 0
-        self.snapshot_seq = snapshot.seq
-        self.last_applied_seq = self.delivered_seq = snapshot.seq
-        self._state = snapshot.state or EMPTY_UPDATE
-        if self._state != EMPTY_UPDATE:
-            # Snapshots are merged by our job from the log (which would fail on poison first), so
-            # yrs' own parse is check enough; the pure-Python walk costs ~0.2 s per MB of a
-            # fragmented document, on the event loop.
-            try:
-                call_pycrdt("snapshot", pycrdt.get_state, self._state)
-            except ProtocolError as err:
-                log.error("room.snapshot_unreadable", doc_id=self.doc_id, error=str(err))
-                raise Unavailable("document state unreadable") from err
 
     async def stop(self) -> None:
         """Stop following the log; the manager has closed the peers already."""
         self.stopped = True
-        self._generation += 1
         if self._maintenance is not None:
             self._maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._maintenance
-        if self._awareness_sub is not None:
-            with contextlib.suppress(nats.errors.Error):
-                await self._awareness_sub.unsubscribe()
-        if self._sub is not None:
-            await self._sub.stop()
+        await self.relay.stop()
+        await self.follower.stop()
         for _, future in self._waiters:
             if not future.done():
                 future.cancel()
@@ -304,10 +229,7 @@ class Room:
     def leave(self, peer: Peer) -> None:
         """Remove a peer (joined or not: a session may fail before joining) and its awareness."""
         self.peers.pop(peer.conn_id, None)
-        removals = self.awareness.release(peer.conn_id, time.monotonic())
-        if removals:
-            self._fanout_awareness(removals, origin=None)
-            self._publish_awareness(peer.user_id, [c.entry for c in removals])
+        self.relay.release(peer.conn_id, peer.user_id, time.monotonic())
         if not self.peers:
             self._on_empty(self)
 
@@ -315,29 +237,18 @@ class Room:
 
     def full_state(self) -> bytes:
         """The whole document as one Yjs v1 update, pending structs included."""
-        if self._tail:
-            self._state = _merge([self._state, *self._tail], self.doc_id)
-            self._tail, self._tail_bytes = [], 0
-        return self._state
+        return self.doc.full_state()
 
     def state_vector(self) -> bytes:
-        return call_pycrdt("state vector", pycrdt.get_state, self.full_state())
+        return self.doc.state_vector()
 
     def diff(self, state_vector: bytes) -> bytes:
         """Everything a peer with `state_vector` lacks, pending structs included (SyncStep2)."""
-        return call_pycrdt("diff", pycrdt.get_update, self.full_state(), state_vector)
+        return self.doc.diff(state_vector)
 
     def would_change(self, update: bytes) -> bool:
-        """Whether `update` adds anything to the document (without applying it).
-
-        Read-only clients send their whole delete set in every SyncStep2; that is not an edit and
-        must not earn them a permission-denied message. Merging is deterministic: an update that
-        is already contained leaves the merged bytes unchanged.
-        """
-        if update == EMPTY_UPDATE:
-            return False
-        state = self.full_state()
-        return call_pycrdt("merge", pycrdt.merge_updates, state, update) != state
+        """Whether `update` adds anything to the document (see `MergedDoc.would_change`)."""
+        return self.doc.would_change(update)
 
     # --- the update path ---------------------------------------------------------------------
 
@@ -348,9 +259,9 @@ class Room:
         the estimate says no.
         """
         limit = self.settings.doc_max_bytes
-        if len(self._state) + self._tail_bytes + self._reserved + size <= limit:
+        if self.doc.size_estimate() + self._reserved + size <= limit:
             return
-        if len(self.full_state()) + self._reserved + size <= limit:
+        if self.doc.size() + self._reserved + size <= limit:
             return
         raise DocumentTooLarge(
             f"document size limit reached ({limit} bytes): update of {size} bytes refused"
@@ -366,8 +277,7 @@ class Room:
             )
         finally:
             self._reserved -= len(update)
-        if ack.seq > self.last_applied_seq:
-            self._expected.append((ack.seq, time.monotonic() + STALL_AFTER_S))
+        self.follower.expect(ack.seq)
         return ack
 
     async def wait_applied(self, seq: int, timeout_s: float) -> bool:
@@ -384,41 +294,37 @@ class Room:
         finally:
             self._waiters = [(s, f) for s, f in self._waiters if f is not future]
 
-    def _entry_handler(self) -> Callable[[LogEntry], Coroutine[Any, Any, None]]:
-        generation = self._generation
+    # --- what the log follower feeds (`FollowerSink`) ------------------------------------------
 
-        async def on_entry(entry: LogEntry) -> None:
-            if generation == self._generation:
-                self._apply_entry(entry)
-
-        return on_entry
-
-    def _apply_entry(self, entry: LogEntry) -> None:
-        if entry.seq <= self.last_applied_seq:
-            return  # overlap after a resubscribe
-        self.last_applied_seq = entry.seq
+    def reset(self, snapshot: doc_snapshots.Snapshot) -> None:
+        self._outbox = []
+        self.delivered_seq = snapshot.seq
         try:
-            # Our publishers validated it; this stops what someone else put on the subject (S3)
-            # before it reaches yrs (where a crafted update can crash the process).
-            validate_update_structure(entry.update)
+            self.doc.reset(snapshot.state)
         except ProtocolError as err:
-            POISON_UPDATES.labels(self.node_id).inc()
-            log.error("room.poison_update", doc_id=self.doc_id, seq=entry.seq, error=str(err))
-            self._schedule_flush()
-            return
-        self._append(entry.update)
-        origin = entry.client if entry.node == self.node_id else None
-        self._outbox.append(AppliedUpdate(entry.seq, entry.update, origin, entry.user))
+            log.error("room.snapshot_unreadable", doc_id=self.doc_id, error=str(err))
+            raise Unavailable("document state unreadable") from err
+
+    def applied(self, entry: LogEntry | None) -> None:
+        if entry is not None:
+            self.doc.append(entry.update)
+            origin = entry.client if entry.node == self.node_id else None
+            self._outbox.append(AppliedUpdate(entry.seq, entry.update, origin, entry.user))
         self._schedule_flush()
 
-    def _append(self, update: bytes) -> None:
-        if update == EMPTY_UPDATE:
-            return
-        self._tail.append(update)
-        self._tail_bytes += len(update)
-        threshold = max(TAIL_MIN_BYTES, len(self._state) // TAIL_STATE_FRACTION)
-        if len(self._tail) >= TAIL_MAX_ENTRIES or self._tail_bytes >= threshold:
-            self.full_state()
+    def caught_up(self, snapshot: doc_snapshots.Snapshot) -> None:
+        call_pycrdt("snapshot", pycrdt.get_state, snapshot.state)
+        before = self.doc.state_vector()
+        self.doc.append(snapshot.state)
+        missed = self.doc.diff(before)
+        self._outbox.append(AppliedUpdate(snapshot.seq, missed, None, None))
+        self._schedule_flush()
+
+    async def resubscribe(self, reason: str) -> None:
+        """After a NATS reconnect or a stall (see `LogFollower.resubscribe`)."""
+        await self.follower.resubscribe(reason)
+
+    # --- fan-out -----------------------------------------------------------------------------
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
@@ -453,51 +359,12 @@ class Room:
 
     def apply_awareness(self, peer: Peer, entries: list[AwarenessEntry]) -> list[AwarenessEntry]:
         """A local connection's awareness update; returns entries to send back to it only."""
-        result = self.awareness.apply_local(peer.conn_id, peer.user_id, entries, time.monotonic())
-        if result.accepted:
-            self._fanout_awareness(result.accepted, origin=peer.conn_id)
-            self._publish_awareness(peer.user_id, [c.entry for c in result.accepted])
-        return result.nudges
+        return self.relay.apply_local(peer.conn_id, peer.user_id, entries, time.monotonic())
 
     def _fanout_awareness(self, changes: list[AwarenessChange], origin: str | None) -> None:
         batch = AwarenessBatch(changes)
         for peer in list(self.peers.values()):
             self._deliver(peer, peer.deliver_awareness, batch, origin)
-
-    def _publish_awareness(self, user_id: str, entries: list[AwarenessEntry]) -> None:
-        try:
-            payload = encode_awareness_entries(entries)
-        except ProtocolError as err:
-            log.warning("room.awareness_encode_failed", doc_id=self.doc_id, error=str(err))
-            return
-        self._publish_awareness_raw(payload, user_id=user_id, kind="update")
-
-    def _publish_awareness_raw(self, payload: bytes, *, user_id: str, kind: str) -> None:
-        """Core NATS, best effort: awareness is ephemeral and renewed every 15 s by clients."""
-        headers = {HEADER_NODE: self.node_id, HEADER_USER: user_id, HEADER_KIND: kind}
-        self._spawn(
-            self._nats.nc.publish(doc_awareness_subject(self.doc_id), payload, headers=headers)
-        )
-
-    async def _on_awareness_msg(self, msg: Msg) -> None:
-        headers = msg.headers or {}
-        node = headers.get(HEADER_NODE)
-        if self.stopped or not node or node == self.node_id:
-            return
-        if headers.get(HEADER_KIND) == KIND_QUERY:
-            for user_id, entries in self.awareness.local_states().items():
-                self._publish_awareness(user_id, entries)
-            return
-        try:
-            entries = decode_awareness(msg.data)
-        except ProtocolError as err:
-            log.warning("room.remote_awareness_malformed", doc_id=self.doc_id, error=str(err))
-            return
-        changes = self.awareness.apply_remote(
-            node, headers.get(HEADER_USER) or None, entries, time.monotonic()
-        )
-        if changes:
-            self._fanout_awareness(changes, origin=None)
 
     # --- upkeep ------------------------------------------------------------------------------
 
@@ -512,54 +379,13 @@ class Room:
                 log.error("room.upkeep_failed", doc_id=self.doc_id, error=repr(err))
 
     def _upkeep(self, now: float, timeout: float) -> None:
-        expired = self.awareness.expire(now, timeout)
-        if expired:
-            self._fanout_awareness(expired, origin=None)
+        self.relay.expire(now, timeout)
         for peer in list(self.peers.values()):
             self._deliver(peer, peer.renew_presence, now)
-        while self._expected and self._expected[0][0] <= self.last_applied_seq:
-            self._expected.popleft()
-        if self._expected and self._expected[0][1] < now:
-            log.warning("room.consumer_stalled", doc_id=self.doc_id, waiting=self._expected[0][0])
-            self._expected.clear()
-            self._spawn(self.resubscribe("stalled"))
+        if self.follower.stalled(now):
+            self._spawn(self.follower.resubscribe("stalled"))
 
-    async def resubscribe(self, reason: str) -> None:
-        """Recreate the log subscription from `last_applied_seq` (after a NATS reconnect or a
-        stall). If a snapshot moved past what we hold, the log may have been purged behind it:
-        take the snapshot first (applying a snapshot over our doc is idempotent)."""
-        if self.stopped:
-            return
-        async with self._resubscribing:
-            ROOM_RESUBSCRIBES.labels(reason).inc()
-            try:
-                await self._catch_up_from_snapshot()
-            except (Unavailable, ProtocolError) as err:
-                log.warning("room.snapshot_check_failed", doc_id=self.doc_id, error=str(err))
-            old = self._sub
-            self._generation += 1
-            self._sub = await self._log.subscribe(
-                self.doc_id, self.last_applied_seq, self._entry_handler()
-            )
-            if old is not None:
-                await old.stop()
-            log.info(
-                "room.resubscribed", doc_id=self.doc_id, reason=reason, seq=self.last_applied_seq
-            )
-
-    async def _catch_up_from_snapshot(self) -> None:
-        snapshot = await doc_snapshots.get_snapshot(self._db, self.doc_id)
-        if snapshot.seq <= self.last_applied_seq or not snapshot.state:
-            return
-        call_pycrdt("snapshot", pycrdt.get_state, snapshot.state)
-        before = self.state_vector()
-        self._append(snapshot.state)
-        self.snapshot_seq = self.last_applied_seq = snapshot.seq
-        missed = self.diff(before)
-        self._outbox.append(AppliedUpdate(snapshot.seq, missed, None, None))
-        self._schedule_flush()
-
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+    def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
@@ -568,23 +394,3 @@ class Room:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("room.task_failed", doc_id=self.doc_id, error=repr(task.exception()))
-
-
-def _merge(updates: list[bytes], doc_id: str) -> bytes:
-    """Merge updates; one that yrs refuses is dropped (logged) rather than losing the others."""
-    present = [u for u in updates if u and u != EMPTY_UPDATE]
-    if not present:
-        return EMPTY_UPDATE
-    if len(present) == 1:
-        return present[0]
-    try:
-        return call_pycrdt("merge", pycrdt.merge_updates, *present)
-    except ProtocolError:
-        merged = present[0]
-        for update in present[1:]:
-            try:
-                merged = call_pycrdt("merge", pycrdt.merge_updates, merged, update)
-            except ProtocolError as err:
-                POISON_UPDATES.labels("merge").inc()
-                log.error("room.unmergeable_update", doc_id=doc_id, error=str(err))
-        return merged
