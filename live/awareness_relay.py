@@ -9,10 +9,9 @@ gets what locally (`fan_out`); the relay never sees a socket.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 import nats.errors
@@ -23,6 +22,7 @@ from bus.connection import NatsConnection
 from bus.jetstream import doc_awareness_subject
 from live.awareness import AwarenessChange, AwarenessRegistry
 from live.protocol import AwarenessEntry, ProtocolError, decode_awareness, encode_awareness_entries
+from live.tasks import TaskSet
 
 log = structlog.get_logger(__name__)
 
@@ -46,7 +46,7 @@ class AwarenessRelay:
         self._nats = nats_conn
         self._fan_out = fan_out
         self._sub: Any = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet(doc_id)
         self.stopped = False
 
     async def start(self) -> None:
@@ -61,8 +61,7 @@ class AwarenessRelay:
         if self._sub is not None:
             with contextlib.suppress(nats.errors.Error):
                 await self._sub.unsubscribe()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.wait()
 
     # --- local connections -------------------------------------------------------------------
 
@@ -102,7 +101,7 @@ class AwarenessRelay:
     def _publish_raw(self, payload: bytes, *, user_id: str, kind: str) -> None:
         """Core NATS, best effort: awareness is ephemeral and renewed every 15 s by clients."""
         headers = {HEADER_NODE: self.node_id, HEADER_USER: user_id, HEADER_KIND: kind}
-        self._spawn(
+        self._tasks.spawn(
             self._nats.nc.publish(doc_awareness_subject(self.doc_id), payload, headers=headers)
         )
 
@@ -124,13 +123,3 @@ class AwarenessRelay:
         changes = self.registry.apply_remote(node, owner, entries, time.monotonic())
         if changes:
             self._fan_out(changes, None)
-
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("room.task_failed", doc_id=self.doc_id, error=repr(task.exception()))

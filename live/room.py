@@ -65,6 +65,7 @@ from live.protocol import (
     encode_awareness_entries,
     encode_update,
 )
+from live.tasks import TaskSet
 from live.yjs_state import single_client
 from models.db import Database
 from models.repo import doc_snapshots
@@ -170,7 +171,7 @@ class Room:
         self._outbox: list[AppliedUpdate] = []
         self._flush_scheduled = False
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet(doc_id)
         self._maintenance: asyncio.Task[None] | None = None
         self.stopped = False
 
@@ -211,8 +212,7 @@ class Room:
             if not future.done():
                 future.cancel()
         self._waiters.clear()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.wait()
 
     # --- peers -------------------------------------------------------------------------------
 
@@ -383,14 +383,4 @@ class Room:
         for peer in list(self.peers.values()):
             self._deliver(peer, peer.renew_presence, now)
         if self.follower.stalled(now):
-            self._spawn(self.follower.resubscribe("stalled"))
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("room.task_failed", doc_id=self.doc_id, error=repr(task.exception()))
+            self._tasks.spawn(self.follower.resubscribe("stalled"))
