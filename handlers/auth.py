@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from core.errors import NotFound, ValidationFailed
 from handlers.base import BaseHandler
 from handlers.routing import route
 from handlers.schemas.auth import (
@@ -17,7 +14,7 @@ from handlers.schemas.auth import (
     TokenPairSchema,
     UserSchema,
 )
-from models.repo import users as users_repo
+from services import profile
 from services.auth import AuthService
 
 _user = UserSchema()
@@ -108,34 +105,14 @@ class MeHandler(AuthHandler):
 
     async def get(self) -> None:
         principal = await self.require_user()
-        user = await users_repo.get_user(self.ctx.db, principal.user_id)
-        if user is None:
-            raise NotFound("user not found")
-        self.send(_user.dump(user))
+        self.send(_user.dump(await profile.get_profile(self.ctx, principal.user_id)))
 
     async def patch(self) -> None:
         principal = await self.require_user()
-        data = self.load_body(MeUpdateSchema())
-        if not data:
-            raise ValidationFailed("nothing to update")
-        wants_password = "new_password" in data or "current_password" in data
-        if wants_password and not ("new_password" in data and "current_password" in data):
-            raise ValidationFailed(
-                "changing the password needs current_password and new_password",
-                fields={"current_password": ["required together with new_password"]},
-            )
-        pair = None
-        if wants_password:
-            pair = await self.auth.change_password(
-                principal, data["current_password"], data["new_password"], self.client_ip
-            )
-        user: dict[str, Any] | None
-        if "display_name" in data:
-            user = await users_repo.update_profile(
-                self.ctx.db, principal.user_id, data["display_name"].strip()
-            )
-        else:
-            user = await users_repo.get_user(self.ctx.db, principal.user_id)
+        change = profile.ProfileChange.of(self.load_body(MeUpdateSchema()))
+        user, pair = await profile.change_profile(
+            self.ctx, self.auth, principal, change, self.client_ip
+        )
         self.send(
             {"user": _user.dump(user), "tokens": _pair.dump(pair.to_json()) if pair else None}
         )

@@ -8,6 +8,7 @@ Writes that can conflict take the version the client last saw, as `If-Match: "<v
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from core.errors import ValidationFailed
@@ -40,8 +41,9 @@ class BoardApiHandler(BaseHandler):
 
     versioned_writes = True
 
-    def expected_version(self, data: dict[str, Any]) -> int | None:
-        """The client's version from `If-Match` and/or the body (they must agree); `*` = any."""
+    def expected_version(self, data: Mapping[str, Any]) -> int | None:
+        """The client's version from `If-Match` and/or the body (they must agree); `*` = any.
+        Reads `data`, never changes it."""
         header = self.request.headers.get("If-Match")
         from_header = None
         if header is not None and header.strip() != "*":
@@ -51,7 +53,7 @@ class BoardApiHandler(BaseHandler):
                     'If-Match must be "<version>"', fields={"If-Match": ["not a version"]}
                 )
             from_header = int(match.group(1))
-        from_body = data.pop("version", None)
+        from_body = data.get("version")
         if from_header is not None and from_body is not None and from_header != from_body:
             raise ValidationFailed(
                 "If-Match and version disagree", fields={"version": ["differs from If-Match"]}
@@ -62,9 +64,10 @@ class BoardApiHandler(BaseHandler):
         """A PATCH body: the changed fields (at least one) and the expected version."""
         data = self.load_body(schema)
         version = self.expected_version(data)
-        if not data:
+        changes = {key: value for key, value in data.items() if key != "version"}
+        if not changes:
             raise ValidationFailed("nothing to update")
-        return data, version
+        return changes, version
 
     def send_entity(self, entity: dict[str, Any], status: int = 200) -> None:
         if "version" in entity:

@@ -77,8 +77,14 @@ class ListMoveHandler(BoardApiHandler):
         principal = await self.require_user()
         list_id = parse_uuid(list_id, "list_id")
         data = self.load_body(ListMoveSchema())
-        data["version"] = self.expected_version(data)
-        self.send_entity(await service.move_list(self.ctx, principal.user_id, list_id, data))
+        moved = await service.move_list(
+            self.ctx,
+            principal.user_id,
+            list_id,
+            service.Placement.of(data),
+            self.expected_version(data),
+        )
+        self.send_entity(moved)
 
 
 class ListArchiveHandler(BoardApiHandler):
@@ -210,8 +216,10 @@ class CardMoveHandler(BoardApiHandler):
         principal = await self.require_user()
         card_id = parse_uuid(card_id, "card_id")
         data = self.load_body(CardMoveSchema())
-        data["version"] = self.expected_version(data)
-        self.send_entity(await service.move_card(self.ctx, principal.user_id, card_id, data))
+        move = service.CardMove(
+            str(data["list_id"]), service.Placement.of(data), self.expected_version(data)
+        )
+        self.send_entity(await service.move_card(self.ctx, principal.user_id, card_id, move))
 
 
 class CardChecklistHandler(BoardApiHandler):

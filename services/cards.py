@@ -12,6 +12,8 @@ Optimistic concurrency: updates and moves take the version the client last saw (
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -43,27 +45,44 @@ def _id(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where an item goes among its siblings: right after `after_id`, right before `before_id`,
+    between them when both are given (they must be neighbours), or at the end when neither is."""
+
+    after_id: str | None = None
+    before_id: str | None = None
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> Placement:
+        """From a request body's `after_id`/`before_id` (other keys ignored)."""
+        return cls(_id(body.get("after_id")), _id(body.get("before_id")))
+
+
+AT_THE_END = Placement()
+
+
 async def _place(
     change: BoardChange,
     board_id: str,
     collection: positions.Collection,
     parent_id: str,
-    data: dict[str, Any],
+    placement: Placement,
     *,
     limit: int | None = None,
     exclude_id: str | None = None,
 ) -> str:
-    """A key for an item placed where `data` asks (`after_id`/`before_id`) under `parent_id`:
-    checks the collection's size `limit` (None: the item is already in it) and announces a
-    rebalance before the caller's own event."""
+    """A key for an item placed at `placement` under `parent_id`: checks the collection's size
+    `limit` (None: the item is already in it) and announces a rebalance before the caller's own
+    event."""
     if limit is not None and await positions.count(change.conn, collection, parent_id) >= limit:
         raise Conflict(f"at most {limit} items fit here", code="limit_reached")
     placed = await positions.place(
         change.conn,
         collection,
         parent_id,
-        after_id=_id(data.get("after_id")),
-        before_id=_id(data.get("before_id")),
+        after_id=placement.after_id,
+        before_id=placement.before_id,
         exclude_id=exclude_id,
     )
     if placed.rebalanced:
@@ -89,7 +108,12 @@ async def create_list(
     await require_board(ctx, actor_id, Action.BOARD_EDIT, board_id)
     async with board_change(ctx, [board_id], actor_id) as change:
         position = await _place(
-            change, board_id, positions.LISTS, board_id, data, limit=MAX_LISTS_PER_BOARD
+            change,
+            board_id,
+            positions.LISTS,
+            board_id,
+            Placement.of(data),
+            limit=MAX_LISTS_PER_BOARD,
         )
         row = await cards_repo.insert_list(change.conn, board_id, data["name"], position, actor_id)
         entity = _list.dump(row)
@@ -131,17 +155,23 @@ async def rename_list(
     return await _change_list(ctx, actor_id, list_id, expected_version, "list.updated", compute)
 
 
-async def move_list(ctx: Deps, actor_id: str, list_id: str, data: dict[str, Any]) -> dict[str, Any]:
+async def move_list(
+    ctx: Deps,
+    actor_id: str,
+    list_id: str,
+    placement: Placement,
+    expected_version: int | None,
+) -> dict[str, Any]:
     """Reorder a list among the board's lists (one row written)."""
 
     async def compute(change: BoardChange, current: dict) -> dict:
         board_id = str(current["board_id"])
         position = await _place(
-            change, board_id, positions.LISTS, board_id, data, exclude_id=list_id
+            change, board_id, positions.LISTS, board_id, placement, exclude_id=list_id
         )
         return {"position": position}
 
-    return await _change_list(ctx, actor_id, list_id, data.get("version"), "list.moved", compute)
+    return await _change_list(ctx, actor_id, list_id, expected_version, "list.moved", compute)
 
 
 async def set_list_archived(
@@ -240,7 +270,7 @@ async def create_card(
         if target["archived"]:
             raise Conflict("the list is archived", code="list_archived")
         position = await _place(
-            change, board_id, positions.CARDS, list_id, data, limit=MAX_CARDS_PER_LIST
+            change, board_id, positions.CARDS, list_id, Placement.of(data), limit=MAX_CARDS_PER_LIST
         )
         fields = {k: data[k] for k in CARD_COLUMNS if k in data}
         card_id = await cards_repo.insert_card(
@@ -296,13 +326,22 @@ async def delete_card(ctx: Deps, actor_id: str, card_id: str, expected_version: 
         await change.emit(board_id, "card.deleted", entity)
 
 
-async def move_card(ctx: Deps, actor_id: str, card_id: str, data: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CardMove:
+    """Move a card into `list_id` (this board's or another's) at `placement`."""
+
+    list_id: str
+    placement: Placement
+    expected_version: int | None = None
+
+
+async def move_card(ctx: Deps, actor_id: str, card_id: str, move: CardMove) -> dict[str, Any]:
     """Move a card to a place in a list of the same board, or of another board of the same
     workspace (editor on both). Across boards the card keeps only the assignees who can view the
     new board, and loses its labels (labels are defined per board)."""
     row = await _card_for(ctx, actor_id, card_id, Action.BOARD_EDIT)
     source_board = str(row["board_id"])
-    target_list_id = str(data["list_id"])
+    target_list_id = move.list_id
     target_list = await cards_repo.get_list(ctx.db, target_list_id)
     if target_list is None:
         raise ValidationFailed("no such list", fields={"list_id": ["not found"]})
@@ -311,7 +350,7 @@ async def move_card(ctx: Deps, actor_id: str, card_id: str, data: dict[str, Any]
     if target_board != source_board:
         keep_assignees = await _cross_board_checks(ctx, actor_id, row, target_board)
     async with board_change(ctx, [source_board, target_board], actor_id) as change:
-        await _lock_card(change, card_id, source_board, data.get("version"))
+        await _lock_card(change, card_id, source_board, move.expected_version)
         target = await cards_repo.lock_list(change.conn, target_list_id)
         if target is None or str(target["board_id"]) != target_board:
             raise Conflict("the target list changed meanwhile; retry", code="stale_placement")
@@ -322,7 +361,7 @@ async def move_card(ctx: Deps, actor_id: str, card_id: str, data: dict[str, Any]
             target_board,
             positions.CARDS,
             target_list_id,
-            data,
+            move.placement,
             # Within its own list the card is already counted.
             limit=None if target_list_id == str(row["list_id"]) else MAX_CARDS_PER_LIST,
             exclude_id=card_id,
@@ -375,7 +414,7 @@ async def add_checklist_item(
     async with board_change(ctx, [board_id], actor_id) as change:
         await _lock_card(change, card_id, board_id, None)
         position = await _place(
-            change, board_id, positions.CHECKLIST, card_id, {}, limit=MAX_CHECKLIST_ITEMS
+            change, board_id, positions.CHECKLIST, card_id, AT_THE_END, limit=MAX_CHECKLIST_ITEMS
         )
         await cards_repo.insert_checklist_item(
             change.conn, card_id, data["text"], data.get("is_done", False), position
