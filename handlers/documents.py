@@ -17,6 +17,8 @@ from handlers.schemas.documents import (
     DocumentUpdateSchema,
     DuplicateSchema,
     GrantPutSchema,
+    PrivacyPutSchema,
+    PrivacySchema,
     RestoreResultSchema,
     VersionCreateSchema,
     VersionDetailSchema,
@@ -231,6 +233,24 @@ class RestoreHandler(BaseHandler):
         self.send(RestoreResultSchema().dump(body), 201 if applied else 200)
 
 
+class PrivacyHandler(BaseHandler):
+    openapi = {
+        "put": {
+            "summary": "Make a page private, not private, or as its parent (null); sub-pages that "
+            "do not set their own follow (Manage permission)",
+            "body": PrivacyPutSchema,
+            "response": PrivacySchema,
+        }
+    }
+
+    async def put(self, doc_id: str) -> None:
+        principal = await self.require_user()
+        doc_id = parse_uuid(doc_id, "doc_id")
+        data = self.load_body(PrivacyPutSchema())
+        result = await service.set_privacy(self.ctx, principal.user_id, doc_id, data["is_private"])
+        self.send(PrivacySchema().dump(result))
+
+
 class GrantsHandler(BaseHandler):
     openapi = {
         "get": {
@@ -281,6 +301,7 @@ ROUTES = [
     route("/api/v1/documents/{doc_id}/versions/{version_id}/", VersionHandler),
     route("/api/v1/documents/{doc_id}/versions/{version_id}/restore/", RestoreHandler),
     route("/api/v1/documents/{doc_id}/versions/{version_id}/diff/{other_id}/", VersionDiffHandler),
+    route("/api/v1/documents/{doc_id}/privacy/", PrivacyHandler),
     route("/api/v1/documents/{doc_id}/grants/", GrantsHandler),
     route("/api/v1/documents/{doc_id}/grants/{user_id}/", GrantHandler),
 ]

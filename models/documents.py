@@ -16,7 +16,9 @@ class Document(BaseModel):
     # Pages in pages: deleting a parent (hard) removes its sub-pages.
     parent = peewee.ForeignKeyField("self", null=True, on_delete="CASCADE", index=True)
     title = peewee.TextField(default="", constraints=[peewee.SQL("DEFAULT ''")])
-    is_private = peewee.BooleanField(default=False, constraints=[peewee.SQL("DEFAULT false")])
+    # null: as the parent page (a page inherits its parent's privacy unless it sets its own; a
+    # top-level page with null is not private). Migration 0007.
+    is_private = peewee.BooleanField(null=True)
     # The Y.XmlFragment holding the block tree; null: the `content_fragment` setting (0005).
     fragment = peewee.TextField(null=True)
     created_by = peewee.ForeignKeyField(

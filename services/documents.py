@@ -24,7 +24,7 @@ from models.repo import documents as repo
 from services import activity, permissions_cache, policy
 from services.doc_content import to_json
 from services.doc_state import DocState, load_state
-from services.policy import Action, Resource, SqlFacts
+from services.policy import Action, Resource
 from services.snapshots import refresh_projection
 from services.unit_of_work import UnitOfWork, unit_of_work
 
@@ -109,7 +109,8 @@ async def _insert(
         board_id=placement.board_id,
         parent_id=placement.parent_id,
         title=title,
-        is_private=False,
+        # null: as its parent page (none: not private), until someone sets its privacy.
+        is_private=None,
         created_by=actor_id,
         fragment=fragment,
     )
@@ -151,23 +152,14 @@ async def get_document(ctx: Deps, actor_id: str, doc_id: str) -> dict[str, Any]:
 
 
 # The caller's effective role on each listed document: the policy's own rule table compiled to SQL,
-# with the same board inheritance as `policy.load_facts`, so the list and `policy.can` agree.
-_DOCUMENT_ROLE = policy.resource_role_sql(
-    SqlFacts(
-        workspace_role="$3::text",
-        grant="g.role",
-        is_private="d.is_private",
-        inherits="b.id IS NOT NULL AND NOT d.is_private",
-        inherited=policy.resource_role_sql(
-            SqlFacts(workspace_role="$3::text", grant="bg.role", is_private="b.is_private")
-        ),
-    )
-)
+# with the same page-chain and board inheritance as `policy.load_facts`, so the list and
+# `policy.can` agree.
+_DOCUMENT_ROLE = policy.document_role_sql("$3::text")
 LIST_SQL = f"""
 SELECT * FROM (
-  SELECT {repo.DOCUMENT_COLUMNS}, {_DOCUMENT_ROLE} AS my_role
+  SELECT {repo.DOCUMENT_COLUMNS}, eff.is_private AS effective_private, {_DOCUMENT_ROLE} AS my_role
   FROM documents d
-  LEFT JOIN document_grants g ON g.document_id = d.id AND g.user_id = $2
+  {policy.document_chain_join()}
   LEFT JOIN boards b ON b.id = d.board_id
   LEFT JOIN board_members bg ON bg.board_id = d.board_id AND bg.user_id = $2
   WHERE d.workspace_id = $1 AND d.deleted_at IS NULL
@@ -208,7 +200,8 @@ async def list_documents(
         limit,
         offset,
     )
-    return [dict(r) for r in rows]
+    # Listed privacy is the effective one (a sub-page inherits its parent's unless it sets its own).
+    return [{**dict(r), "is_private": r["effective_private"]} for r in rows]
 
 
 async def update_document(
@@ -244,9 +237,41 @@ async def update_document(
                 {"document_id": doc_id, "changes": changes},
             )
         )
+    if "parent_id" in changes:  # inherited privacy and grants come from the new parent now
+        await invalidate_subtree(ctx, doc_id, access.workspace_id)
     if "fragment" in changes:
         await refresh_projection_now(ctx, doc_id)
     return with_content(ctx, doc, await load_state(ctx.db, ctx.doc_log, doc_id))
+
+
+async def invalidate_subtree(ctx: Deps, doc_id: str, workspace_id: str) -> None:
+    """After a change that can alter who may see a page and its sub-pages (privacy, move): cached
+    decisions go (a workspace generation bump) and open sockets on every page of the subtree
+    re-check on every node (revocation signals)."""
+    for page_id in await repo.live_subtree(ctx.db, doc_id):
+        await permissions_cache.invalidate_resource(ctx, "document", page_id, workspace_id)
+
+
+async def set_privacy(
+    ctx: Deps, actor_id: str, doc_id: str, is_private: bool | None
+) -> dict[str, Any]:
+    """Make a page private (true), not private (false) or as its parent (null). Its sub-pages
+    that do not set their own follow. Manage permission."""
+    access = await policy.require(ctx, actor_id, Action.DOCUMENT_MANAGE, Resource.document(doc_id))
+    async with unit_of_work(ctx) as uow:
+        if not await repo.set_privacy(uow.conn, doc_id, is_private):
+            raise NotFound("document not found")
+        await uow.emit(
+            activity.event(
+                access.workspace_id,
+                "document.updated",
+                actor_id,
+                {"document_id": doc_id, "changes": {"is_private": is_private}},
+            )
+        )
+    await invalidate_subtree(ctx, doc_id, access.workspace_id)
+    effective = await repo.effective_privacy(ctx.db, doc_id)
+    return {"id": doc_id, "is_private": effective, "own": is_private}
 
 
 async def delete_document(ctx: Deps, actor_id: str, doc_id: str) -> list[str]:

@@ -12,6 +12,8 @@ Rules (the README's capability matrix is generated from `CAPABILITIES`):
   - An explicit grant on the resource wins otherwise, narrowing or widening the default.
   - A non-private document on a board without its own grant inherits the caller's role on the
     board (a private document is visible only to its explicit grantees and Admins).
+  - A sub-page inherits its parent's private flag and grants unless it sets its own: the
+    nearest `is_private` that is not null and the nearest grant up the page chain count.
   - Default for Members: editor on non-private resources; nothing on private ones.
   - Default for Guests: nothing (they see only what is shared with them explicitly).
   The rules are data (`RESOURCE_RULES`): `effective_resource_role` evaluates them in Python and
@@ -290,23 +292,48 @@ def board_role_sql(workspace_role: str, *, board: str = "b", grant: str = "g.rol
     )
 
 
+# Nested pages: a sub-page inherits its parent's privacy and grants unless it sets its own. The
+# effective private flag is the nearest non-null `is_private` up the page chain (none: not
+# private); the effective grant is the caller's nearest grant up the chain. `{document}` is the
+# document's alias in the outer query, `{user}` the caller's id parameter. Joined as `eff`.
+DOCUMENT_CHAIN_JOIN = """
+LEFT JOIN LATERAL (
+  WITH RECURSIVE chain (id, parent_id, is_private, depth) AS (
+    SELECT {document}.id, {document}.parent_id, {document}.is_private, 0
+    UNION ALL
+    SELECT p.id, p.parent_id, p.is_private, chain.depth + 1
+    FROM documents p JOIN chain ON p.id = chain.parent_id
+    WHERE chain.depth < 1000
+  )
+  SELECT
+    coalesce((SELECT c.is_private FROM chain c WHERE c.is_private IS NOT NULL
+              ORDER BY c.depth LIMIT 1), false) AS is_private,
+    (SELECT cg.role FROM chain c
+       JOIN document_grants cg ON cg.document_id = c.id AND cg.user_id = {user}
+     ORDER BY c.depth LIMIT 1) AS grant_role
+) eff ON true
+"""
+
+
+def document_chain_join(*, document: str = "d", user: str = "$2") -> str:
+    return DOCUMENT_CHAIN_JOIN.format(document=document, user=user)
+
+
 def document_role_sql(
     workspace_role: str,
     *,
-    document: str = "d",
-    grant: str = "g.role",
     board: str = "b",
     board_grant: str = "bg.role",
 ) -> str:
-    """The caller's effective role on document `document`, with the board inheritance of
-    `load_facts`: LEFT JOIN the caller's `document_grants` row (`grant`), the document's board
+    """The caller's effective role on a document, with the page-chain inheritance and the board
+    inheritance of `load_facts`: needs `document_chain_join()` (as `eff`), the document's board
     (`board`, deleted or not) and the caller's `board_members` row on it (`board_grant`)."""
     return resource_role_sql(
         SqlFacts(
             workspace_role=workspace_role,
-            grant=grant,
-            is_private=f"{document}.is_private",
-            inherits=f"{board}.id IS NOT NULL AND NOT {document}.is_private",
+            grant="eff.grant_role",
+            is_private="eff.is_private",
+            inherits=f"{board}.id IS NOT NULL AND NOT eff.is_private",
             inherited=board_role_sql(workspace_role, board=board, grant=board_grant),
         )
     )
@@ -339,13 +366,13 @@ LEFT JOIN board_members g ON g.board_id = b.id AND g.user_id = $2
 WHERE b.id = $1 AND b.deleted_at IS NULL
 """
 
-_DOCUMENT_SQL = """
-SELECT d.workspace_id, m.role AS workspace_role, d.is_private, g.role AS grant_role,
+_DOCUMENT_SQL = f"""
+SELECT d.workspace_id, m.role AS workspace_role, eff.is_private, eff.grant_role,
        d.board_id, b.is_private AS board_private, bg.role AS board_grant_role
 FROM documents d
 JOIN workspaces w ON w.id = d.workspace_id AND w.deleted_at IS NULL
 LEFT JOIN workspace_members m ON m.workspace_id = d.workspace_id AND m.user_id = $2
-LEFT JOIN document_grants g ON g.document_id = d.id AND g.user_id = $2
+{document_chain_join()}
 -- The board's deleted_at is deliberately not checked: documents of a soft-deleted private board
 -- must not fall back to the workspace default (that would show them to every member).
 LEFT JOIN boards b ON b.id = d.board_id

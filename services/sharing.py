@@ -26,10 +26,15 @@ async def list_grants(ctx: Deps, actor_id: str, doc_id: str) -> list[dict[str, A
     return await repo.list_grants(ctx.db, doc_id)
 
 
-def _invalidate_on_commit(
+async def _invalidate_on_commit(
     uow: UnitOfWork, ctx: Deps, workspace_id: str, user_id: str, doc_id: str
 ) -> None:
-    """After the commit, the user's cached access first, then the event is published."""
+    """After the commit, the user's cached access first, then the event is published. A grant
+    reaches the page's sub-pages too (unless they have their own), so with sub-pages every open
+    socket of the user in the workspace re-checks, not only this page's."""
+    if len(await repo.live_subtree(uow.conn, doc_id)) > 1:
+        uow.on_commit(partial(permissions_cache.invalidate_user, ctx, user_id, workspace_id))
+        return
     uow.on_commit(
         partial(
             permissions_cache.invalidate_user,
@@ -59,7 +64,7 @@ async def set_grant(
                 {"document_id": doc_id, "user_id": user_id, "role": role},
             )
         )
-        _invalidate_on_commit(uow, ctx, access.workspace_id, user_id, doc_id)
+        await _invalidate_on_commit(uow, ctx, access.workspace_id, user_id, doc_id)
     return grant
 
 
@@ -76,4 +81,4 @@ async def remove_grant(ctx: Deps, actor_id: str, doc_id: str, user_id: str) -> N
                 {"document_id": doc_id, "user_id": user_id},
             )
         )
-        _invalidate_on_commit(uow, ctx, access.workspace_id, user_id, doc_id)
+        await _invalidate_on_commit(uow, ctx, access.workspace_id, user_id, doc_id)

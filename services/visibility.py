@@ -35,10 +35,10 @@ LIMIT $4 OFFSET $5
 
 DOCUMENTS_SQL = f"""
 SELECT * FROM (
-  SELECT d.id, d.workspace_id, d.board_id, d.parent_id, d.title, d.is_private, d.created_by,
+  SELECT d.id, d.workspace_id, d.board_id, d.parent_id, d.title, eff.is_private, d.created_by,
          d.created_at, d.updated_at, {_DOCUMENT_ROLE} AS my_role
   FROM documents d
-  LEFT JOIN document_grants g ON g.document_id = d.id AND g.user_id = $2
+  {policy.document_chain_join()}
   LEFT JOIN boards b ON b.id = d.board_id
   LEFT JOIN board_members bg ON bg.board_id = d.board_id AND bg.user_id = $2
   WHERE d.workspace_id = $1 AND d.deleted_at IS NULL

@@ -70,6 +70,25 @@ class VersionCreateSchema(Schema):
     name = fields.String(required=True, validate=[VERSION_NAME, _not_blank])
 
 
+class PrivacyPutSchema(Schema):
+    # JSON true/false only: a security setting does not take "yes" or 1 for an answer.
+    is_private = fields.Boolean(
+        required=True,
+        allow_none=True,
+        truthy={True},
+        falsy={False},
+        metadata={"description": "true / false, or null: as the parent page"},
+    )
+
+
+class PrivacySchema(Schema):
+    id = fields.UUID(required=True)
+    is_private = fields.Boolean(required=True, metadata={"description": "effective"})
+    own = fields.Boolean(
+        required=True, allow_none=True, metadata={"description": "null: inherited from the parent"}
+    )
+
+
 class GrantPutSchema(Schema):
     role = fields.String(required=True, validate=validate.OneOf(RESOURCE_ROLES))
 

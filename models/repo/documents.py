@@ -36,7 +36,7 @@ async def insert_document(
     board_id: str | None,
     parent_id: str | None,
     title: str,
-    is_private: bool,
+    is_private: bool | None,
     created_by: str,
     fragment: str | None = None,
 ) -> dict[str, Any]:
@@ -85,6 +85,46 @@ async def update_document(
             *changes.values(),
         )
     )
+
+
+async def set_privacy(conn: asyncpg.Connection, doc_id: str, is_private: bool | None) -> bool:
+    updated = await conn.fetchval(
+        "UPDATE documents SET is_private = $2, updated_at = now()"
+        " WHERE id = $1 AND deleted_at IS NULL RETURNING id",
+        doc_id,
+        is_private,
+    )
+    return updated is not None
+
+
+async def effective_privacy(db: Executor, doc_id: str) -> bool:
+    """The nearest `is_private` that is not null up the page chain (none: not private)."""
+    found = await db.fetchval(
+        "WITH RECURSIVE chain (id, parent_id, is_private, depth) AS ("
+        "  SELECT id, parent_id, is_private, 0 FROM documents WHERE id = $1"
+        "  UNION ALL"
+        "  SELECT p.id, p.parent_id, p.is_private, chain.depth + 1"
+        "  FROM documents p JOIN chain ON p.id = chain.parent_id WHERE chain.depth < $2"
+        ") SELECT is_private FROM chain WHERE is_private IS NOT NULL ORDER BY depth LIMIT 1",
+        doc_id,
+        MAX_PAGE_DEPTH,
+    )
+    return bool(found)
+
+
+async def live_subtree(db: Executor, doc_id: str) -> list[str]:
+    """The page and its live sub-pages, at any depth."""
+    rows = await db.fetch(
+        "WITH RECURSIVE sub (id, depth) AS ("
+        "  SELECT id, 0 FROM documents WHERE id = $1 AND deleted_at IS NULL"
+        "  UNION"
+        "  SELECT d.id, sub.depth + 1 FROM documents d JOIN sub ON d.parent_id = sub.id"
+        "  WHERE d.deleted_at IS NULL AND sub.depth < $2"
+        ") SELECT id FROM sub",
+        doc_id,
+        MAX_PAGE_DEPTH,
+    )
+    return [str(r["id"]) for r in rows]
 
 
 async def get_fragment(db: Executor, doc_id: str) -> str | None:
