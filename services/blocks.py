@@ -122,7 +122,8 @@ async def _write(
     await policy.require(ctx, actor_id, Action.DOCUMENT_EDIT, Resource.document(doc_id))
     fragment = await _fragment(ctx, doc_id)
     msg_id = f"block:{op}:{key}"
-    async with doc_writes.write_lock(ctx, doc_id) as conn:
+    async with doc_writes.write_lock(ctx, doc_id) as uow:
+        conn = uow.conn
         done = await doc_writes.recorded_seq(conn, doc_id, msg_id)
         current = await doc_writes.current_state(ctx, doc_id, conn)
         if done is not None:
