@@ -24,9 +24,10 @@ import structlog
 import tornado.iostream
 import tornado.websocket
 
+from core.errors import CloseCode
+
 log = structlog.get_logger("collab.ws")
 
-CLOSE_MESSAGE_TOO_BIG = 1009
 # Same bound as Tornado's own wait for a client's close reply: a client still sending after this
 # is dropped the hard way. At loopback or LAN speed a 10 MB frame drains in milliseconds.
 LINGER_S = 5.0
@@ -43,7 +44,7 @@ class LingeringCloseProtocol(tornado.websocket.WebSocketProtocol13):
     _lingering = False
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
-        if code == CLOSE_MESSAGE_TOO_BIG and not self.server_terminated:
+        if code == CloseCode.TOO_BIG and not self.server_terminated:
             self._refused_frame = True
         super().close(code, reason)
 
