@@ -1,0 +1,132 @@
+"""The socket hub's connection core (live/hub.py) without a socket or a room: what every socket kind
+gets by subclassing `Connection` -- the limits, the ordered worker, the slow-reader rule, token
+expiry and the close funnel. A toy kind (echo) stands in for the next socket (notifications)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from core.errors import CloseCode, NotFound
+from live.hub import Connection, Identity, SocketLimits
+
+LIMITS = SocketLimits(
+    rate_per_s=1000.0,
+    burst=5,
+    flood_close_after=3,
+    bad_frames_before_close=2,
+    queue_max_msgs=100,
+    queue_max_bytes=10_000,
+    max_pending_bytes=1000,
+    max_frame_bytes=64,
+)
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.sent: list[bytes | str] = []
+        self.unsent = 0
+        self.closed: tuple[int, str] | None = None
+
+    def send(self, frame: bytes | str) -> None:
+        self.sent.append(frame)
+        self.unsent += len(frame)
+
+    def unsent_bytes(self) -> int:
+        return self.unsent
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+
+class Echo(Connection):
+    """The smallest socket kind: echoes text frames, rejects the word `bad`."""
+
+    kind = "echo"
+
+    def __init__(self, transport: FakeTransport, *, expires_in_s: float = 60, fail: bool = False):
+        identity = Identity("u", "U", "f", "t", int(time.time() + expires_in_s))
+        super().__init__(
+            conn_id="c1", identity=identity, workspace_id="w", transport=transport, limits=LIMITS
+        )
+        self.fail = fail
+        self.left = False
+
+    async def open(self) -> None:
+        if self.fail:
+            raise NotFound("no such inbox")
+
+    async def on_frame(self, message: bytes | str) -> None:
+        if message == "bad":
+            self.reject("bad_frame", "bad")
+        else:
+            self.send(message)
+
+    def error(self, code: str, message: str, msg_id: str | None = None) -> None:
+        self.send(f"error:{code}")
+
+    def leave(self) -> None:
+        self.left = True
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_frames_are_handled_in_order_and_echoed() -> None:
+    transport = FakeTransport()
+    conn = Echo(transport)
+    conn.start()
+    for text in ("a", "b", "c"):
+        conn.receive(text)
+    await settle()
+    assert transport.sent == ["a", "b", "c"]
+    conn.close(CloseCode.GOING_AWAY)
+    await conn.wait_closed()
+    assert transport.closed == (1001, CloseCode.GOING_AWAY.reason) and conn.left
+
+
+async def test_limits_close_with_their_codes() -> None:
+    flood = FakeTransport()
+    conn = Echo(flood)
+    for _ in range(5 + 4):  # the burst, then 4 dropped: more than flood_close_after (3)
+        conn.receive("x")
+    assert flood.closed is not None and flood.closed[0] == CloseCode.RATE_LIMITED
+    assert flood.sent.count("error:rate_limited") == 3
+
+    big = FakeTransport()
+    Echo(big).receive("x" * 65)
+    assert big.closed == (CloseCode.TOO_BIG, "frames are limited to 64 bytes")
+
+    bad = FakeTransport()
+    conn = Echo(bad)
+    conn.start()
+    for _ in range(3):
+        conn.receive("bad")
+    await settle()
+    assert bad.closed == (CloseCode.BAD_REQUEST, "too many malformed messages")
+    assert bad.sent == ["error:bad_frame", "error:bad_frame"]
+
+
+async def test_slow_reader_is_closed_with_1008_and_nothing_more_is_queued() -> None:
+    transport = FakeTransport()
+    conn = Echo(transport)
+    for _ in range(20):
+        conn.send("y" * 100)
+    assert transport.closed is not None and transport.closed[0] == CloseCode.SLOW_READER == 1008
+    assert transport.unsent == 1000  # ten frames fit the bound; nothing was queued after it
+
+
+async def test_expired_token_and_failed_open_go_through_the_funnel() -> None:
+    expiring = FakeTransport()
+    conn = Echo(expiring, expires_in_s=0)
+    conn.start()
+    await settle()
+    assert expiring.closed == (CloseCode.UNAUTHORIZED, "token expired")
+
+    missing = FakeTransport()
+    conn = Echo(missing, fail=True)
+    conn.start()
+    await conn.wait_closed()
+    assert missing.closed == (CloseCode.NOT_FOUND, "no such inbox") and conn.left
