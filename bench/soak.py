@@ -42,6 +42,7 @@ from tests.realtime_support import document_with
 from tests.yjs_client import YjsNodeClients
 
 RSS_FLAT_PERCENT = 10.0
+TOKEN_TTL_S = 24 * 3600
 SAMPLED = {
     "rss_mb": "process_resident_memory_bytes",
     "fds": "process_open_fds",
@@ -80,7 +81,9 @@ async def make_documents(url: str, jwt_secret: str, count: int) -> tuple[list[st
     db = Database(url, min_size=1, max_size=2, command_timeout_s=10)
     await db.start()
     try:
-        data = SimpleNamespace(db=db, settings=Settings(jwt_secret=jwt_secret))
+        # Tokens outlive the run: an expired one would end every socket midway (4401).
+        settings = Settings(jwt_secret=jwt_secret, access_token_ttl_s=TOKEN_TTL_S)
+        data = SimpleNamespace(db=db, settings=settings)
         setup = await document_with(data, "editor")  # type: ignore[arg-type]
         docs = [setup.doc_id]
         for _ in range(count - 1):
