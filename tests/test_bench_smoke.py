@@ -50,3 +50,24 @@ def test_bench_prints_table_with_deliveries(tmp_path: Path) -> None:
         assert row["deliveries"] == row["expected_deliveries"], row
         assert row["p99_ms"] is not None and row["server_cpu_s"] >= 0, row
         assert f"| 2x3 | {row['server']} |" in completed.stdout
+
+
+def test_fanout_path_bench_runs_through_the_real_classes() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "bench/fanout_path.py",
+            "--peers",
+            "3",
+            "--updates",
+            "30",
+            "--repeat",
+            "1",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=SMOKE_RUN_TIMEOUT_S,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "us CPU per delivery" in result.stdout
