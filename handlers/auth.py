@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers.base import BaseHandler
+from handlers.base import BaseHandler, signed_in
 from handlers.routing import route
 from handlers.schemas.auth import (
     EmptySchema,
@@ -16,6 +16,7 @@ from handlers.schemas.auth import (
 )
 from services import profile
 from services.auth import AuthService
+from services.auth_guard import Principal
 
 _user = UserSchema()
 _pair = TokenPairSchema()
@@ -86,8 +87,8 @@ class RefreshHandler(AuthHandler):
 class LogoutHandler(AuthHandler):
     openapi = {"post": {"summary": "Revoke this session and its access token", "status": 204}}
 
-    async def post(self) -> None:
-        principal = await self.require_user()
+    @signed_in
+    async def post(self, principal: Principal) -> None:
         self.load_body(EmptySchema())
         await self.auth.logout(principal)
         self.send(None, 204)
@@ -103,12 +104,12 @@ class MeHandler(AuthHandler):
         },
     }
 
-    async def get(self) -> None:
-        principal = await self.require_user()
+    @signed_in
+    async def get(self, principal: Principal) -> None:
         self.send(_user.dump(await profile.get_profile(self.ctx, principal.user_id)))
 
-    async def patch(self) -> None:
-        principal = await self.require_user()
+    @signed_in
+    async def patch(self, principal: Principal) -> None:
         change = profile.ProfileChange.of(self.load_body(MeUpdateSchema()))
         user, pair = await profile.change_profile(
             self.ctx, self.auth, principal, change, self.client_ip

@@ -6,8 +6,10 @@ into the JSON error body of DESIGN.md §6, so a client never sees an HTML page o
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import marshmallow
@@ -66,6 +68,30 @@ def parse_uuid(value: str, field: str = "id") -> str:
         return str(uuid.UUID(value))
     except (ValueError, AttributeError) as err:
         raise NotFound(f"{field} is not a valid UUID", fields={field: ["not a UUID"]}) from err
+
+
+SignedInMethod = Callable[..., Awaitable[None]]
+
+
+def signed_in(method: SignedInMethod) -> Callable[..., Awaitable[None]]:
+    """The common head of an API method, so the method itself reads parse → authorize → call a
+    service → serialize: the caller must be signed in (401 first), and every `*_id` path argument
+    must be a UUID (404 naming it); the method gets the principal and the normalised ids.
+
+        @signed_in
+        async def get(self, principal: Principal, card_id: str) -> None: ...
+    """
+
+    @functools.wraps(method)
+    async def head(self: BaseHandler, **path: str) -> None:
+        principal = await self.require_user()
+        args = {
+            name: parse_uuid(value, name) if name.endswith("_id") else value
+            for name, value in path.items()
+        }
+        await method(self, principal, **args)
+
+    return head
 
 
 def validation_error(err: marshmallow.ValidationError) -> ValidationFailed:

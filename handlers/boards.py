@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.errors import ValidationFailed
-from handlers.base import BaseHandler, parse_uuid
+from handlers.base import BaseHandler, signed_in
 from handlers.routing import route
 from handlers.schemas.auth import EmptySchema
 from handlers.schemas.boards import (
@@ -30,6 +30,7 @@ from handlers.schemas.boards import (
     VersionOnlySchema,
 )
 from services import boards as service
+from services.auth_guard import Principal
 
 _IF_MATCH = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
 _board = BoardSchema()
@@ -85,8 +86,8 @@ class BoardsHandler(BoardApiHandler):
         }
     }
 
-    async def post(self) -> None:
-        principal = await self.require_user()
+    @signed_in
+    async def post(self, principal: Principal) -> None:
         data = self.load_body(BoardCreateSchema())
         data["name"] = data["name"].strip() or data["name"]
         self.send_entity(await service.create_board(self.ctx, principal.user_id, data), 201)
@@ -111,25 +112,22 @@ class BoardHandler(BoardApiHandler):
         },
     }
 
-    async def get(self, board_id: str) -> None:
-        principal = await self.require_user()
-        board_id = parse_uuid(board_id, "board_id")
+    @signed_in
+    async def get(self, principal: Principal, board_id: str) -> None:
         query = self.load_query(BoardQuerySchema())
         board = await service.get_board_detail(
             self.ctx, principal.user_id, board_id, include_archived=query["include_archived"]
         )
         self.send_entity(_detail.dump(board))
 
-    async def patch(self, board_id: str) -> None:
-        principal = await self.require_user()
-        board_id = parse_uuid(board_id, "board_id")
+    @signed_in
+    async def patch(self, principal: Principal, board_id: str) -> None:
         changes, version = self.load_changes(BoardUpdateSchema())
         board = await service.update_board(self.ctx, principal.user_id, board_id, changes, version)
         self.send_entity(board)
 
-    async def delete(self, board_id: str) -> None:
-        principal = await self.require_user()
-        board_id = parse_uuid(board_id, "board_id")
+    @signed_in
+    async def delete(self, principal: Principal, board_id: str) -> None:
         version = self.expected_version(self.load_body(VersionOnlySchema()))
         await service.delete_board(self.ctx, principal.user_id, board_id, version)
         self.send(None, 204)
@@ -145,9 +143,8 @@ class BoardArchiveHandler(BoardApiHandler):
         }
     }
 
-    async def post(self, board_id: str) -> None:
-        principal = await self.require_user()
-        board_id = parse_uuid(board_id, "board_id")
+    @signed_in
+    async def post(self, principal: Principal, board_id: str) -> None:
         version = self.expected_version(self.load_body(VersionOnlySchema()))
         board = await service.set_board_archived(
             self.ctx, principal.user_id, board_id, self.archived, version
@@ -174,9 +171,8 @@ class BoardMembersHandler(BoardApiHandler):
         }
     }
 
-    async def get(self, board_id: str) -> None:
-        principal = await self.require_user()
-        board_id = parse_uuid(board_id, "board_id")
+    @signed_in
+    async def get(self, principal: Principal, board_id: str) -> None:
         members = await service.list_members(self.ctx, principal.user_id, board_id)
         self.send({"members": members})
 
@@ -191,20 +187,16 @@ class BoardMemberHandler(BoardApiHandler):
         "delete": {"summary": "Remove a member's grant (manager)", "status": 204},
     }
 
-    async def put(self, board_id: str, user_id: str) -> None:
-        principal = await self.require_user()
-        board_id = parse_uuid(board_id, "board_id")
-        user_id = parse_uuid(user_id, "user_id")
+    @signed_in
+    async def put(self, principal: Principal, board_id: str, user_id: str) -> None:
         data = self.load_body(MemberPutSchema())
         member = await service.grant_member(
             self.ctx, principal.user_id, board_id, user_id, data["role"]
         )
         self.send(member)
 
-    async def delete(self, board_id: str, user_id: str) -> None:
-        principal = await self.require_user()
-        board_id = parse_uuid(board_id, "board_id")
-        user_id = parse_uuid(user_id, "user_id")
+    @signed_in
+    async def delete(self, principal: Principal, board_id: str, user_id: str) -> None:
         self.load_body(EmptySchema())
         await service.revoke_member(self.ctx, principal.user_id, board_id, user_id)
         self.send(None, 204)
@@ -220,9 +212,8 @@ class BoardLabelsHandler(BoardApiHandler):
         }
     }
 
-    async def post(self, board_id: str) -> None:
-        principal = await self.require_user()
-        board_id = parse_uuid(board_id, "board_id")
+    @signed_in
+    async def post(self, principal: Principal, board_id: str) -> None:
         data = self.load_body(LabelCreateSchema())
         label = await service.create_label(
             self.ctx, principal.user_id, board_id, data["name"], data["color"]
@@ -243,17 +234,15 @@ class LabelHandler(BoardApiHandler):
         },
     }
 
-    async def patch(self, label_id: str) -> None:
-        principal = await self.require_user()
-        label_id = parse_uuid(label_id, "label_id")
+    @signed_in
+    async def patch(self, principal: Principal, label_id: str) -> None:
         changes = self.load_body(LabelUpdateSchema())
         if not changes:
             raise ValidationFailed("nothing to update")
         self.send(await service.update_label(self.ctx, principal.user_id, label_id, changes))
 
-    async def delete(self, label_id: str) -> None:
-        principal = await self.require_user()
-        label_id = parse_uuid(label_id, "label_id")
+    @signed_in
+    async def delete(self, principal: Principal, label_id: str) -> None:
         self.load_body(EmptySchema())
         await service.delete_label(self.ctx, principal.user_id, label_id)
         self.send(None, 204)

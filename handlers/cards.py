@@ -7,7 +7,7 @@ Placement bodies name neighbours, not positions: `after_id` (the item that shoul
 from __future__ import annotations
 
 from core.errors import ValidationFailed
-from handlers.base import parse_uuid
+from handlers.base import signed_in
 from handlers.boards import BoardApiHandler
 from handlers.routing import route
 from handlers.schemas.auth import EmptySchema
@@ -25,6 +25,7 @@ from handlers.schemas.boards import (
     VersionOnlySchema,
 )
 from services import cards as service
+from services.auth_guard import Principal
 
 
 class BoardListsHandler(BoardApiHandler):
@@ -37,9 +38,8 @@ class BoardListsHandler(BoardApiHandler):
         }
     }
 
-    async def post(self, board_id: str) -> None:
-        principal = await self.require_user()
-        board_id = parse_uuid(board_id, "board_id")
+    @signed_in
+    async def post(self, principal: Principal, board_id: str) -> None:
         data = self.load_body(ListCreateSchema())
         entity = await service.create_list(self.ctx, principal.user_id, board_id, data)
         self.send_entity(entity, 201)
@@ -54,9 +54,8 @@ class ListHandler(BoardApiHandler):
         }
     }
 
-    async def patch(self, list_id: str) -> None:
-        principal = await self.require_user()
-        list_id = parse_uuid(list_id, "list_id")
+    @signed_in
+    async def patch(self, principal: Principal, list_id: str) -> None:
         changes, version = self.load_changes(ListUpdateSchema())
         entity = await service.rename_list(
             self.ctx, principal.user_id, list_id, changes["name"], version
@@ -73,9 +72,8 @@ class ListMoveHandler(BoardApiHandler):
         }
     }
 
-    async def post(self, list_id: str) -> None:
-        principal = await self.require_user()
-        list_id = parse_uuid(list_id, "list_id")
+    @signed_in
+    async def post(self, principal: Principal, list_id: str) -> None:
         data = self.load_body(ListMoveSchema())
         moved = await service.move_list(
             self.ctx,
@@ -97,9 +95,8 @@ class ListArchiveHandler(BoardApiHandler):
         }
     }
 
-    async def post(self, list_id: str) -> None:
-        principal = await self.require_user()
-        list_id = parse_uuid(list_id, "list_id")
+    @signed_in
+    async def post(self, principal: Principal, list_id: str) -> None:
         version = self.expected_version(self.load_body(VersionOnlySchema()))
         entity = await service.set_list_archived(
             self.ctx, principal.user_id, list_id, self.archived, version
@@ -128,9 +125,8 @@ class ListCardsHandler(BoardApiHandler):
         }
     }
 
-    async def post(self, list_id: str) -> None:
-        principal = await self.require_user()
-        list_id = parse_uuid(list_id, "list_id")
+    @signed_in
+    async def post(self, principal: Principal, list_id: str) -> None:
         data = self.load_body(CardCreateSchema())
         entity = await service.create_card(self.ctx, principal.user_id, list_id, data)
         self.send_entity(entity, 201)
@@ -151,21 +147,18 @@ class CardHandler(BoardApiHandler):
         },
     }
 
-    async def get(self, card_id: str) -> None:
-        principal = await self.require_user()
-        card_id = parse_uuid(card_id, "card_id")
+    @signed_in
+    async def get(self, principal: Principal, card_id: str) -> None:
         self.send_entity(await service.get_card(self.ctx, principal.user_id, card_id))
 
-    async def patch(self, card_id: str) -> None:
-        principal = await self.require_user()
-        card_id = parse_uuid(card_id, "card_id")
+    @signed_in
+    async def patch(self, principal: Principal, card_id: str) -> None:
         changes, version = self.load_changes(CardUpdateSchema())
         changes["version"] = version
         self.send_entity(await service.update_card(self.ctx, principal.user_id, card_id, changes))
 
-    async def delete(self, card_id: str) -> None:
-        principal = await self.require_user()
-        card_id = parse_uuid(card_id, "card_id")
+    @signed_in
+    async def delete(self, principal: Principal, card_id: str) -> None:
         version = self.expected_version(self.load_body(VersionOnlySchema()))
         await service.delete_card(self.ctx, principal.user_id, card_id, version)
         self.send(None, 204)
@@ -181,9 +174,8 @@ class CardArchiveHandler(BoardApiHandler):
         }
     }
 
-    async def post(self, card_id: str) -> None:
-        principal = await self.require_user()
-        card_id = parse_uuid(card_id, "card_id")
+    @signed_in
+    async def post(self, principal: Principal, card_id: str) -> None:
         version = self.expected_version(self.load_body(VersionOnlySchema()))
         entity = await service.set_card_archived(
             self.ctx, principal.user_id, card_id, self.archived, version
@@ -212,9 +204,8 @@ class CardMoveHandler(BoardApiHandler):
         }
     }
 
-    async def post(self, card_id: str) -> None:
-        principal = await self.require_user()
-        card_id = parse_uuid(card_id, "card_id")
+    @signed_in
+    async def post(self, principal: Principal, card_id: str) -> None:
         data = self.load_body(CardMoveSchema())
         move = service.CardMove(
             str(data["list_id"]), service.Placement.of(data), self.expected_version(data)
@@ -232,9 +223,8 @@ class CardChecklistHandler(BoardApiHandler):
         }
     }
 
-    async def post(self, card_id: str) -> None:
-        principal = await self.require_user()
-        card_id = parse_uuid(card_id, "card_id")
+    @signed_in
+    async def post(self, principal: Principal, card_id: str) -> None:
         data = self.load_body(ChecklistItemCreateSchema())
         entity = await service.add_checklist_item(self.ctx, principal.user_id, card_id, data)
         self.send_entity(entity, 201)
@@ -253,18 +243,16 @@ class ChecklistItemHandler(BoardApiHandler):
         },
     }
 
-    async def patch(self, item_id: str) -> None:
-        principal = await self.require_user()
-        item_id = parse_uuid(item_id, "item_id")
+    @signed_in
+    async def patch(self, principal: Principal, item_id: str) -> None:
         changes = self.load_body(ChecklistItemUpdateSchema())
         if not changes:
             raise ValidationFailed("nothing to update")
         entity = await service.update_checklist_item(self.ctx, principal.user_id, item_id, changes)
         self.send_entity(entity)
 
-    async def delete(self, item_id: str) -> None:
-        principal = await self.require_user()
-        item_id = parse_uuid(item_id, "item_id")
+    @signed_in
+    async def delete(self, principal: Principal, item_id: str) -> None:
         self.load_body(EmptySchema())
         entity = await service.delete_checklist_item(self.ctx, principal.user_id, item_id)
         self.send_entity(entity)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers.base import BaseHandler, parse_uuid
+from handlers.base import BaseHandler, signed_in
 from handlers.input_guard import attempt_key
 from handlers.routing import route
 from handlers.schemas.auth import EmptySchema
@@ -29,6 +29,7 @@ from handlers.schemas.documents import (
 from handlers.workspaces import send_page
 from services import documents as service
 from services import sharing, versions
+from services.auth_guard import Principal
 from services.documents import ListFilter, Placement
 
 _document = DocumentSchema()
@@ -54,8 +55,8 @@ class DocumentsHandler(BaseHandler):
         },
     }
 
-    async def get(self) -> None:
-        principal = await self.require_user()
+    @signed_in
+    async def get(self, principal: Principal) -> None:
         query = self.load_query(DocumentListQuerySchema())
         where = ListFilter(
             workspace_id=str(query["workspace_id"]),
@@ -74,8 +75,8 @@ class DocumentsHandler(BaseHandler):
         }
         self.send(DocumentPageSchema().dump(page))
 
-    async def post(self) -> None:
-        principal = await self.require_user()
+    @signed_in
+    async def post(self, principal: Principal) -> None:
         data = self.load_body(DocumentCreateSchema())
         placement = Placement(
             str(data["workspace_id"]), _str(data["board_id"]), _str(data["parent_id"])
@@ -100,23 +101,20 @@ class DocumentHandler(BaseHandler):
         },
     }
 
-    async def get(self, doc_id: str) -> None:
-        principal = await self.require_user()
-        doc_id = parse_uuid(doc_id, "doc_id")
+    @signed_in
+    async def get(self, principal: Principal, doc_id: str) -> None:
         self.send(_document.dump(await service.get_document(self.ctx, principal.user_id, doc_id)))
 
-    async def patch(self, doc_id: str) -> None:
-        principal = await self.require_user()
-        doc_id = parse_uuid(doc_id, "doc_id")
+    @signed_in
+    async def patch(self, principal: Principal, doc_id: str) -> None:
         data = self.load_body(DocumentUpdateSchema())
         if "parent_id" in data:
             data["parent_id"] = _str(data["parent_id"])
         doc = await service.update_document(self.ctx, principal.user_id, doc_id, data)
         self.send(_document.dump(doc))
 
-    async def delete(self, doc_id: str) -> None:
-        principal = await self.require_user()
-        doc_id = parse_uuid(doc_id, "doc_id")
+    @signed_in
+    async def delete(self, principal: Principal, doc_id: str) -> None:
         self.load_body(EmptySchema())
         await service.delete_document(self.ctx, principal.user_id, doc_id)
         self.send(None, 204)
@@ -132,9 +130,8 @@ class DuplicateHandler(BaseHandler):
         }
     }
 
-    async def post(self, doc_id: str) -> None:
-        principal = await self.require_user()
-        doc_id = parse_uuid(doc_id, "doc_id")
+    @signed_in
+    async def post(self, principal: Principal, doc_id: str) -> None:
         data = self.load_body(DuplicateSchema())
         doc = await service.duplicate_document(
             self.ctx, principal.user_id, doc_id, data.get("title")
@@ -157,9 +154,8 @@ class VersionsHandler(BaseHandler):
         },
     }
 
-    async def get(self, doc_id: str) -> None:
-        principal = await self.require_user()
-        doc_id = parse_uuid(doc_id, "doc_id")
+    @signed_in
+    async def get(self, principal: Principal, doc_id: str) -> None:
         await send_page(
             self,
             VersionPageSchema,
@@ -168,9 +164,8 @@ class VersionsHandler(BaseHandler):
             ),
         )
 
-    async def post(self, doc_id: str) -> None:
-        principal = await self.require_user()
-        doc_id = parse_uuid(doc_id, "doc_id")
+    @signed_in
+    async def post(self, principal: Principal, doc_id: str) -> None:
         data = self.load_body(VersionCreateSchema())
         version = await versions.create_named_version(
             self.ctx, principal.user_id, doc_id, data["name"].strip()
@@ -181,10 +176,8 @@ class VersionsHandler(BaseHandler):
 class VersionHandler(BaseHandler):
     openapi = {"get": {"summary": "One version with its content", "response": VersionDetailSchema}}
 
-    async def get(self, doc_id: str, version_id: str) -> None:
-        principal = await self.require_user()
-        doc_id = parse_uuid(doc_id, "doc_id")
-        version_id = parse_uuid(version_id, "version_id")
+    @signed_in
+    async def get(self, principal: Principal, doc_id: str, version_id: str) -> None:
         version = await versions.get_version(self.ctx, principal.user_id, doc_id, version_id)
         self.send(VersionDetailSchema().dump(version))
 
@@ -198,11 +191,8 @@ class VersionDiffHandler(BaseHandler):
         }
     }
 
-    async def get(self, doc_id: str, version_id: str, other_id: str) -> None:
-        principal = await self.require_user()
-        doc_id = parse_uuid(doc_id, "doc_id")
-        version_id = parse_uuid(version_id, "version_id")
-        other_id = parse_uuid(other_id, "other_id")
+    @signed_in
+    async def get(self, principal: Principal, doc_id: str, version_id: str, other_id: str) -> None:
         diff = await versions.diff_versions(
             self.ctx, principal.user_id, doc_id, version_id, other_id
         )
@@ -221,10 +211,8 @@ class RestoreHandler(BaseHandler):
         }
     }
 
-    async def post(self, doc_id: str, version_id: str) -> None:
-        principal = await self.require_user()
-        doc_id = parse_uuid(doc_id, "doc_id")
-        version_id = parse_uuid(version_id, "version_id")
+    @signed_in
+    async def post(self, principal: Principal, doc_id: str, version_id: str) -> None:
         self.load_body(EmptySchema())
         restored, applied = await versions.restore_version(
             self.ctx, principal.user_id, doc_id, version_id, attempt_key(self)
@@ -259,9 +247,8 @@ class GrantsHandler(BaseHandler):
         }
     }
 
-    async def get(self, doc_id: str) -> None:
-        principal = await self.require_user()
-        doc_id = parse_uuid(doc_id, "doc_id")
+    @signed_in
+    async def get(self, principal: Principal, doc_id: str) -> None:
         grants = await sharing.list_grants(self.ctx, principal.user_id, doc_id)
         self.send(DocumentGrantListSchema().dump({"items": grants}))
 
@@ -276,18 +263,14 @@ class GrantHandler(BaseHandler):
         "delete": {"summary": "Remove a member's explicit grant", "status": 204},
     }
 
-    async def put(self, doc_id: str, user_id: str) -> None:
-        principal = await self.require_user()
-        doc_id = parse_uuid(doc_id, "doc_id")
-        user_id = parse_uuid(user_id, "user_id")
+    @signed_in
+    async def put(self, principal: Principal, doc_id: str, user_id: str) -> None:
         data = self.load_body(GrantPutSchema())
         grant = await sharing.set_grant(self.ctx, principal.user_id, doc_id, user_id, data["role"])
         self.send(DocumentGrantSchema().dump(grant))
 
-    async def delete(self, doc_id: str, user_id: str) -> None:
-        principal = await self.require_user()
-        doc_id = parse_uuid(doc_id, "doc_id")
-        user_id = parse_uuid(user_id, "user_id")
+    @signed_in
+    async def delete(self, principal: Principal, doc_id: str, user_id: str) -> None:
         self.load_body(EmptySchema())
         await sharing.remove_grant(self.ctx, principal.user_id, doc_id, user_id)
         self.send(None, 204)

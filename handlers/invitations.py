@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers.base import BaseHandler, parse_uuid
+from handlers.base import BaseHandler, signed_in
 from handlers.routing import route
 from handlers.schemas.auth import EmptySchema
 from handlers.schemas.common import PageQuerySchema
@@ -14,6 +14,7 @@ from handlers.schemas.workspaces import (
 )
 from handlers.workspaces import send_page
 from services import workspaces as service
+from services.auth_guard import Principal
 
 
 class InviteHandler(BaseHandler):
@@ -26,9 +27,8 @@ class InviteHandler(BaseHandler):
         }
     }
 
-    async def post(self, workspace_id: str) -> None:
-        principal = await self.require_user()
-        workspace_id = parse_uuid(workspace_id, "workspace_id")
+    @signed_in
+    async def post(self, principal: Principal, workspace_id: str) -> None:
         data = self.load_body(InviteSchema())
         created = await service.invite(
             self.ctx, principal.user_id, workspace_id, data["email"], data["role"]
@@ -46,9 +46,8 @@ class InvitationsHandler(BaseHandler):
         }
     }
 
-    async def get(self, workspace_id: str) -> None:
-        principal = await self.require_user()
-        workspace_id = parse_uuid(workspace_id, "workspace_id")
+    @signed_in
+    async def get(self, principal: Principal, workspace_id: str) -> None:
         await send_page(
             self,
             InvitationPageSchema,
@@ -66,10 +65,8 @@ class InvitationHandler(BaseHandler):
         }
     }
 
-    async def delete(self, workspace_id: str, invitation_id: str) -> None:
-        principal = await self.require_user()
-        workspace_id = parse_uuid(workspace_id, "workspace_id")
-        invitation_id = parse_uuid(invitation_id, "invitation_id")
+    @signed_in
+    async def delete(self, principal: Principal, workspace_id: str, invitation_id: str) -> None:
         self.load_body(EmptySchema())
         await service.revoke_invitation(self.ctx, principal.user_id, workspace_id, invitation_id)
         self.send(None, 204)
@@ -83,8 +80,8 @@ class AcceptInvitationHandler(BaseHandler):
         }
     }
 
-    async def post(self, token: str) -> None:
-        principal = await self.require_user()
+    @signed_in
+    async def post(self, principal: Principal, token: str) -> None:
         self.load_body(EmptySchema())
         workspace = await service.accept_invitation(self.ctx, principal.user_id, token)
         self.send(WorkspaceSchema().dump(workspace))

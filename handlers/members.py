@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers.base import BaseHandler, parse_uuid
+from handlers.base import BaseHandler, signed_in
 from handlers.routing import route
 from handlers.schemas.auth import EmptySchema
 from handlers.schemas.common import PageQuerySchema
@@ -14,6 +14,7 @@ from handlers.schemas.workspaces import (
 )
 from handlers.workspaces import send_page
 from services import workspaces as service
+from services.auth_guard import Principal
 
 
 class MembersHandler(BaseHandler):
@@ -25,9 +26,8 @@ class MembersHandler(BaseHandler):
         }
     }
 
-    async def get(self, workspace_id: str) -> None:
-        principal = await self.require_user()
-        workspace_id = parse_uuid(workspace_id, "workspace_id")
+    @signed_in
+    async def get(self, principal: Principal, workspace_id: str) -> None:
         await send_page(
             self,
             WorkspaceMemberPageSchema,
@@ -50,20 +50,16 @@ class MemberHandler(BaseHandler):
         },
     }
 
-    async def patch(self, workspace_id: str, user_id: str) -> None:
-        principal = await self.require_user()
-        workspace_id = parse_uuid(workspace_id, "workspace_id")
-        user_id = parse_uuid(user_id, "user_id")
+    @signed_in
+    async def patch(self, principal: Principal, workspace_id: str, user_id: str) -> None:
         data = self.load_body(WorkspaceMemberRoleSchema())
         member = await service.change_member_role(
             self.ctx, principal.user_id, workspace_id, user_id, data["role"]
         )
         self.send(WorkspaceMemberSchema().dump(member))
 
-    async def delete(self, workspace_id: str, user_id: str) -> None:
-        principal = await self.require_user()
-        workspace_id = parse_uuid(workspace_id, "workspace_id")
-        user_id = parse_uuid(user_id, "user_id")
+    @signed_in
+    async def delete(self, principal: Principal, workspace_id: str, user_id: str) -> None:
         self.load_body(EmptySchema())
         await service.remove_member(self.ctx, principal.user_id, workspace_id, user_id)
         self.send(None, 204)
@@ -72,9 +68,8 @@ class MemberHandler(BaseHandler):
 class LeaveHandler(BaseHandler):
     openapi = {"post": {"summary": "Leave a workspace (not as its last Owner)", "status": 204}}
 
-    async def post(self, workspace_id: str) -> None:
-        principal = await self.require_user()
-        workspace_id = parse_uuid(workspace_id, "workspace_id")
+    @signed_in
+    async def post(self, principal: Principal, workspace_id: str) -> None:
         self.load_body(EmptySchema())
         await service.leave_workspace(self.ctx, principal.user_id, workspace_id)
         self.send(None, 204)
@@ -89,9 +84,8 @@ class TransferOwnershipHandler(BaseHandler):
         }
     }
 
-    async def post(self, workspace_id: str) -> None:
-        principal = await self.require_user()
-        workspace_id = parse_uuid(workspace_id, "workspace_id")
+    @signed_in
+    async def post(self, principal: Principal, workspace_id: str) -> None:
         data = self.load_body(TransferOwnershipSchema())
         await service.transfer_ownership(
             self.ctx, principal.user_id, workspace_id, str(data["user_id"])

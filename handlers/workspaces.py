@@ -7,7 +7,7 @@ from typing import Any
 
 from marshmallow import Schema
 
-from handlers.base import BaseHandler, parse_uuid
+from handlers.base import BaseHandler, signed_in
 from handlers.routing import route
 from handlers.schemas.auth import EmptySchema
 from handlers.schemas.common import PageQuerySchema
@@ -22,6 +22,7 @@ from handlers.schemas.workspaces import (
 )
 from services import visibility
 from services import workspaces as service
+from services.auth_guard import Principal
 
 _workspace = WorkspaceSchema()
 
@@ -57,8 +58,8 @@ class WorkspacesHandler(BaseHandler):
         },
     }
 
-    async def get(self) -> None:
-        principal = await self.require_user()
+    @signed_in
+    async def get(self, principal: Principal) -> None:
         await send_page(
             self,
             WorkspacePageSchema,
@@ -67,8 +68,8 @@ class WorkspacesHandler(BaseHandler):
             ),
         )
 
-    async def post(self) -> None:
-        principal = await self.require_user()
+    @signed_in
+    async def post(self, principal: Principal) -> None:
         data = self.load_body(WorkspaceCreateSchema())
         workspace = await service.create_workspace(
             self.ctx, principal.user_id, data["name"].strip(), data.get("slug")
@@ -90,24 +91,21 @@ class WorkspaceHandler(BaseHandler):
         },
     }
 
-    async def get(self, workspace_id: str) -> None:
-        principal = await self.require_user()
-        workspace_id = parse_uuid(workspace_id, "workspace_id")
+    @signed_in
+    async def get(self, principal: Principal, workspace_id: str) -> None:
         workspace = await service.get_workspace(self.ctx, principal.user_id, workspace_id)
         self.send(_workspace.dump(workspace))
 
-    async def patch(self, workspace_id: str) -> None:
-        principal = await self.require_user()
-        workspace_id = parse_uuid(workspace_id, "workspace_id")
+    @signed_in
+    async def patch(self, principal: Principal, workspace_id: str) -> None:
         data = self.load_body(WorkspaceUpdateSchema())
         if "name" in data:
             data["name"] = data["name"].strip()
         workspace = await service.update_workspace(self.ctx, principal.user_id, workspace_id, data)
         self.send(_workspace.dump(workspace))
 
-    async def delete(self, workspace_id: str) -> None:
-        principal = await self.require_user()
-        workspace_id = parse_uuid(workspace_id, "workspace_id")
+    @signed_in
+    async def delete(self, principal: Principal, workspace_id: str) -> None:
         self.load_body(EmptySchema())
         purge_after = await service.delete_workspace(self.ctx, principal.user_id, workspace_id)
         self.send(WorkspaceDeletedSchema().dump({"id": workspace_id, "purge_after": purge_after}))
@@ -122,9 +120,8 @@ class WorkspaceBoardsHandler(BaseHandler):
         }
     }
 
-    async def get(self, workspace_id: str) -> None:
-        principal = await self.require_user()
-        workspace_id = parse_uuid(workspace_id, "workspace_id")
+    @signed_in
+    async def get(self, principal: Principal, workspace_id: str) -> None:
         await send_page(
             self,
             BoardSummaryPageSchema,
@@ -143,9 +140,8 @@ class WorkspaceDocumentsHandler(BaseHandler):
         }
     }
 
-    async def get(self, workspace_id: str) -> None:
-        principal = await self.require_user()
-        workspace_id = parse_uuid(workspace_id, "workspace_id")
+    @signed_in
+    async def get(self, principal: Principal, workspace_id: str) -> None:
         await send_page(
             self,
             DocumentSummaryPageSchema,

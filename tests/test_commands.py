@@ -36,3 +36,14 @@ def test_profile_change_from_a_body() -> None:
     with pytest.raises(ValidationFailed) as err:
         ProfileChange.of({"new_password": "b" * 12})
     assert "current_password" in err.value.fields
+
+
+async def test_signed_in_checks_the_caller_before_the_ids(api, make_user) -> None:
+    """`@signed_in` heads every id-taking API method: 401 without a token (even for a bad id),
+    then 404 naming the path argument that is not a UUID."""
+    anonymous = await api.get("/api/v1/cards/not-a-uuid/")
+    assert anonymous.status == 401
+    user = await make_user()
+    bad = await api.get("/api/v1/cards/not-a-uuid/", token=user.access_token)
+    assert bad.status == 404
+    assert bad.body["error"]["fields"] == {"card_id": ["not a UUID"]}
