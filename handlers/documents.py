@@ -231,9 +231,8 @@ class PrivacyHandler(BaseHandler):
         }
     }
 
-    async def put(self, doc_id: str) -> None:
-        principal = await self.require_user()
-        doc_id = parse_uuid(doc_id, "doc_id")
+    @signed_in
+    async def put(self, principal: Principal, doc_id: str) -> None:
         data = self.load_body(PrivacyPutSchema())
         result = await service.set_privacy(self.ctx, principal.user_id, doc_id, data["is_private"])
         self.send(PrivacySchema().dump(result))
