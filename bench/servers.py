@@ -253,6 +253,11 @@ class OurStack:
             COLLAB_LOG_LEVEL="WARNING",
             COLLAB_ACCESS_TOKEN_TTL_S=str(BENCH_ACCESS_TOKEN_TTL_S),
             COLLAB_HOST="127.0.0.1",
+            # Every benchmark client comes from this one host: the per-address and per-user
+            # socket caps (a production guard against one host holding a node) would refuse it.
+            COLLAB_WS_MAX_SOCKETS_PER_IP="1000000",
+            COLLAB_WS_MAX_SOCKETS_PER_USER="1000000",
+            COLLAB_WS_MAX_CLIENTS_PER_DOCUMENT="1000000",
         )
         return env
 

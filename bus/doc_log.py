@@ -143,6 +143,20 @@ class DocLog:
                 raise Unavailable("document log unavailable, retry") from last
             await asyncio.sleep(0.1)
 
+    async def update_at(self, seq: int) -> bytes | None:
+        """The update stored at stream sequence `seq` (None: purged or never stored)."""
+        try:
+            msg = await self.nats.jetstream.get_msg(DOCS_STREAM, seq=seq, direct=True)
+        except nats.js.errors.NotFoundError:
+            return None
+        except (
+            nats.errors.TimeoutError,
+            nats.errors.NoRespondersError,
+            nats.errors.ConnectionClosedError,
+        ) as err:
+            raise Unavailable("document log unavailable") from err
+        return bytes(msg.data or b"")
+
     async def last_seq(self, doc_id: str) -> int:
         """The sequence of the document's newest update still in the stream (0 if none)."""
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import urllib.parse
+from collections.abc import Awaitable
 from typing import Any, cast
 
 import marshmallow
@@ -29,6 +30,7 @@ from core.errors import (
 )
 from handlers.base import JsonErrors
 from handlers.ws_lingering import lingering_protocol
+from live.admission import Seat
 from live.hub import Connection, Hub, Identity, close_for
 from models.repo import users as users_repo
 from server.context import AppContext
@@ -112,6 +114,7 @@ class AuthenticatedSocketHandler(JsonErrors, tornado.websocket.WebSocketHandler)
         self.accepted: dict[str, Any] = {}
         self._rejection: AppError | None = None
         self.connection: Connection | None = None
+        self._seat: Seat | None = None
         self._pending_bytes = 0
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
@@ -180,8 +183,26 @@ class AuthenticatedSocketHandler(JsonErrors, tornado.websocket.WebSocketHandler)
         """The kind's connection for an admitted handshake (`self.accepted`)."""
         raise NotImplementedError
 
+    def capped_room(self) -> str | None:
+        """The room whose client cap this socket counts against (documents), if any."""
+        return None
+
+    def _take_seat(self) -> bool:
+        """The node's socket caps (live/admission.py): False, with the socket closed (4429 too
+        many sockets, 1013 document full), if this one is over."""
+        identity: Identity = self.accepted["identity"]
+        try:
+            self._seat = self.ctx.admission.admit(
+                identity.user_id, self.request.remote_ip or "?", self.capped_room()
+            )
+        except AppError as err:
+            log.info("ws.refused", code=err.code, reason=err.message, user_id=identity.user_id)
+            self.close(*close_for(err))
+            return False
+        return True
+
     def open(self, *args: Any, **kwargs: Any) -> None:
-        if not self.admitted():
+        if not self.admitted() or not self._take_seat():
             return
         self.connection = self.make_connection()
         self.hub.connect(self.connection)
@@ -193,16 +214,21 @@ class AuthenticatedSocketHandler(JsonErrors, tornado.websocket.WebSocketHandler)
             path=self.request.path,
         )
 
-    def on_message(self, message: str | bytes) -> None:
+    def on_message(self, message: str | bytes) -> Awaitable[None] | None:
+        """Hand a frame to the connection. While the awaitable it may return is pending,
+        Tornado reads no further frame from this socket: back-pressure (live/hub.py)."""
         connection = self.connection
         if connection is None:
-            return
+            return None
         try:
-            connection.receive(message)
+            return connection.receive(message)
         except Exception as err:  # Tornado aborts the socket if on_message raises
             log.error("ws.receive_failed", conn=connection.conn_id, error=repr(err))
+            return None
 
     def on_close(self) -> None:
+        if self._seat is not None:
+            self._seat.release()
         if self.connection is None:
             return
         self.hub.disconnect(self.connection)

@@ -59,6 +59,9 @@ class DocumentSocketHandler(AuthenticatedSocketHandler):
         )
         return {"doc_id": doc_id, "access": access}
 
+    def capped_room(self) -> str | None:
+        return str(self.accepted["doc_id"])
+
     def make_connection(self) -> Session:
         accepted = self.accepted
         session_class = JsonSession if accepted["format"] == "json" else YjsSession

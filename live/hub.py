@@ -4,9 +4,10 @@ Two classes hold everything that is the same for every kind of socket, so a new 
 `Connection` subclass (its frames, its room, its access rule) and one `Hub` subclass (its rooms and
 presence), like Hocuspocus' one `ClientConnection` per socket with typed hooks:
 
-* `Connection` is one socket, without Tornado: token expiry, the inbound limits (token bucket and
-  flood close, frame size, bounded queue, malformed-frame budget), one worker that handles the
-  frames in arrival order under a catch-all, and the ONE outbound rule: a frame is written at once,
+* `Connection` is one socket, without Tornado: token expiry, the inbound limits (frame size,
+  malformed-frame budget, and a bounded queue with back-pressure paced by a token bucket), one
+  worker that handles the frames in arrival order under a catch-all, and the ONE outbound rule:
+  a frame is written at once,
   and a socket whose unsent bytes pass its kind's `max_pending_bytes` is a slow reader and is closed
   with 1008 (it reconnects and resyncs; memory per socket stays bounded, R18).
 * `Hub` is a node component per socket kind: the open sockets, revocation signals and NATS
@@ -92,7 +93,7 @@ class Identity:
 
 
 class TokenBucket:
-    """`rate` messages per second on average, bursts up to `burst`."""
+    """`rate` units per second on average, bursts up to `burst`."""
 
     def __init__(self, rate: float, burst: int) -> None:
         self.rate = rate
@@ -108,16 +109,20 @@ class TokenBucket:
         self.tokens -= 1
         return True
 
+    def wait_s(self, now: float) -> float:
+        """Seconds until `take` succeeds (0: now)."""
+        tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+
 
 @dataclass(frozen=True)
 class SocketLimits:
     """The per-socket limits of one socket kind (settings or the kind's named constants)."""
 
-    rate_per_s: float  # inbound frames per second on average ...
-    burst: int  # ... and in a burst; the excess is dropped with an error frame
-    flood_close_after: int  # dropped frames before the socket is closed with 4429
+    rate_per_s: float  # inbound units (a frame, or a run of merged updates) handled per second
+    burst: int  # ... and in a burst; above it the worker waits, so the queue fills up
     bad_frames_before_close: int  # malformed frames answered before the socket is closed with 4400
-    queue_max_msgs: int  # inbound frames waiting for the worker (S7: e.g. while a room loads)
+    queue_max_msgs: int  # inbound frames waiting for the worker; when full, reading pauses
     queue_max_bytes: int
     max_pending_bytes: int  # unsent outbound bytes before the socket is a slow reader (R18)
     max_frame_bytes: int | None = None  # checked here when tighter than Tornado's own limit
@@ -162,7 +167,7 @@ class Connection:
         self._queued_bytes = 0
         self._wakeup = asyncio.Event()
         self._bucket = TokenBucket(limits.rate_per_s, limits.burst)
-        self._dropped = 0
+        self._room_in_queue: asyncio.Future[None] | None = None
         self._bad = 0
         self._task: asyncio.Task[None] | None = None
         self._expiry: asyncio.TimerHandle | None = None
@@ -191,6 +196,7 @@ class Connection:
     def _mark_closed(self) -> None:
         self.closed = True
         self._wakeup.set()
+        self._resume_reading()
         if self._expiry is not None:
             self._expiry.cancel()
 
@@ -216,9 +222,41 @@ class Connection:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            message = self._queue.popleft()
-            self._queued_bytes -= len(message)
-            await self.handle(message)
+            await self._pace()
+            if self.closed:
+                return
+            await self.handle(self.next_frame())
+
+    async def _pace(self) -> None:
+        """The token bucket: wait until this socket may have its next unit handled. Waiting is
+        what throttles: the queue fills, `receive` tells the transport to stop reading, and TCP
+        pushes back on the client -- nothing it sent is dropped (issue 17 item 12)."""
+        wait_s = self._bucket.wait_s(time.monotonic())
+        if wait_s > 0:
+            await asyncio.sleep(wait_s)
+        self._bucket.take(time.monotonic())
+
+    def next_frame(self) -> bytes | str:
+        """The next unit of work; a kind may override it to merge a run of queued frames."""
+        return self.pop_queued()
+
+    def peek_queued(self) -> bytes | str | None:
+        """The frame `pop_queued` would return, without taking it."""
+        return self._queue[0] if self._queue else None
+
+    def requeue_front(self, frames: list[bytes | str]) -> None:
+        """Put frames taken with `pop_queued` back at the front, in their order."""
+        for frame in reversed(frames):
+            self._queue.appendleft(frame)
+            self._queued_bytes += len(frame)
+
+    def pop_queued(self) -> bytes | str:
+        """Take the oldest queued frame; reading resumes once the queue has room again."""
+        message = self._queue.popleft()
+        self._queued_bytes -= len(message)
+        if not self._queue_full():
+            self._resume_reading()
+        return message
 
     async def handle(self, message: bytes | str) -> None:
         """Process one inbound frame; never raises (a bad one costs its sender an error)."""
@@ -232,29 +270,48 @@ class Connection:
 
     # --- inbound (called from the transport's on_message) ------------------------------------
 
-    def receive(self, message: bytes | str) -> None:
-        """Admit one inbound frame to the queue, or drop it (rate) or close (flood, size)."""
+    def receive(self, message: bytes | str) -> Awaitable[None] | None:
+        """Queue one inbound frame for the worker (or close: frame size).
+
+        Returns an awaitable while the queue is full (S7: a room still loading; S5: a sender
+        faster than its token bucket): the transport reads no further frame until it resolves,
+        so the kernel's buffers fill and TCP slows the client down. Memory per socket stays
+        bounded by the queue limits, and no frame the client sent is ever dropped -- a client
+        cannot tell a throttled update from a delivered one, so dropping one would silently fork
+        the document (issue 17 item 12).
+        """
         if self.closed:
-            return
+            return None
         limits = self.limits
-        if not self._bucket.take(time.monotonic()):
-            self._dropped += 1
-            if self._dropped > limits.flood_close_after:
-                self.close(CloseCode.RATE_LIMITED)
-            else:
-                self.error("rate_limited", "too many messages: this one was dropped, slow down")
-            return
         size = len(message)
         if limits.max_frame_bytes is not None and size > limits.max_frame_bytes:
             self.close(CloseCode.TOO_BIG, f"frames are limited to {limits.max_frame_bytes} bytes")
-            return
-        too_many = len(self._queue) >= limits.queue_max_msgs
-        if too_many or self._queued_bytes + size > limits.queue_max_bytes:
-            self.close(CloseCode.RATE_LIMITED, "too many messages waiting")
-            return
+            return None
         self._queue.append(message)
         self._queued_bytes += size
         self._wakeup.set()
+        if not self._queue_full():
+            return None
+        if self._room_in_queue is None:
+            self._room_in_queue = asyncio.get_running_loop().create_future()
+        return self._room_in_queue
+
+    @property
+    def queued_frames(self) -> int:
+        """Inbound frames waiting for the worker."""
+        return len(self._queue)
+
+    def _queue_full(self) -> bool:
+        limits = self.limits
+        return (
+            len(self._queue) >= limits.queue_max_msgs
+            or self._queued_bytes >= limits.queue_max_bytes
+        )
+
+    def _resume_reading(self) -> None:
+        waiting, self._room_in_queue = self._room_in_queue, None
+        if waiting is not None and not waiting.done():
+            waiting.set_result(None)
 
     def reject(self, code: str, message: str, msg_id: str | None = None) -> None:
         """Answer a malformed frame; too many of them end the connection."""

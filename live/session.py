@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import pycrdt
 import structlog
 
 from bus.doc_log import DocLog, DocLogRejected
@@ -36,12 +37,14 @@ from live.protocol import (
     SyncStep1,
     SyncStep2,
     SyncUpdate,
+    call_pycrdt,
     decode_message,
     encode_awareness,
     encode_awareness_entries,
     encode_permission_denied,
     encode_sync_step1,
     encode_sync_step2,
+    encode_update,
     validate_update,
 )
 from live.room import AwarenessBatch, DocumentTooLarge, Room, UpdateBatch
@@ -72,7 +75,6 @@ def document_limits(settings: Settings) -> SocketLimits:
     return SocketLimits(
         rate_per_s=settings.ws_rate_per_s,
         burst=settings.ws_burst,
-        flood_close_after=settings.ws_flood_close_after,
         bad_frames_before_close=BAD_MESSAGES_BEFORE_CLOSE,
         queue_max_msgs=settings.ws_queue_max_msgs,
         queue_max_bytes=settings.ws_queue_max_bytes,
@@ -194,6 +196,35 @@ class YjsSession(Session):
         if states:
             self.send(encode_awareness(encode_awareness_entries(states)))
 
+    def next_frame(self) -> bytes | str:
+        """A run of queued update frames becomes one update frame: one token, one publish.
+
+        The stock provider sends one frame per Yjs transaction, so a program writing thousands
+        of small updates (an importer, an agent) would otherwise be paced one update per token
+        and published one by one. Merging is exact (Yjs updates merge without loss) and keeps
+        the order of everything else: only consecutive updates merge, and never past the frame
+        size limit (the merged update must fit one log message).
+        """
+        first = self.pop_queued()
+        if not self.can_edit or _update_of(first) is None:
+            return first
+        run: list[bytes | str] = [first]
+        size = len(first)
+        while (following := self.peek_queued()) is not None:
+            update = _update_of(following)
+            if update is None or size + len(following) > self.settings.max_frame_bytes:
+                break
+            run.append(self.pop_queued())
+            size += len(following)
+        if len(run) == 1:
+            return first
+        updates = [u for u in map(_update_of, run) if u is not None]
+        try:
+            return encode_update(call_pycrdt("merge", pycrdt.merge_updates, *updates))
+        except ProtocolError:  # one of them is bad after all: handle them one by one
+            self.requeue_front(run[1:])
+            return first
+
     async def on_frame(self, message: bytes | str) -> None:
         room = self.room
         assert room is not None
@@ -257,6 +288,17 @@ class YjsSession(Session):
         # Echoed to the sender too, like the reference server: the provider drops a connection
         # that received nothing for 30 s, and its own 15 s renewal coming back is what it expects.
         self.send(batch.yjs_frame)
+
+
+def _update_of(frame: bytes | str) -> bytes | None:
+    """The update of an incremental-update frame (strictly decoded), else None."""
+    if not isinstance(frame, bytes):
+        return None
+    try:
+        decoded = decode_message(frame)
+    except ProtocolError:
+        return None
+    return decoded.update if isinstance(decoded, SyncUpdate) else None
 
 
 class JsonSession(Session):
@@ -362,9 +404,13 @@ class JsonSession(Session):
         # Scoped per user: two users' client ids never collide, and a user cannot replay (or
         # probe) another user's operation ids.
         msg_id = f"op:{self.doc_id}:{self.user_id}:{op.id}"
+        digest = hashlib.sha256(op.update).digest()
         known = await self._known_operation(msg_id)
         if known is not None:
-            self.send(envelope.ack(op.id, known, duplicate=True))
+            if known.digest is not None and known.digest != digest:
+                self._id_reused(op.id, known.seq)
+            else:
+                self.send(envelope.ack(op.id, known.seq, duplicate=True))
             return
         try:
             validate_update(op.update)
@@ -373,26 +419,46 @@ class JsonSession(Session):
             return
         try:
             ack = await room.publish(self, op.update, msg_id)
+            # JetStream deduplicated the id (the map did not know it: Postgres was down, or a
+            # concurrent send won): a duplicate only if it is the same payload.
+            if ack.duplicate and await self.deps.doc_log.update_at(ack.seq) not in (
+                None,
+                op.update,
+            ):
+                self._id_reused(op.id, ack.seq)
+                return
         except (DocumentTooLarge, DocLogRejected, Unavailable) as err:
             self.error(err.code, err.message, op.id)
             return
-        seq = await self._remember_operation(msg_id, ack.seq)
+        seq = await self._remember_operation(msg_id, ack.seq, digest)
         await room.wait_applied(seq, ACK_ORDER_WAIT_S)
         self.cursor = max(self.cursor, seq)
         self.send(envelope.ack(op.id, seq, duplicate=ack.duplicate or seq != ack.seq))
 
-    async def _known_operation(self, msg_id: str) -> int | None:
-        """The version a message id got before, from the durable map (it outlives JetStream's
+    def _id_reused(self, op_id: str, seq: int) -> None:
+        """Same id, other payload: acking it as a duplicate would drop the edit silently and
+        fork the client (issue 17 item 6); nothing is applied and the client is told."""
+        self.error(
+            "id_reused",
+            f"operation id {op_id!r} was already used for a different update (version {seq}):"
+            " send this update with a new id",
+            op_id,
+        )
+
+    async def _known_operation(self, msg_id: str) -> doc_snapshots.RecordedOperation | None:
+        """What a message id got before, from the durable map (it outlives JetStream's
         duplicate window and purges). Postgres down: JetStream's own dedupe still applies."""
         try:
-            return await doc_snapshots.get_operation_seq(self.deps.db, self.doc_id, msg_id)
+            return await doc_snapshots.get_operation(self.deps.db, self.doc_id, msg_id)
         except Unavailable as err:
             log.warning("ws.operation_lookup_failed", doc_id=self.doc_id, error=str(err))
             return None
 
-    async def _remember_operation(self, msg_id: str, seq: int) -> int:
+    async def _remember_operation(self, msg_id: str, seq: int, digest: bytes) -> int:
         try:
-            return await doc_snapshots.record_operation(self.deps.db, self.doc_id, msg_id, seq)
+            return await doc_snapshots.record_operation(
+                self.deps.db, self.doc_id, msg_id, seq, digest
+            )
         except Unavailable as err:
             log.warning("ws.operation_record_failed", doc_id=self.doc_id, error=str(err))
             return seq

@@ -100,6 +100,9 @@ class DocumentOperation(peewee.Model):
     document = peewee.ForeignKeyField(Document, on_delete="CASCADE", column_name="document_id")
     msg_id = peewee.TextField()
     seq = peewee.BigIntegerField()
+    # SHA-256 of a client operation's payload: the same id with another payload is refused
+    # (`id_reused`) instead of being acked as a duplicate and dropped (issue 17 item 6).
+    payload_sha256 = peewee.BlobField(null=True)
     created_at = timestamptz(default_now=True)
 
     class Meta:

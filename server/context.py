@@ -20,6 +20,7 @@ import structlog
 from bus.connection import NatsConnection
 from bus.doc_log import DocLog
 from bus.outbox import OutboxRelay
+from live.admission import Admission, SocketCaps
 from live.board_feed import BoardFeed
 from live.rooms import RoomManager
 from models.cache import Cache
@@ -57,6 +58,8 @@ class AppContext:
         self.components: list[Component] = []
         self._background: set[asyncio.Task[Any]] = set()
         self.draining = False
+        # The socket caps of this node, every socket kind counted together (live/admission.py).
+        self.admission = Admission(SocketCaps.from_settings(settings))
         # The after-commit outbox: every unit of work hands its events to it (bus/outbox.py).
         self.outbox = OutboxRelay(self.db, self.nats, self.spawn)
         self.add_component(self.outbox)

@@ -146,11 +146,19 @@ class Settings:
     # Real-time documents (live/room.py, live/session.py). The size budget is checked before
     # an update is applied, so pasting megabytes over and over cannot grow a document without bound.
     doc_max_bytes: int = 8 * 1024 * 1024
-    # Per-connection token bucket: a fast typist sends well under 50 frames/s (keystrokes plus cursor
-    # awareness); a flood past the bucket gets errors, then close 4429.
+    # Per-connection token bucket, in units handled per second: a frame, or a run of queued binary
+    # updates merged into one publish. A fast typist sends well under 50 frames/s (keystrokes plus
+    # cursor awareness); a faster sender is slowed down by back-pressure (the server stops reading
+    # its socket), never dropped: a dropped update would silently fork the document.
     ws_rate_per_s: float = 100.0
     ws_burst: int = 200
-    ws_flood_close_after: int = 50
+    # Open sockets per node (documents and boards together; live/admission.py). Per user: many
+    # tabs with a document and a board each stay far below it. Per client address: an office
+    # behind one NAT; behind a proxy it needs COLLAB_XHEADERS, else every client is the proxy.
+    # Per document: the clients of one room on this node (fan-out cost), 1013 above it.
+    ws_max_sockets_per_user: int = 50
+    ws_max_sockets_per_ip: int = 200
+    ws_max_clients_per_document: int = 200
     # Outbound bytes queued for one socket before it counts as a slow reader (R18) and is closed;
     # must exceed the largest legitimate message (a JSON full-state sync: 2 x doc_max_bytes in hex).
     ws_max_pending_bytes: int = 32 * 1024 * 1024
@@ -301,7 +309,9 @@ ENV_VARIABLES: dict[str, str] = {
     "doc_max_bytes": "COLLAB_DOC_MAX_BYTES",
     "ws_rate_per_s": "COLLAB_WS_RATE_PER_S",
     "ws_burst": "COLLAB_WS_BURST",
-    "ws_flood_close_after": "COLLAB_WS_FLOOD_CLOSE_AFTER",
+    "ws_max_sockets_per_user": "COLLAB_WS_MAX_SOCKETS_PER_USER",
+    "ws_max_sockets_per_ip": "COLLAB_WS_MAX_SOCKETS_PER_IP",
+    "ws_max_clients_per_document": "COLLAB_WS_MAX_CLIENTS_PER_DOCUMENT",
     "ws_max_pending_bytes": "COLLAB_WS_MAX_PENDING_BYTES",
     "ws_queue_max_msgs": "COLLAB_WS_QUEUE_MAX_MSGS",
     "ws_queue_max_bytes": "COLLAB_WS_QUEUE_MAX_BYTES",

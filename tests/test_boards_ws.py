@@ -226,7 +226,9 @@ async def test_bad_frames_get_errors_and_keep_the_socket(api, ctx, http_server_p
     sock.close()
 
 
-async def test_oversized_frame_and_flood_close(api, ctx, http_server_port):
+async def test_oversized_frame_closes_and_a_flood_is_paced(api, ctx, http_server_port):
+    """A frame over 4 KiB closes 1009; 60 pings at once (10/s, bursts of 20) are all answered,
+    slowed down by back-pressure, none dropped, the socket kept."""
     world = await board_world(api, ctx)
     port = http_server_port[1]
     big = await BoardSocket.connect(port, world.board_id, world.token("viewer"))
@@ -235,9 +237,14 @@ async def test_oversized_frame_and_flood_close(api, ctx, http_server_port):
     assert (await big.closed())[0] == 1009
     flood = await BoardSocket.connect(port, world.board_id, world.token("viewer"))
     await flood.ready()
-    for _ in range(200):
+    started = asyncio.get_running_loop().time()
+    for _ in range(60):
         await flood.conn.write_message('{"type":"ping"}')
-    assert (await flood.closed())[0] == 4429
+    for _ in range(60):
+        await flood.next(lambda f: f["type"] in ("pong", "error"), within_s=20)
+    assert [f["type"] for f in flood.frames if f["type"] in ("pong", "error")] == ["pong"] * 60
+    assert asyncio.get_running_loop().time() - started >= (60 - 20) / 10 * 0.9  # the rate held
+    flood.close()
 
 
 async def test_node_shutdown_closes_sockets_with_1001(api, ctx, settings):

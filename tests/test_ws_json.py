@@ -88,6 +88,46 @@ async def test_duplicate_message_id_is_acked_again_and_applied_once(ctx, ws_port
     await sock.aclose()
 
 
+async def test_a_reused_id_with_another_payload_is_refused_and_applies_nothing(
+    ctx, ws_port
+) -> None:
+    """S23 / issue 17 item 6: same id + same payload = the original ack; same id + another
+    payload = `id_reused`, nothing stored or applied -- whether the durable map or only
+    JetStream's dedupe knows the id (Postgres did not record it: the row is removed here)."""
+    setup = await document_with(ctx, "editor")
+    doc_log = ctx.services["doc_log"]
+    sock = await RawSocket.json(ws_port, setup.doc_id, setup.users["editor"].access_token)
+    await sock.wait_type("sync")
+    source = pycrdt.Doc()
+    original = text_update(source, "first")
+    await sock.operation("reused", original)
+    first = await sock.ack("reused")
+    assert first["type"] == "ack" and not first["duplicate"]
+
+    await sock.operation("reused", text_update(source, " second"))
+    refused = await sock.wait_json(lambda m: m.get("id") == "reused" and m["type"] == "error")
+    assert refused["code"] == "id_reused"
+    assert str(first["version"]) in refused["message"]
+
+    await ctx.db.execute("DELETE FROM document_operations WHERE document_id = $1", setup.doc_id)
+    start = len(sock.messages)
+    await sock.operation("reused", text_update(source, " third"))
+    refused = await sock.wait_json(
+        lambda m: m.get("id") == "reused" and m["type"] in ("ack", "error"), start=start
+    )
+    assert refused["code"] == "id_reused"  # JetStream said duplicate; the payload differs
+
+    start = len(sock.messages)
+    await sock.operation("reused", original)
+    same = await sock.wait_json(lambda m: m.get("id") == "reused", start=start)
+    assert (same["type"], same["version"], same["duplicate"]) == ("ack", first["version"], True)
+
+    entries = await doc_log.read(setup.doc_id, 0)
+    assert [e.seq for e in entries] == [first["version"]]
+    assert text_of(entries[0].update) == "first"
+    await sock.aclose()
+
+
 async def test_duplicate_after_the_jetstream_window_is_still_acked_once(ctx, ws_port) -> None:
     """R13(d): JetStream forgot the id (window of 1 s for this test); the durable map did not."""
     setup = await document_with(ctx, "editor")

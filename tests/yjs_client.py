@@ -369,6 +369,11 @@ class YjsNodeClients:
     ) -> None:
         await self.request("array_delete", name=name, key=key, index=index, length=length)
 
+    async def burst_edits(self, name: str, count: int, *, key: str = "text") -> None:
+        """``count`` one-character appends to text ``key``, each its own transaction (so its own
+        update frame), sent back to back with no pause: a program writing as fast as it can."""
+        await self.request("burst_edits", name=name, count=count, key=key)
+
     async def random_edits(self, name: str, count: int, seed: int) -> None:
         """``count`` text/map/array edits on roots "text", "map", "array", deterministic by seed."""
         await self.request("random_edits", name=name, count=count, seed=seed)

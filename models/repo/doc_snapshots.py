@@ -69,14 +69,41 @@ async def get_operation_seq(db: Executor, doc_id: str, msg_id: str) -> int | Non
     return None if seq is None else int(seq)
 
 
-async def record_operation(db: Database, doc_id: str, msg_id: str, seq: int) -> int:
-    """Remember msg_id → seq; returns the seq stored first if a concurrent writer won."""
+async def record_operation(
+    db: Database, doc_id: str, msg_id: str, seq: int, digest: bytes | None = None
+) -> int:
+    """Remember msg_id → seq (and the payload's digest, for clients' operation ids); returns the
+    seq stored first if a concurrent writer won."""
     stored = await db.fetchval(
-        "INSERT INTO document_operations (document_id, msg_id, seq) VALUES ($1, $2, $3)"
+        "INSERT INTO document_operations (document_id, msg_id, seq, payload_sha256)"
+        " VALUES ($1, $2, $3, $4)"
         " ON CONFLICT (document_id, msg_id) DO UPDATE SET msg_id = EXCLUDED.msg_id"
         " RETURNING seq",
         doc_id,
         msg_id,
         seq,
+        digest,
     )
     return int(stored)
+
+
+@dataclass(frozen=True)
+class RecordedOperation:
+    """An operation id seen before: its version, and the SHA-256 of its payload (None for
+    server-minted ids and rows older than the digest column)."""
+
+    seq: int
+    digest: bytes | None
+
+
+async def get_operation(db: Database, doc_id: str, msg_id: str) -> RecordedOperation | None:
+    row = await db.fetchrow(
+        "SELECT seq, payload_sha256 FROM document_operations"
+        " WHERE document_id = $1 AND msg_id = $2",
+        doc_id,
+        msg_id,
+    )
+    if row is None:
+        return None
+    digest = row["payload_sha256"]
+    return RecordedOperation(int(row["seq"]), None if digest is None else bytes(digest))

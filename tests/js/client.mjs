@@ -323,6 +323,14 @@ const commands = {
     return {}
   },
 
+  burst_edits: ({ name, count, key = 'text' }) => {
+    // `count` separate transactions in one synchronous loop: the provider sends one update frame
+    // per transaction as fast as the socket takes them (an importer or an agent writing).
+    const text = client(name).doc.getText(key)
+    for (let i = 0; i < count; i++) text.insert(text.length, String.fromCharCode(97 + (i % 26)))
+    return {}
+  },
+
   random_edits: ({ name, count, seed, text_key, map_key, array_key }) => {
     const { doc } = client(name)
     randomEdits(doc, count, seed, { textKey: text_key, mapKey: map_key, arrayKey: array_key })
