@@ -8,12 +8,11 @@ import asyncio
 import time
 
 from core.errors import CloseCode, NotFound
-from live.hub import Connection, Identity, SocketLimits
+from live.hub import Connection, Identity, SocketLimits, TokenBucket
 
 LIMITS = SocketLimits(
     rate_per_s=1000.0,
     burst=5,
-    flood_close_after=3,
     bad_frames_before_close=2,
     queue_max_msgs=100,
     queue_max_bytes=10_000,
@@ -37,6 +36,20 @@ class FakeTransport:
 
     def close(self, code: int, reason: str) -> None:
         self.closed = (code, reason)
+
+
+class CountingTransport(FakeTransport):
+    """Sets `reached` once `count` frames were sent (a wait without polling)."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__()
+        self.count = count
+        self.reached = asyncio.Event()
+
+    def send(self, frame: bytes | str) -> None:
+        super().send(frame)
+        if len(self.sent) >= self.count:
+            self.reached.set()
 
 
 class Echo(Connection):
@@ -87,14 +100,42 @@ async def test_frames_are_handled_in_order_and_echoed() -> None:
     assert transport.closed == (1001, CloseCode.GOING_AWAY.reason) and conn.left
 
 
-async def test_limits_close_with_their_codes() -> None:
-    flood = FakeTransport()
-    conn = Echo(flood)
-    for _ in range(5 + 4):  # the burst, then 4 dropped: more than flood_close_after (3)
-        conn.receive("x")
-    assert flood.closed is not None and flood.closed[0] == CloseCode.RATE_LIMITED
-    assert flood.sent.count("error:rate_limited") == 3
+async def test_a_flood_is_paced_by_back_pressure_never_dropped() -> None:
+    """Over the rate the worker waits for tokens; once the queue is full `receive` hands the
+    transport an awaitable (stop reading until it resolves). Every frame is handled, in order."""
+    limits = SocketLimits(**{**LIMITS.__dict__, "rate_per_s": 50.0, "queue_max_msgs": 4})
+    transport = CountingTransport(20)
+    conn = Echo(transport)
+    conn.limits = limits
+    conn._bucket = TokenBucket(limits.rate_per_s, limits.burst)
+    conn.start()
+    started = time.monotonic()
+    paused = 0
+    for i in range(20):
+        wait = conn.receive(str(i))
+        if wait is not None:  # what Tornado does with on_message's awaitable
+            paused += 1
+            assert conn.queued_frames == 4
+            await wait
+    await asyncio.wait_for(transport.reached.wait(), 5)
+    assert transport.sent == [str(i) for i in range(20)] and transport.closed is None
+    assert paused > 0
+    assert time.monotonic() - started >= (20 - 5) / 50 * 0.9  # burst 5, then 50/s
+    conn.close(CloseCode.GOING_AWAY)
+    await conn.wait_closed()
 
+
+async def test_closing_releases_a_paused_reader() -> None:
+    limits = SocketLimits(**{**LIMITS.__dict__, "queue_max_msgs": 1})
+    conn = Echo(FakeTransport())
+    conn.limits = limits
+    wait = conn.receive("x")  # no worker: the queue stays full
+    assert wait is not None and not wait.done()
+    conn.close(CloseCode.GOING_AWAY)
+    await asyncio.wait_for(wait, 1)
+
+
+async def test_limits_close_with_their_codes() -> None:
     big = FakeTransport()
     Echo(big).receive("x" * 65)
     assert big.closed == (CloseCode.TOO_BIG, "frames are limited to 64 bytes")

@@ -95,7 +95,7 @@ async def test_a_reused_id_with_another_payload_is_refused_and_applies_nothing(
     payload = `id_reused`, nothing stored or applied -- whether the durable map or only
     JetStream's dedupe knows the id (Postgres did not record it: the row is removed here)."""
     setup = await document_with(ctx, "editor")
-    doc_log = ctx.services["doc_log"]
+    doc_log = ctx.doc_log
     sock = await RawSocket.json(ws_port, setup.doc_id, setup.users["editor"].access_token)
     await sock.wait_type("sync")
     source = pycrdt.Doc()
