@@ -38,6 +38,12 @@ READ_TIMEOUT_S = 30.0
 JS_STORE_FAILED_ERR_CODE = 10077
 
 HEADER_MSG_ID = "Nats-Msg-Id"
+# A read that got no answer: the caller gets Unavailable (retry later), never a wrong "not found".
+_UNREACHABLE = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.errors.ConnectionClosedError,
+)
 HEADER_CLIENT = "Collab-Client"
 HEADER_USER = "Collab-User"
 HEADER_NODE = "Collab-Node"
@@ -149,11 +155,7 @@ class DocLog:
             msg = await self.nats.jetstream.get_msg(DOCS_STREAM, seq=seq, direct=True)
         except nats.js.errors.NotFoundError:
             return None
-        except (
-            nats.errors.TimeoutError,
-            nats.errors.NoRespondersError,
-            nats.errors.ConnectionClosedError,
-        ) as err:
+        except _UNREACHABLE as err:
             raise Unavailable("document log unavailable") from err
         return bytes(msg.data or b"")
 
@@ -165,11 +167,7 @@ class DocLog:
             )
         except nats.js.errors.NotFoundError:
             return 0
-        except (
-            nats.errors.TimeoutError,
-            nats.errors.NoRespondersError,
-            nats.errors.ConnectionClosedError,
-        ) as err:
+        except _UNREACHABLE as err:
             raise Unavailable("document log unavailable") from err
         return int(msg.seq or 0)
 
