@@ -21,6 +21,7 @@ from handlers import (
     members,
     openapi,
     presence,
+    search,
     workspaces,
     ws_boards,
     ws_documents,
@@ -63,6 +64,7 @@ ROUTE_MODULES = [
     presence,
     documents,
     blocks,
+    search,
 ]
 
 

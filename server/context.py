@@ -33,6 +33,7 @@ from services.auth import AuthService
 from services.denylist import Denylist
 from services.presence import PresenceService
 from services.projection_refresher import ProjectionRefresher
+from services.search import SearchIndex
 
 log = structlog.get_logger(__name__)
 
@@ -69,6 +70,7 @@ class AppContext:
         self.add_component(self.auth.passwords)
         self.board_feed = BoardFeed(self)
         self.add_component(self.board_feed)
+        self.add_component(SearchIndex(self))
         self.add_component(ProjectionRefresher(self))
         self.rooms = RoomManager(self)
         self.presence: PresenceService = self.rooms.presence

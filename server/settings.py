@@ -197,6 +197,10 @@ class Settings:
     # per period, services/projection_refresher.py); 0: only at snapshots and REST writes. Off in
     # a directly built Settings (tests turn it on), on from the environment.
     projection_refresh_s: float = 0.0
+    # Full-text search (services/search.py): the Postgres text search configuration (language) the
+    # index is built with, e.g. `english`, `french`, `simple` (no stemming). A change re-indexes
+    # every row once at the next startup.
+    search_language: str = "english"
 
     log_level: str = "INFO"
     log_format: str = "json"
@@ -330,6 +334,7 @@ ENV_VARIABLES: dict[str, str] = {
     "stream_health_interval_s": "COLLAB_STREAM_HEALTH_INTERVAL_S",
     "content_fragment": "COLLAB_CONTENT_FRAGMENT",
     "projection_refresh_s": "COLLAB_PROJECTION_REFRESH_S",
+    "search_language": "COLLAB_SEARCH_LANGUAGE",
     "log_level": "COLLAB_LOG_LEVEL",
     "log_format": "COLLAB_LOG_FORMAT",
     "sentry_dsn": "COLLAB_SENTRY_DSN",
