@@ -1,7 +1,7 @@
 """Full-text search over document titles, block text and board cards, filtered by the policy.
 
 One query per page: the three kinds of hits are matched through their GIN-indexed `search_tsv`
-columns (kept by row triggers, models/migrations/m0007_search.py) and each branch carries the
+columns (kept by row triggers, models/migrations/m0008_search.py) and each branch carries the
 policy's own visibility rule compiled to SQL (`policy.document_role_sql` / `board_role_sql`, the
 ones `services/visibility.py` lists with), so a search can never return — or rank, or count —
 anything `policy.can(view)` would refuse, and access revoked a moment ago is gone from the next
@@ -41,12 +41,12 @@ _BOARD_ROLE = policy.board_role_sql("m.role")
 _DOC_VISIBLE = policy.allows_sql(_DOC_ROLE, Action.DOCUMENT_VIEW)
 _BOARD_VISIBLE = policy.allows_sql(_BOARD_ROLE, Action.BOARD_VIEW)
 
-# The caller is $1; the document's workspace membership, grant, board and board grant, as the
-# policy's `_DOCUMENT_SQL` loads them.
-_DOC_JOINS = """
+# The caller is $1; the document's workspace membership, effective privacy and grant up the page
+# chain, board and board grant, as the policy's `_DOCUMENT_SQL` loads them.
+_DOC_JOINS = f"""
   JOIN workspaces w ON w.id = d.workspace_id AND w.deleted_at IS NULL
   JOIN workspace_members m ON m.workspace_id = d.workspace_id AND m.user_id = $1
-  LEFT JOIN document_grants g ON g.document_id = d.id AND g.user_id = $1
+  {policy.document_chain_join(user="$1")}
   LEFT JOIN boards b ON b.id = d.board_id
   LEFT JOIN board_members bg ON bg.board_id = d.board_id AND bg.user_id = $1
 """

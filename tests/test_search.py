@@ -95,12 +95,21 @@ async def test_revoked_access_and_deleted_documents_disappear_at_once(api, ctx):
     assert await hits(api, viewer, "flamingo") == []
 
     member = setup.users["member"].access_token
-    assert len(await hits(api, member, "flamingo")) == 1
+    await ctx.db.execute(  # a sub-page inherits its parent page's privacy
+        "INSERT INTO documents (workspace_id, parent_id, title, created_by)"
+        " VALUES ($1, $2, 'flamingo appendix', $3)",
+        setup.workspace_id,
+        setup.doc_id,
+        setup.users["owner"].id,
+    )
+    assert len(await hits(api, member, "flamingo")) == 2
     await ctx.db.execute("UPDATE documents SET is_private = true WHERE id = $1", setup.doc_id)
     assert await hits(api, member, "flamingo") == []
     owner = setup.users["owner"].access_token
-    assert len(await hits(api, owner, "flamingo")) == 1
-    await ctx.db.execute("UPDATE documents SET deleted_at = now() WHERE id = $1", setup.doc_id)
+    assert len(await hits(api, owner, "flamingo")) == 2
+    await ctx.db.execute(
+        "UPDATE documents SET deleted_at = now() WHERE workspace_id = $1", setup.workspace_id
+    )
     assert await hits(api, owner, "flamingo") == []
 
 
