@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from handlers.base import BaseHandler
+from handlers.base import BaseHandler, signed_in
 from handlers.routing import route
 from handlers.schemas.search import SearchPageSchema, SearchQuerySchema
 from services import search
+from services.auth_guard import Principal
 from services.search import KINDS, SearchRequest
 
 
@@ -19,8 +20,8 @@ class SearchHandler(BaseHandler):
         }
     }
 
-    async def get(self) -> None:
-        principal = await self.require_user()
+    @signed_in
+    async def get(self, principal: Principal) -> None:
         args = self.load_query(SearchQuerySchema())
         kinds = tuple(dict.fromkeys(args["type"].split(","))) if "type" in args else KINDS
 
