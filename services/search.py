@@ -1,7 +1,7 @@
 """Full-text search over document titles, block text and board cards, filtered by the policy.
 
 One query per page: the three kinds of hits are matched through their GIN-indexed `search_tsv`
-columns (kept by row triggers, models/migrations/m0008_search.py) and each branch carries the
+columns (kept by row triggers, models/migrations/m0009_search.py) and each branch carries the
 policy's own visibility rule compiled to SQL (`policy.document_role_sql` / `board_role_sql`, the
 ones `services/visibility.py` lists with), so a search can never return — or rank, or count —
 anything `policy.can(view)` would refuse, and access revoked a moment ago is gone from the next
