@@ -32,7 +32,7 @@ from server.context import AppContext
 from server.logging import log_request
 from server.openapi import build_spec
 from server.settings import Settings
-from services import denylist
+from services import denylist, mailer
 from services.board_changes import (
     BOARD_EVENTS_PRUNE_INTERVAL_S,
     BOARD_EVENTS_PRUNE_JOB,
@@ -83,7 +83,13 @@ def build_context(settings: Settings) -> AppContext:
     jobs.register(BOARD_EVENTS_PRUNE_JOB, prune_board_events, BOARD_EVENTS_PRUNE_INTERVAL_S)
     jobs.register(WORKSPACE_PURGE_JOB, purge_workspaces, WORKSPACE_PURGE_INTERVAL_S)
     jobs.register(denylist.PRUNE_JOB, denylist.prune_denylist, denylist.PRUNE_EVERY_S)
+    jobs.register(mailer.MAIL_JOB, send_pending_mail, settings.mail_interval_s)
     return ctx
+
+
+async def send_pending_mail(ctx: AppContext) -> int:
+    """The mail job (`services/mailer.py`): invitations and other mail the outbox holds."""
+    return await mailer.send_pending(ctx)
 
 
 async def relay_outbox(ctx: AppContext) -> int:

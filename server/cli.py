@@ -61,6 +61,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
         port=args.port if args.port is not None else settings.port,
         data_dir=Path(args.data_dir) if args.data_dir else settings.data_dir,
         log_format=os.environ.get("COLLAB_LOG_FORMAT", "console"),
+        # Invitation mail is shown in the dev log rather than sent, unless configured otherwise.
+        mail_backend=os.environ.get("COLLAB_MAIL_BACKEND") or "console",
     )
     configure_logging(settings.log_level, settings.log_format)
     data_dir = settings.data_dir.resolve()

@@ -25,6 +25,9 @@ DEFAULT_MAX_FRAME_BYTES = NATS_MAX_PAYLOAD_BYTES - 16 * 1024
 # From the environment (dev/serve) the projection follows edits within 2 s (see Settings).
 DEFAULT_PROJECTION_REFRESH_S = 2.0
 
+MAIL_BACKENDS = ("off", "console", "smtp")
+SMTP_TLS_MODES = ("none", "starttls", "tls")
+
 
 class ConfigError(ValueError):
     """A required setting is missing or a value cannot be parsed."""
@@ -202,6 +205,26 @@ class Settings:
     # every row once at the next startup.
     search_language: str = "english"
 
+    # Outgoing email (services/mailer.py): a job sends what the outbox holds (invitations), off the
+    # request path. `mail_backend`: "off" (mail waits in the outbox), "console" (logged, not sent;
+    # `collab dev`'s default) or "smtp" (sent to smtp_host:smtp_port). `smtp_tls`: "none",
+    # "starttls" or "tls" (implicit TLS, usually port 465). A failed send is retried after
+    # mail_retry_base_s, doubling each time (capped at an hour), and marked failed after
+    # mail_max_attempts; a permanent refusal (5xx) fails at once. Links in mail start with
+    # public_base_url (the address users reach the app at).
+    mail_backend: str = "off"
+    mail_from: str = "Collab <collab@localhost>"
+    public_base_url: str = "http://127.0.0.1:8000"
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_tls: str = "none"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_timeout_s: float = 10.0
+    mail_interval_s: float = 5.0
+    mail_max_attempts: int = 6
+    mail_retry_base_s: float = 30.0
+
     log_level: str = "INFO"
     log_format: str = "json"
     # Error tracking (server/error_tracking.py): off unless a DSN is set; needs collab[sentry].
@@ -224,6 +247,10 @@ class Settings:
         values["node_id"] = values["node_id"] or base.node_id
         values["max_frame_bytes"] = min(values["max_frame_bytes"], DEFAULT_MAX_FRAME_BYTES)
         values["log_level"] = values["log_level"].upper()
+        if values["mail_backend"] not in MAIL_BACKENDS:
+            raise ConfigError(f"COLLAB_MAIL_BACKEND must be one of {', '.join(MAIL_BACKENDS)}")
+        if values["smtp_tls"] not in SMTP_TLS_MODES:
+            raise ConfigError(f"COLLAB_SMTP_TLS must be one of {', '.join(SMTP_TLS_MODES)}")
         return cls(**values)
 
     def with_services(self, database_url: str, nats_url: str, redis_url: str) -> Settings:
@@ -335,6 +362,18 @@ ENV_VARIABLES: dict[str, str] = {
     "content_fragment": "COLLAB_CONTENT_FRAGMENT",
     "projection_refresh_s": "COLLAB_PROJECTION_REFRESH_S",
     "search_language": "COLLAB_SEARCH_LANGUAGE",
+    "mail_backend": "COLLAB_MAIL_BACKEND",
+    "mail_from": "COLLAB_MAIL_FROM",
+    "public_base_url": "COLLAB_PUBLIC_BASE_URL",
+    "smtp_host": "COLLAB_SMTP_HOST",
+    "smtp_port": "COLLAB_SMTP_PORT",
+    "smtp_tls": "COLLAB_SMTP_TLS",
+    "smtp_username": "COLLAB_SMTP_USERNAME",
+    "smtp_password": "COLLAB_SMTP_PASSWORD",
+    "smtp_timeout_s": "COLLAB_SMTP_TIMEOUT_S",
+    "mail_interval_s": "COLLAB_MAIL_INTERVAL_S",
+    "mail_max_attempts": "COLLAB_MAIL_MAX_ATTEMPTS",
+    "mail_retry_base_s": "COLLAB_MAIL_RETRY_BASE_S",
     "log_level": "COLLAB_LOG_LEVEL",
     "log_format": "COLLAB_LOG_FORMAT",
     "sentry_dsn": "COLLAB_SENTRY_DSN",

@@ -45,3 +45,49 @@ async def record_failure(conn: asyncpg.Connection, outbox_id: str, error: str) -
         outbox_id,
         error[:1000],
     )
+
+
+async def retry_later(conn: asyncpg.Connection, outbox_id: str, error: str, delay_s: float) -> None:
+    """Count a failed delivery and hide the row from `claim_pending` for `delay_s` seconds."""
+    await conn.execute(
+        "UPDATE outbox SET attempts = attempts + 1, last_error = $2,"
+        " available_at = now() + make_interval(secs => $3) WHERE id = $1",
+        outbox_id,
+        error[:1000],
+        delay_s,
+    )
+
+
+async def mark_failed(conn: asyncpg.Connection, outbox_id: str, error: str) -> None:
+    """Give up on a row: processed (never claimed again) and failed, with the last error."""
+    await conn.execute(
+        "UPDATE outbox SET attempts = attempts + 1, last_error = $2,"
+        " processed_at = now(), failed_at = now() WHERE id = $1",
+        outbox_id,
+        error[:1000],
+    )
+
+
+async def mark_sent(conn: asyncpg.Connection, outbox_id: str) -> None:
+    await conn.execute(
+        "UPDATE outbox SET attempts = attempts + 1, processed_at = now() WHERE id = $1",
+        outbox_id,
+    )
+
+
+async def lease_pending(
+    db: Database, kind: str, limit: int, lease_s: float
+) -> list[asyncpg.Record]:
+    """Take due unprocessed rows of `kind` for `lease_s` seconds, in one short statement.
+
+    For slow side effects (an SMTP send): no transaction stays open while they run; a row whose
+    worker died becomes due again when its lease ends, and other workers skip leased rows."""
+    return await db.fetch(
+        "UPDATE outbox SET available_at = now() + make_interval(secs => $3)"
+        " WHERE id IN (SELECT id FROM outbox WHERE kind = $1 AND processed_at IS NULL"
+        " AND available_at <= now() ORDER BY available_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+        " RETURNING id, payload, attempts",
+        kind,
+        limit,
+        lease_s,
+    )

@@ -330,3 +330,14 @@ async def claim_invitation(conn: asyncpg.Connection, invitation_id: str, user_id
         user_id,
     )
     return bool(claimed)
+
+
+async def invitation_is_pending(db: Executor, invitation_id: str) -> bool:
+    """Still worth an email: neither accepted, revoked nor expired."""
+    return bool(
+        await db.fetchval(
+            "SELECT true FROM invitations WHERE id = $1 AND accepted_at IS NULL"
+            " AND revoked_at IS NULL AND expires_at > now()",
+            invitation_id,
+        )
+    )

@@ -1,0 +1,162 @@
+"""Sends the mail the outbox holds: a periodic job, never the request path.
+
+A change that should send mail writes an outbox row in its own transaction (an invitation:
+`services/workspaces.py`), so no mail is sent for a rolled-back change and none is lost while the
+SMTP server is down. This job leases due rows (`models/repo/outbox.py` `lease_pending`: no
+transaction stays open during a send; a crashed sender's rows come back when the lease ends),
+builds each message (`services/mail_messages.py`) and hands it to the backend of
+`settings.mail_backend`:
+
+* `off`: nothing runs; mail waits in the outbox.
+* `console`: the message is written to standard output (`collab dev`), marked sent.
+* `smtp`: sent with aiosmtplib. Sent → `processed_at`. A transient failure (connection refused,
+  timeout, 4xx) → retried after `mail_retry_base_s` doubling per attempt (capped, jittered);
+  after `mail_max_attempts`, or at once on a permanent 5xx refusal → `failed_at` + `last_error`.
+
+Delivery is at least once: a crash between the server's "250 OK" and recording it sends again.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any, Protocol
+
+import aiosmtplib
+import structlog
+
+from models.db import Database
+from models.repo import outbox as outbox_repo
+from models.repo import workspaces as workspaces_repo
+from server.settings import Settings
+from services.mail_messages import MessageBuilder, invitation_message
+from services.workspaces import INVITATION_EMAIL_KIND
+
+log = structlog.get_logger(__name__)
+
+MAIL_JOB = "mailer"
+# Messages per kind per run, and how long a leased row is hidden from other senders: longer than
+# the batch can take (each send is bounded by smtp_timeout_s).
+MAIL_BATCH = 20
+MAX_RETRY_DELAY_S = 3600.0
+
+
+class MailDeps(Protocol):
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def db(self) -> Database: ...
+
+
+@dataclass(frozen=True)
+class MailKind:
+    """One kind of outbox row that becomes an email."""
+
+    outbox_kind: str
+    build: MessageBuilder
+
+    async def still_wanted(self, db: Database, payload: dict[str, Any]) -> bool:
+        """False when what the mail is about is gone (a revoked invitation): skip it."""
+        if self.outbox_kind == INVITATION_EMAIL_KIND:
+            return await workspaces_repo.invitation_is_pending(db, payload["invitation_id"])
+        return True
+
+
+MAIL_KINDS = (MailKind(INVITATION_EMAIL_KIND, invitation_message),)
+
+
+class PermanentMailError(Exception):
+    """The server refused the message for good (5xx): retrying cannot help."""
+
+
+def retry_delay_s(settings: Settings, attempts_so_far: int) -> float:
+    """Exponential backoff with ±10 % jitter, so failed messages do not retry in lockstep."""
+    base = min(settings.mail_retry_base_s * 2**attempts_so_far, MAX_RETRY_DELAY_S)
+    return base * random.uniform(0.9, 1.1)
+
+
+async def send_smtp(settings: Settings, message: EmailMessage) -> None:
+    """One message to the configured SMTP server; raises `PermanentMailError` on a 5xx."""
+    try:
+        await aiosmtplib.send(
+            message,
+            hostname=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username or None,
+            password=settings.smtp_password or None,
+            use_tls=settings.smtp_tls == "tls",
+            start_tls=settings.smtp_tls == "starttls",
+            timeout=settings.smtp_timeout_s,
+        )
+    except aiosmtplib.SMTPRecipientsRefused as err:
+        if all(refused.code >= 500 for refused in err.recipients):
+            raise PermanentMailError(str(err)) from err
+        raise
+    except aiosmtplib.SMTPResponseException as err:
+        if err.code >= 500:
+            raise PermanentMailError(f"{err.code} {err.message}") from err
+        raise
+
+
+def print_message(message: EmailMessage) -> None:
+    """The console backend: headers and the text part on standard output, for a developer."""
+    text_part = message.get_body(("plain",))
+    text = text_part.get_content() if isinstance(text_part, EmailMessage) else ""
+    headers = "".join(f"{name}: {message[name]}\n" for name in ("From", "To", "Subject"))
+    sys.stdout.write(f"----- mail (console backend) -----\n{headers}\n{text}-----\n")
+    sys.stdout.flush()
+
+
+async def send_pending(ctx: MailDeps) -> int:
+    """The mail job: send the due messages of every kind; returns how many were sent."""
+    settings = ctx.settings
+    if settings.mail_backend == "off":
+        return 0
+    lease_s = MAIL_BATCH * settings.smtp_timeout_s + 60
+    sent = 0
+    for kind in MAIL_KINDS:
+        rows = await outbox_repo.lease_pending(ctx.db, kind.outbox_kind, MAIL_BATCH, lease_s)
+        for row in rows:
+            sent += await _deliver(ctx, kind, str(row["id"]), row["payload"], row["attempts"])
+    return sent
+
+
+async def _deliver(
+    ctx: MailDeps, kind: MailKind, row_id: str, payload: dict[str, Any], attempts: int
+) -> int:
+    settings, db = ctx.settings, ctx.db
+    if not await kind.still_wanted(db, payload):
+        await outbox_repo.mark_processed(db, [row_id])
+        log.info("mail.skipped", kind=kind.outbox_kind, outbox_id=row_id)
+        return 0
+    message = kind.build(payload, settings)
+    try:
+        if settings.mail_backend == "console":
+            print_message(message)
+        else:
+            await send_smtp(settings, message)
+    except PermanentMailError as err:
+        await outbox_repo.mark_failed(db, row_id, str(err))
+        log.error("mail.failed", kind=kind.outbox_kind, outbox_id=row_id, error=str(err))
+        return 0
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as err:
+        if attempts + 1 >= settings.mail_max_attempts:
+            await outbox_repo.mark_failed(db, row_id, repr(err))
+            log.error("mail.failed", kind=kind.outbox_kind, outbox_id=row_id, error=repr(err))
+            return 0
+        delay = retry_delay_s(settings, attempts)
+        await outbox_repo.retry_later(db, row_id, repr(err), delay)
+        log.warning(
+            "mail.retry",
+            kind=kind.outbox_kind,
+            outbox_id=row_id,
+            delay_s=round(delay, 1),
+            error=repr(err),
+        )
+        return 0
+    await outbox_repo.mark_sent(db, row_id)
+    log.info("mail.sent", kind=kind.outbox_kind, outbox_id=row_id)
+    return 1
