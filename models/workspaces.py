@@ -75,7 +75,7 @@ class Outbox(BaseModel):
     payload = BinaryJSONField(index=False)
     available_at = timestamptz(default_now=True)
     processed_at = timestamptz(null=True)
-    # Set (with processed_at) when delivery was given up (models/migrations/m0009_mail_state.py).
+    # Set (with processed_at) when delivery was given up (models/migrations/m0010_mail_state.py).
     failed_at = timestamptz(null=True)
     attempts = peewee.IntegerField(default=0, constraints=[peewee.SQL("DEFAULT 0")])
     last_error = peewee.TextField(null=True)
