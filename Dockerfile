@@ -11,6 +11,9 @@ COPY live live
 COPY models models
 COPY services services
 COPY ops ops
+# Pango and fonts: WeasyPrint prints the PDF export with them.
+RUN apt-get update && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 \
+    fonts-dejavu-core && rm -rf /var/lib/apt/lists/*
 RUN pip install --no-cache-dir ".[sentry]" && useradd --system --uid 10001 collab
 USER collab
 EXPOSE 8000

@@ -16,6 +16,7 @@ from handlers import (
     boards,
     cards,
     documents,
+    export,
     health,
     invitations,
     members,
@@ -64,6 +65,7 @@ ROUTE_MODULES = [
     presence,
     documents,
     blocks,
+    export,
     search,
 ]
 

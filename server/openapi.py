@@ -2,7 +2,8 @@
 
 Each handler declares `openapi = {"get": {"summary", "body", "query", "response", "status",
 "auth"}}` (`status` may be a tuple when an operation answers more than one success code;
-`idempotency_key: True` documents the retry header). Everything else is derived, so it cannot
+`idempotency_key: True` documents the retry header; `media` lists the media types of an operation
+that answers a file instead of JSON). Everything else is derived, so it cannot
 drift from the code: the `operationId` (method + handler), path parameter formats (`*_id` are
 UUIDs: `parse_uuid`), whether a body is required (a schema with a required field; DELETE bodies
 never), `If-Match`/`ETag`/409 `version_conflict` on the versioned board writes, `Retry-After` on
@@ -90,7 +91,16 @@ def _success_response(route: Route, spec: dict[str, Any], status: int) -> dict[s
     response: dict[str, Any] = {"description": spec.get("summary", "OK"), "headers": {}}
     response["headers"]["X-Request-Id"] = "RequestId"
     schema = spec.get("response")
-    if schema is not None and status != 204:
+    media = spec.get("media")  # a file, not JSON: media type → description
+    if media is not None:
+        response["content"] = {
+            kind: {"schema": {"type": "string", "format": "binary"}} for kind in media
+        }
+        response["headers"]["Content-Disposition"] = {
+            "description": "`attachment; filename=…` (RFC 6266, UTF-8 `filename*` too)",
+            "schema": {"type": "string"},
+        }
+    elif schema is not None and status != 204:
         response["content"] = {"application/json": {"schema": schema}}
         if getattr(route.handler, "versioned_writes", False) and "version" in schema().fields:
             response["headers"]["ETag"] = "ETag"

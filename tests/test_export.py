@@ -1,0 +1,228 @@
+"""Export (services/export.py): a document holding every BlockNote block type, written by a live
+BlockNote editor, exported as Markdown and HTML (golden files) and PDF (its text layer, read with
+pypdf); point-in-time exports of a version and of a stream sequence match that moment's
+content; the policy and bad input answer as JSON errors."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pypdf
+import pytest
+
+from tests.realtime_support import DocSetup, document_with
+from tests.test_editor_content import connected
+from tests.yjs_client import YjsNodeClients
+
+pytestmark = pytest.mark.timeout(120)
+
+GOLDEN = Path(__file__).parent / "golden"
+# COLLAB_UPDATE_GOLDEN=1 rewrites the golden files from the current output (review the diff).
+UPDATE_GOLDEN = os.environ.get("COLLAB_UPDATE_GOLDEN") == "1"
+DOCS = "/api/v1/documents/"
+
+ALL_BLOCKS: list[dict[str, Any]] = [
+    {"id": "h1", "type": "heading", "props": {"level": 1}, "content": "Launch plan"},
+    {"id": "h3", "type": "heading", "props": {"level": 3}, "content": "Details"},
+    {
+        "id": "p1",
+        "type": "paragraph",
+        "content": [
+            {"type": "text", "text": "Ask ", "styles": {}},
+            {"type": "mention", "props": {"user": "MENTIONED"}},
+            {"type": "text", "text": " about ", "styles": {"bold": True}},
+            {"type": "text", "text": "the", "styles": {"italic": True}},
+            {"type": "text", "text": " ", "styles": {}},
+            {"type": "link", "href": "https://example.org/spec", "content": "spec"},
+            {"type": "text", "text": ", x*y ", "styles": {}},
+            {"type": "text", "text": "old", "styles": {"strike": True}},
+            {"type": "text", "text": " ", "styles": {}},
+            {"type": "text", "text": "run()", "styles": {"code": True}},
+        ],
+    },
+    {
+        "id": "b1",
+        "type": "bulletListItem",
+        "content": "Fruit",
+        "children": [
+            {"id": "b2", "type": "bulletListItem", "content": "Apple"},
+            {"id": "b3", "type": "bulletListItem", "content": "Pear"},
+        ],
+    },
+    {"id": "n1", "type": "numberedListItem", "content": "First"},
+    {
+        "id": "n2",
+        "type": "numberedListItem",
+        "content": "Second",
+        "children": [{"id": "n3", "type": "numberedListItem", "content": "Second point one"}],
+    },
+    {"id": "c1", "type": "checkListItem", "props": {"checked": True}, "content": "Book room"},
+    {"id": "c2", "type": "checkListItem", "props": {"checked": False}, "content": "Send invites"},
+    {
+        "id": "t1",
+        "type": "toggleListItem",
+        "content": "More",
+        "children": [{"id": "t2", "type": "paragraph", "content": "Hidden detail"}],
+    },
+    {"id": "q1", "type": "quote", "content": "Ship it"},
+    {
+        "id": "k1",
+        "type": "codeBlock",
+        "props": {"language": "python"},
+        "content": "def f():\n    return 1",
+    },
+    {
+        "id": "tb",
+        "type": "table",
+        "content": {
+            "type": "tableContent",
+            "rows": [{"cells": ["Name", "Qty"]}, {"cells": ["Apples", "3"]}],
+        },
+    },
+    {
+        "id": "i1",
+        "type": "image",
+        "props": {"url": "https://example.org/cat.png", "caption": "A cat"},
+    },
+    {"id": "f1", "type": "file", "props": {"url": "https://example.org/a.pdf", "name": "a.pdf"}},
+    {"id": "d1", "type": "divider"},
+    {"id": "e1", "type": "paragraph", "content": "The end"},
+]
+
+
+def export_url(setup: DocSetup, **params: Any) -> str:
+    return f"{DOCS}{setup.doc_id}/export/?{urlencode(params)}"
+
+
+async def document_seq(api, setup: DocSetup) -> int:  # type: ignore[no-untyped-def]
+    got = await api.get(f"{DOCS}{setup.doc_id}/", token=setup.users["owner"].access_token)
+    return int(got.body["version"])
+
+
+async def wait_seq_above(api, setup: DocSetup, seq: int) -> int:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + 10
+    while (now := await document_seq(api, setup)) <= seq:
+        assert time.monotonic() < deadline, "the edit never reached the log"
+        await asyncio.sleep(0.05)
+    return now
+
+
+def with_mention(blocks: list[dict[str, Any]], user_id: str) -> list[dict[str, Any]]:
+    p1 = blocks[2]
+    content = [
+        {**run, "props": {"user": user_id}} if run.get("type") == "mention" else run
+        for run in p1["content"]
+    ]
+    return [*blocks[:2], {**p1, "content": content}, *blocks[3:]]
+
+
+async def written_document(api, ctx, ws_port) -> DocSetup:  # type: ignore[no-untyped-def]
+    setup = await document_with(ctx, "editor", "viewer", "guest", "outsider")
+    await ctx.db.execute("UPDATE documents SET title = 'Launch / Q3' WHERE id = $1", setup.doc_id)
+    await ctx.db.execute(
+        "UPDATE users SET display_name = 'Ada Lovelace' WHERE id = $1", setup.users["viewer"].id
+    )
+    async with YjsNodeClients() as clients:
+        await connected(clients, setup, ws_port, "ada")
+        await clients.editor_write(
+            "ada", "blocknote", with_mention(ALL_BLOCKS, setup.users["viewer"].id)
+        )
+        await wait_seq_above(api, setup, 0)
+    return setup
+
+
+async def test_markdown_html_and_pdf_of_every_block_type(api, ctx, ws_port):
+    setup = await written_document(api, ctx, ws_port)
+    token = setup.users["viewer"].access_token
+
+    md = await api.get(export_url(setup, format="markdown"), token=token)
+    assert md.status == 200, md.body
+    assert md.headers["Content-Type"] == "text/markdown; charset=utf-8"
+    assert md.headers["Content-Disposition"].startswith('attachment; filename="Launch-Q3.md"')
+    if UPDATE_GOLDEN:
+        (GOLDEN / "all_blocks.md").write_text(md.body)
+    assert md.body == (GOLDEN / "all_blocks.md").read_text()
+
+    page = await api.get(export_url(setup, format="html"), token=token)
+    assert page.status == 200, page.body
+    assert page.headers["Content-Type"] == "text/html; charset=utf-8"
+    if UPDATE_GOLDEN:
+        (GOLDEN / "all_blocks.html").write_text(page.body)
+    assert page.body == (GOLDEN / "all_blocks.html").read_text()
+
+    pdf = await api.client.fetch(
+        export_url(setup, format="pdf"), headers={"Authorization": f"Bearer {token}"}
+    )
+    assert pdf.headers["Content-Type"] == "application/pdf"
+    assert pdf.body.startswith(b"%PDF-")
+    reader = pypdf.PdfReader(io.BytesIO(pdf.body))
+    text = " ".join(p.extract_text() for p in reader.pages)
+    for phrase in (
+        "Launch / Q3",
+        "Launch plan",
+        "@Ada Lovelace",
+        "Second point one",
+        "Book room",
+        "return 1",
+        "Apples",
+        "Ship it",
+        "The end",
+    ):
+        assert phrase in text, phrase
+
+
+async def test_point_in_time_exports_match_that_moment(api, ctx, ws_port):
+    setup = await document_with(ctx, "editor")
+    token = setup.users["owner"].access_token
+    async with YjsNodeClients() as clients:
+        await connected(clients, setup, ws_port, "ada")
+        await clients.editor_write(
+            "ada", "blocknote", [{"id": "a", "type": "paragraph", "content": "first draft"}]
+        )
+        first_seq = await wait_seq_above(api, setup, 0)
+        named = await api.post(f"{DOCS}{setup.doc_id}/versions/", {"name": "draft"}, token=token)
+        assert named.status == 201, named.body
+        await clients.editor_append("ada", "a", " revised")
+        second_seq = await wait_seq_above(api, setup, first_seq)
+
+    now = await api.get(export_url(setup, format="markdown"), token=token)
+    assert "first draft revised" in now.body
+    assert now.headers["X-Collab-Seq"] == str(second_seq)
+    for params in ({"version": named.body["id"]}, {"seq": first_seq}):
+        old = await api.get(export_url(setup, format="markdown", **params), token=token)
+        assert old.status == 200, old.body
+        assert old.body == "# Doc\n\nfirst draft\n", params
+    empty = await api.get(export_url(setup, format="markdown", seq=0), token=token)
+    assert empty.body == "# Doc\n"
+
+
+async def test_policy_and_bad_input(api, ctx):
+    setup = await document_with(ctx, "viewer", "guest", "outsider")
+    assert (await api.get(export_url(setup, format="html"))).status == 401
+    guest = await api.get(export_url(setup, format="html"), token=setup.users["guest"].access_token)
+    assert guest.status == 403 and guest.error_code == "forbidden"
+    outsider = setup.users["outsider"].access_token
+    assert (await api.get(export_url(setup, format="html"), token=outsider)).status == 404
+    token = setup.users["viewer"].access_token
+    for params in (
+        {},
+        {"format": "docx"},
+        {"format": "pdf", "seq": "-1"},
+        {"format": "pdf", "seq": "x"},
+        {"format": "pdf", "version": "nope"},
+        {"format": "pdf", "seq": "0", "version": "0b7c1e0e-6c0a-4c33-9b7e-5d8e8b1f0a11"},
+        {"format": "markdown", "seq": "999999"},
+    ):
+        got = await api.get(export_url(setup, **params), token=token)
+        assert got.status == 400 and got.error_code == "validation_error", (params, got.body)
+    missing = await api.get(
+        export_url(setup, format="markdown", version="0b7c1e0e-6c0a-4c33-9b7e-5d8e8b1f0a11"),
+        token=token,
+    )
+    assert missing.status == 404
