@@ -38,7 +38,7 @@ from core.errors import Unavailable
 from models.cache import CacheUnavailable
 from models.repo import users as users_repo
 from services import tokens
-from services.deps import Deps
+from services.deps import Deps, RevocationDeps
 
 log = structlog.get_logger(__name__)
 Marks = dict[FieldT, EncodableT]
@@ -83,7 +83,7 @@ class Denylist:
     """One per node: checks against the Redis copy, writes to it, and reloads it (one load at a
     time per node) when it is not known to be complete."""
 
-    def __init__(self, ctx: Deps) -> None:
+    def __init__(self, ctx: RevocationDeps) -> None:
         self.ctx = ctx
         self._reload: asyncio.Task[bool] | None = None
         self._failed_at = -RELOAD_RETRY_S

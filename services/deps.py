@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from services.denylist import Denylist
 
 
-class SnapshotDeps(Protocol):
-    """The document log and its compaction bookkeeping: snapshots, the snapshot job, ops."""
+class ClientDeps(Protocol):
+    """The two clients every layer below the node is handed."""
 
     @property
     def settings(self) -> Settings: ...
@@ -35,25 +35,34 @@ class SnapshotDeps(Protocol):
     @property
     def nats(self) -> NatsConnection: ...
 
+
+class SnapshotDeps(ClientDeps, Protocol):
+    """The document log and its compaction bookkeeping: snapshots, the snapshot job, ops."""
+
     @property
     def doc_log(self) -> DocLog: ...
 
 
-class Deps(SnapshotDeps, Protocol):
+class RevocationDeps(ClientDeps, Protocol):
+    """What revoking sessions needs (the denylist copy, the signal): the node, or the `collab
+    users` command's smaller context (no document log, no outbox)."""
+
+    @property
+    def cache(self) -> Cache: ...
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
+        """Run a background task owned (and awaited at shutdown) by the node."""
+        ...
+
+
+class Deps(SnapshotDeps, RevocationDeps, Protocol):
     """Everything a domain action may use: the clients, the outbox and background tasks."""
 
     @property
     def node_id(self) -> str: ...
 
     @property
-    def cache(self) -> Cache: ...
-
-    @property
     def outbox(self) -> OutboxRelay: ...
 
     @property
     def denylist(self) -> Denylist: ...
-
-    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
-        """Run a background task owned (and awaited at shutdown) by the node."""
-        ...

@@ -10,7 +10,9 @@ import asyncpg
 
 from models.db import Database
 
-USER_COLUMNS = "id, email, display_name, is_active, tokens_valid_after, created_at, updated_at"
+USER_COLUMNS = (
+    "id, email, display_name, is_active, is_admin, tokens_valid_after, created_at, updated_at"
+)
 
 
 def user_row(record: asyncpg.Record | None) -> dict[str, Any] | None:
@@ -206,3 +208,38 @@ async def active_revocations(db: Database, since: datetime) -> ActiveRevocations
         family_ids=[str(r["id"]) for r in families],
         users_valid_after=[(str(r["id"]), r["tokens_valid_after"]) for r in users],
     )
+
+
+async def list_users(db: Database, *, limit: int, after_email: str = "") -> list[dict]:
+    """Users in email order, a page at a time (keyset on lower(email))."""
+    rows = await db.fetch(
+        f"SELECT {USER_COLUMNS} FROM users WHERE lower(email) > lower($1)"
+        " ORDER BY lower(email) LIMIT $2",
+        after_email,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def set_active(
+    conn: asyncpg.Connection, user_id: str, active: bool, valid_after: datetime | None
+) -> dict | None:
+    """Flip `is_active`; with `valid_after`, every access token issued before it is void too."""
+    row = await conn.fetchrow(
+        f"UPDATE users SET is_active = $2, updated_at = now(),"
+        f" tokens_valid_after = COALESCE($3, tokens_valid_after)"
+        f" WHERE id = $1 RETURNING {USER_COLUMNS}",
+        user_id,
+        active,
+        valid_after,
+    )
+    return user_row(row)
+
+
+async def set_admin(db: Database, user_id: str, admin: bool) -> dict | None:
+    row = await db.fetchrow(
+        f"UPDATE users SET is_admin = $2, updated_at = now() WHERE id = $1 RETURNING {USER_COLUMNS}",
+        user_id,
+        admin,
+    )
+    return user_row(row)
