@@ -13,7 +13,7 @@ class User(BaseModel):
     password_hash = peewee.TextField()
     display_name = peewee.TextField()
     is_active = peewee.BooleanField(default=True, constraints=[peewee.SQL("DEFAULT true")])
-    # An instance admin (migration 0010): may use `collab users` actions and the admin API.
+    # An instance admin (migration 0011): may use `collab users` actions and the admin API.
     is_admin = peewee.BooleanField(default=False, constraints=[peewee.SQL("DEFAULT false")])
     # Access tokens issued before this instant are rejected (password change, "log out everywhere").
     tokens_valid_after = timestamptz(default_now=True)
