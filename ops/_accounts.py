@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 from bus.connection import NatsConnection
+from bus.outbox import OutboxRelay
 from core.errors import AppError, Conflict, NotFound
 from models.cache import Cache, CacheUnavailable
 from models.db import Database
@@ -35,8 +36,10 @@ class AccountsContext:
             client_name=f"collab-ops:{settings.node_id}",
         )
         self.nats = NatsConnection(settings)
-        self.denylist = Denylist(self)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.denylist = Denylist(self)
+        # Audit events leave through the one after-commit outbox, like the node's.
+        self.outbox = OutboxRelay(self.db, self.nats, self.spawn)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=name)

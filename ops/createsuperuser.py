@@ -62,7 +62,7 @@ async def create(settings: Settings, values: tuple[str, str, str]) -> dict[str, 
     passwords = PasswordHashing(1, 1)
     try:
         async with accounts_context(settings) as ctx:
-            return await user_admin.create_superuser(ctx.db, passwords, email, password, name)
+            return await user_admin.create_superuser(ctx, passwords, email, password, name)
     finally:
         await passwords.stop()
 

@@ -51,10 +51,10 @@ async def users(settings: Settings, args: argparse.Namespace) -> Any:
         if args.action == "list":
             return await user_admin.list_users(ctx.db, limit=args.limit, after_email=args.after)
         if args.action == "deactivate":
-            return await user_admin.deactivate(ctx, ctx.denylist, args.user)
+            return await user_admin.deactivate(ctx, args.user)
         if args.action == "activate":
-            return await user_admin.activate(ctx.db, args.user)
-        return await user_admin.set_admin(ctx.db, args.user, not args.off)
+            return await user_admin.activate(ctx, args.user)
+        return await user_admin.set_admin(ctx, args.user, not args.off)
 
 
 def render(payload: Any) -> str:

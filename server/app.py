@@ -11,6 +11,7 @@ import tornado.web
 
 from bus.outbox import OUTBOX_RELAY_JOB, RELAY_INTERVAL_S
 from handlers import (
+    admin,
     auth,
     blocks,
     boards,
@@ -67,6 +68,7 @@ ROUTE_MODULES = [
     blocks,
     export,
     search,
+    admin,
 ]
 
 

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from core.errors import Forbidden, NotFound
 from models.db import Database
+from models.repo import users as users_repo
 from services import permissions_cache
 
 if TYPE_CHECKING:
@@ -473,3 +474,12 @@ async def require(ctx: Deps, user_id: str, action: Action, resource: Resource) -
             code="forbidden",
         )
     return access
+
+
+async def require_instance_admin(db: Database, user_id: str) -> None:
+    """The admin API's one rule: an active instance admin (`users.is_admin`, set by `collab
+    createsuperuser` / `collab users set-admin`), read fresh on every call — a flag removed or an
+    account deactivated takes effect on the next request, with no cache to expire. Everyone else
+    signed in gets 403 (the admin API's existence is documented, nothing to hide)."""
+    if not await users_repo.is_admin(db, user_id):
+        raise Forbidden("instance admins only", code="admin_only")

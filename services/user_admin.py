@@ -6,6 +6,11 @@ revoked; then the Redis denylist copy gets the cut-off and the other nodes get t
 closes the user's sockets. Login already refuses inactive accounts and refresh refuses revoked
 families, so the account is locked out everywhere until an admin activates it again (which
 brings no old token back: the cut-off stays).
+
+Every change an admin makes (from the API or the CLI) is audited: an `admin.*` event staged in the
+change's own transaction and published by the after-commit outbox on the instance's activity
+subject, `collab.workspace.<INSTANCE_AUDIT_ID>.activity` (the nil UUID: instance-level actions
+belong to no workspace, and the activity subject is where audit consumers already read).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -21,12 +26,36 @@ from bus.revocations import Revocation, publish_revocation
 from core.errors import Conflict, NotFound
 from models.db import Database
 from models.repo import users as users_repo
+from services import activity
 from services.auth import normalize_email
 from services.denylist import Denylist
 from services.deps import RevocationDeps
 from services.passwords import PasswordHashing
+from services.unit_of_work import TransactionDeps, UnitOfWork, unit_of_work
 
 DEACTIVATED_REASON = "deactivated"
+INSTANCE_AUDIT_ID = str(uuid.UUID(int=0))
+
+
+class AccountAdminDeps(RevocationDeps, TransactionDeps, Protocol):
+    """The node, or the account commands' context: clients, the denylist copy, the outbox."""
+
+    @property
+    def denylist(self) -> Denylist: ...
+
+
+async def audit(uow: UnitOfWork, action: str, actor_id: str | None, data: dict[str, Any]) -> None:
+    """Stage one admin action (`admin.<action>`) on the instance's activity subject;
+    `actor_id` None means the command line (whoever runs `collab` on a host)."""
+    await uow.emit(
+        activity.event(
+            INSTANCE_AUDIT_ID, f"admin.{action}", actor_id, {**data, "via": _via(actor_id)}
+        )
+    )
+
+
+def _via(actor_id: str | None) -> str:
+    return "cli" if actor_id is None else "api"
 
 
 def public_user(row: dict[str, Any]) -> dict[str, Any]:
@@ -58,53 +87,64 @@ async def list_users(db: Database, *, limit: int, after_email: str = "") -> list
 
 
 async def create_superuser(
-    db: Database, passwords: PasswordHashing, email: str, password: str, display_name: str
+    deps: TransactionDeps, passwords: PasswordHashing, email: str, password: str, name: str
 ) -> dict[str, Any]:
     """A new account with the admin flag set; an existing email is a conflict (use
     `set-admin` to promote an existing account)."""
     password_hash = await passwords.hash(password)
     try:
-        row = await users_repo.create_user(
-            db, normalize_email(email), password_hash, display_name.strip()
-        )
+        async with unit_of_work(deps) as uow:
+            row = await users_repo.create_user(
+                uow.conn, normalize_email(email), password_hash, name.strip()
+            )
+            promoted = await users_repo.set_admin(uow.conn, str(row["id"]), True)
+            assert promoted is not None  # created just above, same transaction
+            await audit(uow, "superuser_created", None, {"user_id": str(row["id"])})
     except asyncpg.UniqueViolationError as err:
         raise Conflict("an account with this email already exists", code="email_taken") from err
-    promoted = await users_repo.set_admin(db, str(row["id"]), True)
-    assert promoted is not None  # created just above
     return public_user(promoted)
 
 
-async def set_admin(db: Database, ref: str, admin: bool) -> dict[str, Any]:
-    user = await find_user(db, ref)
-    row = await users_repo.set_admin(db, str(user["id"]), admin)
-    if row is None:
-        raise NotFound(f"no such user: {ref}", code="user_not_found")
+async def set_admin(
+    deps: TransactionDeps, ref: str, admin: bool, actor_id: str | None = None
+) -> dict[str, Any]:
+    user = await find_user(deps.db, ref)
+    async with unit_of_work(deps) as uow:
+        row = await users_repo.set_admin(uow.conn, str(user["id"]), admin)
+        if row is None:
+            raise NotFound(f"no such user: {ref}", code="user_not_found")
+        action = "admin_granted" if admin else "admin_removed"
+        await audit(uow, action, actor_id, {"user_id": str(row["id"])})
     return public_user(row)
 
 
-async def activate(db: Database, ref: str) -> dict[str, Any]:
-    user = await find_user(db, ref)
-    async with db.transaction() as conn:
-        row = await users_repo.set_active(conn, str(user["id"]), True, None)
-    if row is None:
-        raise NotFound(f"no such user: {ref}", code="user_not_found")
+async def activate(deps: TransactionDeps, ref: str, actor_id: str | None = None) -> dict[str, Any]:
+    user = await find_user(deps.db, ref)
+    async with unit_of_work(deps) as uow:
+        row = await users_repo.set_active(uow.conn, str(user["id"]), True, None)
+        if row is None:
+            raise NotFound(f"no such user: {ref}", code="user_not_found")
+        await audit(uow, "user_activated", actor_id, {"user_id": str(row["id"])})
     return public_user(row)
 
 
-async def deactivate(deps: RevocationDeps, denylist: Denylist, ref: str) -> dict[str, Any]:
+async def deactivate(
+    deps: AccountAdminDeps, ref: str, actor_id: str | None = None
+) -> dict[str, Any]:
     """Lock the account out and void every token it holds (see the module docstring). Raises
     `CacheUnavailable` if Redis cannot take its copy: the revocation is committed in Postgres,
     and running the command again is safe."""
     user = await find_user(deps.db, ref)
     user_id = str(user["id"])
     valid_after = int(time.time())
-    async with deps.db.transaction() as conn:
+    async with unit_of_work(deps) as uow:
         row = await users_repo.set_active(
-            conn, user_id, False, datetime.fromtimestamp(valid_after, tz=UTC)
+            uow.conn, user_id, False, datetime.fromtimestamp(valid_after, tz=UTC)
         )
-        families = await users_repo.revoke_user_families(conn, user_id, DEACTIVATED_REASON)
-    if row is None:
-        raise NotFound(f"no such user: {ref}", code="user_not_found")
-    await denylist.deny(family_ids=families, user_valid_after=(user_id, valid_after))
+        if row is None:
+            raise NotFound(f"no such user: {ref}", code="user_not_found")
+        families = await users_repo.revoke_user_families(uow.conn, user_id, DEACTIVATED_REASON)
+        await audit(uow, "user_deactivated", actor_id, {"user_id": user_id})
+    await deps.denylist.deny(family_ids=families, user_valid_after=(user_id, valid_after))
     await publish_revocation(deps.nats, Revocation("session", user_id, family_ids=families))
     return public_user(row)

@@ -19,7 +19,9 @@ def user_row(record: asyncpg.Record | None) -> dict[str, Any] | None:
     return None if record is None else dict(record)
 
 
-async def create_user(db: Database, email: str, password_hash: str, display_name: str) -> dict:
+async def create_user(
+    db: Database | asyncpg.Connection, email: str, password_hash: str, display_name: str
+) -> dict:
     """Insert a user; raises asyncpg.UniqueViolationError on a duplicate email."""
     row = await db.fetchrow(
         f"INSERT INTO users (email, password_hash, display_name) VALUES ($1, $2, $3)"
@@ -236,10 +238,17 @@ async def set_active(
     return user_row(row)
 
 
-async def set_admin(db: Database, user_id: str, admin: bool) -> dict | None:
+async def set_admin(db: Database | asyncpg.Connection, user_id: str, admin: bool) -> dict | None:
     row = await db.fetchrow(
         f"UPDATE users SET is_admin = $2, updated_at = now() WHERE id = $1 RETURNING {USER_COLUMNS}",
         user_id,
         admin,
     )
     return user_row(row)
+
+
+async def is_admin(db: Database, user_id: str) -> bool:
+    """An active instance admin (a deactivated admin is no admin)."""
+    return bool(
+        await db.fetchval("SELECT is_admin AND is_active FROM users WHERE id = $1", user_id)
+    )

@@ -1,0 +1,75 @@
+"""`/api/v1/admin/…`: instance administration (services/user_admin.py), instance admins only."""
+
+from __future__ import annotations
+
+from handlers.base import BaseHandler, signed_in
+from handlers.routing import route
+from handlers.schemas.admin import AdminUserPageSchema, AdminUserQuerySchema, AdminUserSchema
+from handlers.schemas.auth import EmptySchema
+from services import policy, user_admin
+from services.auth_guard import Principal
+
+
+class AdminUsersHandler(BaseHandler):
+    openapi = {
+        "get": {
+            "summary": "Every account, in email order (instance admins only)",
+            "query": AdminUserQuerySchema,
+            "response": AdminUserPageSchema,
+        }
+    }
+
+    @signed_in
+    async def get(self, principal: Principal) -> None:
+        await policy.require_instance_admin(self.ctx.db, principal.user_id)
+        query = self.load_query(AdminUserQuerySchema())
+        rows = await user_admin.list_users(
+            self.ctx.db, limit=query["limit"] + 1, after_email=query["after"]
+        )
+        items = rows[: query["limit"]]
+        more = len(rows) > query["limit"]
+        body = {"items": items, "next_after": items[-1]["email"] if more else None}
+        self.send(AdminUserPageSchema().dump(body))
+
+
+class AdminUserDeactivateHandler(BaseHandler):
+    openapi = {
+        "post": {
+            "summary": "Deactivate an account: login refused, every session revoked, its "
+            "sockets closed (instance admins only; audited)",
+            "body": EmptySchema,
+            "response": AdminUserSchema,
+        }
+    }
+
+    @signed_in
+    async def post(self, principal: Principal, user_id: str) -> None:
+        await policy.require_instance_admin(self.ctx.db, principal.user_id)
+        self.load_body(EmptySchema())
+        row = await user_admin.deactivate(self.ctx, user_id, principal.user_id)
+        self.send(AdminUserSchema().dump(row))
+
+
+class AdminUserActivateHandler(BaseHandler):
+    openapi = {
+        "post": {
+            "summary": "Activate an account again (old tokens stay void; instance admins only; "
+            "audited)",
+            "body": EmptySchema,
+            "response": AdminUserSchema,
+        }
+    }
+
+    @signed_in
+    async def post(self, principal: Principal, user_id: str) -> None:
+        await policy.require_instance_admin(self.ctx.db, principal.user_id)
+        self.load_body(EmptySchema())
+        row = await user_admin.activate(self.ctx, user_id, principal.user_id)
+        self.send(AdminUserSchema().dump(row))
+
+
+ROUTES = [
+    route("/api/v1/admin/users/", AdminUsersHandler),
+    route("/api/v1/admin/users/{user_id}/deactivate/", AdminUserDeactivateHandler),
+    route("/api/v1/admin/users/{user_id}/activate/", AdminUserActivateHandler),
+]

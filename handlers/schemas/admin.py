@@ -1,0 +1,30 @@
+"""Admin API bodies (`/api/v1/admin/…`)."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from handlers.schemas.common import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+
+
+class AdminUserQuerySchema(Schema):
+    """Keyset by email: `after` is the last email of the previous page."""
+
+    limit = fields.Integer(
+        load_default=DEFAULT_PAGE_SIZE, validate=validate.Range(min=1, max=MAX_PAGE_SIZE)
+    )
+    after = fields.String(load_default="", validate=validate.Length(max=254))
+
+
+class AdminUserSchema(Schema):
+    id = fields.UUID(required=True)
+    email = fields.String(required=True)
+    display_name = fields.String(required=True)
+    is_active = fields.Boolean(required=True)
+    is_admin = fields.Boolean(required=True)
+    created_at = fields.DateTime(required=True)
+
+
+class AdminUserPageSchema(Schema):
+    items = fields.List(fields.Nested(AdminUserSchema), required=True)
+    next_after = fields.String(allow_none=True, required=True)

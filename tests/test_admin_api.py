@@ -1,0 +1,104 @@
+"""The admin API: the permission matrix (anonymous 401, non-admin 403, admin 200), the effects of
+deactivate/activate through HTTP, and the audit event on the instance's activity subject."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from bus.jetstream import workspace_activity_subject
+from services import user_admin
+from tests.ws_helpers import Collector
+
+USERS = "/api/v1/admin/users/"
+ME = "/api/v1/auth/me/"
+LOGIN = "/api/v1/auth/login/"
+
+
+def deactivate_path(user_id: str) -> str:
+    return f"{USERS}{user_id}/deactivate/"
+
+
+def activate_path(user_id: str) -> str:
+    return f"{USERS}{user_id}/activate/"
+
+
+async def make_admin(ctx, make_user):
+    admin = await make_user("root")
+    await user_admin.set_admin(ctx, admin.id, True)
+    return admin
+
+
+@pytest.mark.parametrize("op", ["list", "deactivate", "activate"])
+async def test_permission_matrix(api, ctx, make_user, op):
+    admin = await make_admin(ctx, make_user)
+    plain = await make_user("plain")
+    target = await make_user("target")
+    method, path = {
+        "list": ("get", USERS),
+        "deactivate": ("post", deactivate_path(target.id)),
+        "activate": ("post", activate_path(target.id)),
+    }[op]
+
+    async def call(token):
+        if method == "get":
+            return await api.get(path, token=token)
+        return await api.post(path, {}, token=token)
+
+    anonymous = await call(None)
+    assert anonymous.status == 401
+    refused = await call(plain.access_token)
+    assert (refused.status, refused.error_code) == (403, "admin_only")
+    assert (await api.get(ME, token=target.access_token)).status == 200  # nothing changed
+    assert (await call(admin.access_token)).status == 200
+
+    # The flag removed: the same admin is refused on the next call (no cache to expire).
+    await user_admin.set_admin(ctx, admin.id, False)
+    assert (await call(admin.access_token)).status == 403
+
+
+async def test_deactivate_through_the_api_locks_out_and_is_audited(api, ctx, make_user):
+    admin = await make_admin(ctx, make_user)
+    target = await make_user("target")
+    audit = await Collector().start(ctx, workspace_activity_subject(user_admin.INSTANCE_AUDIT_ID))
+    try:
+        done = await api.post(deactivate_path(target.id), {}, token=admin.access_token)
+        assert done.status == 200, done.body
+        assert (done.body["id"], done.body["is_active"]) == (target.id, False)
+        assert (await api.get(ME, token=target.access_token)).status == 401
+        login = await api.post(LOGIN, {"email": target.email, "password": target.password})
+        assert login.status == 401
+
+        event, headers = await audit.wait_for(lambda e: e["type"] == "admin.user_deactivated")
+        assert event["actor_id"] == admin.id
+        assert event["data"] == {"user_id": target.id, "via": "api"}
+        assert headers.get("Nats-Msg-Id") == event["id"]
+
+        again = await api.post(activate_path(target.id), {}, token=admin.access_token)
+        assert (again.status, again.body["is_active"]) == (200, True)
+        await audit.wait_for(lambda e: e["type"] == "admin.user_activated")
+        login = await api.post(LOGIN, {"email": target.email, "password": target.password})
+        assert login.status == 200
+    finally:
+        await audit.stop()
+
+
+async def test_listing_pages_by_email_and_bad_input_names_the_field(api, ctx, make_user):
+    admin = await make_admin(ctx, make_user)
+    first = await api.get(f"{USERS}?limit=1", token=admin.access_token)
+    assert first.status == 200 and len(first.body["items"]) == 1
+    after = first.body["next_after"]
+    assert after == first.body["items"][0]["email"]
+    second = await api.get(f"{USERS}?limit=1&after={after}", token=admin.access_token)
+    assert second.body["items"][0]["email"].lower() > after.lower()
+
+    bad = await api.get(f"{USERS}?limit=0", token=admin.access_token)
+    assert bad.status == 400 and "limit" in bad.body["error"]["fields"]
+    body = await api.post(deactivate_path(admin.id), {"x": 1}, token=admin.access_token)
+    assert body.status == 400
+    unknown = await api.post(deactivate_path(str(uuid.uuid4())), {}, token=admin.access_token)
+    assert (unknown.status, unknown.error_code) == (404, "user_not_found")
+    malformed = await api.post(deactivate_path("nope"), {}, token=admin.access_token)
+    assert malformed.status == 404
+    assert (await api.get(ME, token=admin.access_token)).status == 200  # nothing changed
