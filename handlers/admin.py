@@ -21,8 +21,8 @@ class AdminUsersHandler(BaseHandler):
 
     @signed_in
     async def get(self, principal: Principal) -> None:
-        await policy.require_instance_admin(self.ctx.db, principal.user_id)
         query = self.load_query(AdminUserQuerySchema())
+        await policy.require_instance_admin(self.ctx.db, principal.user_id)
         rows = await user_admin.list_users(
             self.ctx.db, limit=query["limit"] + 1, after_email=query["after"]
         )
@@ -44,8 +44,8 @@ class AdminUserDeactivateHandler(BaseHandler):
 
     @signed_in
     async def post(self, principal: Principal, user_id: str) -> None:
-        await policy.require_instance_admin(self.ctx.db, principal.user_id)
         self.load_body(EmptySchema())
+        await policy.require_instance_admin(self.ctx.db, principal.user_id)
         row = await user_admin.deactivate(self.ctx, user_id, principal.user_id)
         self.send(AdminUserSchema().dump(row))
 
@@ -62,8 +62,8 @@ class AdminUserActivateHandler(BaseHandler):
 
     @signed_in
     async def post(self, principal: Principal, user_id: str) -> None:
-        await policy.require_instance_admin(self.ctx.db, principal.user_id)
         self.load_body(EmptySchema())
+        await policy.require_instance_admin(self.ctx.db, principal.user_id)
         row = await user_admin.activate(self.ctx, user_id, principal.user_id)
         self.send(AdminUserSchema().dump(row))
 
