@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from handlers.base import BaseHandler, signed_in
 from handlers.routing import route
 from handlers.schemas.admin import AdminUserPageSchema, AdminUserQuerySchema, AdminUserSchema
 from handlers.schemas.auth import EmptySchema
 from services import policy, user_admin
 from services.auth_guard import Principal
+from services.deps import Deps
 
 
 class AdminUsersHandler(BaseHandler):
@@ -32,7 +36,20 @@ class AdminUsersHandler(BaseHandler):
         self.send(AdminUserPageSchema().dump(body))
 
 
-class AdminUserDeactivateHandler(BaseHandler):
+class AdminUserActionHandler(BaseHandler):
+    """One admin action on one user (a subclass names it); the body must be empty."""
+
+    action: Callable[[Deps, str, str], Awaitable[dict[str, Any]]]
+
+    @signed_in
+    async def post(self, principal: Principal, user_id: str) -> None:
+        self.load_body(EmptySchema())
+        await policy.require_instance_admin(self.ctx.db, principal.user_id)
+        row = await type(self).action(self.ctx, user_id, principal.user_id)
+        self.send(AdminUserSchema().dump(row))
+
+
+class AdminUserDeactivateHandler(AdminUserActionHandler):
     openapi = {
         "post": {
             "summary": "Deactivate an account: login refused, every session revoked, its "
@@ -41,16 +58,10 @@ class AdminUserDeactivateHandler(BaseHandler):
             "response": AdminUserSchema,
         }
     }
-
-    @signed_in
-    async def post(self, principal: Principal, user_id: str) -> None:
-        self.load_body(EmptySchema())
-        await policy.require_instance_admin(self.ctx.db, principal.user_id)
-        row = await user_admin.deactivate(self.ctx, user_id, principal.user_id)
-        self.send(AdminUserSchema().dump(row))
+    action = staticmethod(user_admin.deactivate)
 
 
-class AdminUserActivateHandler(BaseHandler):
+class AdminUserActivateHandler(AdminUserActionHandler):
     openapi = {
         "post": {
             "summary": "Activate an account again (old tokens stay void; instance admins only; "
@@ -59,13 +70,7 @@ class AdminUserActivateHandler(BaseHandler):
             "response": AdminUserSchema,
         }
     }
-
-    @signed_in
-    async def post(self, principal: Principal, user_id: str) -> None:
-        self.load_body(EmptySchema())
-        await policy.require_instance_admin(self.ctx.db, principal.user_id)
-        row = await user_admin.activate(self.ctx, user_id, principal.user_id)
-        self.send(AdminUserSchema().dump(row))
+    action = staticmethod(user_admin.activate)
 
 
 ROUTES = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from handlers.schemas.auth import UserSchema
 from handlers.schemas.common import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 
@@ -16,13 +17,11 @@ class AdminUserQuerySchema(Schema):
     after = fields.String(load_default="", validate=validate.Length(max=254))
 
 
-class AdminUserSchema(Schema):
-    id = fields.UUID(required=True)
-    email = fields.String(required=True)
-    display_name = fields.String(required=True)
+class AdminUserSchema(UserSchema):
+    """The user as `/auth/me/` shows it, plus the two flags an admin manages."""
+
     is_active = fields.Boolean(required=True)
     is_admin = fields.Boolean(required=True)
-    created_at = fields.DateTime(required=True)
 
 
 class AdminUserPageSchema(Schema):
