@@ -7,9 +7,16 @@ from typing import Any
 
 from handlers.base import BaseHandler, signed_in
 from handlers.routing import route
-from handlers.schemas.admin import AdminUserPageSchema, AdminUserQuerySchema, AdminUserSchema
+from handlers.schemas.admin import (
+    AdminUserPageSchema,
+    AdminUserQuerySchema,
+    AdminUserSchema,
+    AdminWorkspacePageSchema,
+    AdminWorkspaceSchema,
+)
 from handlers.schemas.auth import EmptySchema
-from services import policy, user_admin
+from handlers.schemas.common import PageQuerySchema
+from services import policy, user_admin, workspace_admin
 from services.auth_guard import Principal
 from services.deps import Deps
 
@@ -73,8 +80,53 @@ class AdminUserActivateHandler(AdminUserActionHandler):
     action = staticmethod(user_admin.activate)
 
 
+class AdminWorkspacesHandler(BaseHandler):
+    openapi = {
+        "get": {
+            "summary": "Every workspace, soft-deleted ones too (instance admins only)",
+            "query": PageQuerySchema,
+            "response": AdminWorkspacePageSchema,
+        }
+    }
+
+    @signed_in
+    async def get(self, principal: Principal) -> None:
+        query = self.load_query(PageQuerySchema())
+        await policy.require_instance_admin(self.ctx.db, principal.user_id)
+        limit, offset = query["limit"], query["offset"]
+        rows = await workspace_admin.list_workspaces(self.ctx, limit + 1, offset)
+        more = len(rows) > limit
+        body = {
+            "items": rows[:limit],
+            "limit": limit,
+            "offset": offset,
+            "next_offset": offset + limit if more else None,
+        }
+        self.send(AdminWorkspacePageSchema().dump(body))
+
+
+class AdminWorkspaceRestoreHandler(BaseHandler):
+    openapi = {
+        "post": {
+            "summary": "Restore a soft-deleted workspace within its grace period (instance "
+            "admins only; audited)",
+            "body": EmptySchema,
+            "response": AdminWorkspaceSchema,
+        }
+    }
+
+    @signed_in
+    async def post(self, principal: Principal, workspace_id: str) -> None:
+        self.load_body(EmptySchema())
+        await policy.require_instance_admin(self.ctx.db, principal.user_id)
+        row = await workspace_admin.restore_workspace(self.ctx, workspace_id, principal.user_id)
+        self.send(AdminWorkspaceSchema().dump(row))
+
+
 ROUTES = [
     route("/api/v1/admin/users/", AdminUsersHandler),
     route("/api/v1/admin/users/{user_id}/deactivate/", AdminUserDeactivateHandler),
     route("/api/v1/admin/users/{user_id}/activate/", AdminUserActivateHandler),
+    route("/api/v1/admin/workspaces/", AdminWorkspacesHandler),
+    route("/api/v1/admin/workspaces/{workspace_id}/restore/", AdminWorkspaceRestoreHandler),
 ]

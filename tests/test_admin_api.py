@@ -9,7 +9,7 @@ import pytest
 
 from bus.jetstream import workspace_activity_subject
 from services import user_admin
-from tests.ws_helpers import Collector
+from tests.ws_helpers import Collector, create_workspace
 
 USERS = "/api/v1/admin/users/"
 ME = "/api/v1/auth/me/"
@@ -102,3 +102,50 @@ async def test_listing_pages_by_email_and_bad_input_names_the_field(api, ctx, ma
     malformed = await api.post(deactivate_path("nope"), {}, token=admin.access_token)
     assert malformed.status == 404
     assert (await api.get(ME, token=admin.access_token)).status == 200  # nothing changed
+
+
+def restore_path(workspace_id: str) -> str:
+    return f"/api/v1/admin/workspaces/{workspace_id}/restore/"
+
+
+async def test_restore_a_deleted_workspace_within_its_grace_period(api, ctx, make_user):
+    admin = await make_admin(ctx, make_user)
+    owner = await make_user("owner")
+    ws = await create_workspace(api, owner)
+    ws_url = f"/api/v1/workspaces/{ws['id']}/"
+    assert (await api.post(restore_path(ws["id"]), {}, token=admin.access_token)).status == 409
+    assert (await api.delete(ws_url, token=owner.access_token)).status == 200
+    assert (await api.get(ws_url, token=owner.access_token)).status == 404
+
+    assert (await api.post(restore_path(ws["id"]), {})).status == 401
+    refused = await api.post(restore_path(ws["id"]), {}, token=owner.access_token)
+    assert (refused.status, refused.error_code) == (403, "admin_only")
+    listing = await api.get("/api/v1/admin/workspaces/?limit=100", token=admin.access_token)
+    (row,) = [w for w in listing.body["items"] if w["id"] == ws["id"]]
+    assert row["deleted_at"] is not None
+
+    activity_feed = await Collector().start(ctx, workspace_activity_subject(ws["id"]))
+    audit = await Collector().start(ctx, workspace_activity_subject(user_admin.INSTANCE_AUDIT_ID))
+    try:
+        done = await api.post(restore_path(ws["id"]), {}, token=admin.access_token)
+        assert (done.status, done.body["deleted_at"]) == (200, None), done.body
+        assert (await api.get(ws_url, token=owner.access_token)).status == 200
+        await activity_feed.wait_for(lambda e: e["type"] == "workspace.restored")
+        event, _ = await audit.wait_for(lambda e: e["type"] == "admin.workspace_restored")
+        assert event["data"]["workspace_id"] == ws["id"] and event["actor_id"] == admin.id
+    finally:
+        await activity_feed.stop()
+        await audit.stop()
+
+    # Past the grace period: 410, and the workspace stays deleted.
+    assert (await api.delete(ws_url, token=owner.access_token)).status == 200
+    await ctx.db.execute(
+        "UPDATE workspaces SET deleted_at = now() - make_interval(secs => $2) WHERE id = $1",
+        ws["id"],
+        ctx.settings.workspace_purge_grace_s + 60,
+    )
+    late = await api.post(restore_path(ws["id"]), {}, token=admin.access_token)
+    assert (late.status, late.error_code) == (410, "grace_expired")
+    assert (await api.get(ws_url, token=owner.access_token)).status == 404
+    unknown = await api.post(restore_path(str(uuid.uuid4())), {}, token=admin.access_token)
+    assert (unknown.status, unknown.error_code) == (404, "workspace_not_found")

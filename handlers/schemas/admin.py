@@ -27,3 +27,20 @@ class AdminUserSchema(UserSchema):
 class AdminUserPageSchema(Schema):
     items = fields.List(fields.Nested(AdminUserSchema), required=True)
     next_after = fields.String(allow_none=True, required=True)
+
+
+class AdminWorkspaceSchema(Schema):
+    id = fields.UUID(required=True)
+    name = fields.String(required=True)
+    slug = fields.String(required=True)
+    created_by = fields.UUID(allow_none=True)
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+    deleted_at = fields.DateTime(allow_none=True, required=True)
+
+
+class AdminWorkspacePageSchema(Schema):
+    items = fields.List(fields.Nested(AdminWorkspaceSchema), required=True)
+    limit = fields.Integer(required=True)
+    offset = fields.Integer(required=True)
+    next_offset = fields.Integer(allow_none=True, required=True)

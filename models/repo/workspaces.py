@@ -341,3 +341,34 @@ async def invitation_is_pending(db: Executor, invitation_id: str) -> bool:
             invitation_id,
         )
     )
+
+
+ADMIN_WORKSPACE_COLUMNS = f"{WORKSPACE_COLUMNS}, w.deleted_at"
+
+
+async def list_all_workspaces(db: Database, limit: int, offset: int) -> list[dict]:
+    """Every workspace, deleted ones too (the admin view), newest first."""
+    rows = await db.fetch(
+        f"SELECT {ADMIN_WORKSPACE_COLUMNS} FROM workspaces w"
+        " ORDER BY w.created_at DESC, w.id LIMIT $1 OFFSET $2",
+        limit,
+        offset,
+    )
+    return [dict(r) for r in rows]
+
+
+async def lock_deleted_at(conn: asyncpg.Connection, workspace_id: str) -> asyncpg.Record | None:
+    """(deleted_at,) of a workspace, row locked against a concurrent purge; None if gone."""
+    return await conn.fetchrow(
+        "SELECT deleted_at FROM workspaces WHERE id = $1 FOR UPDATE", workspace_id
+    )
+
+
+async def undelete_workspace(conn: asyncpg.Connection, workspace_id: str) -> dict:
+    row = await conn.fetchrow(
+        "UPDATE workspaces w SET deleted_at = NULL, updated_at = now() WHERE w.id = $1"
+        f" RETURNING {ADMIN_WORKSPACE_COLUMNS}",
+        workspace_id,
+    )
+    assert row is not None  # locked by the caller
+    return dict(row)
