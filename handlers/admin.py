@@ -16,6 +16,7 @@ from handlers.schemas.admin import (
 )
 from handlers.schemas.auth import EmptySchema
 from handlers.schemas.common import PageQuerySchema
+from handlers.workspaces import send_page
 from services import policy, user_admin, workspace_admin
 from services.auth_guard import Principal
 from services.deps import Deps
@@ -91,18 +92,13 @@ class AdminWorkspacesHandler(BaseHandler):
 
     @signed_in
     async def get(self, principal: Principal) -> None:
-        query = self.load_query(PageQuerySchema())
+        self.load_query(PageQuerySchema())
         await policy.require_instance_admin(self.ctx.db, principal.user_id)
-        limit, offset = query["limit"], query["offset"]
-        rows = await workspace_admin.list_workspaces(self.ctx, limit + 1, offset)
-        more = len(rows) > limit
-        body = {
-            "items": rows[:limit],
-            "limit": limit,
-            "offset": offset,
-            "next_offset": offset + limit if more else None,
-        }
-        self.send(AdminWorkspacePageSchema().dump(body))
+        await send_page(
+            self,
+            AdminWorkspacePageSchema,
+            lambda limit, offset: workspace_admin.list_workspaces(self.ctx, limit, offset),
+        )
 
 
 class AdminWorkspaceRestoreHandler(BaseHandler):

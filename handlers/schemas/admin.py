@@ -6,6 +6,7 @@ from marshmallow import Schema, fields, validate
 
 from handlers.schemas.auth import UserSchema
 from handlers.schemas.common import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from handlers.schemas.workspaces import WorkspaceFieldsSchema
 
 
 class AdminUserQuerySchema(Schema):
@@ -29,13 +30,7 @@ class AdminUserPageSchema(Schema):
     next_after = fields.String(allow_none=True, required=True)
 
 
-class AdminWorkspaceSchema(Schema):
-    id = fields.UUID(required=True)
-    name = fields.String(required=True)
-    slug = fields.String(required=True)
-    created_by = fields.UUID(allow_none=True)
-    created_at = fields.DateTime(required=True)
-    updated_at = fields.DateTime(required=True)
+class AdminWorkspaceSchema(WorkspaceFieldsSchema):
     deleted_at = fields.DateTime(allow_none=True, required=True)
 
 

@@ -54,13 +54,18 @@ class InviteSchema(Schema):
 # --- responses ----------------------------------------------------------------------------------
 
 
-class WorkspaceSchema(Schema):
+class WorkspaceFieldsSchema(Schema):
+    """A workspace's own fields (the member view adds `my_role`, the admin view `deleted_at`)."""
+
     id = fields.UUID(required=True)
     name = fields.String(required=True)
     slug = fields.String(required=True)
     created_by = fields.UUID(allow_none=True)
     created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
+
+
+class WorkspaceSchema(WorkspaceFieldsSchema):
     my_role = fields.String(required=True, validate=validate.OneOf(ROLES))
 
 
