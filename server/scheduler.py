@@ -20,6 +20,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
@@ -29,6 +30,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from core.errors import Unavailable
 from models.db import Database
 from models.locks import LockNamespace, try_xact_lock
+from models.repo import job_runs
 from server.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -156,12 +158,56 @@ class Scheduler(Generic[H]):
                 self._running.discard(task)
 
     async def run_now(self, name: str) -> JobRun:
+        """Run a job now under its lock; a run that took the lock leaves a history row
+        (`job_runs`), written after the run's own transaction so a failure is recorded too."""
         job = self.jobs[name]
-        run = await run_locked(self.ctx, job.name, job.func)
+        started_at = datetime.now(UTC)
+        try:
+            run = await run_locked(self.ctx, job.name, job.func)
+        except Exception as err:
+            outcome = "unavailable" if isinstance(err, Unavailable) else "failed"
+            await self._record(name, started_at, outcome, None, repr(err))
+            raise
         self.last_runs[name] = run
         if run.ran:
             # Routine: every job runs every few seconds on some node; failures log at warning.
             log.debug("job.ran", job=name, duration_s=round(run.duration_s, 3))
+            await self._record(name, started_at, "ok", run.result, None)
         else:
             log.debug("job.skipped_locked", job=name)
         return run
+
+    async def _record(
+        self, name: str, started_at: datetime, outcome: str, result: Any, error: str | None
+    ) -> None:
+        """Best effort: a history row must never turn a job's success into a failure."""
+        try:
+            await job_runs.record_run(
+                self.ctx.db,
+                name,
+                self.ctx.settings.node_id,
+                started_at,
+                datetime.now(UTC),
+                outcome,
+                run_counts(result),
+                error,
+            )
+        except Exception as err:
+            log.warning("job.history_failed", job=name, error=repr(err))
+
+    def next_run_at(self, name: str) -> datetime | None:
+        """When APScheduler will run the job next on this node (None: scheduler off)."""
+        if self._scheduler is None:
+            return None
+        job = self._scheduler.get_job(name)
+        return None if job is None else job.next_run_time
+
+
+def run_counts(result: Any) -> dict[str, Any]:
+    """What a job returned, as the history's counts: a dict of numbers as is, a number as
+    `{"count": n}`, anything else as nothing."""
+    if isinstance(result, dict):
+        return {str(k): v for k, v in result.items() if isinstance(v, int | float)}
+    if isinstance(result, int | float) and not isinstance(result, bool):
+        return {"count": result}
+    return {}

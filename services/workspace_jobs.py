@@ -23,7 +23,8 @@ WORKSPACE_PURGE_JOB = "purge_deleted_workspaces"
 WORKSPACE_PURGE_INTERVAL_S = 3600.0
 
 
-async def purge_workspaces(ctx: Deps) -> None:
+async def purge_workspaces(ctx: Deps) -> dict[str, int]:
+    """Returns the counts the job history records."""
     purged = await purge_deleted_workspaces(ctx)
     for workspace in purged:
         log.info(
@@ -31,3 +32,4 @@ async def purge_workspaces(ctx: Deps) -> None:
             workspace_id=workspace.workspace_id,
             documents=len(workspace.document_ids),
         )
+    return {"purged": len(purged)}
