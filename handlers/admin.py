@@ -13,11 +13,13 @@ from handlers.schemas.admin import (
     AdminUserSchema,
     AdminWorkspacePageSchema,
     AdminWorkspaceSchema,
+    JobListSchema,
+    JobRunNowSchema,
 )
 from handlers.schemas.auth import EmptySchema
 from handlers.schemas.common import PageQuerySchema
 from handlers.workspaces import send_page
-from services import policy, user_admin, workspace_admin
+from services import job_admin, policy, user_admin, workspace_admin
 from services.auth_guard import Principal
 from services.deps import Deps
 
@@ -119,10 +121,45 @@ class AdminWorkspaceRestoreHandler(BaseHandler):
         self.send(AdminWorkspaceSchema().dump(row))
 
 
+class AdminJobsHandler(BaseHandler):
+    openapi = {
+        "get": {
+            "summary": "Background jobs: interval, next run on this node, last runs from the "
+            "history (instance admins only)",
+            "response": JobListSchema,
+        }
+    }
+
+    @signed_in
+    async def get(self, principal: Principal) -> None:
+        await policy.require_instance_admin(self.ctx.db, principal.user_id)
+        jobs = await job_admin.list_jobs(self.ctx.db, self.ctx.scheduler)
+        self.send(JobListSchema().dump({"items": jobs}))
+
+
+class AdminJobRunHandler(BaseHandler):
+    openapi = {
+        "post": {
+            "summary": "Run a job now, under its one-runner lock (instance admins only; audited)",
+            "body": EmptySchema,
+            "response": JobRunNowSchema,
+        }
+    }
+
+    @signed_in
+    async def post(self, principal: Principal, job_name: str) -> None:
+        self.load_body(EmptySchema())
+        await policy.require_instance_admin(self.ctx.db, principal.user_id)
+        result = await job_admin.run_job(self.ctx, self.ctx.scheduler, job_name, principal.user_id)
+        self.send(JobRunNowSchema().dump(result))
+
+
 ROUTES = [
     route("/api/v1/admin/users/", AdminUsersHandler),
     route("/api/v1/admin/users/{user_id}/deactivate/", AdminUserDeactivateHandler),
     route("/api/v1/admin/users/{user_id}/activate/", AdminUserActivateHandler),
     route("/api/v1/admin/workspaces/", AdminWorkspacesHandler),
     route("/api/v1/admin/workspaces/{workspace_id}/restore/", AdminWorkspaceRestoreHandler),
+    route("/api/v1/admin/jobs/", AdminJobsHandler),
+    route("/api/v1/admin/jobs/{job_name}/run/", AdminJobRunHandler),
 ]

@@ -9,6 +9,7 @@ import pytest
 
 from bus.jetstream import workspace_activity_subject
 from services import user_admin
+from services.workspace_jobs import WORKSPACE_PURGE_JOB
 from tests.ws_helpers import Collector, create_workspace
 
 USERS = "/api/v1/admin/users/"
@@ -149,3 +150,32 @@ async def test_restore_a_deleted_workspace_within_its_grace_period(api, ctx, mak
     assert (await api.get(ws_url, token=owner.access_token)).status == 404
     unknown = await api.post(restore_path(str(uuid.uuid4())), {}, token=admin.access_token)
     assert (unknown.status, unknown.error_code) == (404, "workspace_not_found")
+
+
+async def test_jobs_view_and_run_now(api, ctx, make_user):
+    admin = await make_admin(ctx, make_user)
+    plain = await make_user("plain")
+    assert (await api.get("/api/v1/admin/jobs/")).status == 401
+    assert (await api.get("/api/v1/admin/jobs/", token=plain.access_token)).status == 403
+    run_url = f"/api/v1/admin/jobs/{WORKSPACE_PURGE_JOB}/run/"
+    assert (await api.post(run_url, {}, token=plain.access_token)).status == 403
+
+    listing = await api.get("/api/v1/admin/jobs/", token=admin.access_token)
+    assert listing.status == 200
+    names = [job["name"] for job in listing.body["items"]]
+    assert WORKSPACE_PURGE_JOB in names and names == sorted(names)
+
+    audit = await Collector().start(ctx, workspace_activity_subject(user_admin.INSTANCE_AUDIT_ID))
+    try:
+        ran = await api.post(run_url, {}, token=admin.access_token)
+        assert ran.status == 200, ran.body
+        assert ran.body["ran"] is True
+        latest = ran.body["job"]["last_runs"][0]
+        assert (latest["job"], latest["outcome"]) == (WORKSPACE_PURGE_JOB, "ok")
+        assert "purged" in latest["counts"]
+        event, _ = await audit.wait_for(lambda e: e["type"] == "admin.job_run")
+        assert event["data"]["job"] == WORKSPACE_PURGE_JOB
+    finally:
+        await audit.stop()
+    unknown = await api.post("/api/v1/admin/jobs/nope/run/", {}, token=admin.access_token)
+    assert (unknown.status, unknown.error_code) == (404, "job_not_found")

@@ -39,3 +39,30 @@ class AdminWorkspacePageSchema(Schema):
     limit = fields.Integer(required=True)
     offset = fields.Integer(required=True)
     next_offset = fields.Integer(allow_none=True, required=True)
+
+
+class JobRunSchema(Schema):
+    id = fields.String(required=True)
+    job = fields.String(required=True)
+    node_id = fields.String(required=True)
+    started_at = fields.DateTime(required=True)
+    finished_at = fields.DateTime(required=True)
+    outcome = fields.String(required=True)
+    counts = fields.Dict(keys=fields.String(), values=fields.Float(), required=True)
+    error = fields.String(allow_none=True, required=True)
+
+
+class JobSchema(Schema):
+    name = fields.String(required=True)
+    interval_s = fields.Float(required=True)
+    next_run_at = fields.DateTime(allow_none=True, required=True)
+    last_runs = fields.List(fields.Nested(JobRunSchema), required=True)
+
+
+class JobListSchema(Schema):
+    items = fields.List(fields.Nested(JobSchema), required=True)
+
+
+class JobRunNowSchema(Schema):
+    ran = fields.Boolean(required=True)
+    job = fields.Nested(JobSchema, required=True)
