@@ -53,7 +53,7 @@ async def list_jobs(db: Database, table: JobTable) -> list[dict[str, Any]]:
 
 
 async def run_job(
-    deps: TransactionDeps, table: JobTable, name: str, actor_id: str
+    deps: TransactionDeps, table: JobTable, name: str, actor_id: str | None
 ) -> dict[str, Any]:
     """Run now (same lock as a scheduled run: if another node holds it, `ran` is false); the
     request is audited whatever the run's outcome (its history row says that)."""

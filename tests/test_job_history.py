@@ -4,12 +4,15 @@ database, and for a failing one (its own transaction rolled back, the row still 
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
 
 from models.repo import job_runs
+from ops.exit_codes import ExitCode
 from services.workspace_jobs import WORKSPACE_PURGE_JOB
+from tests.test_ops_documents import collab
 from tests.ws_helpers import create_workspace
 
 
@@ -48,3 +51,19 @@ async def test_a_failing_job_is_recorded_with_its_error(ctx):
     (row,) = await job_runs.recent_runs(ctx.db, name, 5)
     assert row["outcome"] == "failed" and "disk on fire" in row["error"]
     assert row["counts"] == {}
+
+
+async def test_collab_jobs_list_and_run(ctx, settings):
+    env = {"REDIS_URL": settings.redis_url}
+    code, out, err = await collab(settings, "jobs", "list", "--json", env=env)
+    assert code == ExitCode.OK, err
+    assert WORKSPACE_PURGE_JOB in [job["name"] for job in json.loads(out)]
+
+    code, out, err = await collab(settings, "jobs", "run", WORKSPACE_PURGE_JOB, "--json", env=env)
+    assert code == ExitCode.OK, err
+    result = json.loads(out)
+    assert result["ran"] is True
+    assert result["job"]["last_runs"][0]["outcome"] == "ok"
+
+    code, out, err = await collab(settings, "jobs", "run", "nope", "--json", env=env)
+    assert code == ExitCode.NOT_FOUND and "no such job" in err
