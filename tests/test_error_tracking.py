@@ -51,6 +51,12 @@ class Capture:
                     body = gzip.decompress(body)
                 elif encoding == "deflate":
                     body = zlib.decompress(body)
+                elif encoding == "br":
+                    # sentry-sdk compresses with brotli whenever the package is importable
+                    # (WeasyPrint's fonttools pulls it in), so the capture must read it too.
+                    import brotli
+
+                    body = brotli.decompress(body)
                 with capture.received:
                     capture.bodies.append(body)
                     capture.received.notify_all()
