@@ -15,8 +15,10 @@ from services.passwords import PasswordHashing
 pytestmark = pytest.mark.timeout(60)
 
 
-def argon2_threads() -> set[str]:
-    return {t.name for t in threading.enumerate() if t.name.startswith("argon2")}
+def argon2_threads() -> set[threading.Thread]:
+    # Thread objects, not names: every pool names its threads argon2_0, argon2_1, …, and a pool of
+    # an earlier test may still be winding down (stop() does not wait), so names would collide.
+    return {t for t in threading.enumerate() if t.name.startswith("argon2")}
 
 
 async def test_hash_and_verify_round_trip() -> None:
