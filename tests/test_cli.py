@@ -95,8 +95,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> int:
 
 
 @pytest.mark.timeout(300)
-def test_dev_runs_stops_cleanly_and_keeps_data(tmp_path):
-    data_dir = tmp_path / "data"
+def test_dev_runs_stops_cleanly_and_keeps_data(service_tmp_path):
+    data_dir = service_tmp_path / "data"
     port = free_port()
     proc = _start_dev(data_dir, port)
     try:
@@ -128,8 +128,8 @@ def test_dev_runs_stops_cleanly_and_keeps_data(tmp_path):
 
 
 @pytest.mark.timeout(300)
-def test_dev_killed_with_sigkill_leaves_no_orphans(tmp_path):
-    data_dir = tmp_path / "data"
+def test_dev_killed_with_sigkill_leaves_no_orphans(service_tmp_path):
+    data_dir = service_tmp_path / "data"
     port = free_port()
     proc = _start_dev(data_dir, port)
     _wait_ready(proc, port)
@@ -208,11 +208,11 @@ def _file_state(path: Path) -> tuple[int, int, bytes]:
 
 
 @pytest.mark.timeout(300)
-def test_a_second_dev_is_refused_and_touches_nothing(tmp_path):
+def test_a_second_dev_is_refused_and_touches_nothing(service_tmp_path):
     """Issue 17 item 7: a second `collab dev` on a running one's data dir exits at once naming
     it (it used to delete the live postmaster.pid, and that Postgres shut down under the first
     node); one on its HTTP port gets a one-line error before starting anything."""
-    data_dir = tmp_path / "data"
+    data_dir = service_tmp_path / "data"
     port = free_port()
     first = _start_dev(data_dir, port)
     try:
@@ -230,7 +230,7 @@ def test_a_second_dev_is_refused_and_touches_nothing(tmp_path):
         assert sorted(p.name for p in data_dir.iterdir()) == listing
         assert {p.pid for p in _service_processes(data_dir)} == services
 
-        elsewhere = tmp_path / "elsewhere"
+        elsewhere = service_tmp_path / "elsewhere"
         third = _dev_run(elsewhere, port)
         assert third.returncode == 75, third.stderr
         lines = third.stderr.strip().splitlines()
@@ -244,10 +244,10 @@ def test_a_second_dev_is_refused_and_touches_nothing(tmp_path):
 
 
 @pytest.mark.timeout(300)
-def test_dev_stops_loudly_when_its_postgres_dies(tmp_path):
+def test_dev_stops_loudly_when_its_postgres_dies(service_tmp_path):
     """A dead embedded service is an error in the log naming it, readiness false, and `collab
     dev` stops (exit 69) with the other services — never a node quietly answering 503s."""
-    data_dir = tmp_path / "data"
+    data_dir = service_tmp_path / "data"
     port = free_port()
     proc = _start_dev(data_dir, port)
     try:
@@ -271,7 +271,7 @@ def test_dev_stops_loudly_when_its_postgres_dies(tmp_path):
     finally:
         if proc.poll() is None:
             _stop(proc)
-    log = (tmp_path / f"dev-{port}.log").read_text()
+    log = (service_tmp_path / f"dev-{port}.log").read_text()
     died = [json.loads(line) for line in log.splitlines() if "dev.service_died" in line]
     assert died and died[0]["service"] == "postgres" and died[0]["level"] == "error", log[-2000:]
     assert "embedded postgres" in log and "exited with status" in log
