@@ -15,7 +15,7 @@ Two queues, because two kinds of stream need different guarantees:
   to a per-board drainer that runs in the background (the request does not wait for it); several
   drainers of one board (this node, another node's sweep) may overlap: the message id
   `board:<id>:<seq>` makes the second copy a no-op. The table is also the `since` replay source.
-* **independent** (activity, and the notifications to come, `outbox` table): published right after
+* **independent** (activity and user notifications, `outbox` table): published right after
   the commit, before the unit of work returns, in staging order; each row is marked processed once
   JetStream has it.
 
@@ -36,9 +36,14 @@ import structlog
 
 from bus.connection import NatsConnection
 from bus.events import EventSchemaError, publish_event
-from bus.jetstream import board_event_subject, workspace_activity_subject
+from bus.jetstream import (
+    board_event_subject,
+    user_notification_subject,
+    workspace_activity_subject,
+)
 from bus.schemas.activity import ActivityEventSchema
 from bus.schemas.board_events import BoardEventSchema
+from bus.schemas.notifications import NotificationEventSchema
 from core.errors import Unavailable
 from models.db import Database
 from models.repo import board_events as board_events_repo
@@ -76,7 +81,8 @@ class EventKind:
 
 BOARD = EventKind("board", BoardEventSchema(), ordered=True)
 ACTIVITY = EventKind("activity", ActivityEventSchema())
-KINDS: dict[str, EventKind] = {kind.name: kind for kind in (BOARD, ACTIVITY)}
+NOTIFICATION = EventKind("notification", NotificationEventSchema())
+KINDS: dict[str, EventKind] = {kind.name: kind for kind in (BOARD, ACTIVITY, NOTIFICATION)}
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,13 @@ def activity_event(body: dict[str, Any], msg_id: str | None = None) -> OutboundE
         workspace_activity_subject(str(body["workspace_id"])),
         msg_id or str(body["id"]),
         body,
+    )
+
+
+def notification_event(body: dict[str, Any]) -> OutboundEvent:
+    """A user notification event on `collab.user.<id>.notification` (message id: its `id`)."""
+    return OutboundEvent(
+        NOTIFICATION, user_notification_subject(str(body["user_id"])), str(body["id"]), body
     )
 
 

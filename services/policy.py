@@ -33,7 +33,7 @@ from enum import IntEnum, StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
 from core.errors import Forbidden, NotFound
-from models.db import Database
+from models.db import Database, Executor
 from models.repo import users as users_repo
 from services import permissions_cache
 
@@ -382,8 +382,9 @@ WHERE d.id = $1 AND d.deleted_at IS NULL
 """
 
 
-async def load_facts(db: Database, user_id: str, resource: Resource) -> AccessFacts | None:
-    """None when the resource does not exist (or is deleted)."""
+async def load_facts(db: Executor, user_id: str, resource: Resource) -> AccessFacts | None:
+    """None when the resource does not exist (or is deleted). `db` may be a transaction's
+    connection: the facts are then what that transaction sees (notifications decide so)."""
     if resource.kind == "workspace":
         row = await db.fetchrow(_WORKSPACE_SQL, resource.id, user_id)
         if row is None:
