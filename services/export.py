@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +22,9 @@ from services import policy
 from services.doc_content import to_json
 from services.doc_history import state_at_seq, state_of_version
 from services.doc_state import load_state
-from services.documents import fragment_of
-from services.export_render import to_html, to_markdown
+from services.documents import ListFilter, fragment_of, list_documents
+from services.export_render import SubPage, to_html, to_markdown
+from services.mail_messages import absolute_url
 from services.policy import Action, Resource
 
 if TYPE_CHECKING:
@@ -75,6 +77,21 @@ def filename_for(title: str, extension: str) -> str:
     return f"{stem}.{extension}"
 
 
+# Sub-pages listed under one page's export at most (a page with more is a list, not a page).
+MAX_SUBPAGES = 1000
+
+
+async def subpages(
+    ctx: Deps, actor_id: str, doc: dict[str, Any], link: Callable[[str], str]
+) -> list[SubPage]:
+    """The document's live sub-pages the caller may view (the listing's policy SQL), oldest
+    first, linked by `link(sub-page id)`. Sub-pages are today's: the page tree is Postgres
+    metadata, not part of the versioned content."""
+    where = ListFilter(str(doc["workspace_id"]), parent_id=str(doc["id"]))
+    rows = await list_documents(ctx, actor_id, where, MAX_SUBPAGES, 0)
+    return [SubPage(str(row["title"] or ""), link(str(row["id"]))) for row in rows]
+
+
 def render_pdf(page: str) -> bytes:
     import weasyprint  # imported on first use: it loads Pango, which costs ~0.3 s
 
@@ -102,10 +119,15 @@ async def export_document(
     names = await content_repo.display_names(ctx.db, sorted(_mentioned(blocks)))
     title = str(doc.get("title") or "")
     content_type, extension = FORMATS[fmt]
+
+    def link(page_id: str) -> str:  # the sub-page's own export, in the same format
+        return absolute_url(ctx.settings, f"/api/v1/documents/{page_id}/export/?format={fmt}")
+
+    children = await subpages(ctx, actor_id, doc, link)
     if fmt == "markdown":
-        body = to_markdown(title, blocks, names).encode()
+        body = to_markdown(title, blocks, names, children).encode()
     else:
-        page = to_html(title, blocks, names)
+        page = to_html(title, blocks, names, children)
         if fmt == "html":
             body = page.encode()
         else:

@@ -13,11 +13,24 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 Block = dict[str, Any]
 Names = Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class SubPage:
+    """A child document linked from its parent's export: its title and where it is (the API
+    export URL of a single export, the relative file path inside a workspace zip)."""
+
+    title: str
+    href: str
+
+
+SUBPAGES_HEADING = "Sub-pages"
 
 LIST_TYPES = {"bulletListItem", "numberedListItem", "checkListItem", "toggleListItem"}
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]{}<>#|~!])")
@@ -232,9 +245,21 @@ def _md_blocks(blocks: list[Block], names: Names, indent: str) -> list[str]:
     return lines
 
 
-def to_markdown(title: str, blocks: list[Block], names: Names) -> str:
+def _md_subpages(subpages: Sequence[SubPage]) -> list[str]:
+    """Sub-pages are documents of their own (no block in the parent holds them), so they are
+    listed after the content, as links by title."""
+    if not subpages:
+        return []
+    links = [f"- [{md_escape(page.title)}]({_md_url(page.href)})" for page in subpages]
+    return ["", f"## {SUBPAGES_HEADING}", "", *links]
+
+
+def to_markdown(
+    title: str, blocks: list[Block], names: Names, subpages: Sequence[SubPage] = ()
+) -> str:
     head = [f"# {md_escape(title)}", ""] if title else []
-    return "\n".join(head + _md_blocks(blocks, names, "")).rstrip() + "\n"
+    body = _md_blocks(blocks, names, "") + _md_subpages(subpages)
+    return "\n".join(head + body).strip("\n") + "\n"
 
 
 # --- HTML ---------------------------------------------------------------------------------------
@@ -324,15 +349,26 @@ def _html_blocks(blocks: list[Block], names: Names) -> str:
     return "".join(out)
 
 
-def to_html(title: str, blocks: list[Block], names: Names) -> str:
+def _html_subpages(subpages: Sequence[SubPage]) -> str:
+    if not subpages:
+        return ""
+    items = "".join(
+        f'<li><a href="{html.escape(safe_href(page.href))}">{html.escape(page.title)}</a></li>'
+        for page in subpages
+    )
+    return f'<nav class="subpages"><h2>{SUBPAGES_HEADING}</h2><ul>{items}</ul></nav>'
+
+
+def to_html(title: str, blocks: list[Block], names: Names, subpages: Sequence[SubPage] = ()) -> str:
     """A standalone HTML5 page (UTF-8, embedded stylesheet): what the PDF is printed from."""
     safe_title = html.escape(title)
     heading = f'<h1 class="title">{safe_title}</h1>' if title else ""
+    body = _html_blocks(blocks, names) + _html_subpages(subpages)
     return (
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>{safe_title}</title><style>{STYLESHEET}</style></head>"
-        f"<body>{heading}{_html_blocks(blocks, names)}</body></html>\n"
+        f"<body>{heading}{body}</body></html>\n"
     )
 
 
-Renderer = Callable[[str, list[Block], Names], str]
+Renderer = Callable[[str, list[Block], Names, Sequence[SubPage]], str]

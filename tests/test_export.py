@@ -9,6 +9,7 @@ import asyncio
 import io
 import os
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -29,6 +30,7 @@ DOCS = "/api/v1/documents/"
 
 ALL_BLOCKS: list[dict[str, Any]] = [
     {"id": "h1", "type": "heading", "props": {"level": 1}, "content": "Launch plan"},
+    {"id": "h2", "type": "heading", "props": {"level": 2}, "content": "Goals"},
     {"id": "h3", "type": "heading", "props": {"level": 3}, "content": "Details"},
     {
         "id": "p1",
@@ -44,6 +46,14 @@ ALL_BLOCKS: list[dict[str, Any]] = [
             {"type": "text", "text": "old", "styles": {"strike": True}},
             {"type": "text", "text": " ", "styles": {}},
             {"type": "text", "text": "run()", "styles": {"code": True}},
+        ],
+    },
+    {
+        "id": "p2",
+        "type": "paragraph",
+        "content": [
+            {"type": "text", "text": "under", "styles": {"underline": True}},
+            {"type": "text", "text": " line one\nline two", "styles": {}},
         ],
     },
     {
@@ -63,7 +73,13 @@ ALL_BLOCKS: list[dict[str, Any]] = [
         "children": [{"id": "n3", "type": "numberedListItem", "content": "Second point one"}],
     },
     {"id": "c1", "type": "checkListItem", "props": {"checked": True}, "content": "Book room"},
-    {"id": "c2", "type": "checkListItem", "props": {"checked": False}, "content": "Send invites"},
+    {
+        "id": "c2",
+        "type": "checkListItem",
+        "props": {"checked": False},
+        "content": "Send invites",
+        "children": [{"id": "c3", "type": "checkListItem", "content": "Guests"}],
+    },
     {
         "id": "t1",
         "type": "toggleListItem",
@@ -91,6 +107,16 @@ ALL_BLOCKS: list[dict[str, Any]] = [
         "props": {"url": "https://example.org/cat.png", "caption": "A cat"},
     },
     {"id": "f1", "type": "file", "props": {"url": "https://example.org/a.pdf", "name": "a.pdf"}},
+    {
+        "id": "v1",
+        "type": "video",
+        "props": {"url": "https://example.org/demo.mp4", "caption": "Demo"},
+    },
+    {
+        "id": "a1",
+        "type": "audio",
+        "props": {"url": "https://example.org/talk.mp3", "name": "talk.mp3"},
+    },
     {"id": "d1", "type": "divider"},
     {"id": "e1", "type": "paragraph", "content": "The end"},
 ]
@@ -114,17 +140,44 @@ async def wait_seq_above(api, setup: DocSetup, seq: int) -> int:  # type: ignore
 
 
 def with_mention(blocks: list[dict[str, Any]], user_id: str) -> list[dict[str, Any]]:
-    p1 = blocks[2]
-    content = [
-        {**run, "props": {"user": user_id}} if run.get("type") == "mention" else run
-        for run in p1["content"]
-    ]
-    return [*blocks[:2], {**p1, "content": content}, *blocks[3:]]
+    def named(block: dict[str, Any]) -> dict[str, Any]:
+        if block["id"] != "p1":
+            return block
+        content = [
+            {**run, "props": {"user": user_id}} if run.get("type") == "mention" else run
+            for run in block["content"]
+        ]
+        return {**block, "content": content}
+
+    return [named(block) for block in blocks]
 
 
-async def written_document(api, ctx, ws_port) -> DocSetup:  # type: ignore[no-untyped-def]
+async def sub_page(ctx, setup: DocSetup, title: str, **columns: Any) -> str:  # type: ignore[no-untyped-def]
+    return str(
+        await ctx.db.fetchval(
+            "INSERT INTO documents (workspace_id, parent_id, title, created_by, is_private,"
+            " deleted_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            setup.workspace_id,
+            setup.doc_id,
+            title,
+            setup.users["owner"].id,
+            columns.get("is_private"),
+            columns.get("deleted_at"),
+        )
+    )
+
+
+def golden(body: str, child_id: str) -> str:
+    """The export with the sub-page's (random) id and the node's address made stable."""
+    return body.replace(child_id, "CHILD_ID").replace("http://127.0.0.1:8000", "BASE")
+
+
+async def written_document(api, ctx, ws_port) -> tuple[DocSetup, str]:  # type: ignore[no-untyped-def]
+    """The every-block-type document, with a sub-page (its id returned) and a deleted one."""
     setup = await document_with(ctx, "editor", "viewer", "guest", "outsider")
     await ctx.db.execute("UPDATE documents SET title = 'Launch / Q3' WHERE id = $1", setup.doc_id)
+    child_id = await sub_page(ctx, setup, "Budget *draft*")
+    await sub_page(ctx, setup, "Gone", deleted_at=datetime.now(UTC))
     await ctx.db.execute(
         "UPDATE users SET display_name = 'Ada Lovelace' WHERE id = $1", setup.users["viewer"].id
     )
@@ -134,11 +187,11 @@ async def written_document(api, ctx, ws_port) -> DocSetup:  # type: ignore[no-un
             "ada", "blocknote", with_mention(ALL_BLOCKS, setup.users["viewer"].id)
         )
         await wait_seq_above(api, setup, 0)
-    return setup
+    return setup, child_id
 
 
 async def test_markdown_html_and_pdf_of_every_block_type(api, ctx, ws_port):
-    setup = await written_document(api, ctx, ws_port)
+    setup, child_id = await written_document(api, ctx, ws_port)
     token = setup.users["viewer"].access_token
 
     md = await api.get(export_url(setup, format="markdown"), token=token)
@@ -146,15 +199,15 @@ async def test_markdown_html_and_pdf_of_every_block_type(api, ctx, ws_port):
     assert md.headers["Content-Type"] == "text/markdown; charset=utf-8"
     assert md.headers["Content-Disposition"].startswith('attachment; filename="Launch-Q3.md"')
     if UPDATE_GOLDEN:
-        (GOLDEN / "all_blocks.md").write_text(md.body)
-    assert md.body == (GOLDEN / "all_blocks.md").read_text()
+        (GOLDEN / "all_blocks.md").write_text(golden(md.body, child_id))
+    assert golden(md.body, child_id) == (GOLDEN / "all_blocks.md").read_text()
 
     page = await api.get(export_url(setup, format="html"), token=token)
     assert page.status == 200, page.body
     assert page.headers["Content-Type"] == "text/html; charset=utf-8"
     if UPDATE_GOLDEN:
-        (GOLDEN / "all_blocks.html").write_text(page.body)
-    assert page.body == (GOLDEN / "all_blocks.html").read_text()
+        (GOLDEN / "all_blocks.html").write_text(golden(page.body, child_id))
+    assert golden(page.body, child_id) == (GOLDEN / "all_blocks.html").read_text()
 
     pdf = await api.client.fetch(
         export_url(setup, format="pdf"), headers={"Authorization": f"Bearer {token}"}
@@ -173,8 +226,28 @@ async def test_markdown_html_and_pdf_of_every_block_type(api, ctx, ws_port):
         "Apples",
         "Ship it",
         "The end",
+        "Demo",
+        "Budget *draft*",
     ):
         assert phrase in text, phrase
+    assert "Gone" not in text
+
+
+async def test_sub_pages_listed_are_those_the_caller_may_view(api, ctx):
+    setup = await document_with(ctx, "editor")
+    await sub_page(ctx, setup, "Shared plan")
+    await sub_page(ctx, setup, "Owner notes", is_private=True)
+    await sub_page(ctx, setup, "Gone", deleted_at=datetime.now(UTC))
+    seen = {}
+    for role in ("owner", "editor"):
+        got = await api.get(
+            export_url(setup, format="markdown"), token=setup.users[role].access_token
+        )
+        assert got.status == 200, got.body
+        seen[role] = [line for line in got.body.splitlines() if line.startswith("- [")]
+    assert [line.split("]")[0] for line in seen["owner"]] == ["- [Shared plan", "- [Owner notes"]
+    assert [line.split("]")[0] for line in seen["editor"]] == ["- [Shared plan"]
+    assert seen["editor"][0].endswith("/export/?format=markdown)")
 
 
 async def test_point_in_time_exports_match_that_moment(api, ctx, ws_port):
