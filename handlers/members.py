@@ -7,6 +7,8 @@ from handlers.routing import route
 from handlers.schemas.auth import EmptySchema
 from handlers.schemas.common import PageQuerySchema
 from handlers.schemas.workspaces import (
+    MentionableQuerySchema,
+    MentionCandidatesSchema,
     TransferOwnershipSchema,
     WorkspaceMemberPageSchema,
     WorkspaceMemberRoleSchema,
@@ -15,6 +17,7 @@ from handlers.schemas.workspaces import (
 from handlers.workspaces import send_page
 from services import workspaces as service
 from services.auth_guard import Principal
+from services.mention_candidates import MentionQuery, mentionable
 
 
 class MembersHandler(BaseHandler):
@@ -93,9 +96,33 @@ class TransferOwnershipHandler(BaseHandler):
         self.send(None, 204)
 
 
+class MentionableHandler(BaseHandler):
+    openapi = {
+        "get": {
+            "summary": "Members I may @mention (autocomplete): name or email prefix, with "
+            "`can_view` for a document",
+            "query": MentionableQuerySchema,
+            "response": MentionCandidatesSchema,
+        }
+    }
+
+    @signed_in
+    async def get(self, principal: Principal, workspace_id: str) -> None:
+        args = self.load_query(MentionableQuerySchema())
+        document_id = args.get("document_id")
+        query = MentionQuery(
+            q=args["q"],
+            document_id=str(document_id) if document_id is not None else None,
+            limit=args["limit"],
+        )
+        items = await mentionable(self.ctx, principal.user_id, workspace_id, query)
+        self.send(MentionCandidatesSchema().dump({"items": items}))
+
+
 ROUTES = [
     route("/api/v1/workspaces/{workspace_id}/members/", MembersHandler),
     route("/api/v1/workspaces/{workspace_id}/members/{user_id}/", MemberHandler),
     route("/api/v1/workspaces/{workspace_id}/leave/", LeaveHandler),
+    route("/api/v1/workspaces/{workspace_id}/mentionable/", MentionableHandler),
     route("/api/v1/workspaces/{workspace_id}/transfer-ownership/", TransferOwnershipHandler),
 ]

@@ -6,6 +6,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
+from services.mention_candidates import DEFAULT_CANDIDATES, MAX_CANDIDATES, MAX_QUERY_CHARS
+
 ROLES = ["owner", "admin", "member", "guest"]
 RESOURCE_ROLES = ["viewer", "commenter", "editor", "manager"]
 NAME = validate.Length(min=1, max=100)
@@ -143,3 +145,33 @@ WorkspaceMemberPageSchema = page_schema(WorkspaceMemberSchema, "WorkspaceMemberP
 InvitationPageSchema = page_schema(InvitationSchema, "InvitationPage")
 BoardSummaryPageSchema = page_schema(BoardSummarySchema, "BoardSummaryPage")
 DocumentSummaryPageSchema = page_schema(DocumentSummarySchema, "DocumentSummaryPage")
+
+
+class MentionableQuerySchema(Schema):
+    q = fields.String(
+        load_default="",
+        validate=validate.Length(max=MAX_QUERY_CHARS),
+        metadata={"description": "prefix of a display name, of a word in it, or of an email"},
+    )
+    document_id = fields.UUID(
+        metadata={"description": "mark who may view this document (needs document:comment)"}
+    )
+    limit = fields.Integer(
+        load_default=DEFAULT_CANDIDATES, validate=validate.Range(min=1, max=MAX_CANDIDATES)
+    )
+
+
+class MentionCandidateSchema(Schema):
+    user_id = fields.UUID(required=True)
+    display_name = fields.String(required=True)
+    email = fields.String(required=True)
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    can_view = fields.Boolean(
+        allow_none=True,
+        required=True,
+        metadata={"description": "may view `document_id` (null without one)"},
+    )
+
+
+class MentionCandidatesSchema(Schema):
+    items = fields.List(fields.Nested(MentionCandidateSchema), required=True)
