@@ -50,7 +50,9 @@ EMAIL_DIGEST_HOURLY = "email_digest_hourly"
 EMAIL_DIGEST_DAILY = "email_digest_daily"
 OFF = "off"
 CHANNELS: tuple[str, ...] = (IN_APP, EMAIL_IMMEDIATE, EMAIL_DIGEST_HOURLY, EMAIL_DIGEST_DAILY, OFF)
-EMAIL_CHANNELS: frozenset[str] = frozenset({EMAIL_IMMEDIATE, EMAIL_DIGEST_HOURLY, EMAIL_DIGEST_DAILY})
+EMAIL_CHANNELS: frozenset[str] = frozenset(
+    {EMAIL_IMMEDIATE, EMAIL_DIGEST_HOURLY, EMAIL_DIGEST_DAILY}
+)
 
 
 class Notification(BaseModel):

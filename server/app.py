@@ -21,6 +21,7 @@ from handlers import (
     health,
     invitations,
     members,
+    notifications,
     openapi,
     presence,
     search,
@@ -68,6 +69,7 @@ ROUTE_MODULES = [
     blocks,
     export,
     search,
+    notifications,
     admin,
 ]
 

@@ -30,6 +30,8 @@ workspace it is about).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import uuid
 from collections.abc import Mapping
@@ -42,6 +44,9 @@ import asyncpg
 
 from bus.events import EventSchemaError
 from bus.outbox import notification_event
+from bus.schemas.notifications import NotificationSchema
+from core.errors import NotFound, ValidationFailed
+from models.db import Executor
 from models.locks import LockNamespace, xact_lock
 from models.notifications import (
     ACCESS_GRANTED,
@@ -62,7 +67,7 @@ from models.notifications import (
 from models.repo import notifications as repo
 from services import policy
 from services.policy import VIEW_ACTION, Resource
-from services.unit_of_work import UnitOfWork
+from services.unit_of_work import TransactionDeps, UnitOfWork, unit_of_work
 
 __all__ = [
     "ACCESS_GRANTED",
@@ -200,33 +205,24 @@ def _new_row(draft: NotificationDraft, data: dict[str, Any], channel: str) -> re
     )
 
 
-_ID_COLUMNS = (
-    "id",
-    "actor_id",
-    "workspace_id",
-    "document_id",
-    "board_id",
-    "card_id",
-    "thread_id",
-    "comment_id",
-)
-_TIME_COLUMNS = ("created_at", "read_at", "archived_at")
+_NOTIFICATION = NotificationSchema()
+
+
+def notification_fields(record: Mapping[str, Any]) -> dict[str, Any]:
+    """An inbox row's public fields (native types: the REST schemas serialise them)."""
+    return {name: record[name] for name in _NOTIFICATION.fields}
 
 
 def to_wire(record: Mapping[str, Any]) -> dict[str, Any]:
     """An inbox row in its public JSON form (`bus/schemas/notifications.NotificationSchema`)."""
-    wire: dict[str, Any] = {"kind": record["kind"], "group_key": record["group_key"]}
-    wire["data"] = dict(record["data"])
-    for column in _ID_COLUMNS:
-        wire[column] = None if record[column] is None else str(record[column])
-    for column in _TIME_COLUMNS:
-        wire[column] = None if record[column] is None else record[column].isoformat()
+    wire: dict[str, Any] = _NOTIFICATION.dump(notification_fields(record))
     return wire
 
 
-async def emit_change(uow: UnitOfWork, user_id: str, event_type: str, **fields: Any) -> None:
+async def emit_change(uow: UnitOfWork, user_id: str, event_type: str, **fields: Any) -> int:
     """Emit one event on the user's subject with their unread count after this change (the
-    caller holds the user's INBOX lock, so concurrent changes cannot both count the old total)."""
+    caller holds the user's INBOX lock, so concurrent changes cannot both count the old total);
+    returns that count."""
     body = {
         "type": event_type,
         "id": str(uuid.uuid4()),
@@ -239,3 +235,113 @@ async def emit_change(uow: UnitOfWork, user_id: str, event_type: str, **fields: 
         **fields,
     }
     await uow.emit(notification_event(body))
+    return int(body["unread_count"])
+
+
+# --- the inbox: reading and changing one's own rows ----------------------------------------------
+
+INBOX_VIEWS = tuple(repo.VIEW_CONDITIONS)
+# `state` → the event a change of it emits (`on` = set, else cleared).
+_STATE_EVENTS = {
+    ("read", True): "notification.read",
+    ("archived", True): "notification.archived",
+    ("archived", False): "notification.unarchived",
+}
+
+
+@dataclass(frozen=True)
+class InboxQuery:
+    view: str = "inbox"  # one of INBOX_VIEWS
+    cursor: str | None = None
+    limit: int = 20
+
+
+def encode_cursor(latest_at: datetime, latest_id: str) -> str:
+    raw = json.dumps([latest_at.isoformat(), latest_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (latest_at, latest_id) a page ended at; a 400 for anything this module did not make."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, latest_id = json.loads(raw)
+        parsed = datetime.fromisoformat(at)
+        if parsed.tzinfo is not None:
+            return parsed, str(UUID(latest_id))
+    except (ValueError, TypeError, binascii.Error):
+        pass
+    raise ValidationFailed("invalid cursor", fields={"cursor": ["invalid cursor"]})
+
+
+async def list_inbox(db: Executor, user_id: str, query: InboxQuery) -> dict[str, Any]:
+    """A page of inbox items (one per group, newest first), the next page's cursor and the unread
+    total. Only the caller's own rows exist for them."""
+    before = decode_cursor(query.cursor) if query.cursor else None
+    rows = await repo.inbox_groups(db, user_id, repo.GroupPage(query.view, before, query.limit + 1))
+    page = rows[: query.limit]
+    more = len(rows) > query.limit
+    return {
+        "items": [_inbox_item(row) for row in page],
+        "next_cursor": encode_cursor(page[-1]["latest_at"], str(page[-1]["id"])) if more else None,
+        "unread_count": await repo.unread_count(db, user_id),
+    }
+
+
+def _inbox_item(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "group_key": row["group_key"],
+        "count": row["count"],
+        "unread_count": row["unread"],
+        "actor_ids": [str(a) for a in row["actor_ids"] or []],
+        "latest": notification_fields(row),
+    }
+
+
+async def unread_count(db: Executor, user_id: str) -> int:
+    return await repo.unread_count(db, user_id)
+
+
+async def change_state(
+    deps: TransactionDeps, user_id: str, state: str, target: repo.Target, on: bool = True
+) -> int:
+    """Mark the target's rows read / archived (or back from the archive) and tell the user's
+    sockets; the unread total after it. A target with no row of the caller's is a 404 (another
+    user's notification does not exist for them); a change that changes nothing emits nothing."""
+    async with unit_of_work(deps) as uow:
+        await xact_lock(uow.conn, LockNamespace.INBOX, user_id)
+        if target != repo.Target() and not await repo.target_exists(uow.conn, user_id, target):
+            raise NotFound("no such notification")
+        if not await repo.set_state(uow.conn, user_id, state, target, on):
+            return await repo.unread_count(uow.conn, user_id)
+        count = await emit_change(
+            uow,
+            user_id,
+            _STATE_EVENTS[(state, on)],
+            notification_id=target.notification_id,
+            group_key=target.group_key,
+        )
+    return count
+
+
+# --- preferences -------------------------------------------------------------------------------
+
+
+async def list_preferences(db: Executor, user_id: str) -> list[dict[str, Any]]:
+    """Every kind with the caller's effective channel and the default it falls back to."""
+    chosen = await repo.preferences(db, user_id)
+    return [_preference(kind, chosen.get(kind)) for kind in NOTIFICATION_KINDS]
+
+
+def _preference(kind: str, chosen: str | None) -> dict[str, Any]:
+    default = default_channel(kind)
+    return {"kind": kind, "channel": chosen or default, "default_channel": default}
+
+
+async def set_preference(db: Executor, user_id: str, kind: str, channel: str) -> dict[str, Any]:
+    if kind not in NOTIFICATION_KINDS:
+        raise ValidationFailed("unknown notification kind", fields={"kind": ["unknown kind"]})
+    if channel not in CHANNELS:
+        raise ValidationFailed("unknown channel", fields={"channel": ["unknown channel"]})
+    await repo.set_preference(db, user_id, kind, channel)
+    return _preference(kind, channel)

@@ -13,34 +13,13 @@ from bus.jetstream import user_notification_subject
 from bus.schemas.notifications import NotificationEventSchema
 from models.repo import notifications as notifications_repo
 from services import notifications
-from services.notifications import NotificationDraft
 from services.unit_of_work import unit_of_work
+from tests.notification_support import draft, notify, rows_of
 from tests.ws_helpers import Collector, fast_user, grant, insert_document, workspace_with, ws_path
 
 
 class Rollback(Exception):
     pass
-
-
-def draft(recipient, actor, workspace_id, **extra) -> NotificationDraft:
-    return NotificationDraft(
-        recipient_id=UUID(recipient.id),
-        kind=extra.pop("kind", notifications.DOCUMENT_MENTION),
-        actor_id=None if actor is None else UUID(actor.id),
-        workspace_id=UUID(workspace_id),
-        **extra,
-    )
-
-
-async def notify(ctx, d: NotificationDraft) -> UUID | None:
-    async with unit_of_work(ctx) as uow:
-        return await notifications.notify(uow, d)
-
-
-async def rows_of(ctx, user_id: str) -> list:
-    return await ctx.db.fetch(
-        "SELECT * FROM notifications WHERE recipient_id = $1 ORDER BY created_at", user_id
-    )
 
 
 async def test_notify_writes_the_row_and_publishes_the_event_after_commit(api, ctx):

@@ -4,8 +4,9 @@ One subject per recipient carries everything their inbox needs live, so an inbox
 external tool) subscribes to one subject and can resume from a stream sequence:
 
 * `notification.created` — a new inbox row (`notification`, as the inbox REST API returns it);
-* `notification.read` / `notification.archived` — rows left the unread count: one row
-  (`notification_id`), one group (`group_key`) or, with both null, all of them.
+* `notification.read` / `notification.archived` / `notification.unarchived` — rows were marked
+  read, archived, or brought back from the archive: one row (`notification_id`), one group
+  (`group_key`) or, with both null, all of them.
 
 Every event carries `unread_count`, the recipient's unread total as of that commit (changes of
 one recipient are serialised, so the counts of their events increase and decrease in commit
@@ -20,7 +21,12 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from models.notifications import NOTIFICATION_KINDS
 
-EVENT_TYPES = ("notification.created", "notification.read", "notification.archived")
+EVENT_TYPES = (
+    "notification.created",
+    "notification.read",
+    "notification.archived",
+    "notification.unarchived",
+)
 
 
 class NotificationSchema(Schema):

@@ -1,0 +1,72 @@
+"""Wire types of the inbox (`/api/v1/notifications/…`) and notification preferences."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from bus.schemas.notifications import NotificationSchema
+from models.notifications import CHANNELS, NOTIFICATION_KINDS
+from services.notifications import INBOX_VIEWS
+
+# --- requests -----------------------------------------------------------------------------------
+
+
+class InboxQuerySchema(Schema):
+    view = fields.String(
+        load_default="inbox",
+        validate=validate.OneOf(INBOX_VIEWS),
+        metadata={"description": "inbox (not archived, default), unread, or archived"},
+    )
+    cursor = fields.String(validate=validate.Length(min=1, max=200))
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+class TargetSchema(Schema):
+    """Exactly one of: a group (`group_key`) or all of the caller's notifications (`all: true`)."""
+
+    group_key = fields.String(validate=validate.Length(min=1, max=200))
+    all = fields.Boolean(validate=validate.Equal(True))
+
+    @validates_schema
+    def _exactly_one(self, data: dict[str, Any], **_: Any) -> None:
+        if ("group_key" in data) == ("all" in data):
+            raise ValidationError("give either group_key or all: true", field_name="_schema")
+
+
+class PreferenceUpdateSchema(Schema):
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+
+
+# --- responses ----------------------------------------------------------------------------------
+
+
+class InboxItemSchema(Schema):
+    group_key = fields.String(required=True)
+    count = fields.Integer(required=True, metadata={"description": "notifications in the group"})
+    unread_count = fields.Integer(required=True)
+    actor_ids = fields.List(
+        fields.UUID(), required=True, metadata={"description": "up to 5 distinct actors"}
+    )
+    latest = fields.Nested(NotificationSchema, required=True)
+
+
+class InboxPageSchema(Schema):
+    items = fields.List(fields.Nested(InboxItemSchema), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)
+    unread_count = fields.Integer(required=True)
+
+
+class UnreadCountSchema(Schema):
+    unread_count = fields.Integer(required=True)
+
+
+class PreferenceSchema(Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(NOTIFICATION_KINDS))
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    default_channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+
+
+class PreferenceListSchema(Schema):
+    preferences = fields.List(fields.Nested(PreferenceSchema), required=True)
