@@ -35,7 +35,7 @@ from server.context import AppContext
 from server.logging import log_request
 from server.openapi import build_spec
 from server.settings import Settings
-from services import denylist, mailer
+from services import denylist, export_jobs, mailer
 from services.board_changes import (
     BOARD_EVENTS_PRUNE_INTERVAL_S,
     BOARD_EVENTS_PRUNE_JOB,
@@ -90,6 +90,7 @@ def build_context(settings: Settings) -> AppContext:
     jobs.register(WORKSPACE_PURGE_JOB, purge_workspaces, WORKSPACE_PURGE_INTERVAL_S)
     jobs.register(denylist.PRUNE_JOB, denylist.prune_denylist, denylist.PRUNE_EVERY_S)
     jobs.register(mailer.MAIL_JOB, send_pending_mail, settings.mail_interval_s)
+    jobs.register(export_jobs.EXPORT_JOB, export_jobs.run_exports, settings.export_interval_s)
     return ctx
 
 

@@ -204,6 +204,13 @@ class Settings:
     # index is built with, e.g. `english`, `french`, `simple` (no stemming). A change re-indexes
     # every row once at the next startup.
     search_language: str = "english"
+    # Exports (services/export_jobs.py): `POST …/exports/` of a document up to this many blocks is
+    # rendered in the request (201); a larger one, and every workspace export, by the
+    # `export_document` job (202), which looks for work every export_interval_s. A finished file is
+    # kept export_ttl_s for download, then dropped (410).
+    export_sync_max_blocks: int = 500
+    export_ttl_s: float = 86400.0
+    export_interval_s: float = 2.0
 
     # Outgoing email (services/mailer.py): a job sends what the outbox holds (invitations), off the
     # request path. `mail_backend`: "off" (mail waits in the outbox), "console" (logged, not sent;
@@ -362,6 +369,9 @@ ENV_VARIABLES: dict[str, str] = {
     "content_fragment": "COLLAB_CONTENT_FRAGMENT",
     "projection_refresh_s": "COLLAB_PROJECTION_REFRESH_S",
     "search_language": "COLLAB_SEARCH_LANGUAGE",
+    "export_sync_max_blocks": "COLLAB_EXPORT_SYNC_MAX_BLOCKS",
+    "export_ttl_s": "COLLAB_EXPORT_TTL_S",
+    "export_interval_s": "COLLAB_EXPORT_INTERVAL_S",
     "mail_backend": "COLLAB_MAIL_BACKEND",
     "mail_from": "COLLAB_MAIL_FROM",
     "public_base_url": "COLLAB_PUBLIC_BASE_URL",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -72,9 +72,14 @@ def _mentioned(blocks: list[dict[str, Any]]) -> set[str]:
     return found
 
 
+def file_stem(title: str, fallback: str = "document") -> str:
+    """A title as a file name: word characters, dots and dashes, no leading dot (no hidden
+    files, no `..`), at most 80 characters."""
+    return re.sub(r"[^\w.-]+", "-", title, flags=re.UNICODE).strip("-.")[:80] or fallback
+
+
 def filename_for(title: str, extension: str) -> str:
-    stem = re.sub(r"[^\w.-]+", "-", title, flags=re.UNICODE).strip("-.")[:80] or "document"
-    return f"{stem}.{extension}"
+    return f"{file_stem(title)}.{extension}"
 
 
 # Sub-pages listed under one page's export at most (a page with more is a list, not a page).
@@ -100,9 +105,23 @@ def render_pdf(page: str) -> bytes:
     return bytes(weasyprint.HTML(string=page, url_fetcher=no_fetch).write_pdf())
 
 
-async def export_document(
-    ctx: Deps, actor_id: str, doc_id: str, fmt: str, point: Point
-) -> ExportFile:
+@dataclass(frozen=True)
+class Loaded:
+    """A document's content at the exported point, with what rendering needs besides it."""
+
+    doc: dict[str, Any]
+    blocks: list[dict[str, Any]]
+    names: dict[str, str]
+    seq: int | None
+
+    @property
+    def title(self) -> str:
+        return str(self.doc.get("title") or "")
+
+
+async def load_for_export(ctx: Deps, actor_id: str, doc_id: str, point: Point) -> Loaded:
+    """The policy check and the content at `point` (400/404/409 for a bad point, here, before
+    any rendering: a background export refuses a bad request at once)."""
     await policy.require(ctx, actor_id, Action.DOCUMENT_VIEW, Resource.document(doc_id))
     doc = await docs_repo.get_document(ctx.db, doc_id)
     if doc is None:
@@ -117,19 +136,38 @@ async def export_document(
         state, seq = current.update, current.seq
     blocks = to_json(state, fragment_of(ctx, doc))["blocks"]
     names = await content_repo.display_names(ctx.db, sorted(_mentioned(blocks)))
-    title = str(doc.get("title") or "")
+    return Loaded(doc, blocks, names, seq)
+
+
+def block_count(blocks: list[dict[str, Any]]) -> int:
+    """Blocks in a tree, nested ones included: the size that decides a background export."""
+    return sum(1 + block_count(block.get("children") or []) for block in blocks)
+
+
+async def render(loaded: Loaded, fmt: str, children: Sequence[SubPage]) -> ExportFile:
     content_type, extension = FORMATS[fmt]
-
-    def link(page_id: str) -> str:  # the sub-page's own export, in the same format
-        return absolute_url(ctx.settings, f"/api/v1/documents/{page_id}/export/?format={fmt}")
-
-    children = await subpages(ctx, actor_id, doc, link)
     if fmt == "markdown":
-        body = to_markdown(title, blocks, names, children).encode()
+        body = to_markdown(loaded.title, loaded.blocks, loaded.names, children).encode()
     else:
-        page = to_html(title, blocks, names, children)
+        page = to_html(loaded.title, loaded.blocks, loaded.names, children)
         if fmt == "html":
             body = page.encode()
         else:
             body = await asyncio.get_running_loop().run_in_executor(None, render_pdf, page)
-    return ExportFile(body, content_type, filename_for(title, extension), seq)
+    return ExportFile(body, content_type, filename_for(loaded.title, extension), loaded.seq)
+
+
+async def render_for(ctx: Deps, actor_id: str, loaded: Loaded, fmt: str) -> ExportFile:
+    """One document's file, its sub-pages linked to their own export in the same format."""
+
+    def link(page_id: str) -> str:
+        return absolute_url(ctx.settings, f"/api/v1/documents/{page_id}/export/?format={fmt}")
+
+    return await render(loaded, fmt, await subpages(ctx, actor_id, loaded.doc, link))
+
+
+async def export_document(
+    ctx: Deps, actor_id: str, doc_id: str, fmt: str, point: Point
+) -> ExportFile:
+    loaded = await load_for_export(ctx, actor_id, doc_id, point)
+    return await render_for(ctx, actor_id, loaded, fmt)
