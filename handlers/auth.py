@@ -1,20 +1,28 @@
-"""`/api/v1/auth/`: register, login, token refresh, logout, me."""
+"""`/api/v1/auth/`: register, login, token refresh, logout, me, password reset, email
+verification."""
 
 from __future__ import annotations
 
 from handlers.base import BaseHandler, signed_in
 from handlers.routing import route
 from handlers.schemas.auth import (
+    AcceptedSchema,
     EmptySchema,
+    LinkStatusSchema,
+    LinkTokenQuerySchema,
     LoginSchema,
     MeUpdateResultSchema,
     MeUpdateSchema,
+    PasswordResetConfirmSchema,
+    PasswordResetRequestSchema,
     RefreshSchema,
     RegisterSchema,
     TokenPairSchema,
     UserSchema,
+    VerifyEmailConfirmSchema,
 )
-from services import profile
+from models.account_tokens import EMAIL_VERIFICATION, PASSWORD_RESET
+from services import account_tokens, profile
 from services.auth import AuthService
 from services.auth_guard import Principal
 
@@ -119,10 +127,117 @@ class MeHandler(AuthHandler):
         )
 
 
+def accepted(detail: str) -> dict[str, str]:
+    return AcceptedSchema().dump({"status": "accepted", "detail": detail})
+
+
+class PasswordResetHandler(AuthHandler):
+    openapi = {
+        "post": {
+            "summary": "Ask for a password reset link by email (same 202 for any address)",
+            "body": PasswordResetRequestSchema,
+            "response": AcceptedSchema,
+            "status": 202,
+            "auth": False,
+        }
+    }
+
+    async def post(self) -> None:
+        data = self.load_body(PasswordResetRequestSchema())
+        await account_tokens.request_password_reset(
+            self.ctx, self.auth, data["email"], self.client_ip
+        )
+        self.send(accepted("if an account has this address, a reset link is on its way"), 202)
+
+
+class PasswordResetConfirmHandler(AuthHandler):
+    openapi = {
+        "get": {
+            "summary": "Check a password reset link without using it",
+            "query": LinkTokenQuerySchema,
+            "response": LinkStatusSchema,
+            "auth": False,
+        },
+        "post": {
+            "summary": "Set a new password with a reset link (single use; signs out everywhere)",
+            "body": PasswordResetConfirmSchema,
+            "status": 204,
+            "auth": False,
+        },
+    }
+
+    async def get(self) -> None:
+        token = self.load_query(LinkTokenQuerySchema())["token"]
+        status = await account_tokens.check_link(
+            self.ctx, self.auth, PASSWORD_RESET, token, self.client_ip
+        )
+        self.send(LinkStatusSchema().dump(status))
+
+    async def post(self) -> None:
+        data = self.load_body(PasswordResetConfirmSchema())
+        await account_tokens.confirm_password_reset(
+            self.ctx, self.auth, data["token"], data["new_password"], self.client_ip
+        )
+        self.send(None, 204)
+
+
+class VerifyEmailHandler(AuthHandler):
+    openapi = {
+        "post": {
+            "summary": "Send me a new email verification link",
+            "response": AcceptedSchema,
+            "status": 202,
+        }
+    }
+
+    @signed_in
+    async def post(self, principal: Principal) -> None:
+        self.load_body(EmptySchema())
+        await account_tokens.request_verification(
+            self.ctx, self.auth, principal.user_id, self.client_ip
+        )
+        self.send(accepted("a verification link is on its way"), 202)
+
+
+class VerifyEmailConfirmHandler(AuthHandler):
+    openapi = {
+        "get": {
+            "summary": "Check an email verification link without using it",
+            "query": LinkTokenQuerySchema,
+            "response": LinkStatusSchema,
+            "auth": False,
+        },
+        "post": {
+            "summary": "Verify my email address with a link (single use)",
+            "body": VerifyEmailConfirmSchema,
+            "response": UserSchema,
+            "auth": False,
+        },
+    }
+
+    async def get(self) -> None:
+        token = self.load_query(LinkTokenQuerySchema())["token"]
+        status = await account_tokens.check_link(
+            self.ctx, self.auth, EMAIL_VERIFICATION, token, self.client_ip
+        )
+        self.send(LinkStatusSchema().dump(status))
+
+    async def post(self) -> None:
+        data = self.load_body(VerifyEmailConfirmSchema())
+        user = await account_tokens.confirm_verification(
+            self.ctx, self.auth, data["token"], self.client_ip
+        )
+        self.send(_user.dump(user))
+
+
 ROUTES = [
     route("/api/v1/auth/register/", RegisterHandler),
     route("/api/v1/auth/login/", LoginHandler),
     route("/api/v1/auth/token/refresh/", RefreshHandler),
     route("/api/v1/auth/logout/", LogoutHandler),
     route("/api/v1/auth/me/", MeHandler),
+    route("/api/v1/auth/password-reset/", PasswordResetHandler),
+    route("/api/v1/auth/password-reset/confirm/", PasswordResetConfirmHandler),
+    route("/api/v1/auth/verify-email/", VerifyEmailHandler),
+    route("/api/v1/auth/verify-email/confirm/", VerifyEmailConfirmHandler),
 ]

@@ -15,6 +15,9 @@ class User(BaseModel):
     is_active = peewee.BooleanField(default=True, constraints=[peewee.SQL("DEFAULT true")])
     # An instance admin (migration 0011): may use `collab users` actions and the admin API.
     is_admin = peewee.BooleanField(default=False, constraints=[peewee.SQL("DEFAULT false")])
+    # Set when the owner followed a verification (or password reset) link sent to `email`
+    # (migration 0013); NULL: not verified.
+    email_verified_at = timestamptz(null=True)
     # Access tokens issued before this instant are rejected (password change, "log out everywhere").
     tokens_valid_after = timestamptz(default_now=True)
     updated_at = timestamptz(default_now=True)

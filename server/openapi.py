@@ -32,7 +32,7 @@ _ERROR_STATUSES = {
     "403": "Not allowed",
     "404": "Not found (or not visible to you)",
     "409": "Conflict",
-    "410": "Gone (a used, revoked or expired invitation)",
+    "410": "Gone (a used, revoked or expired invitation or account link)",
     "413": "Body too large",
     "429": "Rate limited (see `Retry-After`)",
     "503": "A backing service is unavailable: retry",

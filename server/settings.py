@@ -231,6 +231,13 @@ class Settings:
     mail_interval_s: float = 5.0
     mail_max_attempts: int = 6
     mail_retry_base_s: float = 30.0
+    # Password reset and email verification links (services/account_tokens.py): single use,
+    # valid this long; requests for either mail are limited per account (or per address asked
+    # for) and per client IP, per hour.
+    password_reset_ttl_s: int = 3600
+    email_verification_ttl_s: int = 3 * 24 * 3600
+    account_mail_rate_per_account: int = 5
+    account_mail_rate_per_ip: int = 30
 
     log_level: str = "INFO"
     log_format: str = "json"
@@ -384,6 +391,10 @@ ENV_VARIABLES: dict[str, str] = {
     "mail_interval_s": "COLLAB_MAIL_INTERVAL_S",
     "mail_max_attempts": "COLLAB_MAIL_MAX_ATTEMPTS",
     "mail_retry_base_s": "COLLAB_MAIL_RETRY_BASE_S",
+    "password_reset_ttl_s": "COLLAB_PASSWORD_RESET_TTL_S",
+    "email_verification_ttl_s": "COLLAB_EMAIL_VERIFICATION_TTL_S",
+    "account_mail_rate_per_account": "COLLAB_ACCOUNT_MAIL_RATE_PER_ACCOUNT",
+    "account_mail_rate_per_ip": "COLLAB_ACCOUNT_MAIL_RATE_PER_IP",
     "log_level": "COLLAB_LOG_LEVEL",
     "log_format": "COLLAB_LOG_FORMAT",
     "sentry_dsn": "COLLAB_SENTRY_DSN",

@@ -1,4 +1,7 @@
-"""Registration, login, refresh-token rotation, logout and password change."""
+"""Registration, login, refresh-token rotation, logout and password change.
+
+Registration also queues the first email-verification mail (an outbox row in the account's own
+transaction; the mail job creates the link, `services/account_tokens.py`)."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import structlog
 from bus.revocations import Revocation, publish_revocation
 from core.errors import Conflict, Unauthorized, Unavailable
 from models.cache import CacheUnavailable
+from models.repo import outbox as outbox_repo
 from models.repo import users as users_repo
 from services import tokens
 from services.auth_guard import Principal
@@ -22,6 +26,11 @@ from services.passwords import PasswordHashing
 from services.ratelimit import RateLimiter
 
 log = structlog.get_logger(__name__)
+
+# Outbox kinds of the account mails (sent by `services/mailer.py`, built by
+# `services/account_tokens.py`): a verification link for `user_id`; a reset link for `email`.
+VERIFICATION_EMAIL_KIND = "email_verification_email"
+PASSWORD_RESET_EMAIL_KIND = "password_reset_email"
 
 
 @dataclass(frozen=True)
@@ -60,9 +69,14 @@ class AuthService:
         await self.limiter.hit(f"register:ip:{ip}", settings.register_rate_per_ip, 3600)
         password_hash = await self.passwords.hash(password)
         try:
-            return await users_repo.create_user(
-                self.ctx.db, normalize_email(email), password_hash, display_name.strip()
-            )
+            async with self.ctx.db.transaction() as conn:
+                user = await users_repo.create_user(
+                    conn, normalize_email(email), password_hash, display_name.strip()
+                )
+                await outbox_repo.insert(
+                    conn, VERIFICATION_EMAIL_KIND, {"user_id": str(user["id"])}
+                )
+            return user
         except asyncpg.UniqueViolationError as err:
             raise Conflict("an account with this email already exists", code="email_taken") from err
 
@@ -153,22 +167,31 @@ class AuthService:
         if not await self.passwords.verify(stored, current):
             raise Unauthorized("current password is wrong", code="invalid_credentials")
         new_hash = await self.passwords.hash(new)
-        valid_after = int(time.time())
-        async with self.ctx.db.transaction() as conn:
-            await users_repo.set_password(
-                conn, principal.user_id, new_hash, _epoch_to_dt(valid_after)
-            )
-            families = await users_repo.revoke_user_families(
-                conn, principal.user_id, "password_change"
-            )
-        await self._cache_write(
-            lambda d: d.deny(family_ids=families, user_valid_after=(principal.user_id, valid_after))
-        )
-        await publish_revocation(
-            self.ctx.nats, Revocation("session", principal.user_id, family_ids=families)
-        )
+        await self.replace_password(principal.user_id, new_hash, "password_change")
         family_id = await users_repo.create_family(self.ctx.db, principal.user_id)
         return await self._issue_pair(principal.user_id, family_id)
+
+    async def replace_password(
+        self,
+        user_id: str,
+        new_hash: str,
+        reason: str,
+        in_transaction: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+    ) -> None:
+        """Set a new password hash and revoke every session of the user: their families, the
+        `tokens_valid_after` cut-off (covers tokens whose family row is gone), the Redis copy and
+        the cross-node signal that closes their sockets. `in_transaction` runs in the same
+        transaction (a reset spends its token there: the password and the token go together)."""
+        valid_after = int(time.time())
+        async with self.ctx.db.transaction() as conn:
+            if in_transaction is not None:
+                await in_transaction(conn)
+            await users_repo.set_password(conn, user_id, new_hash, _epoch_to_dt(valid_after))
+            families = await users_repo.revoke_user_families(conn, user_id, reason)
+        await self._cache_write(
+            lambda d: d.deny(family_ids=families, user_valid_after=(user_id, valid_after))
+        )
+        await publish_revocation(self.ctx.nats, Revocation("session", user_id, family_ids=families))
 
     async def _deny_family(self, user_id: str, family_id: str) -> None:
         await self._cache_write(lambda d: d.deny(family_ids=[family_id]))

@@ -1,56 +1,83 @@
-"""The emails the product sends, built from the payload their outbox row carries.
+"""The emails the product sends, rendered from Jinja2 templates (`services/mail_templates/`).
 
-Each builder turns one payload into a complete `EmailMessage` (text and HTML alternatives), so the
-mailer (`services/mailer.py`) never knows what a message says and a template can be tested alone.
+Every message has a text and an HTML part from `<name>.txt` and `<name>.html`; the text template
+sets the subject (`{% set subject %}…{% endset %}`), so wording lives in one place per message.
+HTML templates are autoescaped (a workspace called `<script>` arrives as text); text ones are not.
+Undefined variables are errors (`StrictUndefined`), so a template and its caller cannot drift
+silently. The mailer (`services/mailer.py`) never knows what a message says, and a template can
+be rendered and tested alone.
 """
 
 from __future__ import annotations
 
-import html
-from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
 
+import jinja2
+
 from server.settings import Settings
 
-MessageBuilder = Callable[[dict[str, Any], Settings], EmailMessage]
+_templates = jinja2.Environment(
+    loader=jinja2.PackageLoader("services", "mail_templates"),
+    autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
 
 
 def absolute_url(settings: Settings, path: str) -> str:
-    """A link users can open: the app's public address plus an API path."""
+    """A link users can open: the app's public address plus a path."""
     return settings.public_base_url.rstrip("/") + path
 
 
-def _message(settings: Settings, to: str, subject: str, text: str, body_html: str) -> EmailMessage:
+def render(name: str, context: Mapping[str, Any]) -> Rendered:
+    """Subject, text and HTML of template `name` with `context`."""
+    text_module = _templates.get_template(f"{name}.txt").make_module(dict(context))
+    subject = " ".join(str(getattr(text_module, "subject", "")).split())
+    if not subject:
+        raise ValueError(f"mail template {name}.txt sets no subject")
+    html = _templates.get_template(f"{name}.html").render({**context, "subject": subject})
+    return Rendered(subject, str(text_module).lstrip("\n"), html)
+
+
+def compose(
+    settings: Settings,
+    to: str,
+    rendered: Rendered,
+    headers: Mapping[str, str] | None = None,
+) -> EmailMessage:
+    """A complete message (text + HTML alternatives) from the configured sender."""
     message = EmailMessage()
     message["From"] = settings.mail_from
     message["To"] = to
-    message["Subject"] = subject
+    message["Subject"] = rendered.subject
     message["Message-ID"] = make_msgid(domain="collab")
-    message.set_content(text)
-    message.add_alternative(body_html, subtype="html")
+    for name, value in (headers or {}).items():
+        message[name] = value
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
     return message
 
 
 def invitation_message(payload: dict[str, Any], settings: Settings) -> EmailMessage:
     """The invitation a workspace member sent (`services/workspaces.py` `invite`)."""
-    inviter = payload.get("inviter_name") or "Someone"
-    workspace = payload["workspace_name"]
-    link = absolute_url(settings, payload["accept_path"])
-    subject = f"{inviter} invited you to {workspace} on Collab"
-    text = (
-        f"{inviter} invited you to join the workspace “{workspace}” as {payload['role']}.\n\n"
-        f"Accept the invitation:\n{link}\n\n"
-        f"The link works once and expires at {payload['expires_at']}.\n"
-        "If you did not expect this invitation, ignore this email.\n"
-    )
-    esc = html.escape
-    body_html = (
-        f"<p>{esc(inviter)} invited you to join the workspace <strong>{esc(workspace)}</strong>"
-        f" as {esc(payload['role'])}.</p>"
-        f'<p><a href="{esc(link)}">Accept the invitation</a></p>'
-        f"<p>The link works once and expires at {esc(payload['expires_at'])}.<br>"
-        "If you did not expect this invitation, ignore this email.</p>"
-    )
-    return _message(settings, payload["to"], subject, text, body_html)
+    context = {
+        "inviter_name": payload.get("inviter_name"),
+        "workspace_name": payload["workspace_name"],
+        "role": payload["role"],
+        "accept_url": absolute_url(settings, payload["accept_path"]),
+        "expires_at": payload["expires_at"],
+    }
+    return compose(settings, payload["to"], render("invitation", context))

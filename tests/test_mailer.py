@@ -4,86 +4,19 @@ with retries and backoff on failures, and sent / failed recorded on the outbox r
 from __future__ import annotations
 
 import dataclasses
-import email
-import email.policy
 import uuid
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
-from server.embedded import free_port
 from server.settings import ConfigError, Settings
 from services.mailer import MAIL_JOB
+from tests.mail_support import PUBLIC_URL, parsed, settle_other_mail, smtp_settings
 from tests.ws_helpers import invite, workspace_with
 
-PUBLIC_URL = "https://collab.example"
-
-
-class Inbox:
-    """An aiosmtpd handler keeping every message it accepted; can refuse recipients (550)."""
-
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-        self.refuse_recipients = False
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if self.refuse_recipients:
-            return "550 5.1.1 no such mailbox"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(envelope)
-        return "250 Message accepted for delivery"
-
-
-class SmtpServer:
-    def __init__(self) -> None:
-        self.inbox = Inbox()
-        self.port = free_port()
-        self.controller: Controller | None = None
-
-    def start(self) -> None:
-        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-
-    def stop(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
-
 
 @pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def settings(settings: Settings, smtp: SmtpServer) -> Settings:
-    return dataclasses.replace(
-        settings,
-        mail_backend="smtp",
-        smtp_host="127.0.0.1",
-        smtp_port=smtp.port,
-        smtp_timeout_s=5.0,
-        mail_from="Collab <noreply@collab.example>",
-        public_base_url=PUBLIC_URL,
-        mail_retry_base_s=60.0,
-        mail_max_attempts=3,
-    )
-
-
-async def settle_other_mail(ctx) -> None:
-    """The database is shared by the session: mail other tests left pending is not ours to send."""
-    await ctx.db.execute(
-        "UPDATE outbox SET processed_at = now() WHERE kind = 'invitation_email'"
-        " AND processed_at IS NULL"
-    )
+def settings(settings: Settings, smtp) -> Settings:
+    return smtp_settings(settings, smtp)
 
 
 async def invited(api, ctx) -> tuple[str, dict]:
@@ -110,10 +43,6 @@ async def make_due(ctx, invitation_id: str) -> None:
         " WHERE kind = 'invitation_email' AND payload->>'invitation_id' = $1",
         invitation_id,
     )
-
-
-def parsed(envelope: Any) -> email.message.EmailMessage:
-    return email.message_from_bytes(envelope.content, policy=email.policy.default)
 
 
 async def test_invitation_is_sent_over_smtp_with_the_accept_link(api, ctx, smtp):

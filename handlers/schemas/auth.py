@@ -35,6 +35,8 @@ class UserSchema(Schema):
     id = fields.UUID(required=True)
     email = fields.Email(required=True)
     display_name = fields.String(required=True)
+    # When the address was confirmed through a link sent to it; null: not (yet) verified.
+    email_verified_at = fields.DateTime(allow_none=True)
     created_at = fields.DateTime(required=True)
 
 
@@ -53,3 +55,36 @@ class MeUpdateResultSchema(Schema):
 
 class EmptySchema(Schema):
     """A body that must be empty or `{}`."""
+
+
+# A link token as minted by `services/account_tokens.py` (43 URL-safe characters); a little slack.
+LINK_TOKEN = validate.Length(min=1, max=128)
+
+
+class PasswordResetRequestSchema(Schema):
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+
+
+class AcceptedSchema(Schema):
+    """The same answer whether or not anything will be sent (no account-existence oracle)."""
+
+    status = fields.String(required=True, metadata={"enum": ["accepted"]})
+    detail = fields.String(required=True)
+
+
+class LinkTokenQuerySchema(Schema):
+    token = fields.String(required=True, validate=LINK_TOKEN)
+
+
+class LinkStatusSchema(Schema):
+    email = fields.Email(required=True)
+    expires_at = fields.DateTime(required=True)
+
+
+class PasswordResetConfirmSchema(Schema):
+    token = fields.String(required=True, validate=LINK_TOKEN)
+    new_password = fields.String(required=True, validate=PASSWORD, load_only=True)
+
+
+class VerifyEmailConfirmSchema(Schema):
+    token = fields.String(required=True, validate=LINK_TOKEN)

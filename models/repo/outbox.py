@@ -58,20 +58,31 @@ async def retry_later(conn: asyncpg.Connection, outbox_id: str, error: str, dela
     )
 
 
-async def mark_failed(conn: asyncpg.Connection, outbox_id: str, error: str) -> None:
-    """Give up on a row: processed (never claimed again) and failed, with the last error."""
+async def mark_failed(
+    conn: asyncpg.Connection | Database,
+    outbox_id: str,
+    error: str,
+    drop_keys: tuple[str, ...] = (),
+) -> None:
+    """Give up on a row: processed (never claimed again) and failed, with the last error;
+    `drop_keys` are removed from its payload (secrets it no longer needs)."""
     await conn.execute(
         "UPDATE outbox SET attempts = attempts + 1, last_error = $2,"
-        " processed_at = now(), failed_at = now() WHERE id = $1",
+        " processed_at = now(), failed_at = now(), payload = payload - $3::text[] WHERE id = $1",
         outbox_id,
         error[:1000],
+        list(drop_keys),
     )
 
 
-async def mark_sent(conn: asyncpg.Connection, outbox_id: str) -> None:
+async def mark_sent(
+    conn: asyncpg.Connection | Database, outbox_id: str, drop_keys: tuple[str, ...] = ()
+) -> None:
     await conn.execute(
-        "UPDATE outbox SET attempts = attempts + 1, processed_at = now() WHERE id = $1",
+        "UPDATE outbox SET attempts = attempts + 1, processed_at = now(),"
+        " payload = payload - $2::text[] WHERE id = $1",
         outbox_id,
+        list(drop_keys),
     )
 
 

@@ -11,7 +11,8 @@ import asyncpg
 from models.db import Database
 
 USER_COLUMNS = (
-    "id, email, display_name, is_active, is_admin, tokens_valid_after, created_at, updated_at"
+    "id, email, display_name, is_active, is_admin, email_verified_at, tokens_valid_after,"
+    " created_at, updated_at"
 )
 
 
