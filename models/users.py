@@ -16,7 +16,7 @@ class User(BaseModel):
     # An instance admin (migration 0011): may use `collab users` actions and the admin API.
     is_admin = peewee.BooleanField(default=False, constraints=[peewee.SQL("DEFAULT false")])
     # Set when the owner followed a verification (or password reset) link sent to `email`
-    # (migration 0014); NULL: not verified.
+    # (migration 0015); NULL: not verified.
     email_verified_at = timestamptz(null=True)
     # Access tokens issued before this instant are rejected (password change, "log out everywhere").
     tokens_valid_after = timestamptz(default_now=True)
