@@ -28,6 +28,7 @@ from handlers import (
     workspaces,
     ws_boards,
     ws_documents,
+    ws_inbox,
 )
 from handlers.base import NotFoundHandler
 from handlers.routing import Route
@@ -64,6 +65,7 @@ ROUTE_MODULES = [
     cards,
     ws_boards,
     ws_documents,
+    ws_inbox,
     presence,
     documents,
     blocks,

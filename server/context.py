@@ -1,9 +1,9 @@
 """Everything one node holds, as typed attributes: settings, backing-service clients, components.
 
 `AppContext.__init__` is the one place a node is wired: the clients first (Postgres, Redis, NATS),
-then what is built on them (the outbox, the document log, the denylist, auth, the board feed, the
-projection refresher, the document rooms and their probe, the scheduler) — each handed the
-context as the small `Protocol` it declares (`services/deps.py`), never looked up by name.
+then what is built on them (the outbox, the document log, the denylist, auth, the board and
+inbox feeds, the projection refresher, the document rooms and their probe, the scheduler) — each
+handed the context as the small `Protocol` it declares (`services/deps.py`), never looked up by name.
 `server.app.build_context` adds the job list and the OpenAPI document. A node is stateless: what
 lives here is connections and caches that can be rebuilt. Components register with
 `add_component` and get an explicit `start()`/`stop()`; shutdown runs in reverse order so nothing
@@ -22,6 +22,7 @@ from bus.doc_log import DocLog
 from bus.outbox import OutboxRelay
 from live.admission import Admission, SocketCaps
 from live.board_feed import BoardFeed
+from live.inbox_feed import InboxFeed
 from live.rooms import RoomManager
 from models.cache import Cache
 from models.db import Database
@@ -70,6 +71,8 @@ class AppContext:
         self.add_component(self.auth.passwords)
         self.board_feed = BoardFeed(self)
         self.add_component(self.board_feed)
+        self.inbox_feed = InboxFeed(self)
+        self.add_component(self.inbox_feed)
         self.add_component(SearchIndex(self))
         self.add_component(ProjectionRefresher(self))
         self.rooms = RoomManager(self)

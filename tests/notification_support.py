@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+import tornado.websocket
+
 from services import notifications
 from services.notifications import NotificationDraft
 from services.unit_of_work import unit_of_work
+from tests.board_helpers import BoardSocket
 
 INBOX = "/api/v1/notifications/"
 
@@ -31,3 +34,28 @@ async def rows_of(ctx: Any, user_id: str) -> list:
     return await ctx.db.fetch(
         "SELECT * FROM notifications WHERE recipient_id = $1 ORDER BY created_at", user_id
     )
+
+
+class InboxSocket(BoardSocket):
+    """A test client of `/ws/inbox` (the board client's frame reading and waiting)."""
+
+    @classmethod
+    async def open(
+        cls,
+        port: int,
+        token: str | None,
+        *,
+        since: int | None = None,
+        query: str = "",
+        subprotocols: list[str] | None = None,
+    ) -> InboxSocket:
+        params = [p for p in (query, f"token={token}" if token else "") if p]
+        if since is not None:
+            params.append(f"since={since}")
+        url = f"ws://127.0.0.1:{port}/ws/inbox/" + ("?" + "&".join(params) if params else "")
+        conn = await tornado.websocket.websocket_connect(url, subprotocols=subprotocols)
+        return cls(conn)
+
+    async def frame(self, event_type: str) -> dict:
+        """The next event frame of that type (with its `seq`)."""
+        return await self.next(lambda f: f["type"] == "event" and f["event"]["type"] == event_type)
