@@ -50,7 +50,7 @@ from live.board_presence import (
     presence_subject,
     safely,
 )
-from live.hub import Connection, Hub, Identity, RoomRegistry, SocketLimits, Transport
+from live.hub import Hub, Identity, JsonConnection, RoomRegistry, SocketLimits, Transport
 from models.repo import board_events as events_repo
 from models.repo import boards as boards_repo
 from services.policy import Access, Action, Resource
@@ -93,10 +93,11 @@ def board_limits(settings: Settings) -> SocketLimits:
     )
 
 
-class BoardConnection(Connection):
+class BoardConnection(JsonConnection):
     """One socket on one board: its resume position and the card it has open."""
 
     kind = "board"
+    protocol_name = "board"
 
     def __init__(
         self,
@@ -181,13 +182,6 @@ class BoardConnection(Connection):
 
     # --- outbound ------------------------------------------------------------------------------
 
-    def send_json(self, frame: dict[str, Any]) -> None:
-        if not self.closed:
-            self.send(json.dumps(frame, separators=(",", ":"), default=str))
-
-    def error(self, code: str, message: str, msg_id: str | None = None) -> None:
-        self.send_json({"type": "error", "code": code, "message": message})
-
     def deliver(self, event: dict[str, Any]) -> None:
         """A board event in seq order; held while the socket replays, never sent twice."""
         if self._catching_up:
@@ -209,18 +203,9 @@ class BoardConnection(Connection):
 
     async def on_frame(self, message: str | bytes) -> None:
         """Validate one inbound frame; a bad one is answered, never raised."""
-        if isinstance(message, bytes):
-            self.reject("bad_frame", "binary frames are not part of the board protocol")
-            return
-        try:
-            frame = json.loads(message)
-        except json.JSONDecodeError:
-            self.reject("bad_json", "frames must be JSON objects")
-            return
-        if not isinstance(frame, dict):
-            self.reject("bad_frame", "frames must be JSON objects")
-            return
-        self._dispatch(frame)
+        frame = self.json_frame(message)
+        if frame is not None:
+            self._dispatch(frame)
 
     def _dispatch(self, frame: dict[str, Any]) -> None:
         kind = frame.get("type")

@@ -13,6 +13,8 @@ presence), like Hocuspocus' one `ClientConnection` per socket with typed hooks:
 * `Hub` is a node component per socket kind: the open sockets, revocation signals and NATS
   reconnects re-checking them (session → 4401, access → the kind's rule), the presence heartbeat,
   and shutdown (1001 to every socket, then a bounded drain).
+* `JsonConnection` is the part the JSON-speaking kinds (boards, the inbox) share: JSON frames out,
+  error frames, and turning an inbound frame into an object or a `reject`.
 * `RoomRegistry` loads rooms on demand, shares one load between concurrent joiners and unloads a
   room whose last socket left after a grace period.
 
@@ -25,12 +27,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 import structlog
 
@@ -363,6 +366,37 @@ class Connection:
     def affected_by(self, revocation: Revocation) -> bool:
         """Whether a permission change may concern this socket (the re-check decides)."""
         raise NotImplementedError
+
+
+class JsonConnection(Connection):
+    """A socket kind that speaks JSON objects both ways (boards, the inbox): frames out, errors,
+    and the parsing of an inbound frame (a bad one is answered through `reject`)."""
+
+    protocol_name: ClassVar[str] = "this"
+
+    def send_json(self, frame: dict[str, Any]) -> None:
+        if not self.closed:
+            self.send(json.dumps(frame, separators=(",", ":"), default=str))
+
+    def error(self, code: str, message: str, msg_id: str | None = None) -> None:
+        self.send_json({"type": "error", "code": code, "message": message})
+
+    def json_frame(self, message: str | bytes) -> dict[str, Any] | None:
+        """The inbound frame as a JSON object; None (answered) when it is not one."""
+        if isinstance(message, bytes):
+            self.reject(
+                "bad_frame", f"binary frames are not part of the {self.protocol_name} protocol"
+            )
+            return None
+        try:
+            frame = json.loads(message)
+        except json.JSONDecodeError:
+            self.reject("bad_json", "frames must be JSON objects")
+            return None
+        if not isinstance(frame, dict):
+            self.reject("bad_frame", "frames must be JSON objects")
+            return None
+        return frame
 
 
 C = TypeVar("C", bound=Connection)

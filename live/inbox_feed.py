@@ -41,7 +41,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from bus.jetstream import EVENTS_STREAM, user_notification_subject
 from bus.revocations import Revocation
 from core.errors import Unavailable
-from live.hub import Connection, Hub, Identity, SocketLimits, Transport
+from live.hub import Hub, Identity, JsonConnection, SocketLimits, Transport
 from models.repo import notifications as notifications_repo
 from services.policy import Access, Resource
 
@@ -73,10 +73,11 @@ def inbox_limits(settings: Settings) -> SocketLimits:
     )
 
 
-class InboxConnection(Connection):
+class InboxConnection(JsonConnection):
     """One inbox socket: its consumer of the user's subject and its resume position."""
 
     kind = "inbox"
+    protocol_name = "inbox"
 
     def __init__(
         self, feed: InboxFeed, identity: Identity, transport: Transport, *, since: int | None
@@ -132,13 +133,6 @@ class InboxConnection(Connection):
 
     # --- outbound ------------------------------------------------------------------------------
 
-    def send_json(self, frame: dict[str, Any]) -> None:
-        if not self.closed:
-            self.send(json.dumps(frame, separators=(",", ":"), default=str))
-
-    def error(self, code: str, message: str, msg_id: str | None = None) -> None:
-        self.send_json({"type": "error", "code": code, "message": message})
-
     def deliver(self, seq: int, event: dict[str, Any]) -> None:
         """One event of the user's subject, in stream order, never twice."""
         if self._held is not None:
@@ -152,20 +146,13 @@ class InboxConnection(Connection):
     # --- inbound -------------------------------------------------------------------------------
 
     async def on_frame(self, message: str | bytes) -> None:
-        if isinstance(message, bytes):
-            self.reject("bad_frame", "binary frames are not part of the inbox protocol")
-            return
-        try:
-            frame = json.loads(message)
-        except json.JSONDecodeError:
-            self.reject("bad_json", "frames must be JSON objects")
+        frame = self.json_frame(message)
+        if frame is None:
             return
         if frame == {"type": "ping"}:
             self.send_json({"type": "pong"})
-        elif isinstance(frame, dict) and "type" in frame:
-            self.reject("unknown_type", f"unknown frame type {str(frame['type'])[:40]!r}")
         else:
-            self.reject("bad_frame", 'frames are JSON objects like {"type":"ping"}')
+            self.reject("unknown_type", f"unknown frame type {str(frame.get('type'))[:40]!r}")
 
 
 async def _unsubscribe(subscription: Any) -> None:
