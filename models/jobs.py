@@ -23,3 +23,19 @@ class JobRunRow(BaseModel):
     class Meta:
         table_name = "job_runs"
         indexes = ((("job", "started_at"), False),)
+
+
+class JobState(peewee.Model):
+    """Per-job state shared by every node: paused by an admin (`paused_at`; every node's scheduler
+    reads it before a scheduled run), and a sweep job's resume point (`cursor`), so a bounded run
+    continues where the last one (on any node) stopped."""
+
+    job = peewee.TextField(primary_key=True)
+    paused_at = timestamptz(null=True)
+    paused_by = peewee.UUIDField(null=True)
+    cursor = peewee.TextField(null=True)
+    updated_at = timestamptz(default_now=True)
+
+    class Meta:
+        table_name = "job_states"
+        database = JobRunRow._meta.database

@@ -64,3 +64,38 @@ class PresenceHash:
     async def prune(self, resource_id: str, fields: list[bytes | str]) -> None:
         if fields:
             await self.cache.run(lambda r: r.hdel(self.key(resource_id), *fields))
+
+
+async def prune_expired(
+    cache: Cache, match: str, cursor: int, max_keys: int
+) -> tuple[int, int, int]:
+    """Sweep presence hashes matching `match` from SCAN `cursor`: remove entries past their
+    `expires_at` (a node that died without cleaning up) until about `max_keys` keys were looked
+    at. Returns (next cursor, 0 when the keyspace is done; keys looked at; entries removed)."""
+    now = time.time()
+    seen = removed = 0
+
+    async def sweep_page(r: redis_asyncio.Redis) -> tuple[int, int, int]:
+        """One SCAN page: (next cursor, keys on it, entries removed)."""
+        next_cursor, keys = await r.scan(cursor, match=match, count=200)
+        page_removed = 0
+        for key in keys:
+            raw = await r.hgetall(key)
+            stale = [f for f, v in raw.items() if _expires_at(v) < now]
+            if stale:
+                page_removed += int(await r.hdel(key, *stale))
+        return int(next_cursor), len(keys), page_removed
+
+    while True:
+        cursor, page_keys, page_removed = await cache.run(sweep_page)
+        seen += page_keys
+        removed += page_removed
+        if cursor == 0 or seen >= max_keys:
+            return cursor, seen, removed
+
+
+def _expires_at(value: bytes | str) -> float:
+    try:
+        return float(json.loads(value).get("expires_at", 0))
+    except (ValueError, AttributeError):
+        return 0.0  # unreadable: nobody can use it either

@@ -35,18 +35,30 @@ from handlers.routing import Route
 from server.context import AppContext
 from server.logging import log_request
 from server.openapi import build_spec
+from server.scheduler import JobFunc
 from server.settings import Settings
-from services import denylist, export_jobs, mailer
+from services import export_jobs, mailer
 from services.board_changes import (
     BOARD_EVENTS_PRUNE_INTERVAL_S,
     BOARD_EVENTS_PRUNE_JOB,
     prune_board_events,
+)
+from services.search_catchup import INDEX_EVERY_S, INDEX_JOB, index_stale_documents
+from services.session_cleanup import (
+    CLEANUP_SESSIONS_EVERY_S,
+    CLEANUP_SESSIONS_JOB,
+    cleanup_expired_sessions,
 )
 from services.snapshot_job import (
     SNAPSHOT_JOB,
     STREAM_HEALTH_JOB,
     check_stream_health,
     snapshot_dirty,
+)
+from services.version_retention import (
+    CLEANUP_VERSIONS_EVERY_S,
+    CLEANUP_VERSIONS_JOB,
+    cleanup_old_versions,
 )
 from services.workspace_jobs import (
     WORKSPACE_PURGE_INTERVAL_S,
@@ -84,16 +96,29 @@ def build_context(settings: Settings) -> AppContext:
     """The node (components wired in `AppContext`) and every periodic job it runs; nothing
     connects until `ctx.start()`."""
     ctx = AppContext(settings, openapi=build_spec(all_routes()))
-    jobs = ctx.scheduler
-    jobs.register(SNAPSHOT_JOB, snapshot_dirty, settings.snapshot_interval_s)
-    jobs.register(STREAM_HEALTH_JOB, check_stream_health, settings.stream_health_interval_s)
-    jobs.register(OUTBOX_RELAY_JOB, relay_outbox, RELAY_INTERVAL_S)
-    jobs.register(BOARD_EVENTS_PRUNE_JOB, prune_board_events, BOARD_EVENTS_PRUNE_INTERVAL_S)
-    jobs.register(WORKSPACE_PURGE_JOB, purge_workspaces, WORKSPACE_PURGE_INTERVAL_S)
-    jobs.register(denylist.PRUNE_JOB, denylist.prune_denylist, denylist.PRUNE_EVERY_S)
-    jobs.register(mailer.MAIL_JOB, send_pending_mail, settings.mail_interval_s)
-    jobs.register(export_jobs.EXPORT_JOB, export_jobs.run_exports, settings.export_interval_s)
+    for name, func, seconds in job_table(settings):
+        ctx.scheduler.register(name, func, seconds)
     return ctx
+
+
+def job_table(settings: Settings) -> list[tuple[str, JobFunc[AppContext], float]]:
+    """Every background job of a node: name, function, period in seconds (README "Background
+    jobs" shows this table). Each run takes the job's one-runner lock (`server/scheduler.py`)."""
+    return [
+        # The seed's jobs, under the seed's names.
+        (CLEANUP_SESSIONS_JOB, cleanup_expired_sessions, CLEANUP_SESSIONS_EVERY_S),
+        (CLEANUP_VERSIONS_JOB, cleanup_old_versions, CLEANUP_VERSIONS_EVERY_S),
+        # send_pending_notifications: the notification mail (issue 11) goes here once built.
+        (mailer.MAIL_JOB, send_pending_mail, settings.mail_interval_s),
+        (export_jobs.EXPORT_JOB, export_jobs.run_exports, settings.export_interval_s),
+        (SNAPSHOT_JOB, snapshot_dirty, settings.snapshot_interval_s),
+        (INDEX_JOB, index_stale_documents, INDEX_EVERY_S),
+        # The node's own upkeep.
+        (STREAM_HEALTH_JOB, check_stream_health, settings.stream_health_interval_s),
+        (OUTBOX_RELAY_JOB, relay_outbox, RELAY_INTERVAL_S),
+        (BOARD_EVENTS_PRUNE_JOB, prune_board_events, BOARD_EVENTS_PRUNE_INTERVAL_S),
+        (WORKSPACE_PURGE_JOB, purge_workspaces, WORKSPACE_PURGE_INTERVAL_S),
+    ]
 
 
 async def send_pending_mail(ctx: AppContext) -> int:

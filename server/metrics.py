@@ -36,3 +36,24 @@ def _live_tasks() -> int:
         return len(asyncio.all_tasks())
     except RuntimeError:  # scraped outside the loop's thread
         return 0
+
+
+# Background jobs (server/scheduler.py records them for every job, whatever the job does).
+JOB_RUNS = Counter(
+    "collab_job_runs_total",
+    "Job runs on this node by outcome (ok, failed, unavailable, locked: another node ran it,"
+    " paused: skipped because an admin paused the job)",
+    ["job", "outcome"],
+)
+JOB_FAILURES = Counter("collab_job_failures_total", "Job runs that raised", ["job"])
+JOB_DURATION = Histogram(
+    "collab_job_duration_seconds",
+    "Wall time of the job runs this node made (lock held)",
+    ["job"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300),
+)
+JOB_ITEMS = Counter(
+    "collab_job_items_processed_total",
+    "Items a job handled, by kind (the counts of its history row)",
+    ["job", "item"],
+)

@@ -11,6 +11,14 @@ Other areas plug their jobs in with `scheduler.register(name, func, seconds)` fr
 `func` is `async def func(ctx) -> Any`, `ctx` being what the scheduler was built with. Runs that start late (a busy or paused event loop) are
 coalesced into one and skipped past `scheduler_misfire_grace_s`; a run never overlaps itself
 (`max_instances=1`). `run_now(name)` runs a job immediately with the same lock (tests, ops).
+
+A paused job (`job_states.paused_at`, set through the admin API or `collab jobs pause`) is skipped by
+every node's scheduled ticks: the flag is read under the job's lock, in Postgres, so all nodes see
+the same answer. An explicit `run_now` still runs it (an admin asking for one run means it).
+
+Every run is measured the same way whatever the job: `collab_job_runs_total{job,outcome}`,
+`collab_job_failures_total`, `collab_job_duration_seconds` and `collab_job_items_processed_total
+{job,item}` (the counts the job returned, which also go into its history row).
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from core.errors import Unavailable
 from models.db import Database
 from models.locks import LockNamespace, try_xact_lock
 from models.repo import job_runs
+from server.metrics import JOB_DURATION, JOB_FAILURES, JOB_ITEMS, JOB_RUNS
 from server.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -65,17 +74,21 @@ class Job(Generic[H]):
 @dataclass(frozen=True)
 class JobRun:
     name: str
-    ran: bool  # False: another node held the lock
+    ran: bool  # False: another node held the lock, or the job is paused
     result: Any = None
     duration_s: float = 0.0
+    paused: bool = False
 
 
-async def run_locked(ctx: H, name: str, func: JobFunc[H]) -> JobRun:
-    """Run `func(ctx)` if no other node is running job `name` right now."""
+async def run_locked(ctx: H, name: str, func: JobFunc[H], *, honour_pause: bool = False) -> JobRun:
+    """Run `func(ctx)` if no other node is running job `name` right now (and, with
+    `honour_pause`, if no admin paused it)."""
     started = time.monotonic()
     async with ctx.db.transaction() as conn:
         if not await try_xact_lock(conn, LockNamespace.JOB, name):
             return JobRun(name, ran=False)
+        if honour_pause and await job_runs.is_paused(conn, name):
+            return JobRun(name, ran=False, paused=True)
         result = await func(ctx)
     return JobRun(name, ran=True, result=result, duration_s=time.monotonic() - started)
 
@@ -148,7 +161,7 @@ class Scheduler(Generic[H]):
         if task is not None:
             self._running.add(task)
         try:
-            await self.run_now(name)
+            await self.run_now(name, honour_pause=True)
         except Unavailable as err:
             log.warning("job.unavailable", job=name, error=err.message)
         except Exception:
@@ -157,28 +170,48 @@ class Scheduler(Generic[H]):
             if task is not None:
                 self._running.discard(task)
 
-    async def run_now(self, name: str) -> JobRun:
+    async def run_now(self, name: str, *, honour_pause: bool = False) -> JobRun:
         """Run a job now under its lock; a run that took the lock leaves a history row
-        (`job_runs`), written after the run's own transaction so a failure is recorded too."""
+        (`job_runs`), written after the run's own transaction so a failure is recorded too.
+        Scheduled ticks pass `honour_pause`; an explicit run (admin, CLI, tests) does not."""
         job = self.jobs[name]
         started_at = datetime.now(UTC)
+        started = time.monotonic()
         try:
-            run = await run_locked(self.ctx, job.name, job.func)
+            run = await run_locked(self.ctx, job.name, job.func, honour_pause=honour_pause)
         except Exception as err:
             outcome = "unavailable" if isinstance(err, Unavailable) else "failed"
+            JOB_RUNS.labels(name, outcome).inc()
+            JOB_FAILURES.labels(name).inc()
+            JOB_DURATION.labels(name).observe(time.monotonic() - started)
             await self._record(name, started_at, outcome, None, repr(err))
             raise
         self.last_runs[name] = run
         if run.ran:
             # Routine: every job runs every few seconds on some node; failures log at warning.
             log.debug("job.ran", job=name, duration_s=round(run.duration_s, 3))
-            await self._record(name, started_at, "ok", run.result, None)
+            counts = run_counts(run.result)
+            JOB_RUNS.labels(name, "ok").inc()
+            JOB_DURATION.labels(name).observe(run.duration_s)
+            for item, value in counts.items():
+                if value > 0:
+                    JOB_ITEMS.labels(name, item).inc(value)
+            await self._record(name, started_at, "ok", counts, None)
+        elif run.paused:
+            JOB_RUNS.labels(name, "paused").inc()
+            log.debug("job.skipped_paused", job=name)
         else:
+            JOB_RUNS.labels(name, "locked").inc()
             log.debug("job.skipped_locked", job=name)
         return run
 
     async def _record(
-        self, name: str, started_at: datetime, outcome: str, result: Any, error: str | None
+        self,
+        name: str,
+        started_at: datetime,
+        outcome: str,
+        counts: dict[str, Any] | None,
+        error: str | None,
     ) -> None:
         """Best effort: a history row must never turn a job's success into a failure."""
         try:
@@ -189,7 +222,7 @@ class Scheduler(Generic[H]):
                 started_at,
                 datetime.now(UTC),
                 outcome,
-                run_counts(result),
+                counts or {},
                 error,
             )
         except Exception as err:
@@ -204,8 +237,11 @@ class Scheduler(Generic[H]):
 
 
 def run_counts(result: Any) -> dict[str, Any]:
-    """What a job returned, as the history's counts: a dict of numbers as is, a number as
-    `{"count": n}`, anything else as nothing."""
+    """What a job returned, as the history's counts: a dict of numbers as is (so is an object's
+    `counts()`), a number as `{"count": n}`, anything else as nothing."""
+    counts = getattr(result, "counts", None)
+    if callable(counts):
+        result = counts()
     if isinstance(result, dict):
         return {str(k): v for k, v in result.items() if isinstance(v, int | float)}
     if isinstance(result, int | float) and not isinstance(result, bool):

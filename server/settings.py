@@ -188,9 +188,11 @@ class Settings:
     snapshot_interval_s: float = 30.0
     snapshot_min_updates: int = 200
     snapshot_max_docs_per_run: int = 50
-    # Automatic versions: at most one per document per interval, the newest `keep` retained.
+    # Automatic versions: at most one per document per interval, the newest `keep` retained, and
+    # with max_age_s > 0 none older than that but the newest (services/version_retention.py).
     auto_version_interval_s: float = 600.0
     auto_versions_keep: int = 50
+    auto_versions_max_age_s: float = 0.0
     stream_health_interval_s: float = 60.0
     # Documents (services/doc_content.py): the Y.XmlFragment holding the block tree when the
     # document names none; `prosemirror` is what BlockNote's own Yjs utilities and y-prosemirror's
@@ -372,6 +374,7 @@ ENV_VARIABLES: dict[str, str] = {
     "snapshot_max_docs_per_run": "COLLAB_SNAPSHOT_MAX_DOCS_PER_RUN",
     "auto_version_interval_s": "COLLAB_AUTO_VERSION_INTERVAL_S",
     "auto_versions_keep": "COLLAB_AUTO_VERSIONS_KEEP",
+    "auto_versions_max_age_s": "COLLAB_AUTO_VERSIONS_MAX_AGE_S",
     "stream_health_interval_s": "COLLAB_STREAM_HEALTH_INTERVAL_S",
     "content_fragment": "COLLAB_CONTENT_FRAGMENT",
     "projection_refresh_s": "COLLAB_PROJECTION_REFRESH_S",

@@ -8,7 +8,7 @@ memory pressure all turn a revoked token's miss into "allowed". So (RELIABILITY 
 
 * The copy is **one hash** (`KEY`). Eviction, FLUSHALL and a restart remove a key as a whole, so the
   marks cannot disappear while the completeness mark survives; and the hash has no TTL, so
-  `volatile-*` eviction policies never pick it (expired marks are pruned by a job instead).
+  `volatile-*` eviction policies never pick it (expired marks are pruned by the `cleanup_expired_sessions` job instead).
 * Its `complete` field is written only after a full load from Postgres, and holds the `run_id` of
   the Redis process it was loaded into. A check trusts a miss only when `complete` equals the
   `run_id` of the server answering now (`Cache.server_run_id`, learned on every new connection):
@@ -28,7 +28,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import structlog
 from redis.asyncio import Redis
@@ -38,7 +37,7 @@ from core.errors import Unavailable
 from models.cache import CacheUnavailable
 from models.repo import users as users_repo
 from services import tokens
-from services.deps import Deps, RevocationDeps
+from services.deps import RevocationDeps
 
 log = structlog.get_logger(__name__)
 Marks = dict[FieldT, EncodableT]
@@ -46,8 +45,6 @@ Marks = dict[FieldT, EncodableT]
 KEY = "denylist"
 COMPLETE = "complete"
 LOADING = "loading"
-PRUNE_JOB = "prune_denylist"
-PRUNE_EVERY_S = 600.0
 # Marks per HSET while loading: bounded command size however long the denylist.
 LOAD_BATCH = 1000
 # Loads in a row when Redis is flushed under one (each is a full read of the revocation tables).
@@ -252,7 +249,3 @@ def _hdel(names: list[bytes]) -> Callable[[Redis], Awaitable[int]]:
         return await r.hdel(KEY, *names)
 
     return op
-
-
-async def prune_denylist(ctx: Deps) -> Any:
-    return await ctx.denylist.prune()

@@ -42,7 +42,8 @@ from services.workspaces import INVITATION_EMAIL_KIND
 
 log = structlog.get_logger(__name__)
 
-MAIL_JOB = "mailer"
+# The seed's name for this job (it sends account mail too, not only invitations).
+MAIL_JOB = "send_workspace_invitation_email"
 # Messages per kind per run, and how long a leased row is hidden from other senders: longer than
 # the batch can take (each send is bounded by smtp_timeout_s).
 MAIL_BATCH = 20

@@ -44,7 +44,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-SNAPSHOT_JOB = "snapshot_documents"
+# The seed's name for the compaction job: documents' operation logs folded into snapshots.
+SNAPSHOT_JOB = "compress_operation_logs"
 STREAM_HEALTH_JOB = "stream_health"
 # A subject without a document is left alone this long: the row may be about to appear (a document
 # being created publishes only after its row commits, but clocks and retries are not exact).
@@ -68,8 +69,17 @@ class JobReport:
     failed: list[str] = field(default_factory=list)
     orphans_purged: list[str] = field(default_factory=list)
 
+    def counts(self) -> dict[str, int]:
+        """The history row's counts (`server/scheduler.py` `run_counts`)."""
+        return {
+            "snapshotted": sum(1 for s in self.snapshots if s.status == "snapshotted"),
+            "updates_compacted": sum(s.updates for s in self.snapshots),
+            "failed": len(self.failed),
+            "orphans_purged": len(self.orphans_purged),
+        }
 
-def _is_uuid(value: str) -> bool:
+
+def is_uuid(value: str) -> bool:
     try:
         return str(uuid.UUID(value)) == value
     except ValueError:
@@ -86,7 +96,7 @@ async def scan(ctx: SnapshotDeps) -> tuple[list[DirtyDoc], list[str]]:
         doc_id = doc_id_of(subject)
         if doc_id is not None:
             counts[doc_id] = count
-    ids = [d for d in counts if _is_uuid(d)]
+    ids = [d for d in counts if is_uuid(d)]
     existing = await content_repo.existing_documents(ctx.db, ids)
     compactions = await content_repo.get_compactions(ctx.db, list(existing))
     docs = []

@@ -19,9 +19,9 @@ may call it at any time for any document:
    next run finishes it (`document_compactions.purged_through < prev_seq`).
 
 Automatic version retention: a snapshot records an automatic version when the newest automatic
-version of the document is older than `auto_version_interval_s` (default 10 min), and only the
-newest `auto_versions_keep` (default 50) automatic versions are kept. Named and restore versions
-are never pruned.
+version of the document is older than `auto_version_interval_s` (default 10 min), and prunes the
+document by the retention policy (`services/version_retention.py`, which the `cleanup_old_versions`
+job applies to every document). Named and restore versions are never pruned.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from models.repo import doc_snapshots
 from models.repo import documents as documents_repo
 from services.doc_content import ContentError, project_blocks, state_vector
 from services.version_authors import spans_of
+from services.version_retention import RetentionPolicy, prune_document, retention_of
 
 if TYPE_CHECKING:
     from services.deps import SnapshotDeps
@@ -72,12 +73,6 @@ NO_HOOKS = SnapshotHooks()
 
 
 @dataclass(frozen=True)
-class RetentionPolicy:
-    interval_s: float
-    keep: int
-
-
-@dataclass(frozen=True)
 class SnapshotResult:
     doc_id: str
     status: Status
@@ -98,10 +93,6 @@ class _Plan:
 async def _call(hook: Hook | None, conn: asyncpg.Connection | None) -> None:
     if hook is not None:
         await hook(conn)
-
-
-def retention_of(ctx: SnapshotDeps) -> RetentionPolicy:
-    return RetentionPolicy(ctx.settings.auto_version_interval_s, ctx.settings.auto_versions_keep)
 
 
 async def snapshot_document(
@@ -244,9 +235,7 @@ async def _keep_auto_version(
     await documents_repo.insert_version(
         conn, doc_id, seq=seq, state=state, kind="auto", name=None, created_by=None
     )
-    pruned = await documents_repo.prune_auto_versions(conn, doc_id, policy.keep)
-    if pruned:
-        log.info("snapshot.auto_versions_pruned", doc_id=doc_id, pruned=pruned)
+    await prune_document(conn, doc_id, policy)
     return True
 
 

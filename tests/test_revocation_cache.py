@@ -21,7 +21,8 @@ import yaml
 from models.cache import BREAKER_OPEN_S
 from server.embedded import EmbeddedRedis
 from server.runner import RunningNode, start_node
-from services.denylist import COMPLETE, KEY, PRUNE_JOB, Denylist, jti_field
+from services.denylist import COMPLETE, KEY, Denylist, jti_field
+from services.session_cleanup import CLEANUP_SESSIONS_JOB
 from tests.realtime_support import RawSocket, document_with
 
 pytestmark = pytest.mark.timeout(90)
@@ -240,8 +241,8 @@ async def test_prune_drops_only_marks_no_live_token_can_match(ctx) -> None:
         "u:live": now - 10,
     }
     await ctx.cache.run(lambda r: r.hset(KEY, mapping={**marks, COMPLETE: "x"}))
-    run = await ctx.scheduler.run_now(PRUNE_JOB)
-    assert run.result == 3
+    run = await ctx.scheduler.run_now(CLEANUP_SESSIONS_JOB)
+    assert run.result["denylist_marks"] == 3
     left = await ctx.cache.run(lambda r: r.hkeys(KEY))
     assert sorted(k.decode() for k in left) == [COMPLETE, "f:live", "j:live", "u:live"]
 

@@ -193,3 +193,15 @@ async def mark_purged(db: Executor, doc_id: str, seq: int) -> None:
         doc_id,
         seq,
     )
+
+
+async def live_projection_seqs(db: Executor, doc_ids: list[str]) -> dict[str, int]:
+    """The projection's seq (0: none yet) of each of `doc_ids` that is a live (not deleted)
+    document."""
+    rows = await db.fetch(
+        "SELECT d.id, coalesce(p.seq, 0) AS seq FROM documents d"
+        " LEFT JOIN document_projections p ON p.document_id = d.id"
+        " WHERE d.id = ANY($1::uuid[]) AND d.deleted_at IS NULL",
+        doc_ids,
+    )
+    return {str(r["id"]): int(r["seq"]) for r in rows}

@@ -262,16 +262,39 @@ async def last_auto_version(conn: Executor, doc_id: str) -> dict[str, Any] | Non
     )
 
 
-async def prune_auto_versions(conn: Executor, doc_id: str, keep: int) -> int:
-    """Delete all but the newest `keep` automatic versions; returns how many went."""
+async def prune_auto_versions(conn: Executor, doc_id: str, keep: int, max_age_s: float = 0) -> int:
+    """Delete all but the newest `keep` automatic versions, and (`max_age_s` > 0) those older
+    than that, the newest one excepted; returns how many went. Named and restore versions are
+    never touched."""
     status = await conn.execute(
         "DELETE FROM document_versions WHERE id IN ("
-        "  SELECT id FROM document_versions WHERE document_id = $1 AND kind = 'auto'"
-        "  ORDER BY created_at DESC, seq DESC OFFSET $2)",
+        "  SELECT id FROM (SELECT id, created_at,"
+        "    row_number() OVER (ORDER BY created_at DESC, seq DESC) AS n"
+        "    FROM document_versions WHERE document_id = $1 AND kind = 'auto') ranked"
+        "  WHERE n > $2 OR ($3 > 0 AND n > 1 AND created_at < now() - make_interval(secs => $3)))",
         doc_id,
         keep,
+        float(max_age_s),
     )
     return int(status.split()[-1])
+
+
+async def documents_over_retention(
+    conn: Executor, keep: int, max_age_s: float, after: str | None, limit: int
+) -> list[str]:
+    """Documents (in id order, after `after`) holding automatic versions the policy drops."""
+    rows = await conn.fetch(
+        "SELECT document_id FROM document_versions WHERE kind = 'auto'"
+        " AND ($4::uuid IS NULL OR document_id > $4::uuid)"
+        " GROUP BY document_id HAVING count(*) > $1 OR ($2 > 0 AND count(*) > 1"
+        "  AND min(created_at) < now() - make_interval(secs => $2))"
+        " ORDER BY document_id LIMIT $3",
+        keep,
+        float(max_age_s),
+        limit,
+        after,
+    )
+    return [str(r["document_id"]) for r in rows]
 
 
 # --- grants -------------------------------------------------------------------------------------

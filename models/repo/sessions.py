@@ -1,0 +1,59 @@
+"""Data access for login sessions (refresh-token families) as their owner sees them, and the
+cleanup of expired session bookkeeping."""
+
+from __future__ import annotations
+
+from models.db import Database
+
+# --- cleanup (the `cleanup_expired_sessions` job) ---------------------------------------------
+
+
+async def delete_expired_refresh_tokens(db: Database, grace_s: float, limit: int) -> int:
+    """Refresh tokens expired more than `grace_s` ago (a token past its `exp` is refused by its
+    signature check before any lookup, so its row decides nothing any more)."""
+    status = await db.execute(
+        "DELETE FROM refresh_tokens WHERE id IN (SELECT id FROM refresh_tokens"
+        " WHERE expires_at < now() - make_interval(secs => $1) LIMIT $2)",
+        float(grace_s),
+        limit,
+    )
+    return int(status.split()[-1])
+
+
+async def delete_dead_families(db: Database, grace_s: float, limit: int) -> int:
+    """Sessions with no refresh token alive within `grace_s` (the access-token lifetime): no token
+    of theirs can pass any more, so their revocation mark is no longer needed either. A younger
+    revoked family stays — deleting it would make its last access tokens valid again."""
+    status = await db.execute(
+        "DELETE FROM token_families WHERE id IN (SELECT f.id FROM token_families f"
+        " WHERE f.created_at < now() - make_interval(secs => $1) AND NOT EXISTS ("
+        "  SELECT 1 FROM refresh_tokens t WHERE t.family_id = f.id"
+        "  AND t.expires_at >= now() - make_interval(secs => $1))"
+        " AND (f.revoked_at IS NULL OR f.revoked_at < now() - make_interval(secs => $1))"
+        " LIMIT $2)",
+        float(grace_s),
+        limit,
+    )
+    return int(status.split()[-1])
+
+
+async def delete_expired_denylist_rows(db: Database, limit: int) -> int:
+    """Denylisted access tokens past their own expiry (they fail the signature check anyway)."""
+    status = await db.execute(
+        "DELETE FROM revoked_access_tokens WHERE id IN (SELECT id FROM revoked_access_tokens"
+        " WHERE expires_at < now() LIMIT $1)",
+        limit,
+    )
+    return int(status.split()[-1])
+
+
+async def delete_expired_account_tokens(db: Database, limit: int) -> int | None:
+    """Expired password-reset / email-verification tokens, if that table exists (None if not)."""
+    if await db.fetchval("SELECT to_regclass('account_tokens')") is None:
+        return None
+    status = await db.execute(
+        "DELETE FROM account_tokens WHERE id IN (SELECT id FROM account_tokens"
+        " WHERE expires_at < now() LIMIT $1)",
+        limit,
+    )
+    return int(status.split()[-1])
