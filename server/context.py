@@ -34,6 +34,7 @@ from services.auth import AuthService
 from services.denylist import Denylist
 from services.presence import PresenceService
 from services.projection_refresher import ProjectionRefresher
+from services.ratelimit import RateLimiter
 from services.search import SearchIndex
 
 log = structlog.get_logger(__name__)
@@ -67,6 +68,8 @@ class AppContext:
         self.add_component(self.outbox)
         self.doc_log = DocLog(self.nats, self.node_id)
         self.denylist = Denylist(self)
+        # Per-user rate limits of domain actions (comments); Redis-backed, local when it is down.
+        self.limiter = RateLimiter(self.cache)
         self.auth = AuthService(self)
         self.add_component(self.auth.passwords)
         self.board_feed = BoardFeed(self)

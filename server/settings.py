@@ -178,6 +178,10 @@ class Settings:
     board_event_retention_s: int = 30 * 24 * 3600
     board_replay_max_events: int = 1000
 
+    # Comments (services/comments.py): writes (threads, replies, edits, deletes, resolves,
+    # reactions) one user may make per minute; a human never comes near, a script is stopped.
+    comment_writes_per_min: int = 60
+
     # Background jobs (server/scheduler.py). Off unless built by `from_env` (dev/serve default on),
     # so tests and tools that construct Settings directly never have jobs racing them.
     scheduler_enabled: bool = False
@@ -367,6 +371,7 @@ ENV_VARIABLES: dict[str, str] = {
     "presence_ttl_s": "COLLAB_PRESENCE_TTL_S",
     "board_event_retention_s": "COLLAB_BOARD_EVENT_RETENTION_S",
     "board_replay_max_events": "COLLAB_BOARD_REPLAY_MAX_EVENTS",
+    "comment_writes_per_min": "COLLAB_COMMENT_WRITES_PER_MIN",
     "scheduler_enabled": "COLLAB_SCHEDULER_ENABLED",
     "scheduler_misfire_grace_s": "COLLAB_SCHEDULER_MISFIRE_GRACE_S",
     "snapshot_interval_s": "COLLAB_SNAPSHOT_INTERVAL_S",

@@ -22,7 +22,7 @@ from core.errors import Conflict, NotFound, ValidationFailed
 from models.repo import boards as boards_repo
 from models.repo import cards as cards_repo
 from models.repo import positions
-from services import policy
+from services import comments, policy
 from services.board_changes import BoardChange, StaleVersion, board_change, check_version
 from services.boards import authorize_item, require_board
 from services.policy import Action, Resource
@@ -322,6 +322,7 @@ async def delete_card(ctx: Deps, actor_id: str, card_id: str, expected_version: 
     async with board_change(ctx, [board_id], actor_id) as change:
         await _lock_card(change, card_id, board_id, expected_version)
         entity = await _card_entity(change, card_id)
+        await comments.archive_for_card(change.uow, card_id)
         await cards_repo.delete_card(change.conn, card_id)
         await change.emit(board_id, "card.deleted", entity)
 
@@ -373,6 +374,7 @@ async def move_card(ctx: Deps, actor_id: str, card_id: str, move: CardMove) -> d
         )
         if keep_assignees is not None:
             await _apply_links(change, card_id, target_board, {"labels": [], **keep_assignees})
+            await comments.follow_card(change.uow, card_id, target_board)
         entity = await _card_entity(change, card_id)
         await change.emit(target_board, "card.moved", entity)
         if target_board != source_board:

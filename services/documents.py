@@ -21,7 +21,7 @@ from core.errors import NotFound, ValidationFailed
 from core.yjs import EMPTY_UPDATE
 from models.repo import doc_content as content_repo
 from models.repo import documents as repo
-from services import activity, permissions_cache, policy
+from services import activity, comments, permissions_cache, policy
 from services.doc_content import to_json
 from services.doc_state import DocState, load_state
 from services.policy import Action, Resource
@@ -285,6 +285,7 @@ async def delete_document(ctx: Deps, actor_id: str, doc_id: str) -> list[str]:
         deleted = await repo.soft_delete_subtree(uow.conn, doc_id)
         if not deleted:
             raise NotFound("document not found")
+        await comments.archive_for_documents(uow, deleted)
         await uow.emit(
             activity.event(
                 access.workspace_id,

@@ -80,6 +80,7 @@ class Action(StrEnum):
     WORKSPACE_CREATE_CONTENT = "workspace:create_content"
     WORKSPACE_TRANSFER_OWNERSHIP = "workspace:transfer_ownership"
     BOARD_VIEW = "board:view"
+    BOARD_COMMENT = "board:comment"
     BOARD_EDIT = "board:edit"
     BOARD_MANAGE = "board:manage"
     DOCUMENT_VIEW = "document:view"
@@ -104,6 +105,7 @@ CAPABILITIES: dict[Action, WorkspaceRole | ResourceRole] = {
     Action.WORKSPACE_CREATE_CONTENT: WorkspaceRole.MEMBER,
     Action.WORKSPACE_TRANSFER_OWNERSHIP: WorkspaceRole.OWNER,
     Action.BOARD_VIEW: ResourceRole.VIEWER,
+    Action.BOARD_COMMENT: ResourceRole.COMMENTER,
     Action.BOARD_EDIT: ResourceRole.EDITOR,
     Action.BOARD_MANAGE: ResourceRole.MANAGER,
     Action.DOCUMENT_VIEW: ResourceRole.VIEWER,

@@ -82,6 +82,11 @@ async def build_world(api: Any, ctx: Any, operations: int) -> World:
     doc = await create("/api/v1/documents/", {"workspace_id": ws["id"], "title": "D"})
     version = await create(f"/api/v1/documents/{doc['id']}/versions/", {"name": "v"})
     invited = await create(f"/api/v1/workspaces/{ws['id']}/invite/", {"email": "f@example.com"})
+    text = {"type": "text", "text": "t"}
+    thread = await create(
+        f"/api/v1/documents/{doc['id']}/threads/",
+        {"body": {"type": "doc", "content": [{"type": "paragraph", "content": [text]}]}},
+    )
     ids = {
         "workspace_id": ws["id"],
         "board_id": board["id"],
@@ -94,6 +99,9 @@ async def build_world(api: Any, ctx: Any, operations: int) -> World:
         "invitation_id": invited["id"],
         "token": invited["token"],
         "user_id": owner.id,
+        "thread_id": thread["id"],
+        "comment_id": thread["comments"][0]["id"],
+        "emoji": "heart",
     }
     # A session per operation: a logout (or a refused password change) ends only its own.
     sessions = []

@@ -33,9 +33,9 @@ SUBJECTS = ("owner", "admin", "member", "guest", "outsider")
 BOARD_ACTIONS = {
     None: set(),
     "viewer": {"board:view"},
-    "commenter": {"board:view"},
-    "editor": {"board:view", "board:edit"},
-    "manager": {"board:view", "board:edit", "board:manage"},
+    "commenter": {"board:view", "board:comment"},
+    "editor": {"board:view", "board:comment", "board:edit"},
+    "manager": {"board:view", "board:comment", "board:edit", "board:manage"},
 }
 DOCUMENT_ACTIONS = {
     None: set(),

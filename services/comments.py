@@ -1,0 +1,464 @@
+"""Comment threads on documents and cards: create, reply, edit, delete, resolve, react.
+
+A thread is its top comment plus one level of replies (`models/comments.py`). Who may do what is
+the policy's (`services/policy.py`), per kind of target:
+
+| | document thread | card thread |
+| --- | --- | --- |
+| read | `document:view` | `board:view` |
+| start a thread, reply, resolve/reopen, react | `document:comment` | `board:comment` |
+| edit a comment | its author, with the comment right | same |
+| delete a comment | its author with the comment right, or a moderator (`document:manage`) | `board:manage` |
+
+Deleting keeps a tombstone (body gone, place kept). Mentions name users by id: ids that are not
+members of the workspace are dropped silently; members who may not read the target are kept out
+of every notification and reported back to the writer only (`unnotified_mentions`), never shown
+to anyone else. Every write counts against the writer's per-minute budget
+(`COLLAB_COMMENT_WRITES_PER_MIN`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Literal, Protocol
+
+from bus.schemas.comment_entities import REACTIONS, CommentSchema, ThreadSchema
+from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from models.repo import cards as cards_repo
+from models.repo import comments as repo
+from models.repo.comments import NewComment, NewThread, ThreadFilter
+from models.repo.doc_content import display_names
+from services import policy
+from services.comment_body import mentioned_ids, plain_text
+from services.deps import Deps
+from services.policy import Action, Resource
+from services.ratelimit import RateLimiter
+from services.unit_of_work import UnitOfWork, unit_of_work
+
+# A thread is a conversation about one spot; hundreds of replies mean it should be a document.
+MAX_COMMENTS_PER_THREAD = 500
+MAX_QUOTED_CHARS = 1_000
+RATE_WINDOW_S = 60
+What = Literal["view", "comment", "moderate"]
+
+_thread = ThreadSchema()
+_comment = CommentSchema()
+
+
+class CommentDeps(Deps, Protocol):
+    """The node as comments use it: everything a domain action may use, plus the rate limiter."""
+
+    @property
+    def limiter(self) -> RateLimiter: ...
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a thread is about: a document or a card."""
+
+    kind: Literal["document", "card"]
+    id: str
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A target resolved to what the policy checks: the document, or the card's board."""
+
+    resource: Resource
+    document_id: str | None = None
+    board_id: str | None = None
+    card_id: str | None = None
+
+    @property
+    def on_document(self) -> bool:
+        return self.resource.kind == "document"
+
+    def action(self, what: What) -> Action:
+        if self.on_document:
+            return {
+                "view": Action.DOCUMENT_VIEW,
+                "comment": Action.DOCUMENT_COMMENT,
+                "moderate": Action.DOCUMENT_MANAGE,
+            }[what]
+        return {
+            "view": Action.BOARD_VIEW,
+            "comment": Action.BOARD_COMMENT,
+            "moderate": Action.BOARD_MANAGE,
+        }[what]
+
+    @classmethod
+    def of_thread(cls, row: dict[str, Any]) -> Scope:
+        if row["document_id"] is not None:
+            return cls(
+                Resource.document(str(row["document_id"])), document_id=str(row["document_id"])
+            )
+        return cls(
+            Resource.board(str(row["board_id"])),
+            board_id=str(row["board_id"]),
+            card_id=None if row["card_id"] is None else str(row["card_id"]),
+        )
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """Where a document thread points: a block, optionally a text range inside it."""
+
+    block_id: str
+    start: dict[str, Any] | None = None
+    end: dict[str, Any] | None = None
+    quoted_text: str | None = None
+
+
+@dataclass(frozen=True)
+class Written:
+    """A write's result: the entity, and the mentioned members who cannot read it (told to the
+    writer only: nobody is notified about a place they cannot see)."""
+
+    entity: dict[str, Any]
+    unnotified_mentions: list[str]
+
+
+# --- authorization ---------------------------------------------------------------------------
+
+
+async def _scope_of(ctx: Deps, target: Target) -> Scope:
+    if target.kind == "document":
+        return Scope(Resource.document(target.id), document_id=target.id)
+    card = await cards_repo.get_card_row(ctx.db, target.id)
+    if card is None:
+        raise NotFound("card not found")
+    board_id = str(card["board_id"])
+    return Scope(Resource.board(board_id), board_id=board_id, card_id=target.id)
+
+
+async def _require(ctx: Deps, actor_id: str, scope: Scope, what: What) -> policy.Access:
+    return await policy.require(ctx, actor_id, scope.action(what), scope.resource)
+
+
+async def _thread_for(
+    ctx: Deps, actor_id: str, thread_id: str, what: What
+) -> tuple[dict[str, Any], Scope]:
+    row = await repo.get_thread(ctx.db, thread_id)
+    if row is None:
+        raise NotFound("thread not found")
+    scope = Scope.of_thread(row)
+    await _require(ctx, actor_id, scope, what)
+    return row, scope
+
+
+async def _comment_for(
+    ctx: Deps, actor_id: str, comment_id: str, what: What
+) -> tuple[dict[str, Any], dict[str, Any], Scope]:
+    comment = await repo.get_comment(ctx.db, comment_id)
+    if comment is None:
+        raise NotFound("comment not found")
+    thread, scope = await _thread_for(ctx, actor_id, str(comment["thread_id"]), what)
+    return comment, thread, scope
+
+
+async def _spend(ctx: CommentDeps, actor_id: str) -> None:
+    await ctx.limiter.hit(
+        f"comments:user:{actor_id}", ctx.settings.comment_writes_per_min, RATE_WINDOW_S
+    )
+
+
+# --- entities --------------------------------------------------------------------------------
+
+
+def _with_flags(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **row,
+        "mentions": [str(u) for u in row["mentions"] or []],
+        "edited": row["edited_at"] is not None,
+        "deleted": row["deleted_at"] is not None,
+        "reactions": row.get("reactions", []),
+    }
+
+
+def comment_entity(row: dict[str, Any]) -> dict[str, Any]:
+    return _comment.dump(_with_flags(row))
+
+
+def thread_entity(row: dict[str, Any], comments: list[dict[str, Any]]) -> dict[str, Any]:
+    anchor = None
+    if row["block_id"] is not None:
+        anchor = {
+            "block_id": row["block_id"],
+            "start": row["anchor_start"],
+            "end": row["anchor_end"],
+            "state": row["anchor_state"],
+            "quoted_text": row["quoted_text"],
+        }
+    return _thread.dump(
+        {
+            **row,
+            "anchor": anchor,
+            "comment_count": len(comments),
+            "comments": [_with_flags(c) for c in comments],
+        }
+    )
+
+
+async def _load_thread(db: Any, thread_id: str) -> dict[str, Any]:
+    row = await repo.get_thread(db, thread_id)
+    if row is None:
+        raise NotFound("thread not found")
+    comments = await repo.comments_of(db, [thread_id])
+    return thread_entity(row, comments.get(thread_id, []))
+
+
+async def _load_comment(db: Any, thread_id: str, comment_id: str) -> dict[str, Any]:
+    comments = await repo.comments_of(db, [thread_id])
+    for row in comments.get(thread_id, []):
+        if str(row["id"]) == comment_id:
+            return comment_entity(row)
+    raise NotFound("comment not found")
+
+
+# --- mentions --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mentions:
+    members: list[str]  # stored on the comment: workspace members, in order of mention
+    readers: list[str]  # members who may read the target (the ones to notify)
+    unreadable: list[str]  # members who may not: reported to the writer
+
+
+async def _mentions(ctx: Deps, workspace_id: str, scope: Scope, body: dict[str, Any]) -> Mentions:
+    ids = mentioned_ids(body)
+    members = await repo.known_members(ctx.db, workspace_id, ids) if ids else set()
+    kept = [user_id for user_id in ids if user_id in members]
+    view = scope.action("view")
+    readers = [u for u in kept if await policy.can(ctx, u, view, scope.resource)]
+    return Mentions(kept, readers, [u for u in kept if u not in readers])
+
+
+async def _new_comment(
+    ctx: Deps,
+    thread_id: str,
+    parent_id: str | None,
+    author_id: str,
+    body: dict[str, Any],
+    m: Mentions,
+) -> NewComment:
+    names = await _names(ctx, m.members)
+    return NewComment(thread_id, parent_id, author_id, body, plain_text(body, names), m.members)
+
+
+async def _names(ctx: Deps, user_ids: list[str]) -> dict[str, str]:
+    return await display_names(ctx.db, user_ids) if user_ids else {}
+
+
+# --- threads ---------------------------------------------------------------------------------
+
+
+def _check_anchor(scope: Scope, anchor: Anchor | None) -> Anchor | None:
+    if anchor is None:
+        return None
+    if not scope.on_document:
+        raise ValidationFailed(
+            "card threads have no anchor", fields={"anchor": ["only for document threads"]}
+        )
+    if (anchor.start is None) != (anchor.end is None):
+        raise ValidationFailed(
+            "a text range needs both ends",
+            fields={"anchor": ["give both start and end, or neither"]},
+        )
+    quote = anchor.quoted_text
+    return replace(anchor, quoted_text=None if quote is None else quote[:MAX_QUOTED_CHARS])
+
+
+async def create_thread(
+    ctx: CommentDeps,
+    actor_id: str,
+    target: Target,
+    body: dict[str, Any],
+    anchor: Anchor | None = None,
+) -> Written:
+    """A new thread with its first comment (`body`), anchored to a block when `anchor` is given."""
+    scope = await _scope_of(ctx, target)
+    access = await _require(ctx, actor_id, scope, "comment")
+    anchor = _check_anchor(scope, anchor)
+    await _spend(ctx, actor_id)
+    mentions = await _mentions(ctx, access.workspace_id, scope, body)
+    new = NewThread(
+        workspace_id=access.workspace_id,
+        created_by=actor_id,
+        document_id=scope.document_id,
+        board_id=scope.board_id,
+        card_id=scope.card_id,
+        block_id=anchor.block_id if anchor else None,
+        anchor_start=anchor.start if anchor else None,
+        anchor_end=anchor.end if anchor else None,
+        anchor_state="anchored" if anchor else None,
+        quoted_text=anchor.quoted_text if anchor else None,
+    )
+    async with unit_of_work(ctx) as uow:
+        thread_id = await repo.insert_thread(uow.conn, new)
+        await repo.insert_comment(
+            uow.conn, await _new_comment(ctx, thread_id, None, actor_id, body, mentions)
+        )
+        entity = await _load_thread(uow.conn, thread_id)
+    return Written(entity, mentions.unreadable)
+
+
+async def get_thread(ctx: Deps, actor_id: str, thread_id: str) -> dict[str, Any]:
+    await _thread_for(ctx, actor_id, thread_id, "view")
+    return await _load_thread(ctx.db, thread_id)
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    status: str | None = None
+    block_id: str | None = None
+    author_id: str | None = None
+
+
+async def list_threads(
+    ctx: Deps, actor_id: str, target: Target, query: ListQuery, limit: int, offset: int
+) -> list[dict[str, Any]]:
+    """Threads of a document or card, oldest first, each with its comments (three queries)."""
+    scope = await _scope_of(ctx, target)
+    await _require(ctx, actor_id, scope, "view")
+    where = ThreadFilter(
+        document_id=scope.document_id,
+        card_id=scope.card_id,
+        status=query.status,
+        block_id=query.block_id,
+        author_id=query.author_id,
+    )
+    rows = await repo.list_threads(ctx.db, where, limit, offset)
+    comments = await repo.comments_of(ctx.db, [str(r["id"]) for r in rows])
+    return [thread_entity(r, comments.get(str(r["id"]), [])) for r in rows]
+
+
+async def set_status(
+    ctx: CommentDeps, actor_id: str, thread_id: str, status: Literal["open", "resolved"]
+) -> dict[str, Any]:
+    """Resolve or reopen (anyone who may comment); the same status again changes nothing."""
+    await _thread_for(ctx, actor_id, thread_id, "comment")
+    await _spend(ctx, actor_id)
+    async with unit_of_work(ctx) as uow:
+        row = await repo.get_thread(uow.conn, thread_id, lock=True)
+        if row is None:
+            raise NotFound("thread not found")
+        if row["status"] != status:
+            await repo.set_status(uow.conn, thread_id, status, actor_id)
+        entity = await _load_thread(uow.conn, thread_id)
+    return entity
+
+
+# --- comments --------------------------------------------------------------------------------
+
+
+async def reply(ctx: CommentDeps, actor_id: str, thread_id: str, body: dict[str, Any]) -> Written:
+    """A reply at the end of the thread (one level: its parent is the top comment)."""
+    thread, scope = await _thread_for(ctx, actor_id, thread_id, "comment")
+    await _spend(ctx, actor_id)
+    mentions = await _mentions(ctx, str(thread["workspace_id"]), scope, body)
+    async with unit_of_work(ctx) as uow:
+        if await repo.get_thread(uow.conn, thread_id, lock=True) is None:
+            raise NotFound("thread not found")
+        if await repo.count_comments(uow.conn, thread_id) >= MAX_COMMENTS_PER_THREAD:
+            raise Conflict(
+                f"a thread holds at most {MAX_COMMENTS_PER_THREAD} comments", code="limit_reached"
+            )
+        top = await repo.top_comment_id(uow.conn, thread_id)
+        new = await _new_comment(ctx, thread_id, top, actor_id, body, mentions)
+        comment_id = await repo.insert_comment(uow.conn, new)
+        await repo.touch_thread(uow.conn, thread_id)
+        entity = await _load_comment(uow.conn, thread_id, comment_id)
+    return Written(entity, mentions.unreadable)
+
+
+def _alive(comment: dict[str, Any]) -> None:
+    if comment["deleted_at"] is not None:
+        raise Conflict("the comment was deleted", code="comment_deleted")
+
+
+async def _locked_comment(uow: UnitOfWork, comment_id: str) -> dict[str, Any]:
+    comment = await repo.get_comment(uow.conn, comment_id, lock=True)
+    if comment is None:
+        raise NotFound("comment not found")
+    _alive(comment)
+    return comment
+
+
+async def edit_comment(
+    ctx: CommentDeps, actor_id: str, comment_id: str, body: dict[str, Any]
+) -> Written:
+    """Only the author edits (with the comment right still theirs); marks the comment edited."""
+    comment, thread, scope = await _comment_for(ctx, actor_id, comment_id, "comment")
+    if str(comment["author_id"]) != actor_id:
+        raise Forbidden("only the author can edit a comment", code="not_author")
+    _alive(comment)
+    await _spend(ctx, actor_id)
+    mentions = await _mentions(ctx, str(thread["workspace_id"]), scope, body)
+    async with unit_of_work(ctx) as uow:
+        await _locked_comment(uow, comment_id)
+        names = await _names(ctx, mentions.members)
+        await repo.edit_comment(
+            uow.conn, comment_id, body, plain_text(body, names), mentions.members
+        )
+        entity = await _load_comment(uow.conn, str(thread["id"]), comment_id)
+    return Written(entity, mentions.unreadable)
+
+
+async def delete_comment(ctx: CommentDeps, actor_id: str, comment_id: str) -> dict[str, Any]:
+    """The author (who may still comment) or a moderator; leaves a tombstone in the thread."""
+    comment, thread, scope = await _comment_for(ctx, actor_id, comment_id, "view")
+    own = str(comment["author_id"]) == actor_id
+    what: What = "comment" if own else "moderate"
+    if not await policy.can(ctx, actor_id, scope.action(what), scope.resource):
+        raise Forbidden("only the author or a moderator can delete a comment", code="forbidden")
+    await _spend(ctx, actor_id)
+    async with unit_of_work(ctx) as uow:
+        await _locked_comment(uow, comment_id)
+        await repo.tombstone_comment(uow.conn, comment_id, actor_id)
+        entity = await _load_comment(uow.conn, str(thread["id"]), comment_id)
+    return entity
+
+
+def _emoji(emoji: str) -> str:
+    if emoji not in REACTIONS:
+        raise ValidationFailed(
+            "unknown reaction", fields={"emoji": [f"must be one of {', '.join(REACTIONS)}"]}
+        )
+    return emoji
+
+
+async def react(
+    ctx: CommentDeps, actor_id: str, comment_id: str, emoji: str, on: bool
+) -> dict[str, Any]:
+    """Add (`on`) or take back the caller's reaction; idempotent either way."""
+    _emoji(emoji)
+    comment, thread, _scope = await _comment_for(ctx, actor_id, comment_id, "comment")
+    _alive(comment)
+    await _spend(ctx, actor_id)
+    async with unit_of_work(ctx) as uow:
+        await _locked_comment(uow, comment_id)
+        if on:
+            await repo.add_reaction(uow.conn, comment_id, actor_id, emoji)
+        else:
+            await repo.remove_reaction(uow.conn, comment_id, actor_id, emoji)
+        entity = await _load_comment(uow.conn, str(thread["id"]), comment_id)
+    return entity
+
+
+# --- the targets going away ------------------------------------------------------------------
+
+
+async def archive_for_documents(uow: UnitOfWork, doc_ids: list[str]) -> None:
+    """In the deleting transaction: the documents' threads are archived with them."""
+    await repo.archive_document_threads(uow.conn, doc_ids)
+
+
+async def archive_for_card(uow: UnitOfWork, card_id: str) -> None:
+    """In the deleting transaction: the card's threads are archived before the card row goes."""
+    await repo.archive_card_threads(uow.conn, card_id)
+
+
+async def follow_card(uow: UnitOfWork, card_id: str, board_id: str) -> None:
+    """In the moving transaction: a card's threads move to its new board."""
+    await repo.move_card_threads(uow.conn, card_id, board_id)
