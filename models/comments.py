@@ -1,4 +1,4 @@
-"""Comment threads on documents and cards, their comments and emoji reactions (migration 0016).
+"""Comment threads on documents and cards, their comments and emoji reactions (migration 0017).
 
 A thread **is** its top comment plus one level of replies: the first comment of a thread has no
 parent, every reply's `parent_id` is that top comment (a reply to a reply is a reply to the
