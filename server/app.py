@@ -26,6 +26,7 @@ from handlers import (
     openapi,
     presence,
     search,
+    webapp,
     workspaces,
     ws_boards,
     ws_documents,
@@ -136,6 +137,7 @@ async def relay_outbox(ctx: AppContext) -> int:
 def make_app(ctx: AppContext, **overrides: Any) -> tornado.web.Application:
     routes = all_routes()
     handlers = [tornado.web.url(r.regex, _bind_template(r), {"ctx": ctx}) for r in routes]
+    handlers += webapp.url_specs()  # the web app at `/`: not API routes (no OpenAPI, no CORS)
     return tornado.web.Application(
         handlers,
         default_handler_class=NotFoundHandler,

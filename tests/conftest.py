@@ -50,6 +50,15 @@ def stack() -> Iterator[EmbeddedStack]:
 
 
 @pytest.fixture(scope="module")
+def chromium() -> Iterator[str]:
+    """One real Chromium per test module (tests/browser_support.py); its DevTools endpoint."""
+    from tests.browser_support import launch_chromium
+
+    with launch_chromium() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="module")
 def nats_cluster() -> Iterator[EmbeddedNatsCluster]:
     """A 3-member JetStream cluster on loopback (one per test module: fault tests kill members)."""
     with tempfile.TemporaryDirectory(prefix="collab-nats-cluster-") as tmp:

@@ -68,15 +68,15 @@ class HarnessError(RuntimeError):
 # --------------------------------------------------------------------------------------------------
 
 
-def _pinned_dependencies() -> dict[str, str]:
-    manifest = json.loads((JS_DIR / "package.json").read_text())
-    return dict(manifest["dependencies"])
+def _pinned_dependencies(js_dir: Path) -> dict[str, str]:
+    manifest = json.loads((js_dir / "package.json").read_text())
+    return {**manifest["dependencies"], **manifest.get("devDependencies", {})}
 
 
-def _node_modules_current() -> bool:
+def _node_modules_current(js_dir: Path) -> bool:
     """True when every pinned dependency is installed at exactly its pinned version."""
-    for package, version in _pinned_dependencies().items():
-        installed = JS_DIR / "node_modules" / package / "package.json"
+    for package, version in _pinned_dependencies(js_dir).items():
+        installed = js_dir / "node_modules" / package / "package.json"
         if not installed.exists():
             return False
         if json.loads(installed.read_text()).get("version") != version:
@@ -84,41 +84,42 @@ def _node_modules_current() -> bool:
     return True
 
 
-def _install_lock_path() -> Path:
+def _install_lock_path(js_dir: Path) -> Path:
     # Outside node_modules (npm ci deletes it) and outside the repo (nothing to git-ignore).
-    digest = hashlib.sha256(str(JS_DIR).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(str(js_dir).encode()).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / f"collab-yjs-harness-npm-{digest}.lock"
 
 
-def ensure_node_modules() -> None:
-    """Install tests/js dependencies once (``npm ci`` from the lock file) if they are missing.
+def ensure_node_modules(js_dir: Path = JS_DIR) -> None:
+    """Install tests/js dependencies (or another package folder's, e.g. web/) once (``npm ci``
+    from the lock file) if they are missing.
 
     Blocking; async callers run it in a thread. Safe to call from parallel processes.
     """
-    if _node_modules_current():
+    if _node_modules_current(js_dir):
         return
     npm = shutil.which("npm")
     if npm is None:
         raise HarnessError("npm is not installed; the Yjs harness needs Node.js and npm")
-    with open(_install_lock_path(), "w") as lock_file:
+    with open(_install_lock_path(js_dir), "w") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
-        if _node_modules_current():  # another process installed while we waited
+        if _node_modules_current(js_dir):  # another process installed while we waited
             return
-        subcommand = "ci" if (JS_DIR / "package-lock.json").exists() else "install"
+        subcommand = "ci" if (js_dir / "package-lock.json").exists() else "install"
         try:
             result = subprocess.run(
                 [npm, subcommand, "--no-audit", "--no-fund"],
-                cwd=JS_DIR,
+                cwd=js_dir,
                 capture_output=True,
                 text=True,
                 timeout=NPM_INSTALL_TIMEOUT_S,
                 check=False,
             )
         except subprocess.TimeoutExpired as err:
-            raise HarnessError(f"npm {subcommand} timed out in {JS_DIR}") from err
-        if result.returncode != 0 or not _node_modules_current():
+            raise HarnessError(f"npm {subcommand} timed out in {js_dir}") from err
+        if result.returncode != 0 or not _node_modules_current(js_dir):
             raise HarnessError(
-                f"npm {subcommand} failed in {JS_DIR} (exit {result.returncode}):\n"
+                f"npm {subcommand} failed in {js_dir} (exit {result.returncode}):\n"
                 f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
             )
 
