@@ -61,7 +61,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
         port=args.port if args.port is not None else settings.port,
         data_dir=Path(args.data_dir) if args.data_dir else settings.data_dir,
         log_format=os.environ.get("COLLAB_LOG_FORMAT", "console"),
-        # Invitation mail is shown in the dev log rather than sent, unless configured otherwise.
+        # Mail goes to the embedded mail catcher (below), or is shown in the dev log when the
+        # services are external; COLLAB_MAIL_BACKEND set chooses for itself.
         mail_backend=os.environ.get("COLLAB_MAIL_BACKEND") or "console",
     )
     configure_logging(settings.log_level, settings.log_format)
@@ -99,6 +100,8 @@ def _run_dev(
         signal.signal(signal.SIGTERM, _interrupt)
         stack.start()
         settings = settings.with_services(stack.postgres.url(), stack.nats.url, stack.redis.url)
+        if stack.mailbox:
+            settings = catch_mail(settings, stack.mailbox.port)
         if args.cluster:
             settings = dataclasses.replace(settings, stream_replicas=DEV_CLUSTER_SIZE)
         # A dead embedded server stops the node (SIGTERM to ourselves: the graceful path).
@@ -160,17 +163,38 @@ def announce_services(data_dir: Path, settings: Settings) -> None:
             nats_url=settings.nats_url,
             redis_url=settings.redis_url,
             http_url=f"http://{settings.host}:{settings.port}",
+            smtp_url=(
+                f"smtp://{settings.smtp_host}:{settings.smtp_port}"
+                if settings.mail_backend == "smtp"
+                else ""
+            ),
         ),
     )
 
 
 def _dev_stack(data_dir: Path, settings: Settings, *, cluster: bool) -> EmbeddedStack:
     """The embedded services; `--cluster` runs NATS as a local 3-member JetStream cluster (the
-    production shape, R3 streams) instead of one server."""
+    production shape, R3 streams) instead of one server. A mail catcher runs unless the
+    environment chose a mail backend (COLLAB_MAIL_BACKEND)."""
     return EmbeddedStack(
         data_dir,
         nats_sync_interval=settings.nats_sync_interval,
         nats_servers=DEV_CLUSTER_SIZE if cluster else 1,
+        mailbox=not os.environ.get("COLLAB_MAIL_BACKEND"),
+    )
+
+
+def catch_mail(settings: Settings, port: int) -> Settings:
+    """Every mail to the embedded SMTP catcher, over real SMTP like production (no TLS, no AUTH
+    on loopback): what a developer reads with `collab mailbox` is what the mailer sent."""
+    return dataclasses.replace(
+        settings,
+        mail_backend="smtp",
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_tls="none",
+        smtp_username="",
+        smtp_password="",
     )
 
 

