@@ -25,6 +25,8 @@ from models.workspaces import Workspace, role_check
 
 COMMENT_MENTION = "comment.mention"
 DOCUMENT_MENTION = "document.mention"
+# To the author of a body mention whose user may not view the document (services/body_mentions.py).
+DOCUMENT_MENTION_NO_ACCESS = "document.mention_no_access"
 THREAD_REPLY = "thread.reply"
 THREAD_RESOLVED = "thread.resolved"
 CARD_ASSIGNED = "card.assigned"
@@ -34,6 +36,7 @@ EXPORT_READY = "export.ready"
 NOTIFICATION_KINDS: tuple[str, ...] = (
     COMMENT_MENTION,
     DOCUMENT_MENTION,
+    DOCUMENT_MENTION_NO_ACCESS,
     THREAD_REPLY,
     THREAD_RESOLVED,
     CARD_ASSIGNED,

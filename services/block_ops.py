@@ -30,7 +30,7 @@ from typing import Any
 
 from pycrdt import Doc, XmlElement, XmlFragment, XmlText
 
-from services.block_schema import content_kind, prop_defaults
+from services.block_schema import content_kind, inline_prop_defaults, prop_defaults
 from services.block_tree import BLOCK_CONTAINER, BLOCK_GROUP, HARD_BREAK, Layout, layout_of
 from services.crdt_diff import fingerprint, fresh_client_id, insert_node, sync_xml
 from services.ydoc_roots import EMPTY_UPDATE, RootKind, bind_roots
@@ -172,7 +172,9 @@ def _fill_inline(node: XmlElement, content: Any, *, plain: bool) -> None:
     for item, href in _inline_items(content):
         if item.get("type") != "text":
             text = None
-            node.children.append(XmlElement(str(item["type"]), dict(item.get("props") or {})))
+            kind = str(item["type"])
+            props = {**inline_prop_defaults(kind), **(item.get("props") or {})}
+            node.children.append(XmlElement(kind, props))
             continue
         parts = [item["text"]] if plain else item["text"].split("\n")
         for index, part in enumerate(parts):

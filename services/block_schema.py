@@ -2,6 +2,7 @@
 
 The schema file (`services/blocknote_schema.json`) is generated from the pinned `@blocknote/core`
 by `tests/js/blocknote_schema.mjs` — the editor's own block, inline-content and style schemas,
+with the product's mention inline content (`tests/js/product_schema.mjs`) —
 never written by hand — and `tests/test_block_schema.py` fails when the package and the file
 disagree. It is served at `GET /api/v1/schemas/blocks.json` so clients validate the same way.
 """
@@ -43,6 +44,16 @@ def prop_names(block_type: str) -> set[str]:
 def prop_defaults(block_type: str) -> dict[str, Any]:
     """The props BlockNote gives a new block of this type (what its editor would write)."""
     spec = block_schema()["$defs"][f"block.{block_type}"]
+    props = spec["properties"]["props"]["properties"]
+    return {name: prop["default"] for name, prop in props.items() if "default" in prop}
+
+
+def inline_prop_defaults(inline_type: str) -> dict[str, Any]:
+    """The props a custom inline node (the mention) gets when a write leaves some out: ProseMirror
+    fills every attribute with its default, so the editor always writes them all."""
+    spec = block_schema()["$defs"].get(f"inline.{inline_type}")
+    if spec is None:
+        return {}
     props = spec["properties"]["props"]["properties"]
     return {name: prop["default"] for name, prop in props.items() if "default" in prop}
 

@@ -176,7 +176,7 @@ async def update_block(
         current = _locate(state, fragment, block_id).block
         new = merged_block(current, patch)
         # What the client sent is checked; content carried over from the document is not (it
-        # may hold custom inline content such as mentions, which the schema does not list).
+        # may hold custom inline content of another app, which the schema does not list).
         sent = {"type": new["type"], "props": new["props"]}
         if "content" in patch:
             sent["content"] = patch["content"]

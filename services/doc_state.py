@@ -25,12 +25,14 @@ LOAD_ATTEMPTS = 5
 
 @dataclass(frozen=True)
 class DocState:
-    """`update` is the whole state as one Yjs v1 update; it covers stream seq ≤ `seq`."""
+    """`update` is the whole state as one Yjs v1 update; it covers stream seq ≤ `seq`: the
+    snapshot (`snapshot_update`, at `snapshot_seq`) merged with the log `entries` after it."""
 
     update: bytes
     seq: int
     snapshot_seq: int
     entries: list[LogEntry]
+    snapshot_update: bytes = b""
 
 
 async def load_state(db: Executor, doc_log: DocLog, doc_id: str) -> DocState:
@@ -42,5 +44,5 @@ async def load_state(db: Executor, doc_log: DocLog, doc_id: str) -> DocState:
             continue
         seq = entries[-1].seq if entries else snapshot.seq
         state = merge([snapshot.state, *(e.update for e in entries)])
-        return DocState(state, seq, snapshot.seq, entries)
+        return DocState(state, seq, snapshot.seq, entries, snapshot.state)
     raise Unavailable("document is being compacted, retry")

@@ -357,10 +357,12 @@ async def _copy_content(ctx: Deps, actor_id: str, doc_id: str, state: bytes) -> 
     return DocState(state, ack.seq, 0, [])
 
 
-async def refresh_projection_now(ctx: Deps, doc_id: str) -> None:
-    """After a REST write: project the document as it is now (including concurrent edits)."""
+async def refresh_projection_now(ctx: Deps, doc_id: str) -> DocState:
+    """After a REST write: project the document as it is now (including concurrent edits); the
+    state it projected (the refresher also scans it for mentions)."""
     state = await load_state(ctx.db, ctx.doc_log, doc_id)
     async with ctx.db.transaction() as conn:
         await refresh_projection(
             conn, doc_id, state.seq, state.update, ctx.settings.content_fragment
         )
+    return state

@@ -8,9 +8,14 @@ after `projection_refresh_s` re-projects every dirty document once from snapshot
 document per period. Projections are fenced by stream sequence (a slow refresher never installs
 an older one), so two nodes refreshing the same document is harmless.
 
+Each refresh also scans the state it projected for new body mentions (services/body_mentions.py):
+the refresher is what already follows every update within seconds, so mentions are detected from
+the updates as they arrive, on one node per update, with no second subscription.
+
 Core NATS delivery is at most once: a refresh missed during a NATS hiccup is made up by the next
 edit or by the snapshot, which projects in its own transaction (the projection is a cache of the
-CRDT doc, never its source).
+CRDT doc, never its source); a missed mention scan by the next edit's scan, which starts where the
+last one ended (its cursor).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from core.errors import AppError
+from services import body_mentions
 from services.documents import refresh_projection_now
 from services.ydoc_roots import ContentError
 
@@ -87,7 +93,8 @@ class ProjectionRefresher:
         except ValueError:
             return  # not a document subject of ours (S3: injected); the snapshot job purges it
         try:
-            await refresh_projection_now(self.ctx, doc_id)
+            state = await refresh_projection_now(self.ctx, doc_id)
+            await body_mentions.scan(self.ctx, doc_id, state)
         except (AppError, ContentError) as err:  # NATS/Postgres down, unreadable state
             log.warning("projection.refresh_failed", doc_id=doc_id, error=repr(err))
         except Exception as err:  # e.g. the document was deleted meanwhile (foreign key)

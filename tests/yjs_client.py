@@ -406,6 +406,16 @@ class YjsNodeClients:
             "editor_append", name=name, fragment=fragment, block_id=block_id, text=text
         )
 
+    async def editor_mention(
+        self, name: str, block_id: str, user_id: str, *, fragment: str = "prosemirror"
+    ) -> None:
+        """A BlockNote user picks `user_id` from the mention menu at the end of a block: the
+        product's mention inline content (tests/js/product_schema.mjs) is inserted there."""
+        mention = {"type": "mention", "props": {"user": user_id}}
+        await self.request(
+            "editor_append", name=name, fragment=fragment, block_id=block_id, inline=mention
+        )
+
     async def editor_wait(
         self,
         name: str,

@@ -10,33 +10,20 @@
 //       blocknote: content = BlockNote blocks (PartialBlock[]); tiptap: a ProseMirror doc JSON
 //   editor_read  {name, editor, fragment} -> {content}: what the editor itself reads from the doc
 //       (BlockNote's yXmlFragmentToBlocks / y-prosemirror's yXmlFragmentToProsemirrorJSON)
-//   editor_append {name, fragment, block_id, text}: a BlockNote user types `text` at the end of
-//       block `block_id` (read, edit, write back: the same minimal diff a keystroke makes)
+//   editor_append {name, fragment, block_id, text, inline?}: a BlockNote user types `text` (or
+//       inserts the inline item `inline`, e.g. a mention) at the end of block `block_id` (read,
+//       edit, write back: the same minimal diff a keystroke makes)
 //   editor_wait  {name, editor, fragment, contains, timeout_ms} -> {content, waited_ms}: resolves
 //       once the editor's JSON of the fragment contains the string `contains`
 
-import {
-  BlockNoteEditor,
-  BlockNoteSchema,
-  createInlineContentSpec,
-  defaultInlineContentSpecs
-} from '@blocknote/core'
 import { _blocksToProsemirrorNode, yXmlFragmentToBlocks } from '@blocknote/core/yjs'
 import { getSchema } from '@tiptap/core'
 import StarterKit from '@tiptap/starter-kit'
 import { updateYFragment, yXmlFragmentToProsemirrorJSON } from 'y-prosemirror'
+import { createEditor } from './product_schema.mjs'
 
-// A custom inline content type as apps add one (BlockNote ships none for mentions): the server
-// must show it like any inline node.
-const Mention = createInlineContentSpec(
-  { type: 'mention', propSchema: { user: { default: '' } }, content: 'none' },
-  { render: () => ({ dom: null }) }
-)
-const blocknote = BlockNoteEditor.create({
-  schema: BlockNoteSchema.create({
-    inlineContentSpecs: { ...defaultInlineContentSpecs, mention: Mention }
-  })
-})
+// BlockNote with the product's schema: its defaults plus the mention inline content.
+const blocknote = createEditor()
 const tiptapSchema = getSchema([StarterKit])
 
 const toProsemirror = (editor, content) => {
@@ -74,13 +61,13 @@ export const editorCommands = (client) => ({
   editor_read: ({ name, editor, fragment = 'prosemirror' }) =>
     ({ content: read(editor, client(name).doc.getXmlFragment(fragment)) }),
 
-  editor_append: ({ name, fragment = 'prosemirror', block_id: blockId, text }) => {
+  editor_append: ({ name, fragment = 'prosemirror', block_id: blockId, text, inline }) => {
     const { doc } = client(name)
     const yfragment = doc.getXmlFragment(fragment)
     const blocks = yXmlFragmentToBlocks(blocknote, yfragment)
     const block = findBlock(blocks, blockId)
     if (!block) throw new Error(`no block ${blockId}`)
-    block.content.push({ type: 'text', text, styles: {} })
+    block.content.push(inline ?? { type: 'text', text, styles: {} })
     write(doc, yfragment, toProsemirror('blocknote', blocks))
     return {}
   },
