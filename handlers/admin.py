@@ -15,6 +15,7 @@ from handlers.schemas.admin import (
     AdminWorkspaceSchema,
     JobListSchema,
     JobRunNowSchema,
+    JobSchema,
 )
 from handlers.schemas.auth import EmptySchema
 from handlers.schemas.common import PageQuerySchema
@@ -154,6 +155,40 @@ class AdminJobRunHandler(BaseHandler):
         self.send(JobRunNowSchema().dump(result))
 
 
+class AdminJobPauseHandler(BaseHandler):
+    """Pause (or, in the subclass, resume) a job on every node; the body must be empty."""
+
+    openapi = {
+        "post": {
+            "summary": "Pause a job on every node: scheduled runs are skipped until it is "
+            "resumed; run now still works (instance admins only; audited)",
+            "body": EmptySchema,
+            "response": JobSchema,
+        }
+    }
+    pause = True
+
+    @signed_in
+    async def post(self, principal: Principal, job_name: str) -> None:
+        self.load_body(EmptySchema())
+        await policy.require_instance_admin(self.ctx.db, principal.user_id)
+        job = await job_admin.set_paused(
+            self.ctx, self.ctx.scheduler, job_name, type(self).pause, principal.user_id
+        )
+        self.send(JobSchema().dump(job))
+
+
+class AdminJobResumeHandler(AdminJobPauseHandler):
+    openapi = {
+        "post": {
+            "summary": "Resume a paused job (instance admins only; audited)",
+            "body": EmptySchema,
+            "response": JobSchema,
+        }
+    }
+    pause = False
+
+
 ROUTES = [
     route("/api/v1/admin/users/", AdminUsersHandler),
     route("/api/v1/admin/users/{user_id}/deactivate/", AdminUserDeactivateHandler),
@@ -162,4 +197,6 @@ ROUTES = [
     route("/api/v1/admin/workspaces/{workspace_id}/restore/", AdminWorkspaceRestoreHandler),
     route("/api/v1/admin/jobs/", AdminJobsHandler),
     route("/api/v1/admin/jobs/{job_name}/run/", AdminJobRunHandler),
+    route("/api/v1/admin/jobs/{job_name}/pause/", AdminJobPauseHandler),
+    route("/api/v1/admin/jobs/{job_name}/resume/", AdminJobResumeHandler),
 ]

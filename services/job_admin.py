@@ -1,5 +1,11 @@
 """The admin view of background jobs: what is registered, when each runs next on this node, its
-last runs from the history (`job_runs`, every node's), and running one now under its lock."""
+last runs from the history (`job_runs`, every node's), whether it is paused, running one now
+under its lock, and pausing / resuming it.
+
+A pause is a row in `job_states`, read by every node's scheduler under the job's lock before a
+scheduled run, so one request pauses the job on the whole cluster (not just the node that took
+the request) and the pause survives restarts. "Run now" still runs a paused job: an admin asking
+for one run means it."""
 
 from __future__ import annotations
 
@@ -37,19 +43,47 @@ class JobTable(Protocol):
     async def run_now(self, name: str) -> RunResult: ...
 
 
-async def job_view(db: Database, table: JobTable, name: str) -> dict[str, Any]:
+def _require_job(table: JobTable, name: str) -> None:
     if name not in table.jobs:
         raise NotFound(f"no such job: {name}", code="job_not_found")
+
+
+async def _view(
+    db: Database, table: JobTable, name: str, pause: dict[str, Any] | None
+) -> dict[str, Any]:
     return {
         "name": name,
         "interval_s": table.jobs[name].seconds,
         "next_run_at": table.next_run_at(name),
+        "paused": pause is not None,
+        "paused_at": None if pause is None else pause["paused_at"],
+        "paused_by": None if pause is None else pause["paused_by"],
         "last_runs": await job_runs.recent_runs(db, name, LAST_RUNS),
     }
 
 
+async def job_view(db: Database, table: JobTable, name: str) -> dict[str, Any]:
+    _require_job(table, name)
+    pauses = await job_runs.pause_states(db, [name])
+    return await _view(db, table, name, pauses.get(name))
+
+
 async def list_jobs(db: Database, table: JobTable) -> list[dict[str, Any]]:
-    return [await job_view(db, table, name) for name in sorted(table.jobs)]
+    names = sorted(table.jobs)
+    pauses = await job_runs.pause_states(db, names)
+    return [await _view(db, table, name, pauses.get(name)) for name in names]
+
+
+async def set_paused(
+    deps: TransactionDeps, table: JobTable, name: str, paused: bool, actor_id: str | None
+) -> dict[str, Any]:
+    """Pause or resume a job on every node; audited (`admin.job_paused` / `admin.job_resumed`)
+    only when it changed anything, so repeating the request is harmless."""
+    _require_job(table, name)
+    async with unit_of_work(deps) as uow:
+        if await job_runs.set_paused(uow.conn, name, paused, actor_id):
+            await audit(uow, "job_paused" if paused else "job_resumed", actor_id, {"job": name})
+    return await job_view(deps.db, table, name)
 
 
 async def run_job(
@@ -57,8 +91,7 @@ async def run_job(
 ) -> dict[str, Any]:
     """Run now (same lock as a scheduled run: if another node holds it, `ran` is false); the
     request is audited whatever the run's outcome (its history row says that)."""
-    if name not in table.jobs:
-        raise NotFound(f"no such job: {name}", code="job_not_found")
+    _require_job(table, name)
     async with unit_of_work(deps) as uow:
         await audit(uow, "job_run", actor_id, {"job": name})
     run = await table.run_now(name)

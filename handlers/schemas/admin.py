@@ -56,6 +56,9 @@ class JobSchema(Schema):
     name = fields.String(required=True)
     interval_s = fields.Float(required=True)
     next_run_at = fields.DateTime(allow_none=True, required=True)
+    paused = fields.Boolean(required=True)
+    paused_at = fields.DateTime(allow_none=True, required=True)
+    paused_by = fields.String(allow_none=True, required=True)
     last_runs = fields.List(fields.Nested(JobRunSchema), required=True)
 
 
