@@ -254,6 +254,23 @@ class BaseHandler(JsonErrors):
             raise ValidationFailed("Content-Type must be application/json")
         return parse_json(body)
 
+    def text_body(self, media_types: tuple[str, ...]) -> str:
+        """A text body (e.g. Markdown to import): one of `media_types`, strict UTF-8, storable
+        (no NUL, no lone surrogate), else a 400 naming the body."""
+        ctype = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if ctype not in media_types:
+            raise ValidationFailed(
+                f"Content-Type must be {' or '.join(media_types)}",
+                fields={"_body": [f"not {' or '.join(media_types)}"]},
+            )
+        try:
+            text = b"".join(self._body_chunks).decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ValidationFailed(
+                "body is not valid UTF-8", fields={"_body": ["not valid UTF-8"]}
+            ) from err
+        return check_text("_body", text)
+
     def load_body(self, schema: marshmallow.Schema, *, partial: bool = False) -> dict[str, Any]:
         """Validate the JSON body; unknown fields are an error (no mass assignment)."""
         data = self.json_body()

@@ -160,6 +160,9 @@ def _operation(route: Route, method: str, spec: dict[str, Any]) -> dict[str, Any
         op["parameters"].append("IdempotencyKey")
     if spec.get("body") is not None:
         op["requestBody"] = _request_body(method, spec["body"])
+    if spec.get("text_body") is not None:  # a text body (an import), not JSON
+        text = {"schema": {"type": "string"}}
+        op["requestBody"] = {"required": True, "content": dict.fromkeys(spec["text_body"], text)}
     for status in _success_statuses(spec):
         op["responses"][str(status)] = _success_response(route, spec, status)
     op["responses"].update(_error_responses(versioned))

@@ -239,6 +239,17 @@ def scratch_fragment() -> XmlFragment:
     return scratch.get("scratch", type=XmlFragment)
 
 
+def new_document_state(blocks: list[dict[str, Any]], fragment: str) -> bytes:
+    """A whole document holding `blocks` (validated, ids filled in), as one Yjs update from an
+    empty state: what an imported document's log starts with."""
+    doc: Doc = Doc(client_id=fresh_client_id())
+    with doc.transaction(origin="rest"):
+        group = doc.get(fragment, type=XmlFragment).children.append(XmlElement(BLOCK_GROUP))
+        for block in blocks:
+            build_container(group, block)
+    return doc.get_update()
+
+
 def _scratch_container(block: dict[str, Any]) -> XmlElement:
     return build_container(scratch_fragment(), block)
 

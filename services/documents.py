@@ -329,29 +329,54 @@ async def duplicate_document(
     await check_placement(ctx, actor_id, placement)
     state = await load_state(ctx.db, ctx.doc_log, doc_id)
     new_title = title if title is not None else copy_title(source["title"])
-    # The `document.created` event goes out at the commit, before the content is copied: the
-    # content reaches readers through the document log anyway, and a failed copy removes the row.
+    return await create_with_content(
+        ctx,
+        actor_id,
+        placement,
+        new_title,
+        state.update,
+        kind="duplicate",
+        fragment=source["fragment"],
+        source_id=doc_id,
+    )
+
+
+async def create_with_content(
+    ctx: Deps,
+    actor_id: str,
+    placement: Placement,
+    title: str,
+    state: bytes,
+    *,
+    kind: str,
+    fragment: str | None = None,
+    **event: Any,
+) -> dict[str, Any]:
+    """A new document (placement checked by the caller) whose log starts with `state`, one
+    whole-state update tagged `server:<kind>` (a duplicate, an import)."""
+    # The `document.created` event goes out at the commit, before the content is written: the
+    # content reaches readers through the document log anyway, and a failed write removes the row.
     async with unit_of_work(ctx) as uow:
-        doc = await _insert(
-            uow, actor_id, placement, new_title, fragment=source["fragment"], source_id=doc_id
-        )
+        doc = await _insert(uow, actor_id, placement, title, fragment=fragment, **event)
     new_id = str(doc["id"])
     try:
-        copied = await _copy_content(ctx, actor_id, new_id, state.update)
+        written = await _write_content(ctx, actor_id, new_id, state, kind)
     except BaseException:
         # The row was visible for a moment without its content: remove it (nothing references a
         # document this young). A publish that timed out may still have stored the update: it is
         # an orphaned subject then, purged by the snapshot job.
         await ctx.db.execute("DELETE FROM documents WHERE id = $1", new_id)
         raise
-    return with_content(ctx, doc, copied)
+    return with_content(ctx, doc, written)
 
 
-async def _copy_content(ctx: Deps, actor_id: str, doc_id: str, state: bytes) -> DocState | None:
+async def _write_content(
+    ctx: Deps, actor_id: str, doc_id: str, state: bytes, kind: str
+) -> DocState | None:
     if state == EMPTY_UPDATE or not state:
         return None
     ack = await ctx.doc_log.publish(
-        doc_id, state, msg_id=f"duplicate:{doc_id}", client="server:duplicate", user=actor_id
+        doc_id, state, msg_id=f"{kind}:{doc_id}", client=f"server:{kind}", user=actor_id
     )
     await refresh_projection_now(ctx, doc_id)
     return DocState(state, ack.seq, 0, [])

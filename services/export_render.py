@@ -220,25 +220,35 @@ def _md_block(block: Block, names: Names, ordinal: int) -> list[str]:
     return [text] if text else []
 
 
+_BULLETED = {"bulletListItem", "checkListItem", "toggleListItem"}
+
+
 def _md_blocks(blocks: list[Block], names: Names, indent: str) -> list[str]:
     """Blocks separated by a blank line, except consecutive items of one list; children indented
-    under their block (nested lists)."""
+    under their block (nested lists; other children after a blank line, so Markdown reads them
+    as the item's own paragraphs, not as its text continued). Two different bulleted lists in a
+    row alternate `-` and `*`: with one marker, Markdown would read them as one list."""
     lines: list[str] = []
     previous: str | None = None
     ordinal = 0
+    marker = "*"
     for block in blocks:
         kind = str(block.get("type"))
         ordinal = ordinal + 1 if kind == "numberedListItem" and previous == kind else 1
         if kind == "numberedListItem" and ordinal == 1:
             ordinal = int((block.get("props") or {}).get("start") or 1)
+        if kind in _BULLETED and previous != kind:
+            marker = "*" if previous in _BULLETED and marker == "-" else "-"
         if lines and not (kind in LIST_TYPES and previous == kind):
             lines.append("")
         own = _md_block(block, names, ordinal)
+        if kind in _BULLETED:
+            own = [marker + own[0][1:], *own[1:]]
         lines += [indent + line if line else "" for part in own for line in part.split("\n")]
         children = block.get("children") or []
         if children:
             pad = " " * (len(str(ordinal)) + 2) if kind == "numberedListItem" else "  "
-            if kind not in LIST_TYPES:
+            if kind not in LIST_TYPES or str(children[0].get("type")) not in LIST_TYPES:
                 lines.append("")
             lines += _md_blocks(children, names, indent + pad)
         previous = kind

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from handlers.schemas.documents import TITLE
 from models.exports import EXPORT_STATES
+from services.doc_import import IMPORT_FORMATS
 from services.export import FORMATS
 from services.export_jobs import WORKSPACE_FORMAT
 
@@ -57,3 +59,17 @@ class ExportStatusSchema(Schema):
     )
     status_url = fields.String(required=True)
     download_url = fields.String(allow_none=True, metadata={"description": "once ready"})
+
+
+class ImportQuerySchema(Schema):
+    format = fields.String(
+        required=True,
+        validate=validate.OneOf(IMPORT_FORMATS),
+        metadata={"description": "markdown (the body is the text, `text/markdown`)"},
+    )
+    parent_id = fields.UUID(metadata={"description": "import as a sub-page of this page"})
+    board_id = fields.UUID()
+    title = fields.String(
+        validate=TITLE,
+        metadata={"description": "the title; without it a leading `# heading` is the title"},
+    )
