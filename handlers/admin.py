@@ -16,11 +16,12 @@ from handlers.schemas.admin import (
     JobListSchema,
     JobRunNowSchema,
     JobSchema,
+    StreamHealthSchema,
 )
 from handlers.schemas.auth import EmptySchema
 from handlers.schemas.common import PageQuerySchema
 from handlers.workspaces import send_page
-from services import job_admin, policy, user_admin, workspace_admin
+from services import job_admin, policy, stream_health, user_admin, workspace_admin
 from services.auth_guard import Principal
 from services.deps import Deps
 
@@ -189,6 +190,21 @@ class AdminJobResumeHandler(AdminJobPauseHandler):
     pause = False
 
 
+class AdminStreamHealthHandler(BaseHandler):
+    openapi = {
+        "get": {
+            "summary": "Document log usage against its limits, with the alert level "
+            "(what `collab stream-health` reports; instance admins only)",
+            "response": StreamHealthSchema,
+        }
+    }
+
+    @signed_in
+    async def get(self, principal: Principal) -> None:
+        await policy.require_instance_admin(self.ctx.db, principal.user_id)
+        self.send(StreamHealthSchema().dump(await stream_health.report(self.ctx.nats)))
+
+
 ROUTES = [
     route("/api/v1/admin/users/", AdminUsersHandler),
     route("/api/v1/admin/users/{user_id}/deactivate/", AdminUserDeactivateHandler),
@@ -199,4 +215,5 @@ ROUTES = [
     route("/api/v1/admin/jobs/{job_name}/run/", AdminJobRunHandler),
     route("/api/v1/admin/jobs/{job_name}/pause/", AdminJobPauseHandler),
     route("/api/v1/admin/jobs/{job_name}/resume/", AdminJobResumeHandler),
+    route("/api/v1/admin/stream-health/", AdminStreamHealthHandler),
 ]

@@ -156,7 +156,9 @@ class ThreadResolveHandler(BaseHandler):
     @signed_in
     async def post(self, principal: Principal, thread_id: str) -> None:
         self.load_body(EmptySchema())
-        self.send(await service.set_status(self.ctx, principal.user_id, thread_id, self.target_status))
+        self.send(
+            await service.set_status(self.ctx, principal.user_id, thread_id, self.target_status)
+        )
 
 
 class ThreadReopenHandler(ThreadResolveHandler):

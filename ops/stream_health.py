@@ -9,24 +9,19 @@ documents stops there; this is the early warning. Run it from cron/monitoring, o
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from typing import Any
 
-from bus.doc_usage import CRITICAL_AT, WARN_AT, Finding, StreamUsage, assess, stream_usage
+from bus.doc_usage import CRITICAL_AT, WARN_AT, Finding, StreamUsage, assess
 from ops._runtime import add_common_arguments, ops_context, run_command
 from ops.exit_codes import ExitCode
 from server.settings import Settings
+from services import stream_health
 
 EXIT_CODES = {"ok": ExitCode.OK, "warning": ExitCode.WARNING, "critical": ExitCode.CRITICAL}
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
-
-
-def worst(findings: list[Finding]) -> str:
-    levels = [f.level for f in findings] or ["ok"]
-    return max(levels, key=lambda level: EXIT_CODES[level])
 
 
 def render(usage: StreamUsage, findings: list[Finding]) -> str:
@@ -48,13 +43,7 @@ def render(usage: StreamUsage, findings: list[Finding]) -> str:
 
 async def health(settings: Settings) -> dict[str, Any]:
     async with ops_context(settings, need_db=False) as ctx:
-        usage = await stream_usage(ctx.nats)
-    findings = assess(usage)
-    return {
-        "level": worst(findings),
-        "usage": usage,
-        "findings": [{**dataclasses.asdict(f), "fraction": f.fraction} for f in findings],
-    }
+        return await stream_health.report(ctx.nats)
 
 
 def run(args: argparse.Namespace) -> int:

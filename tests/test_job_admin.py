@@ -124,3 +124,28 @@ async def test_collab_jobs_pause_and_resume(ctx, settings):
     assert code == ExitCode.NOT_FOUND and "no such job" in err
     code, _out, _err = await collab(settings, "jobs", "pause", "--json", env=env)
     assert code == ExitCode.USAGE
+
+
+# --- stream health ---------------------------------------------------------------------------
+
+STREAM_HEALTH = "/api/v1/admin/stream-health/"
+
+
+async def test_stream_health_over_the_admin_api(api, ctx, make_user):
+    admin = await make_admin(ctx, make_user)
+    plain = await make_user("plain")
+    assert (await api.get(STREAM_HEALTH)).status == 401
+    refused = await api.get(STREAM_HEALTH, token=plain.access_token)
+    assert (refused.status, refused.error_code) == (403, "admin_only")
+
+    health = await api.get(STREAM_HEALTH, token=admin.access_token)
+    assert health.status == 200, health.body
+    body = health.body
+    assert body["stream"] == "COLLAB_DOCS" and body["level"] in ("ok", "warning", "critical")
+    assert body["thresholds"] == {"warning": 0.5, "critical": 0.8}
+    # The same numbers as the stream itself reports (what `collab stream-health` prints).
+    info = await ctx.nats.jetstream.stream_info("COLLAB_DOCS")
+    assert body["usage"]["max_bytes"] == info.config.max_bytes
+    assert body["usage"]["max_msgs_per_subject"] == info.config.max_msgs_per_subject
+    limits = {f["limit"] for f in body["findings"]}
+    assert "max_bytes" in limits and "max_msgs_per_subject" in limits

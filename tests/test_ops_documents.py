@@ -12,8 +12,9 @@ from pathlib import Path
 
 from bus.doc_usage import StreamUsage, assess
 from ops.exit_codes import ExitCode
-from ops.stream_health import render, worst
+from ops.stream_health import render
 from server.embedded import free_port
+from services.stream_health import worst
 from tests.documents_support import Writer, make_doc_row, root_text
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -69,3 +69,40 @@ class JobListSchema(Schema):
 class JobRunNowSchema(Schema):
     ran = fields.Boolean(required=True)
     job = fields.Nested(JobSchema, required=True)
+
+
+class StreamUsageSchema(Schema):
+    messages = fields.Integer(required=True)
+    bytes = fields.Integer(required=True)
+    first_seq = fields.Integer(required=True)
+    last_seq = fields.Integer(required=True)
+    subjects = fields.Integer(required=True)
+    max_bytes = fields.Integer(required=True, metadata={"description": "-1: no limit"})
+    max_msgs = fields.Integer(required=True)
+    max_msgs_per_subject = fields.Integer(required=True)
+    max_msg_size = fields.Integer(required=True)
+    discard = fields.String(required=True)
+    discard_new_per_subject = fields.Boolean(required=True)
+    largest_subject = fields.String(allow_none=True, required=True)
+    largest_subject_msgs = fields.Integer(required=True)
+
+
+class StreamFindingSchema(Schema):
+    level = fields.String(required=True, validate=validate.OneOf(["ok", "warning", "critical"]))
+    limit = fields.String(required=True)
+    used = fields.Integer(required=True)
+    maximum = fields.Integer(required=True)
+    fraction = fields.Float(required=True)
+
+
+class StreamThresholdsSchema(Schema):
+    warning = fields.Float(required=True)
+    critical = fields.Float(required=True)
+
+
+class StreamHealthSchema(Schema):
+    stream = fields.String(required=True)
+    level = fields.String(required=True, validate=validate.OneOf(["ok", "warning", "critical"]))
+    thresholds = fields.Nested(StreamThresholdsSchema, required=True)
+    usage = fields.Nested(StreamUsageSchema, required=True)
+    findings = fields.List(fields.Nested(StreamFindingSchema), required=True)
