@@ -21,7 +21,7 @@ from bus.schemas.board_entities import BoardSchema, LabelSchema, MemberSchema
 from core.errors import Conflict, NotFound, ValidationFailed
 from models.repo import boards as boards_repo
 from models.repo import cards as cards_repo
-from services import permissions_cache, policy
+from services import notifications, permissions_cache, policy
 from services.board_changes import BoardChange, board_change, check_version
 from services.policy import Action, Resource
 from services.unit_of_work import unit_of_work
@@ -177,9 +177,20 @@ async def grant_member(
             fields={"user_id": ["not a member of the workspace"]},
         )
     async with board_change(ctx, [board_id], actor_id, allow_archived=True) as change:
+        before = await boards_repo.get_member(change.conn, board_id, user_id)
         row = await boards_repo.upsert_member(change.conn, board_id, user_id, role, actor_id)
         entity = _member.dump(row)
         await change.emit(board_id, "member.granted", entity)
+        if before is None or before["role"] != role:
+            await notifications.access_granted(
+                change.uow,
+                actor_id,
+                user_id,
+                access.workspace_id,
+                title=change.board(board_id)["name"],
+                role=role,
+                board_id=board_id,
+            )
     await permissions_cache.invalidate_user(
         ctx, user_id, access.workspace_id, resource_type="board", resource_id=board_id
     )

@@ -16,15 +16,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from bus.schemas.board_entities import CardSchema, ListSchema
 from core.errors import Conflict, NotFound, ValidationFailed
 from models.repo import boards as boards_repo
 from models.repo import cards as cards_repo
 from models.repo import positions
-from services import comments, policy
+from services import comments, notifications, policy
 from services.board_changes import BoardChange, StaleVersion, board_change, check_version
 from services.boards import authorize_item, require_board
+from services.notifications import NotificationDraft
 from services.policy import Action, Resource
 
 if TYPE_CHECKING:
@@ -214,14 +216,36 @@ async def _check_labels(change: BoardChange, board_id: str, label_ids: list[str]
         )
 
 
-async def _apply_links(change: BoardChange, card_id: str, board_id: str, data: dict) -> None:
+async def _apply_links(change: BoardChange, card_id: str, board_id: str, data: dict) -> list[str]:
+    """Replace the labels and assignees given in `data`; returns the users newly assigned."""
     if "labels" in data:
         labels = [str(x) for x in dict.fromkeys(data["labels"])]
         await _check_labels(change, board_id, labels)
         await cards_repo.replace_links(change.conn, card_id, "card_labels", "label_id", labels)
-    if "assignees" in data:
-        users = [str(x) for x in dict.fromkeys(data["assignees"])]
-        await cards_repo.replace_links(change.conn, card_id, "card_assignees", "user_id", users)
+    if "assignees" not in data:
+        return []
+    users = [str(x) for x in dict.fromkeys(data["assignees"])]
+    return await cards_repo.replace_links(change.conn, card_id, "card_assignees", "user_id", users)
+
+
+async def _notify_assigned(
+    change: BoardChange, board_id: str, card: dict[str, Any], assigned: list[str]
+) -> None:
+    """`card.assigned` for each user newly on the card (not the actor: `notify` skips them)."""
+    board = change.board(board_id)
+    for user_id in assigned:
+        await notifications.notify(
+            change.uow,
+            NotificationDraft(
+                recipient_id=UUID(user_id),
+                kind=notifications.CARD_ASSIGNED,
+                actor_id=None if change.actor_id is None else UUID(str(change.actor_id)),
+                workspace_id=UUID(str(board["workspace_id"])),
+                board_id=UUID(board_id),
+                card_id=UUID(str(card["id"])),
+                data={"title": card["title"], "board_name": board["name"]},
+            ),
+        )
 
 
 async def _card_entity(change: BoardChange, card_id: str) -> dict[str, Any]:
@@ -276,9 +300,10 @@ async def create_card(
         card_id = await cards_repo.insert_card(
             change.conn, target, {**fields, "created_by": actor_id}, position
         )
-        await _apply_links(change, card_id, board_id, data)
+        assigned = await _apply_links(change, card_id, board_id, data)
         entity = await _card_entity(change, card_id)
         await change.emit(board_id, "card.created", entity)
+        await _notify_assigned(change, board_id, entity, assigned)
     return entity
 
 
@@ -294,9 +319,10 @@ async def update_card(
         await _lock_card(change, card_id, board_id, data.get("version"))
         columns = {k: data[k] for k in CARD_COLUMNS if k in data}
         await cards_repo.update_card(change.conn, card_id, columns)
-        await _apply_links(change, card_id, board_id, data)
+        assigned = await _apply_links(change, card_id, board_id, data)
         entity = await _card_entity(change, card_id)
         await change.emit(board_id, "card.updated", entity)
+        await _notify_assigned(change, board_id, entity, assigned)
     return entity
 
 

@@ -83,6 +83,7 @@ __all__ = [
     "THREAD_RESOLVED",
     "WORKSPACE_INVITED",
     "NotificationDraft",
+    "access_granted",
     "default_channel",
     "effective_channel",
     "notify",
@@ -345,3 +346,32 @@ async def set_preference(db: Executor, user_id: str, kind: str, channel: str) ->
         raise ValidationFailed("unknown channel", fields={"channel": ["unknown channel"]})
     await repo.set_preference(db, user_id, kind, channel)
     return _preference(kind, channel)
+
+
+# --- emit sites shared by several features -----------------------------------------------------
+
+
+async def access_granted(
+    uow: UnitOfWork,
+    actor_id: str,
+    user_id: str,
+    workspace_id: str,
+    *,
+    title: str,
+    role: str,
+    document_id: str | None = None,
+    board_id: str | None = None,
+) -> None:
+    """`access.granted`: someone gave `user_id` a role on a document or a board."""
+    await notify(
+        uow,
+        NotificationDraft(
+            recipient_id=UUID(user_id),
+            kind=ACCESS_GRANTED,
+            actor_id=UUID(actor_id),
+            workspace_id=UUID(workspace_id),
+            document_id=None if document_id is None else UUID(document_id),
+            board_id=None if board_id is None else UUID(board_id),
+            data={"title": title, "role": role},
+        ),
+    )

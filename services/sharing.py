@@ -3,7 +3,8 @@
 A grant overrides the member's default on that one document in both directions (policy.py): it
 is how a Guest sees a document, and how a Member gets less than editor. Changing one invalidates
 the grantee's cached decisions and tells every node to re-check the grantee's open sockets on the
-document (`permissions_cache.invalidate_user`, after the commit).
+document (`permissions_cache.invalidate_user`, after the commit). A new or changed grant tells
+the grantee (`access.granted`, services/notifications.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import NotFound
 from models.repo import documents as repo
-from services import activity, permissions_cache, policy
+from services import activity, notifications, permissions_cache, policy
 from services.policy import Action, Resource
 from services.unit_of_work import UnitOfWork, unit_of_work
 
@@ -55,7 +56,19 @@ async def set_grant(
     if not await repo.is_workspace_member(ctx.db, access.workspace_id, user_id):
         raise NotFound("no such member in this workspace", fields={"user_id": ["not a member"]})
     async with unit_of_work(ctx) as uow:
+        before = await repo.grant_role(uow.conn, doc_id, user_id)
         grant = await repo.upsert_grant(uow.conn, doc_id, user_id, role, actor_id)
+        if before != role:
+            document = await repo.get_document(uow.conn, doc_id)
+            await notifications.access_granted(
+                uow,
+                actor_id,
+                user_id,
+                access.workspace_id,
+                title=document["title"] if document else "",
+                role=role,
+                document_id=doc_id,
+            )
         await uow.emit(
             activity.event(
                 access.workspace_id,

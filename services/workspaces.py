@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 import asyncpg
 
@@ -27,7 +28,8 @@ from core.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
 from models.repo import outbox as outbox_repo
 from models.repo import users as users_repo
 from models.repo import workspaces as repo
-from services import activity, permissions_cache, policy
+from services import activity, notifications, permissions_cache, policy
+from services.notifications import NotificationDraft
 from services.policy import Action, Resource, WorkspaceRole
 from services.unit_of_work import UnitOfWork, unit_of_work
 
@@ -381,7 +383,37 @@ async def invite(
             "expires_at": expires_at,
         }
         await uow.emit(activity.event(workspace_id, "invitation.created", actor_id, data))
+        await _notify_invitee(uow, workspace, invitation, inviter)
     return CreatedInvitation(invitation, token, accept_path(token))
+
+
+async def _notify_invitee(
+    uow: UnitOfWork,
+    workspace: dict[str, Any],
+    invitation: dict[str, Any],
+    inviter: dict[str, Any] | None,
+) -> None:
+    """An invitee who already has an account hears about it in their inbox too (the accept
+    link stays in the email: the notification subject is readable by tools, the token is not)."""
+    invitee = await users_repo.get_user_by_email(uow.conn, invitation["email"])
+    if invitee is None:
+        return
+    await notifications.notify(
+        uow,
+        NotificationDraft(
+            recipient_id=UUID(str(invitee["id"])),
+            kind=notifications.WORKSPACE_INVITED,
+            actor_id=None if inviter is None else UUID(str(inviter["id"])),
+            workspace_id=UUID(str(workspace["id"])),
+            data={
+                "workspace_name": workspace["name"],
+                "role": invitation["role"],
+                "invitation_id": str(invitation["id"]),
+                "inviter_name": inviter["display_name"] if inviter else None,
+                "expires_at": invitation["expires_at"],
+            },
+        ),
+    )
 
 
 def _invitation_email(

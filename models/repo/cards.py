@@ -170,9 +170,9 @@ async def delete_card(conn: asyncpg.Connection, card_id: str) -> None:
 
 async def replace_links(
     conn: asyncpg.Connection, card_id: str, table: str, column: str, ids: list[str]
-) -> None:
+) -> list[str]:
     """Make `ids` the card's labels (`card_labels`/`label_id`) or assignees (`card_assignees`/
-    `user_id`), keeping the rows of those that stay."""
+    `user_id`), keeping the rows of those that stay; returns the ids that were not linked yet."""
     if (table, column) not in (("card_labels", "label_id"), ("card_assignees", "user_id")):
         raise ValueError(f"not a card link table: {table}.{column}")
     await conn.execute(
@@ -180,12 +180,13 @@ async def replace_links(
         card_id,
         ids,
     )
-    await conn.execute(
+    added = await conn.fetch(
         f"INSERT INTO {table} (card_id, {column}) SELECT $1, unnest($2::uuid[])"
-        f" ON CONFLICT (card_id, {column}) DO NOTHING",
+        f" ON CONFLICT (card_id, {column}) DO NOTHING RETURNING {column}",
         card_id,
         ids,
     )
+    return [str(row[column]) for row in added]
 
 
 async def cards_with_label(conn: asyncpg.Connection, label_id: str) -> list[str]:

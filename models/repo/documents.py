@@ -322,6 +322,16 @@ async def is_workspace_member(db: Executor, workspace_id: str, user_id: str) -> 
     )
 
 
+async def grant_role(db: Executor, doc_id: str, user_id: str) -> str | None:
+    """The user's explicit role on the document, None without a grant."""
+    role = await db.fetchval(
+        "SELECT role FROM document_grants WHERE document_id = $1 AND user_id = $2",
+        doc_id,
+        user_id,
+    )
+    return None if role is None else str(role)
+
+
 async def upsert_grant(
     conn: asyncpg.Connection, doc_id: str, user_id: str, role: str, granted_by: str
 ) -> dict[str, Any]:
