@@ -11,6 +11,7 @@ from services import notifications
 from services.notifications import NotificationDraft
 from services.unit_of_work import unit_of_work
 from tests.board_helpers import BoardSocket
+from tests.ws_helpers import workspace_with
 
 INBOX = "/api/v1/notifications/"
 
@@ -59,3 +60,14 @@ class InboxSocket(BoardSocket):
     async def frame(self, event_type: str) -> dict:
         """The next event frame of that type (with its `seq`)."""
         return await self.next(lambda f: f["type"] == "event" and f["event"]["type"] == event_type)
+
+
+async def workspace_with_empty_inboxes(api: Any, ctx: Any, *roles: str) -> tuple[dict, dict]:
+    """`workspace_with`, then the `workspace.invited` notifications its invitations sent are
+    dropped: these tests count from an empty inbox."""
+    workspace, users = await workspace_with(api, ctx, *roles)
+    await ctx.db.execute(
+        "DELETE FROM notifications WHERE workspace_id = $1 AND kind = 'workspace.invited'",
+        workspace["id"],
+    )
+    return workspace, users

@@ -11,8 +11,14 @@ import pytest
 from bus.schemas.notifications import NotificationEventSchema
 from services import notifications
 from tests.board_helpers import second_node
-from tests.notification_support import INBOX, InboxSocket, draft, notify
-from tests.ws_helpers import insert_document, workspace_with
+from tests.notification_support import (
+    INBOX,
+    InboxSocket,
+    draft,
+    notify,
+    workspace_with_empty_inboxes,
+)
+from tests.ws_helpers import insert_document
 
 _schema = NotificationEventSchema()
 
@@ -27,7 +33,7 @@ _schema = NotificationEventSchema()
     ],
 )
 async def test_handshake_refusals(api, ctx, http_server_port, token, query, code):
-    _, users = await workspace_with(api, ctx)
+    _, users = await workspace_with_empty_inboxes(api, ctx)
     token = users["owner"].access_token if token == "good" else token
     sock = await InboxSocket.open(http_server_port[1], token, query=query)
     assert (await sock.closed())[0] == code
@@ -35,7 +41,7 @@ async def test_handshake_refusals(api, ctx, http_server_port, token, query, code
 
 async def test_events_reach_the_inbox_on_another_node(api, ctx, settings):
     """Written and read on node 1, pushed by node 2: the notification, then the count dropping."""
-    workspace, users = await workspace_with(api, ctx, "member")
+    workspace, users = await workspace_with_empty_inboxes(api, ctx, "member")
     owner, member = users["owner"], users["member"]
     doc = await insert_document(ctx, workspace["id"], title="Plan")
     async with second_node(settings) as (node, _):
@@ -65,7 +71,7 @@ async def test_events_reach_the_inbox_on_another_node(api, ctx, settings):
 async def test_since_replays_what_was_missed_once_then_goes_live(
     api, ctx, settings, http_server_port
 ):
-    workspace, users = await workspace_with(api, ctx, "member", "admin")
+    workspace, users = await workspace_with_empty_inboxes(api, ctx, "member", "admin")
     owner, member, admin = users["owner"], users["member"], users["admin"]
     first = await InboxSocket.open(http_server_port[1], member.access_token)
     seen = (await first.ready())["seq"]
@@ -100,7 +106,7 @@ async def test_since_replays_what_was_missed_once_then_goes_live(
 
 
 async def test_since_past_the_stream_gets_refetch_then_live(api, ctx, http_server_port):
-    workspace, users = await workspace_with(api, ctx, "member")
+    workspace, users = await workspace_with_empty_inboxes(api, ctx, "member")
     owner, member = users["owner"], users["member"]
     sock = await InboxSocket.open(http_server_port[1], member.access_token, since=2**62)
     refetch = await sock.next()
@@ -123,7 +129,7 @@ async def test_since_past_the_stream_gets_refetch_then_live(api, ctx, http_serve
     ],
 )
 async def test_bad_frames_get_errors_and_keep_the_socket(api, ctx, http_server_port, frame, code):
-    _, users = await workspace_with(api, ctx)
+    _, users = await workspace_with_empty_inboxes(api, ctx)
     sock = await InboxSocket.open(http_server_port[1], users["owner"].access_token)
     await sock.ready()
     await sock.conn.write_message(frame, binary=isinstance(frame, bytes))
@@ -134,7 +140,7 @@ async def test_bad_frames_get_errors_and_keep_the_socket(api, ctx, http_server_p
 
 
 async def test_logout_closes_the_inbox_socket(api, ctx, http_server_port):
-    _, users = await workspace_with(api, ctx)
+    _, users = await workspace_with_empty_inboxes(api, ctx)
     owner = users["owner"]
     sock = await InboxSocket.open(http_server_port[1], owner.access_token)
     await sock.ready()

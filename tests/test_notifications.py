@@ -14,8 +14,8 @@ from bus.schemas.notifications import NotificationEventSchema
 from models.repo import notifications as notifications_repo
 from services import notifications
 from services.unit_of_work import unit_of_work
-from tests.notification_support import draft, notify, rows_of
-from tests.ws_helpers import Collector, fast_user, grant, insert_document, workspace_with, ws_path
+from tests.notification_support import draft, notify, rows_of, workspace_with_empty_inboxes
+from tests.ws_helpers import Collector, fast_user, grant, insert_document, ws_path
 
 
 class Rollback(Exception):
@@ -23,7 +23,7 @@ class Rollback(Exception):
 
 
 async def test_notify_writes_the_row_and_publishes_the_event_after_commit(api, ctx):
-    workspace, users = await workspace_with(api, ctx, "member")
+    workspace, users = await workspace_with_empty_inboxes(api, ctx, "member")
     owner, member = users["owner"], users["member"]
     doc = await insert_document(ctx, workspace["id"], title="Plan")
     collector = await Collector().start(ctx, user_notification_subject(member.id))
@@ -55,7 +55,7 @@ async def test_notify_writes_the_row_and_publishes_the_event_after_commit(api, c
 
 
 async def test_replies_of_one_thread_share_a_group_and_the_count_grows(api, ctx):
-    workspace, users = await workspace_with(api, ctx, "member")
+    workspace, users = await workspace_with_empty_inboxes(api, ctx, "member")
     owner, member = users["owner"], users["member"]
     doc, thread = await insert_document(ctx, workspace["id"]), uuid.uuid4()
     for _ in range(4):
@@ -78,14 +78,14 @@ async def test_replies_of_one_thread_share_a_group_and_the_count_grows(api, ctx)
 
 
 async def test_nobody_is_notified_of_their_own_action(api, ctx):
-    workspace, users = await workspace_with(api, ctx)
+    workspace, users = await workspace_with_empty_inboxes(api, ctx)
     owner = users["owner"]
     assert await notify(ctx, draft(owner, owner, workspace["id"])) is None
     assert await rows_of(ctx, owner.id) == []
 
 
 async def test_off_preference_silences_that_kind_only(api, ctx):
-    workspace, users = await workspace_with(api, ctx, "member")
+    workspace, users = await workspace_with_empty_inboxes(api, ctx, "member")
     owner, member = users["owner"], users["member"]
     await notifications_repo.set_preference(ctx.db, member.id, "document.mention", "off")
     assert await notify(ctx, draft(member, owner, workspace["id"])) is None
@@ -94,7 +94,7 @@ async def test_off_preference_silences_that_kind_only(api, ctx):
 
 
 async def test_only_people_who_may_see_it_are_notified(api, ctx):
-    workspace, users = await workspace_with(api, ctx, "guest")
+    workspace, users = await workspace_with_empty_inboxes(api, ctx, "guest")
     owner, guest = users["owner"], users["guest"]
     outsider = await fast_user(ctx, "outsider")
     private = await insert_document(ctx, workspace["id"], private=True)
@@ -108,7 +108,7 @@ async def test_only_people_who_may_see_it_are_notified(api, ctx):
 
 
 async def test_a_grant_in_the_same_transaction_counts(api, ctx):
-    workspace, users = await workspace_with(api, ctx, "guest")
+    workspace, users = await workspace_with_empty_inboxes(api, ctx, "guest")
     owner, guest = users["owner"], users["guest"]
     doc = await insert_document(ctx, workspace["id"])
     async with unit_of_work(ctx) as uow:
@@ -124,7 +124,7 @@ async def test_a_grant_in_the_same_transaction_counts(api, ctx):
 
 
 async def test_a_removed_member_hears_nothing_more(api, ctx):
-    workspace, users = await workspace_with(api, ctx, "member")
+    workspace, users = await workspace_with_empty_inboxes(api, ctx, "member")
     owner, member = users["owner"], users["member"]
     assert await notify(ctx, draft(member, owner, workspace["id"])) is not None
     removed = await api.delete(
@@ -136,7 +136,7 @@ async def test_a_removed_member_hears_nothing_more(api, ctx):
 
 
 async def test_an_invitation_reaches_someone_not_yet_a_member(api, ctx):
-    workspace, users = await workspace_with(api, ctx)
+    workspace, users = await workspace_with_empty_inboxes(api, ctx)
     invitee = await fast_user(ctx, "invitee")
     made = await notify(
         ctx, draft(invitee, users["owner"], workspace["id"], kind="workspace.invited")
@@ -145,7 +145,7 @@ async def test_an_invitation_reaches_someone_not_yet_a_member(api, ctx):
 
 
 async def test_a_rolled_back_change_leaves_no_row_and_no_event(api, ctx):
-    workspace, users = await workspace_with(api, ctx, "member")
+    workspace, users = await workspace_with_empty_inboxes(api, ctx, "member")
     owner, member = users["owner"], users["member"]
     collector = await Collector().start(ctx, user_notification_subject(member.id))
     try:
@@ -171,7 +171,7 @@ async def test_a_rolled_back_change_leaves_no_row_and_no_event(api, ctx):
     ],
 )
 async def test_a_bad_draft_is_a_bug_and_rolls_back(api, ctx, bad):
-    workspace, users = await workspace_with(api, ctx, "member")
+    workspace, users = await workspace_with_empty_inboxes(api, ctx, "member")
     owner, member = users["owner"], users["member"]
     with pytest.raises(EventSchemaError):
         await notify(ctx, draft(member, owner, workspace["id"], **bad))

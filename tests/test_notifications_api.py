@@ -10,8 +10,8 @@ import pytest
 
 from bus.jetstream import user_notification_subject
 from services import notifications
-from tests.notification_support import INBOX, draft, notify
-from tests.ws_helpers import Collector, insert_document, workspace_with
+from tests.notification_support import INBOX, draft, notify, workspace_with_empty_inboxes
+from tests.ws_helpers import Collector, insert_document
 
 
 async def inbox(api, user, **query) -> dict:
@@ -23,7 +23,7 @@ async def inbox(api, user, **query) -> dict:
 
 async def seeded(api, ctx):
     """A member with 4 replies in one thread and 1 mention in another document (5 unread)."""
-    workspace, users = await workspace_with(api, ctx, "member", "admin")
+    workspace, users = await workspace_with_empty_inboxes(api, ctx, "member", "admin")
     owner, member, admin = users["owner"], users["member"], users["admin"]
     doc, other_doc, thread = (
         await insert_document(ctx, workspace["id"]),
@@ -69,7 +69,7 @@ async def test_four_replies_are_one_item_with_a_count(api, ctx):
 
 
 async def test_cursor_pages_visit_every_group_once(api, ctx):
-    workspace, users = await workspace_with(api, ctx, "member")
+    workspace, users = await workspace_with_empty_inboxes(api, ctx, "member")
     owner, member = users["owner"], users["member"]
     for _ in range(5):
         doc = await insert_document(ctx, workspace["id"])
@@ -163,7 +163,7 @@ async def test_another_users_notifications_do_not_exist_for_me(api, ctx):
     ],
 )
 async def test_bad_listing_queries_are_400(api, ctx, query):
-    _, users = await workspace_with(api, ctx)
+    _, users = await workspace_with_empty_inboxes(api, ctx)
     response = await api.get(f"{INBOX}?{query}", token=users["owner"].access_token)
     assert (response.status, response.error_code) == (400, "validation_error"), response.body
 
@@ -193,7 +193,7 @@ async def test_bad_targets_are_400_and_change_nothing(api, ctx, body):
 
 
 async def test_preferences_list_every_kind_and_set_one(api, ctx):
-    workspace, users = await workspace_with(api, ctx, "member")
+    workspace, users = await workspace_with_empty_inboxes(api, ctx, "member")
     owner, member = users["owner"], users["member"]
     path = INBOX + "preferences/"
     listed = await api.get(path, token=member.access_token)
@@ -235,7 +235,7 @@ async def test_preferences_list_every_kind_and_set_one(api, ctx):
     ],
 )
 async def test_bad_preferences_are_400_and_change_nothing(api, ctx, kind, body):
-    _, users = await workspace_with(api, ctx)
+    _, users = await workspace_with_empty_inboxes(api, ctx)
     token = users["owner"].access_token
     path = INBOX + "preferences/"
     response = await api.put(f"{path}{kind}/", body, token=token)
