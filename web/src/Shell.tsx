@@ -99,12 +99,12 @@ function Sidebar ({ workspace }: { workspace: Workspace }) {
   return (
     <>
       <section>
-        <h3>Pages <button type='button' className='icon' aria-label='New page' title='New page' onClick={() => void createPage(null)}>＋</button></h3>
+        <h3>Pages <button type='button' className='icon' aria-label='New page' title='New page' onClick={() => void createPage(null)}>+</button></h3>
         <ErrorText error={newPage.error} />
         <DocTree key={treeVersion} workspace={workspace} parentId={null} selected={route.document} onAdd={createPage} />
       </section>
       <section>
-        <h3>Boards <button type='button' className='icon' aria-label='New board' title='New board' onClick={() => void createBoard()}>＋</button></h3>
+        <h3>Boards <button type='button' className='icon' aria-label='New board' title='New board' onClick={() => void createBoard()}>+</button></h3>
         <ErrorText error={newBoard.error} />
         <Status state={boards} what='boards'>
           {(items) => (
@@ -153,7 +153,7 @@ function DocNode ({ doc, workspace, selected, onAdd }: { doc: DocHeader, workspa
           onClick={(e) => { e.preventDefault(); navigate({ workspace: workspace.id, document: doc.id }) }}>
           {doc.title || 'Untitled'}
         </a>
-        <button type='button' className='icon add-sub' aria-label={`New sub-page of ${doc.title || 'Untitled'}`} title='New sub-page' onClick={() => { setOpen(true); onAdd(doc.id) }}>＋</button>
+        <button type='button' className='icon add-sub' aria-label={`New sub-page of ${doc.title || 'Untitled'}`} title='New sub-page' onClick={() => { setOpen(true); onAdd(doc.id) }}>+</button>
       </div>
       {open && <DocTree workspace={workspace} parentId={doc.id} selected={selected} onAdd={onAdd} />}
     </li>

@@ -202,7 +202,7 @@ export const endSession = () => store(null, 'ended')
 
 /** Colour of a user, stable across sessions and windows (cursor, avatar). */
 export function userColor (id: string): string {
-  const palette = ['#e11d48', '#2563eb', '#059669', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#65a30d']
+  const palette = ['#e11d48', '#2563eb', '#059669', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#65a30d', '#dc2626', '#4f46e5', '#0d9488', '#c2410c']
   let hash = 0
   for (const char of id) hash = (hash * 31 + char.charCodeAt(0)) >>> 0
   return palette[hash % palette.length]

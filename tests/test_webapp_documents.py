@@ -1,0 +1,119 @@
+"""Two people edit one page in two Chromium windows (issue 14 item 4, documents).
+
+Everything goes through the app in the browser — the BlockNote editor, the stock y-websocket
+provider, the document socket — except what another client would do (a REST block edit).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playwright.async_api import expect
+
+from tests.browser_support import TIMEOUT_MS, browser, new_page, screenshot_path, sign_in
+from tests.documents_support import create, join, make_workspace
+
+
+async def _two_editors(connected: Any, base: str, path: str, ann: Any, bob: Any) -> tuple[Any, Any]:
+    pages = []
+    for user in (ann, bob):
+        page = await new_page(connected)
+        await sign_in(page, base, user.email, user.password, path)
+        await expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "connected")
+        pages.append(page)
+    return pages[0], pages[1]
+
+
+def editor(page: Any) -> Any:
+    return page.locator(".bn-editor").first
+
+
+#: The editor's text without the other people's cursor labels (inline widgets in the DOM).
+_TEXT = """() => {
+  const copy = document.querySelector('.bn-editor').cloneNode(true)
+  copy.querySelectorAll('.bn-collaboration-cursor__base').forEach((c) => c.remove())
+  return copy.innerText.replace(/\\u2060/g, '')
+}"""
+
+
+async def text_of(page: Any) -> str:
+    return str(await page.evaluate(_TEXT))
+
+
+async def wait_text(page: Any, text: str, *, present: bool = True) -> None:
+    """Wait (on the page's own animation frames) until the editor's text has / lacks `text`."""
+    predicate = f"({_TEXT})().includes({text!r}) === {'true' if present else 'false'}"
+    await page.wait_for_function(predicate, timeout=TIMEOUT_MS)
+
+
+async def test_two_people_edit_one_page_and_restore_a_version(
+    chromium, ws_port, api, ctx, make_user
+) -> None:
+    ann, bob = await make_user("ann"), await make_user("bob")
+    workspace_id = await make_workspace(api, ann)
+    await join(ctx, workspace_id, bob, "member")
+    doc = await create(api, ann, workspace_id, title="Launch plan")
+    base = f"http://127.0.0.1:{ws_port}"
+    expect.set_options(timeout=TIMEOUT_MS)
+
+    async with browser(chromium) as connected:
+        page_a, page_b = await _two_editors(
+            connected, base, f"/w/{workspace_id}/d/{doc['id']}", ann, bob
+        )
+        # Each sees both people on the page (awareness), by name.
+        for page in (page_a, page_b):
+            presence = page.get_by_test_id("presence")
+            await expect(presence.locator(".avatar")).to_have_count(2)
+
+        await editor(page_a).click()
+        await page_a.keyboard.type("Hello from Ann.")
+        await expect(editor(page_b)).to_contain_text("Hello from Ann.")
+        await editor(page_b).get_by_text("Hello from Ann.").click()
+        await page_b.keyboard.press("End")
+        await page_b.keyboard.type(" Bob agrees.")
+        # Both converge on the same text, each sees the other's named cursor.
+        for page in (page_a, page_b):
+            await wait_text(page, "Hello from Ann. Bob agrees.")
+        assert await text_of(page_a) == await text_of(page_b)
+        for page, other in ((page_a, "Bob"), (page_b, "Ann")):
+            label = page.locator(".bn-collaboration-cursor__label")
+            await expect(label).to_have_text(other)
+            box = await label.bounding_box()
+            assert box and box["width"] > 15, box  # the name is shown, not a 4 px stub
+
+        # A block written over REST (another client, an integration) appears in open editors.
+        added = await api.post(
+            f"/api/v1/documents/{doc['id']}/blocks/",
+            {"block": {"type": "heading", "props": {"level": 2}, "content": "Added over REST"}},
+            token=bob.access_token,
+        )
+        assert added.status == 201, added.body
+        for page in (page_a, page_b):
+            await expect(
+                editor(page).get_by_role("heading", name="Added over REST")
+            ).to_be_visible()
+        await page_a.screenshot(path=screenshot_path("editor.png"))
+
+        # Name a version in Ann's history panel, keep typing, restore it: both editors go back.
+        await page_a.get_by_role("button", name="History").click()
+        await page_a.get_by_label("Version name").fill("Before the draft")
+        await page_a.get_by_role("button", name="Save", exact=True).click()
+        version = page_a.get_by_role("button", name="Before the draft")
+        await version.wait_for()
+        await editor(page_b).click()
+        await page_b.keyboard.press("Control+End")
+        await page_b.keyboard.press("Enter")
+        await page_b.keyboard.type("A rough draft to undo")
+        await wait_text(page_a, "A rough draft to undo")
+
+        await version.click()
+        preview = page_a.get_by_test_id("version-preview")
+        await expect(preview).to_contain_text("Hello from Ann. Bob agrees.")
+        await expect(preview).not_to_contain_text("A rough draft to undo")
+        await preview.get_by_role("button", name="Restore this version").click()
+        await expect(preview.get_by_role("status")).to_contain_text("Restored")
+        for page in (page_a, page_b):
+            await wait_text(page, "A rough draft to undo", present=False)
+            assert "Hello from Ann. Bob agrees." in await text_of(page)
+            assert "Added over REST" in await text_of(page)
+        assert await text_of(page_a) == await text_of(page_b)
