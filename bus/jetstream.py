@@ -1,8 +1,8 @@
 """JetStream streams and subjects: the public NATS contract of DESIGN.md §3.
 
 Streams are created or updated idempotently at node startup. `COLLAB_DOCS` holds every CRDT update
-(the document log, purged behind snapshots); `COLLAB_EVENTS` holds JSON board, notification and
-activity events.
+(the document log, purged behind snapshots); `COLLAB_EVENTS` holds JSON board, document (comments),
+notification and activity events.
 """
 
 from __future__ import annotations
@@ -25,6 +25,10 @@ def doc_update_subject(doc_id: str) -> str:
 
 def doc_awareness_subject(doc_id: str) -> str:
     return f"collab.doc.{doc_id}.awareness"
+
+
+def doc_event_subject(doc_id: str) -> str:
+    return f"collab.doc.{doc_id}.event"
 
 
 def board_event_subject(board_id: str) -> str:
@@ -63,6 +67,7 @@ def events_stream_config(settings: Settings) -> StreamConfig:
         name=EVENTS_STREAM,
         subjects=[
             "collab.board.*.event",
+            "collab.doc.*.event",
             "collab.user.*.notification",
             "collab.workspace.*.activity",
         ],

@@ -38,11 +38,13 @@ from bus.connection import NatsConnection
 from bus.events import EventSchemaError, publish_event
 from bus.jetstream import (
     board_event_subject,
+    doc_event_subject,
     user_notification_subject,
     workspace_activity_subject,
 )
 from bus.schemas.activity import ActivityEventSchema
 from bus.schemas.board_events import BoardEventSchema
+from bus.schemas.doc_events import DocEventSchema
 from bus.schemas.notifications import NotificationEventSchema
 from core.errors import Unavailable
 from models.db import Database
@@ -82,7 +84,10 @@ class EventKind:
 BOARD = EventKind("board", BoardEventSchema(), ordered=True)
 ACTIVITY = EventKind("activity", ActivityEventSchema())
 NOTIFICATION = EventKind("notification", NotificationEventSchema())
-KINDS: dict[str, EventKind] = {kind.name: kind for kind in (BOARD, ACTIVITY, NOTIFICATION)}
+DOCUMENT = EventKind("document", DocEventSchema())
+KINDS: dict[str, EventKind] = {
+    kind.name: kind for kind in (BOARD, ACTIVITY, NOTIFICATION, DOCUMENT)
+}
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,13 @@ def notification_event(body: dict[str, Any]) -> OutboundEvent:
     """A user notification event on `collab.user.<id>.notification` (message id: its `id`)."""
     return OutboundEvent(
         NOTIFICATION, user_notification_subject(str(body["user_id"])), str(body["id"]), body
+    )
+
+
+def doc_event(body: dict[str, Any]) -> OutboundEvent:
+    """A document event (`bus/schemas/doc_events.py`) on `collab.doc.<id>.event`."""
+    return OutboundEvent(
+        DOCUMENT, doc_event_subject(str(body["document_id"])), str(body["id"]), body
     )
 
 

@@ -33,6 +33,12 @@ class SocketQuerySchema(marshmallow.Schema):
     token = fields.String(load_default=None)
     format = fields.String(load_default="yjs", validate=validate.OneOf(["yjs", "json"]))
     since = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0))
+    # The document's JSON events (comment threads) as text frames: always with `format=json`;
+    # y-websocket sockets opt in (a stock provider cannot read text frames).
+    events = fields.Boolean(load_default=None, allow_none=True)
+    events_since = fields.Integer(
+        load_default=None, allow_none=True, validate=validate.Range(min=0)
+    )
 
 
 class DocumentSocketHandler(AuthenticatedSocketHandler):
@@ -66,6 +72,7 @@ class DocumentSocketHandler(AuthenticatedSocketHandler):
         accepted = self.accepted
         session_class = JsonSession if accepted["format"] == "json" else YjsSession
         extra = {"since": accepted["since"]} if session_class is JsonSession else {}
+        events = accepted["events"]
         return session_class(
             conn_id=self.hub.new_conn_id(),
             doc_id=accepted["doc_id"],
@@ -73,6 +80,8 @@ class DocumentSocketHandler(AuthenticatedSocketHandler):
             access=accepted["access"],
             transport=self,
             deps=self.hub.deps(),
+            events=(session_class is JsonSession) if events is None else events,
+            events_since=accepted["events_since"],
             **extra,
         )
 

@@ -239,3 +239,17 @@ def permission(role: str | None, read_only: bool, reason: str) -> str:
 
 def pong(msg_id: str | None) -> str:
     return _dumps({"type": "pong", "id": msg_id})
+
+
+def events_position(seq: int, refetch: str | None = None) -> str:
+    """The document's events (comment threads) after stream sequence `seq` follow; `refetch`:
+    the ones before could not be replayed (reload the threads over REST)."""
+    frame: dict[str, Any] = {"type": "events", "seq": seq}
+    if refetch is not None:
+        frame["refetch"] = refetch
+    return _dumps(frame)
+
+
+def document_event(seq: int, event: dict[str, Any]) -> str:
+    """One document event (`bus/schemas/doc_events.py`) at its stream sequence."""
+    return _dumps({"type": "event", "seq": seq, "event": event})

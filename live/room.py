@@ -55,6 +55,7 @@ from core.errors import AppError, CloseCode, Unavailable
 from live import envelope
 from live.awareness import AwarenessChange, AwarenessRegistry
 from live.awareness_relay import AwarenessRelay
+from live.doc_events import DocEvents
 from live.log_follower import LogFollower
 from live.merged_doc import POISON_UPDATES, MergedDoc
 from live.protocol import (
@@ -139,6 +140,8 @@ class Peer(Protocol):
 
     def deliver_awareness(self, batch: AwarenessBatch, origin: str | None) -> None: ...
 
+    def deliver_event(self, seq: int, event: dict[str, Any]) -> None: ...
+
     def renew_presence(self, now: float) -> None: ...
 
     def close(self, code: CloseCode, reason: str | None = None) -> None: ...
@@ -165,6 +168,8 @@ class Room:
         self.relay = AwarenessRelay(
             doc_id, node_id=self.node_id, nats_conn=nats_conn, fan_out=self._fanout_awareness
         )
+        # The document's JSON events (comment threads), for the peers that want them.
+        self.events = DocEvents(doc_id, nats_conn, self._fanout_event)
         self.delivered_seq = 0  # every update up to here has been handed to the local peers
         self.peers: dict[str, Peer] = {}
         self._reserved = 0  # bytes of updates being published right now (budget)
@@ -194,7 +199,8 @@ class Room:
         await self.follower.load()
         try:
             await self.relay.start()
-        except nats.errors.Error as err:
+            await self.events.start()
+        except (nats.errors.Error, Unavailable) as err:
             await self.stop()
             raise Unavailable("messaging unavailable") from err
         self._maintenance = asyncio.create_task(self._maintain(), name=f"room-{self.doc_id}")
@@ -207,6 +213,7 @@ class Room:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._maintenance
         await self.relay.stop()
+        await self.events.stop()
         await self.follower.stop()
         for _, future in self._waiters:
             if not future.done():
@@ -360,6 +367,10 @@ class Room:
     def apply_awareness(self, peer: Peer, entries: list[AwarenessEntry]) -> list[AwarenessEntry]:
         """A local connection's awareness update; returns entries to send back to it only."""
         return self.relay.apply_local(peer.conn_id, peer.user_id, entries, time.monotonic())
+
+    def _fanout_event(self, seq: int, event: dict[str, Any]) -> None:
+        for peer in list(self.peers.values()):
+            self._deliver(peer, peer.deliver_event, seq, event)
 
     def _fanout_awareness(self, changes: list[AwarenessChange], origin: str | None) -> None:
         batch = AwarenessBatch(changes)

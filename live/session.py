@@ -25,6 +25,7 @@ from bus.doc_log import DocLog, DocLogRejected
 from bus.revocations import Revocation
 from core.errors import CloseCode, Unavailable
 from live import envelope
+from live.doc_events import Expired
 from live.hub import Connection, Identity, SocketLimits, Transport
 from live.protocol import (
     EMPTY_UPDATE,
@@ -102,6 +103,8 @@ class Session(Connection):
         access: Access,
         transport: Transport,
         deps: SessionDeps,
+        events: bool = False,
+        events_since: int | None = None,
     ) -> None:
         super().__init__(
             conn_id=conn_id,
@@ -116,13 +119,55 @@ class Session(Connection):
         self.deps = deps
         self.settings = deps.settings
         self.room: Room | None = None
+        # The document's JSON events (comment threads) as text frames; `events_cursor` is the
+        # stream sequence of the last one sent (resume with `?events_since=`).
+        self.events = events
+        self.events_since = events_since
+        self.events_cursor = 0
+        self._held_events: list[tuple[int, dict[str, Any]]] | None = None
 
     # --- the hub's hooks ---------------------------------------------------------------------
 
     async def open(self) -> None:
         self.room = await self.deps.rooms.acquire(self.doc_id)
-        if not self.closed:
-            await self._open(self.room)
+        if self.closed:
+            return
+        # Events arriving while the protocol opens (it joins the room) wait here.
+        self._held_events = [] if self.events else None
+        start = self.room.events.seq if self.events_since is None else self.events_since
+        await self._open(self.room)
+        if self.events and not self.closed:
+            await self._open_events(self.room, start)
+
+    async def _open_events(self, room: Room, start: int) -> None:
+        """`{"type":"events","seq":S}` then every event after S: replayed from the stream for a
+        resume (or for events that raced the join), then live, each once and in order."""
+        seq, refetch = start, None
+        replay: list[tuple[int, dict[str, Any]]] = []
+        if self.events_since is not None or room.events.seq > start:
+            try:
+                replay = await room.events.read(start)
+            except Expired as err:
+                seq, refetch = err.seq, err.reason
+            except Unavailable:
+                seq, refetch = room.events.seq, "log_unavailable"
+        self.events_cursor = seq
+        self.send(envelope.events_position(seq, refetch))
+        held, self._held_events = self._held_events or [], None
+        for seq, event in [*replay, *held]:
+            self.deliver_event(seq, event)
+
+    def deliver_event(self, seq: int, event: dict[str, Any]) -> None:
+        """One document event, in stream order, never twice."""
+        if not self.events:
+            return
+        if self._held_events is not None:
+            self._held_events.append((seq, event))
+            return
+        if seq <= self.events_cursor:
+            return
+        self.events_cursor = seq
+        self.send(envelope.document_event(seq, event))
 
     def leave(self) -> None:
         if self.room is not None:

@@ -19,9 +19,14 @@ to anyone else. Every write counts against the writer's per-minute budget
 
 from __future__ import annotations
 
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+from bus.outbox import doc_event
 from bus.schemas.comment_entities import REACTIONS, CommentSchema, ThreadSchema
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from models.repo import cards as cards_repo
@@ -29,6 +34,7 @@ from models.repo import comments as repo
 from models.repo.comments import NewComment, NewThread, ThreadFilter
 from models.repo.doc_content import display_names
 from services import policy
+from services.board_changes import BoardChange, board_change
 from services.comment_body import mentioned_ids, plain_text
 from services.deps import Deps
 from services.policy import Action, Resource
@@ -250,6 +256,55 @@ async def _names(ctx: Deps, user_ids: list[str]) -> dict[str, str]:
     return await display_names(ctx.db, user_ids) if user_ids else {}
 
 
+# --- the unit of work of a comment change ------------------------------------------------------
+
+
+@dataclass
+class CommentChange:
+    """One comment change in its transaction, and the events it emits: document events
+    (`collab.doc.<id>.event`) for document threads, board events (numbered in the board's
+    sequence, the board row locked) for card threads — each published after the commit."""
+
+    uow: UnitOfWork
+    scope: Scope
+    workspace_id: str
+    actor_id: str | None
+    board: BoardChange | None = None
+
+    async def emit(self, event_type: str, thread_id: str, entity: dict[str, Any]) -> None:
+        if self.board is not None:
+            assert self.scope.board_id is not None
+            await self.board.emit(self.scope.board_id, event_type, entity)
+            return
+        await self.uow.emit(
+            doc_event(
+                {
+                    "id": str(uuid.uuid4()),
+                    "type": event_type,
+                    "document_id": self.scope.document_id,
+                    "workspace_id": self.workspace_id,
+                    "thread_id": thread_id,
+                    "actor_id": self.actor_id,
+                    "at": datetime.now(UTC).isoformat(),
+                    "entity": entity,
+                }
+            )
+        )
+
+
+@contextlib.asynccontextmanager
+async def comment_change(
+    ctx: Deps, scope: Scope, workspace_id: str, actor_id: str | None
+) -> AsyncIterator[CommentChange]:
+    if scope.on_document:
+        async with unit_of_work(ctx) as uow:
+            yield CommentChange(uow, scope, workspace_id, actor_id)
+        return
+    assert scope.board_id is not None
+    async with board_change(ctx, [scope.board_id], actor_id) as board:
+        yield CommentChange(board.uow, scope, workspace_id, actor_id, board)
+
+
 # --- threads ---------------------------------------------------------------------------------
 
 
@@ -294,12 +349,14 @@ async def create_thread(
         anchor_state="anchored" if anchor else None,
         quoted_text=anchor.quoted_text if anchor else None,
     )
-    async with unit_of_work(ctx) as uow:
-        thread_id = await repo.insert_thread(uow.conn, new)
+    async with comment_change(ctx, scope, access.workspace_id, actor_id) as change:
+        conn = change.uow.conn
+        thread_id = await repo.insert_thread(conn, new)
         await repo.insert_comment(
-            uow.conn, await _new_comment(ctx, thread_id, None, actor_id, body, mentions)
+            conn, await _new_comment(ctx, thread_id, None, actor_id, body, mentions)
         )
-        entity = await _load_thread(uow.conn, thread_id)
+        entity = await _load_thread(conn, thread_id)
+        await change.emit("thread.created", thread_id, entity)
     return Written(entity, mentions.unreadable)
 
 
@@ -337,15 +394,20 @@ async def set_status(
     ctx: CommentDeps, actor_id: str, thread_id: str, status: Literal["open", "resolved"]
 ) -> dict[str, Any]:
     """Resolve or reopen (anyone who may comment); the same status again changes nothing."""
-    await _thread_for(ctx, actor_id, thread_id, "comment")
+    thread, scope = await _thread_for(ctx, actor_id, thread_id, "comment")
     await _spend(ctx, actor_id)
-    async with unit_of_work(ctx) as uow:
-        row = await repo.get_thread(uow.conn, thread_id, lock=True)
+    async with comment_change(ctx, scope, str(thread["workspace_id"]), actor_id) as change:
+        conn = change.uow.conn
+        row = await repo.get_thread(conn, thread_id, lock=True)
         if row is None:
             raise NotFound("thread not found")
-        if row["status"] != status:
-            await repo.set_status(uow.conn, thread_id, status, actor_id)
-        entity = await _load_thread(uow.conn, thread_id)
+        changed = row["status"] != status
+        if changed:
+            await repo.set_status(conn, thread_id, status, actor_id)
+        entity = await _load_thread(conn, thread_id)
+        if changed:
+            kind = "thread.resolved" if status == "resolved" else "thread.reopened"
+            await change.emit(kind, thread_id, entity)
     return entity
 
 
@@ -357,18 +419,20 @@ async def reply(ctx: CommentDeps, actor_id: str, thread_id: str, body: dict[str,
     thread, scope = await _thread_for(ctx, actor_id, thread_id, "comment")
     await _spend(ctx, actor_id)
     mentions = await _mentions(ctx, str(thread["workspace_id"]), scope, body)
-    async with unit_of_work(ctx) as uow:
-        if await repo.get_thread(uow.conn, thread_id, lock=True) is None:
+    async with comment_change(ctx, scope, str(thread["workspace_id"]), actor_id) as change:
+        conn = change.uow.conn
+        if await repo.get_thread(conn, thread_id, lock=True) is None:
             raise NotFound("thread not found")
-        if await repo.count_comments(uow.conn, thread_id) >= MAX_COMMENTS_PER_THREAD:
+        if await repo.count_comments(conn, thread_id) >= MAX_COMMENTS_PER_THREAD:
             raise Conflict(
                 f"a thread holds at most {MAX_COMMENTS_PER_THREAD} comments", code="limit_reached"
             )
-        top = await repo.top_comment_id(uow.conn, thread_id)
+        top = await repo.top_comment_id(conn, thread_id)
         new = await _new_comment(ctx, thread_id, top, actor_id, body, mentions)
-        comment_id = await repo.insert_comment(uow.conn, new)
-        await repo.touch_thread(uow.conn, thread_id)
-        entity = await _load_comment(uow.conn, thread_id, comment_id)
+        comment_id = await repo.insert_comment(conn, new)
+        await repo.touch_thread(conn, thread_id)
+        entity = await _load_comment(conn, thread_id, comment_id)
+        await change.emit("comment.created", thread_id, entity)
     return Written(entity, mentions.unreadable)
 
 
@@ -377,8 +441,8 @@ def _alive(comment: dict[str, Any]) -> None:
         raise Conflict("the comment was deleted", code="comment_deleted")
 
 
-async def _locked_comment(uow: UnitOfWork, comment_id: str) -> dict[str, Any]:
-    comment = await repo.get_comment(uow.conn, comment_id, lock=True)
+async def _locked_comment(change: CommentChange, comment_id: str) -> dict[str, Any]:
+    comment = await repo.get_comment(change.uow.conn, comment_id, lock=True)
     if comment is None:
         raise NotFound("comment not found")
     _alive(comment)
@@ -395,13 +459,14 @@ async def edit_comment(
     _alive(comment)
     await _spend(ctx, actor_id)
     mentions = await _mentions(ctx, str(thread["workspace_id"]), scope, body)
-    async with unit_of_work(ctx) as uow:
-        await _locked_comment(uow, comment_id)
+    thread_id = str(thread["id"])
+    async with comment_change(ctx, scope, str(thread["workspace_id"]), actor_id) as change:
+        await _locked_comment(change, comment_id)
         names = await _names(ctx, mentions.members)
-        await repo.edit_comment(
-            uow.conn, comment_id, body, plain_text(body, names), mentions.members
-        )
-        entity = await _load_comment(uow.conn, str(thread["id"]), comment_id)
+        conn = change.uow.conn
+        await repo.edit_comment(conn, comment_id, body, plain_text(body, names), mentions.members)
+        entity = await _load_comment(conn, thread_id, comment_id)
+        await change.emit("comment.updated", thread_id, entity)
     return Written(entity, mentions.unreadable)
 
 
@@ -413,10 +478,12 @@ async def delete_comment(ctx: CommentDeps, actor_id: str, comment_id: str) -> di
     if not await policy.can(ctx, actor_id, scope.action(what), scope.resource):
         raise Forbidden("only the author or a moderator can delete a comment", code="forbidden")
     await _spend(ctx, actor_id)
-    async with unit_of_work(ctx) as uow:
-        await _locked_comment(uow, comment_id)
-        await repo.tombstone_comment(uow.conn, comment_id, actor_id)
-        entity = await _load_comment(uow.conn, str(thread["id"]), comment_id)
+    thread_id = str(thread["id"])
+    async with comment_change(ctx, scope, str(thread["workspace_id"]), actor_id) as change:
+        await _locked_comment(change, comment_id)
+        await repo.tombstone_comment(change.uow.conn, comment_id, actor_id)
+        entity = await _load_comment(change.uow.conn, thread_id, comment_id)
+        await change.emit("comment.deleted", thread_id, entity)
     return entity
 
 
@@ -433,16 +500,20 @@ async def react(
 ) -> dict[str, Any]:
     """Add (`on`) or take back the caller's reaction; idempotent either way."""
     _emoji(emoji)
-    comment, thread, _scope = await _comment_for(ctx, actor_id, comment_id, "comment")
+    comment, thread, scope = await _comment_for(ctx, actor_id, comment_id, "comment")
     _alive(comment)
     await _spend(ctx, actor_id)
-    async with unit_of_work(ctx) as uow:
-        await _locked_comment(uow, comment_id)
+    thread_id = str(thread["id"])
+    async with comment_change(ctx, scope, str(thread["workspace_id"]), actor_id) as change:
+        await _locked_comment(change, comment_id)
+        conn = change.uow.conn
         if on:
-            await repo.add_reaction(uow.conn, comment_id, actor_id, emoji)
+            changed = await repo.add_reaction(conn, comment_id, actor_id, emoji)
         else:
-            await repo.remove_reaction(uow.conn, comment_id, actor_id, emoji)
-        entity = await _load_comment(uow.conn, str(thread["id"]), comment_id)
+            changed = await repo.remove_reaction(conn, comment_id, actor_id, emoji)
+        entity = await _load_comment(conn, thread_id, comment_id)
+        if changed:
+            await change.emit("comment.reactions_changed", thread_id, entity)
     return entity
 
 

@@ -24,6 +24,7 @@ from bus.schemas.board_entities import (
     MemberSchema,
     RebalanceSchema,
 )
+from bus.schemas.doc_events import COMMENT_ENTITY_SCHEMAS
 
 ENTITY_SCHEMAS: dict[str, type[Schema]] = {
     "board.created": BoardSchema,
@@ -48,6 +49,8 @@ ENTITY_SCHEMAS: dict[str, type[Schema]] = {
     "member.granted": MemberSchema,
     "member.revoked": MemberSchema,
     "positions.rebalanced": RebalanceSchema,
+    # Comment threads on the board's cards (entity: the thread or comment, as on documents).
+    **COMMENT_ENTITY_SCHEMAS,
 }
 EVENT_TYPES = tuple(ENTITY_SCHEMAS)
 
