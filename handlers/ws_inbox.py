@@ -14,6 +14,7 @@ import marshmallow
 from marshmallow import fields, validate
 
 from handlers.routing import route
+from handlers.schemas.notifications import INBOX_FRAMES
 from handlers.ws_auth import AuthenticatedSocketHandler
 from live.inbox_feed import InboxConnection, InboxFeed
 from services.auth_guard import Principal
@@ -38,6 +39,7 @@ class InboxSocketHandler(AuthenticatedSocketHandler):
             "query": InboxSocketQuerySchema,
             "status": 101,
             "auth": True,
+            "frames": INBOX_FRAMES,
         }
     }
 

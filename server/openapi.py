@@ -3,9 +3,9 @@
 Each handler declares `openapi = {"get": {"summary", "body", "query", "response", "status",
 "auth"}}` (`status` may be a tuple when an operation answers more than one success code;
 `idempotency_key: True` documents the retry header; `media` lists the media types of an operation
-that answers a file instead of JSON). Everything else is derived, so it cannot
-drift from the code: the `operationId` (method + handler), path parameter formats (`*_id` are
-UUIDs: `parse_uuid`), whether a body is required (a schema with a required field; DELETE bodies
+that answers a file instead of JSON; `frames` names the JSON frames of a WebSocket, registered
+as components). Everything else is derived, so it cannot drift from the code: the
+`operationId` (method + handler), path parameter formats (`*_id` are UUIDs: `parse_uuid`), whether a body is required (a schema with a required field; DELETE bodies
 never), `If-Match`/`ETag`/409 `version_conflict` on the versioned board writes, `Retry-After` on
 429, `X-Request-Id` everywhere, and the WebSocket handshake. A test checks every route and method
 is documented, and tests/test_openapi_fuzz.py drives every operation from this document.
@@ -210,7 +210,9 @@ def _websocket_operation(route: Route, method: str, spec: dict[str, Any]) -> dic
             },
             **errors,
         },
-        "x-websocket": {"subprotocol": "collab", "close_codes": _close_codes()},
+        "x-websocket": {"subprotocol": "collab", "close_codes": _close_codes()}
+        # The JSON frames of the kinds that declare them (components, registered by name).
+        | ({"frames": [_ref(name) for name in spec["frames"]]} if spec.get("frames") else {}),
     }
 
 
@@ -331,6 +333,9 @@ def build_spec(routes: list[Route]) -> dict[str, Any]:
         declared = getattr(route.handler, "openapi", None)
         if not declared:
             continue
+        for op in declared.values():
+            for name, schema in op.get("frames", {}).items():
+                spec.components.schema(name, schema=schema)
         operations = {method: _operation(route, method, op) for method, op in declared.items()}
         spec.path(path=route.template, operations=operations)
     return spec.to_dict()

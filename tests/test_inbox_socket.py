@@ -9,6 +9,7 @@ from uuid import UUID
 import pytest
 
 from bus.schemas.notifications import NotificationEventSchema
+from handlers.schemas.notifications import INBOX_FRAMES
 from services import notifications
 from tests.board_helpers import second_node
 from tests.notification_support import (
@@ -21,6 +22,16 @@ from tests.notification_support import (
 from tests.ws_helpers import insert_document
 
 _schema = NotificationEventSchema()
+_frames = {
+    name.removeprefix("Inbox").removesuffix("Frame").lower(): schema()
+    for name, schema in INBOX_FRAMES.items()
+}
+
+
+def valid_frames(sock: InboxSocket) -> bool:
+    """Every frame the socket got matches its documented schema (OpenAPI `x-websocket.frames`)."""
+    kinds = {"pong": "ping", "error": "socketerror"}
+    return all(_frames[kinds.get(f["type"], f["type"])].validate(f) == {} for f in sock.frames)
 
 
 @pytest.mark.parametrize(
@@ -65,6 +76,7 @@ async def test_events_reach_the_inbox_on_another_node(api, ctx, settings):
             0,
         )
         assert dropped["seq"] > created["seq"]
+        assert valid_frames(sock)
         sock.close()
 
 
@@ -115,6 +127,7 @@ async def test_since_past_the_stream_gets_refetch_then_live(api, ctx, http_serve
     assert ready["seq"] == refetch["seq"]
     made = await notify(ctx, draft(member, owner, workspace["id"]))
     assert (await sock.frame("notification.created"))["event"]["notification"]["id"] == str(made)
+    assert valid_frames(sock)
     sock.close()
 
 
@@ -136,6 +149,7 @@ async def test_bad_frames_get_errors_and_keep_the_socket(api, ctx, http_server_p
     assert (await sock.next(lambda f: f["type"] == "error"))["code"] == code
     await sock.conn.write_message('{"type":"ping"}')
     assert (await sock.next(lambda f: f["type"] == "pong"))["type"] == "pong"
+    assert valid_frames(sock)
     sock.close()
 
 
@@ -147,3 +161,14 @@ async def test_logout_closes_the_inbox_socket(api, ctx, http_server_port):
     logout = await api.post("/api/v1/auth/logout/", token=owner.access_token)
     assert logout.status == 204
     assert (await sock.closed())[0] == 4401
+
+
+def test_the_openapi_document_names_the_inbox_frames_and_the_subject_schema():
+    from server.app import all_routes
+    from server.openapi import build_spec
+
+    spec = build_spec(all_routes())
+    frames = spec["paths"]["/ws/inbox/"]["get"]["x-websocket"]["frames"]
+    assert [f["$ref"].rsplit("/", 1)[1] for f in frames] == list(INBOX_FRAMES)
+    event = spec["components"]["schemas"]["NotificationEvent"]
+    assert set(event["required"]) == {"type", "id", "user_id", "at", "unread_count"}

@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from bus.schemas.notifications import NotificationSchema
+from bus.schemas.notifications import NotificationEventSchema, NotificationSchema
 from models.notifications import CHANNELS, NOTIFICATION_KINDS
 from services.notifications import INBOX_VIEWS
 
@@ -70,3 +70,49 @@ class PreferenceSchema(Schema):
 
 class PreferenceListSchema(Schema):
     preferences = fields.List(fields.Nested(PreferenceSchema), required=True)
+
+
+# --- `/ws/inbox` frames (live/inbox_feed.py builds them; tests/test_inbox_socket.py checks) ---
+
+
+class InboxReadyFrameSchema(Schema):
+    type = fields.String(required=True, validate=validate.Equal("ready"))
+    unread_count = fields.Integer(required=True)
+    seq = fields.Integer(
+        required=True, metadata={"description": "the stream sequence the socket starts after"}
+    )
+
+
+class InboxEventFrameSchema(Schema):
+    type = fields.String(required=True, validate=validate.Equal("event"))
+    seq = fields.Integer(required=True, metadata={"description": "COLLAB_EVENTS stream sequence"})
+    event = fields.Nested(NotificationEventSchema, required=True)
+
+
+class InboxRefetchFrameSchema(Schema):
+    type = fields.String(required=True, validate=validate.Equal("refetch"))
+    reason = fields.String(
+        required=True, validate=validate.OneOf(["too_far_behind", "ahead_of_stream"])
+    )
+    seq = fields.Integer(required=True)
+
+
+class SocketErrorFrameSchema(Schema):
+    type = fields.String(required=True, validate=validate.Equal("error"))
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+
+
+class PingFrameSchema(Schema):
+    """In: `{"type": "ping"}`; out: `{"type": "pong"}`."""
+
+    type = fields.String(required=True, validate=validate.OneOf(["ping", "pong"]))
+
+
+INBOX_FRAMES: dict[str, type[Schema]] = {
+    "InboxReadyFrame": InboxReadyFrameSchema,
+    "InboxEventFrame": InboxEventFrameSchema,
+    "InboxRefetchFrame": InboxRefetchFrameSchema,
+    "SocketErrorFrame": SocketErrorFrameSchema,
+    "PingFrame": PingFrameSchema,
+}
