@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -143,56 +144,46 @@ def first_seen(
 # --- the scan ----------------------------------------------------------------------------------
 
 
-async def scan(ctx: Deps, doc_id: str, state: DocState) -> list[SeenMention]:
-    """Record and notify the mentions `state` brings that the document had not held; the new
-    rows (empty when nothing was new or another scan got there first)."""
-    cursor = await repo.scan_seq(ctx.db, doc_id)
-    if cursor is not None and cursor >= state.seq:
-        return []
-    after = max(cursor or 0, 0)
-    window = [entry for entry in state.entries if entry.seq > after]
-    replayable = after >= state.snapshot_seq and cursor != BASELINE
-    if replayable and not any(may_touch_mentions(entry.update) for entry in window):
-        await repo.advance_scan(ctx.db, doc_id, state.seq)
-        return []
-    document = await documents_repo.get_document(ctx.db, doc_id)
-    if document is None:  # deleted meanwhile: nobody is to hear about it
-        return []
-    fragment = document["fragment"] or ctx.settings.content_fragment
-    present = read_mentions(state.update, fragment)
-    new = present.keys() - await repo.seen_pairs(ctx.db, doc_id)
-    authors: dict[Pair, LogEntry] = {}
-    if new and replayable:
-        base = merge([state.snapshot_update, *(e.update for e in state.entries if e.seq <= after)])
-        authors = first_seen(base, window, fragment, set(new))
-    people = {user for _, user in new} | {e.user for e in authors.values() if e.user}
-    active = await repo.active_users(ctx.db, sorted(filter(None, map(_canonical_uuid, people))))
-    settled = []
-    async with unit_of_work(ctx) as uow:
-        for pair in sorted(
-            p for p in new if p[1] in active
-        ):  # one order: no deadlock between nodes
-            found = _Found(pair, present[pair], authors.get(pair), cursor == BASELINE, state.seq)
-            mention = await _settle(uow, document, found, active)
-            if mention is not None:
-                settled.append(mention)
-        await repo.advance_scan(uow.conn, doc_id, state.seq)
-    if settled:
-        log.info("mentions.found", doc_id=doc_id, outcomes=[m.outcome for m in settled])
-    return settled
+@dataclass(frozen=True)
+class _Window:
+    """What a scan of `state` has not seen yet: the log entries after the document's cursor."""
+
+    cursor: int | None  # None: never scanned; BASELINE: record silently
+    state: DocState
+
+    @property
+    def after(self) -> int:
+        return max(self.cursor or 0, 0)
+
+    @property
+    def baseline(self) -> bool:
+        return self.cursor == BASELINE
+
+    @property
+    def entries(self) -> list[LogEntry]:
+        return [entry for entry in self.state.entries if entry.seq > self.after]
+
+    @property
+    def replayable(self) -> bool:
+        """The entries since the cursor are all still in the log (no snapshot compacted any)."""
+        return self.after >= self.state.snapshot_seq and not self.baseline
+
+    def base(self) -> bytes:
+        """The document as the cursor left it."""
+        seen = (e.update for e in self.state.entries if e.seq <= self.after)
+        return merge([self.state.snapshot_update, *seen])
 
 
+@dataclass(frozen=True)
 class _Found:
-    """One new pair with what decides its outcome."""
+    """One new pair with what decides its outcome: the entry that brought it (None: unknown)."""
 
-    def __init__(
-        self, pair: Pair, block: Block, entry: LogEntry | None, baseline: bool, scan_seq: int
-    ) -> None:
-        self.block_id, self.user_id = pair
-        self.block = block
-        self.entry = entry
-        self.baseline = baseline
-        self.seq = entry.seq if entry is not None else scan_seq
+    block_id: str
+    user_id: str
+    block: Block
+    entry: LogEntry | None
+    baseline: bool
+    seq: int
 
     def author(self, active: set[str]) -> str | None:
         user = _canonical_uuid(self.entry.user) if self.entry is not None else None
@@ -201,6 +192,63 @@ class _Found:
     @property
     def copied(self) -> bool:
         return self.entry is not None and self.entry.client in SILENT_CLIENTS
+
+
+async def scan(ctx: Deps, doc_id: str, state: DocState) -> list[SeenMention]:
+    """Record and notify the mentions `state` brings that the document had not held; the new
+    rows (empty when nothing was new or another scan got there first)."""
+    cursor = await repo.scan_seq(ctx.db, doc_id)
+    if cursor is not None and cursor >= state.seq:
+        return []
+    window = _Window(cursor, state)
+    if window.replayable and not any(may_touch_mentions(e.update) for e in window.entries):
+        await repo.advance_scan(ctx.db, doc_id, state.seq)
+        return []
+    document = await documents_repo.get_document(ctx.db, doc_id)
+    if document is None:  # deleted meanwhile: nobody is to hear about it
+        return []
+    found = await _new_mentions(ctx, document, window)
+    active = await repo.active_users(ctx.db, _people(found))
+    settled = []
+    async with unit_of_work(ctx) as uow:
+        # One order for every scan: two nodes inserting the same pairs cannot deadlock.
+        for item in sorted(found, key=lambda f: (f.block_id, f.user_id)):
+            if item.user_id in active:
+                mention = await _settle(uow, document, item, active)
+                settled.extend([mention] if mention is not None else [])
+        await repo.advance_scan(uow.conn, doc_id, state.seq)
+    if settled:
+        log.info("mentions.found", doc_id=doc_id, outcomes=[m.outcome for m in settled])
+    return settled
+
+
+async def _new_mentions(ctx: Deps, document: dict[str, Any], window: _Window) -> list[_Found]:
+    """The pairs the document holds now and `document_mentions` does not, with their entries."""
+    doc_id = str(document["id"])
+    fragment = document["fragment"] or ctx.settings.content_fragment
+    present = read_mentions(window.state.update, fragment)
+    new = present.keys() - await repo.seen_pairs(ctx.db, doc_id)
+    entries: dict[Pair, LogEntry] = {}
+    if new and window.replayable:
+        entries = first_seen(window.base(), window.entries, fragment, set(new))
+    return [
+        _Found(
+            block_id=pair[0],
+            user_id=pair[1],
+            block=present[pair],
+            entry=entries.get(pair),
+            baseline=window.baseline,
+            seq=entries[pair].seq if pair in entries else window.state.seq,
+        )
+        for pair in new
+    ]
+
+
+def _people(found: list[_Found]) -> list[str]:
+    """Mentioned users and authors, as UUIDs (the log's `Collab-User` may name a tool)."""
+    ids = {item.user_id for item in found}
+    ids |= {item.entry.user for item in found if item.entry is not None and item.entry.user}
+    return sorted(filter(None, map(_canonical_uuid, ids)))
 
 
 async def _settle(

@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 
+from bus.jetstream import user_notification_subject
 from models.repo import document_mentions as mentions_repo
 from services import body_mentions
 from services.doc_state import load_state
 from tests.realtime_support import DocSetup, document_with
 from tests.test_editor_content import connected, get_content
-from tests.ws_helpers import fast_user
+from tests.ws_helpers import Collector, fast_user
 from tests.yjs_client import YjsNodeClients
 
 pytestmark = pytest.mark.timeout(120)
@@ -87,10 +88,16 @@ async def test_typed_mention_notifies_the_member_once(api, ctx, ws_port):
         await connected(clients, setup, ws_port, "ada")
         await clients.editor_write("ada", "blocknote", [paragraph("p1", "Hello "), paragraph("p2")])
         await scanned(ctx, setup)
+        subject = await Collector().start(ctx, user_notification_subject(ids["member"]))
         started = time.monotonic()
         await clients.editor_mention("ada", "p1", ids["member"])
         [note] = await inbox_when(ctx, ids["member"], 1)
         latency_s = time.monotonic() - started
+        # ...and on the member's notification subject (what their inbox sockets follow).
+        event, _ = await subject.wait_for(lambda e: e["type"] == "notification.created")
+        await subject.stop()
+        assert event["notification"]["kind"] == "document.mention"
+        assert event["notification"]["document_id"] == setup.doc_id
         assert note["kind"] == "document.mention"
         assert note["actor_id"] == ids["editor"] and note["document_id"] == setup.doc_id
         assert note["data"] == {"title": "Doc", "block_id": "p1", "excerpt": "Hello "}
@@ -244,3 +251,21 @@ async def test_rest_block_writes_carry_mentions(api, ctx, ws_port):
             assert refused.status == 400, refused.body
             assert any(f.startswith(field) for f in refused.body["error"]["fields"]), refused.body
         assert await get_content(api, setup) == before
+
+
+async def test_a_duplicated_page_brings_its_mentions_silently(api, ctx, ws_port):
+    setup, ids = await team_document(ctx)
+    async with YjsNodeClients() as clients:
+        await connected(clients, setup, ws_port, "ada")
+        await clients.editor_write("ada", "blocknote", [paragraph("p1", mention(ids["member"]))])
+        await inbox_when(ctx, ids["member"], 1)
+    copy = await api.post(
+        f"{DOCS}{setup.doc_id}/duplicate/", {}, token=setup.users["editor"].access_token
+    )
+    assert copy.status == 201, copy.body
+    copied = dataclasses.replace(setup, doc_id=copy.body["id"])
+    await scanned(ctx, copied)
+    # Nobody typed the copy's mention: recorded, not notified again.
+    seen = await mentions_repo.list_mentions(ctx.db, copied.doc_id)
+    assert [(m.block_id, m.user_id, m.outcome) for m in seen] == [("p1", ids["member"], "silent")]
+    assert len(await inbox(ctx, ids["member"])) == 1
