@@ -71,3 +71,22 @@ def test_fanout_path_bench_runs_through_the_real_classes() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "us CPU per delivery" in result.stdout
+
+
+def test_search_export_bench_runs_at_a_tiny_size(tmp_path: Path) -> None:
+    """bench/search_export.py end to end (COPY fill, searches, freshness, exports) at a size of
+    seconds; its figures are not checked, only that every part ran and reported."""
+    output = tmp_path / "search_export.json"
+    argv = [sys.executable, "-m", "bench.search_export", "--docs", "3", "--blocks", "4"]
+    argv += ["--queries", "3", "--export-blocks", "5", "--edits", "1", "--refresh-s", "0.3"]
+    result = subprocess.run(
+        [*argv, "--output", str(output)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=SMOKE_RUN_TIMEOUT_S,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    figures = json.loads(output.read_text())
+    assert figures["blocks"] == 12 and figures["search"]["queries"] == 3
+    assert figures["freshness"]["edits"] == 1 and figures["export"]["pdf_bytes"] > 0
