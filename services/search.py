@@ -1,6 +1,7 @@
-"""Full-text search over document titles, block text and board cards, filtered by the policy.
+"""Full-text search over document titles, block text, board cards and comments, filtered by the
+policy.
 
-One query per page: the three kinds of hits are matched through their GIN-indexed `search_tsv`
+One query per page: the four kinds of hits are matched through their GIN-indexed `search_tsv`
 columns (kept by row triggers, models/migrations/m0009_search.py) and each branch carries the
 policy's own visibility rule compiled to SQL (`policy.document_role_sql` / `board_role_sql`, the
 ones `services/visibility.py` lists with), so a search can never return — or rank, or count —
@@ -32,7 +33,7 @@ from services.search_query import query_words
 if TYPE_CHECKING:
     from services.deps import Deps
 
-KINDS = ("document", "block", "card")
+KINDS = ("document", "block", "card", "comment")
 _OPEN, _CLOSE = "\ue000", "\ue001"
 HEADLINE_OPTIONS = f'StartSel="{_OPEN}", StopSel="{_CLOSE}", MaxWords=35, MinWords=15'
 
@@ -50,6 +51,21 @@ _DOC_JOINS = f"""
   LEFT JOIN boards b ON b.id = d.board_id
   LEFT JOIN board_members bg ON bg.board_id = d.board_id AND bg.user_id = $1
 """
+
+
+# A card on a live board and list, with the caller's workspace membership and board grant ($1).
+_CARD_JOINS = """
+  JOIN boards b ON b.id = c.board_id AND b.deleted_at IS NULL AND b.archived_at IS NULL
+  JOIN board_lists l ON l.id = c.list_id AND l.archived_at IS NULL
+  JOIN workspaces w ON w.id = b.workspace_id AND w.deleted_at IS NULL
+  JOIN workspace_members m ON m.workspace_id = b.workspace_id AND m.user_id = $1
+  LEFT JOIN board_members g ON g.board_id = b.id AND g.user_id = $1
+"""
+# A comment that is not deleted, in a thread that is not archived (its target went away).
+_COMMENT_JOIN = """
+  JOIN comment_threads t ON t.id = cm.thread_id AND t.archived_at IS NULL
+"""
+_COMMENT_TIME = "coalesce(cm.edited_at, cm.created_at)"
 
 
 def _filters(workspace: str, board: str, author: str, updated: str) -> str:
@@ -72,7 +88,8 @@ hits AS (
   SELECT 'document'::text AS type, d.id AS document_id, NULL::text AS block_id,
          NULL::uuid AS card_id, d.board_id, d.workspace_id, d.title, d.title AS body,
          d.created_by AS author_id, d.updated_at,
-         ts_rank(d.search_tsv, q.query)::float8 AS rank, 'd:' || d.id::text AS key
+         ts_rank(d.search_tsv, q.query)::float8 AS rank, 'd:' || d.id::text AS key,
+         NULL::uuid AS thread_id, NULL::uuid AS comment_id
   FROM q JOIN documents d ON d.search_tsv @@ q.query
   {_DOC_JOINS}
   WHERE 'document' = ANY($5::text[]) AND d.deleted_at IS NULL AND {_DOC_VISIBLE}
@@ -80,7 +97,8 @@ hits AS (
   UNION ALL
   SELECT 'block', d.id, bl.block_id, NULL::uuid, d.board_id, d.workspace_id, d.title, bl.text,
          d.created_by, coalesce(p.updated_at, d.updated_at),
-         ts_rank(bl.search_tsv, q.query)::float8, 'b:' || d.id::text || ':' || bl.block_id
+         ts_rank(bl.search_tsv, q.query)::float8, 'b:' || d.id::text || ':' || bl.block_id,
+         NULL::uuid, NULL::uuid
   FROM q JOIN blocks bl ON bl.search_tsv @@ q.query
   JOIN documents d ON d.id = bl.document_id
   {_DOC_JOINS}
@@ -95,15 +113,32 @@ hits AS (
                    (SELECT string_agg(i.text, ' · ' ORDER BY i.position)
                     FROM checklist_items i WHERE i.card_id = c.id)),
          c.created_by, c.updated_at,
-         ts_rank(c.search_tsv, q.query)::float8, 'c:' || c.id::text
+         ts_rank(c.search_tsv, q.query)::float8, 'c:' || c.id::text, NULL::uuid, NULL::uuid
   FROM q JOIN cards c ON c.search_tsv @@ q.query
-  JOIN boards b ON b.id = c.board_id AND b.deleted_at IS NULL AND b.archived_at IS NULL
-  JOIN board_lists l ON l.id = c.list_id AND l.archived_at IS NULL
-  JOIN workspaces w ON w.id = b.workspace_id AND w.deleted_at IS NULL
-  JOIN workspace_members m ON m.workspace_id = b.workspace_id AND m.user_id = $1
-  LEFT JOIN board_members g ON g.board_id = b.id AND g.user_id = $1
+  {_CARD_JOINS}
   WHERE 'card' = ANY($5::text[]) AND c.archived_at IS NULL AND {_BOARD_VISIBLE}
     AND {_filters("b.workspace_id", "c.board_id", "c.created_by", "c.updated_at")}
+  UNION ALL
+  SELECT 'comment', d.id, t.block_id, NULL::uuid, d.board_id, d.workspace_id, d.title, cm.text,
+         cm.author_id, {_COMMENT_TIME}, ts_rank(cm.search_tsv, q.query)::float8,
+         'm:' || cm.id::text, t.id, cm.id
+  FROM q JOIN comments cm ON cm.search_tsv @@ q.query
+  {_COMMENT_JOIN}
+  JOIN documents d ON d.id = t.document_id
+  {_DOC_JOINS}
+  WHERE 'comment' = ANY($5::text[]) AND cm.deleted_at IS NULL AND d.deleted_at IS NULL
+    AND {_DOC_VISIBLE}
+    AND {_filters("d.workspace_id", "d.board_id", "cm.author_id", _COMMENT_TIME)}
+  UNION ALL
+  SELECT 'comment', NULL::uuid, NULL::text, c.id, c.board_id, b.workspace_id, c.title, cm.text,
+         cm.author_id, {_COMMENT_TIME}, ts_rank(cm.search_tsv, q.query)::float8,
+         'm:' || cm.id::text, t.id, cm.id
+  FROM q JOIN comments cm ON cm.search_tsv @@ q.query
+  {_COMMENT_JOIN}
+  JOIN cards c ON c.id = t.card_id AND c.archived_at IS NULL
+  {_CARD_JOINS}
+  WHERE 'comment' = ANY($5::text[]) AND cm.deleted_at IS NULL AND {_BOARD_VISIBLE}
+    AND {_filters("b.workspace_id", "c.board_id", "cm.author_id", _COMMENT_TIME)}
 )
 SELECT h.*, ts_headline('collab_search', h.body, q.query, $11) AS snippet
 FROM (
@@ -154,6 +189,8 @@ def highlight(snippet: str) -> str:
 
 
 def _link(row: dict[str, Any]) -> str:
+    if row["type"] == "comment":
+        return f"/api/v1/threads/{row['thread_id']}/"
     if row["type"] == "card":
         return f"/api/v1/cards/{row['card_id']}/"
     if row["type"] == "block":
@@ -190,6 +227,8 @@ async def search(ctx: Deps, actor_id: str, request: SearchRequest) -> dict[str, 
                 "document_id": row["document_id"],
                 "block_id": row["block_id"],
                 "card_id": row["card_id"],
+                "thread_id": row["thread_id"],
+                "comment_id": row["comment_id"],
                 "board_id": row["board_id"],
                 "workspace_id": row["workspace_id"],
                 "title": row["title"],

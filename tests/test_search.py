@@ -219,7 +219,7 @@ async def test_syntax_and_unicode_are_a_safe_search(api, ctx, q):
         {"q": "x" * 201},
         {"q": "a\x00b"},
         {"q": "ok", "cursor": "not-a-cursor"},
-        {"q": "ok", "type": "comment"},
+        {"q": "ok", "type": "reaction"},
         {"q": "ok", "limit": "0"},
         {"q": "ok", "workspace_id": "nope"},
         {"q": "ok", "updated_after": "yesterday"},

@@ -18,7 +18,9 @@ class SearchQuerySchema(Schema):
     )
     type = fields.String(
         validate=validate.Regexp(rf"^({_TYPES})(,({_TYPES}))*$"),
-        metadata={"description": "comma-separated kinds: document, block, card (default all)"},
+        metadata={
+            "description": "comma-separated kinds: document, block, card, comment (default all)"
+        },
     )
     workspace_id = fields.UUID()
     board_id = fields.UUID()
@@ -33,6 +35,8 @@ class SearchHitSchema(Schema):
     document_id = fields.UUID(allow_none=True)
     block_id = fields.String(allow_none=True)
     card_id = fields.UUID(allow_none=True)
+    thread_id = fields.UUID(allow_none=True, metadata={"description": "comment hits: the thread"})
+    comment_id = fields.UUID(allow_none=True, metadata={"description": "comment hits"})
     board_id = fields.UUID(allow_none=True)
     workspace_id = fields.UUID(required=True)
     title = fields.String(required=True)
