@@ -26,6 +26,7 @@ from ops.verify import all_doc_ids
 from server.settings import Settings
 from services.doc_state import load_state
 from services.snapshots import refresh_projection
+from services.unit_of_work import UnitOfWork
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -37,8 +38,9 @@ async def reindex_doc(ctx: OpsContext, doc_id: str) -> dict[str, Any]:
     state = await load_state(ctx.db, ctx.doc_log, doc_id)
     async with ctx.db.transaction() as conn:
         await content_repo.reset_projection(conn, doc_id)
+        # Anchor events it stages are published by the nodes' outbox relay job.
         written = await refresh_projection(
-            conn, doc_id, state.seq, state.update, ctx.settings.content_fragment
+            UnitOfWork(conn), doc_id, state.seq, state.update, ctx.settings.content_fragment
         )
     return {"doc_id": doc_id, "seq": state.seq, "rebuilt": written}
 

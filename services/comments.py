@@ -205,7 +205,7 @@ def thread_entity(row: dict[str, Any], comments: list[dict[str, Any]]) -> dict[s
     )
 
 
-async def _load_thread(db: Any, thread_id: str) -> dict[str, Any]:
+async def load_thread(db: Any, thread_id: str) -> dict[str, Any]:
     row = await repo.get_thread(db, thread_id)
     if row is None:
         raise NotFound("thread not found")
@@ -355,14 +355,14 @@ async def create_thread(
         await repo.insert_comment(
             conn, await _new_comment(ctx, thread_id, None, actor_id, body, mentions)
         )
-        entity = await _load_thread(conn, thread_id)
+        entity = await load_thread(conn, thread_id)
         await change.emit("thread.created", thread_id, entity)
     return Written(entity, mentions.unreadable)
 
 
 async def get_thread(ctx: Deps, actor_id: str, thread_id: str) -> dict[str, Any]:
     await _thread_for(ctx, actor_id, thread_id, "view")
-    return await _load_thread(ctx.db, thread_id)
+    return await load_thread(ctx.db, thread_id)
 
 
 @dataclass(frozen=True)
@@ -404,7 +404,7 @@ async def set_status(
         changed = row["status"] != status
         if changed:
             await repo.set_status(conn, thread_id, status, actor_id)
-        entity = await _load_thread(conn, thread_id)
+        entity = await load_thread(conn, thread_id)
         if changed:
             kind = "thread.resolved" if status == "resolved" else "thread.reopened"
             await change.emit(kind, thread_id, entity)

@@ -386,8 +386,8 @@ async def refresh_projection_now(ctx: Deps, doc_id: str) -> DocState:
     """After a REST write: project the document as it is now (including concurrent edits); the
     state it projected (the refresher also scans it for mentions)."""
     state = await load_state(ctx.db, ctx.doc_log, doc_id)
-    async with ctx.db.transaction() as conn:
+    async with unit_of_work(ctx) as uow:
         await refresh_projection(
-            conn, doc_id, state.seq, state.update, ctx.settings.content_fragment
+            uow, doc_id, state.seq, state.update, ctx.settings.content_fragment
         )
     return state

@@ -43,7 +43,9 @@ from models.locks import LockNamespace, try_xact_fence_shared, try_xact_lock
 from models.repo import doc_content as content_repo
 from models.repo import doc_snapshots
 from models.repo import documents as documents_repo
+from services import comment_anchors
 from services.doc_content import ContentError, project_blocks, state_vector
+from services.unit_of_work import UnitOfWork
 from services.version_authors import spans_of
 from services.version_retention import RetentionPolicy, prune_document, retention_of
 
@@ -176,7 +178,11 @@ async def _snapshot_in_transaction(
     )
     # Authors are read from the log's headers, which the purge below removes: kept first.
     await content_repo.record_author_spans(conn, doc_id, spans_of(entries))
-    await refresh_projection(conn, doc_id, new_seq, state, ctx.settings.content_fragment)
+    # Anchor events staged here are published by the outbox relay job (a snapshot has no
+    # after-commit publisher); live edits reach the projection first, through the refresher.
+    await refresh_projection(
+        UnitOfWork(conn), doc_id, new_seq, state, ctx.settings.content_fragment
+    )
     auto_version = await _keep_auto_version(conn, doc_id, new_seq, state, retention_of(ctx))
     await _call(hooks.before_commit, conn)
     purge_through = new_seq if tight else previous.seq
@@ -213,16 +219,21 @@ def _fold(doc_id: str, previous: bytes, entries: list[LogEntry]) -> tuple[bytes,
 
 
 async def refresh_projection(
-    conn: asyncpg.Connection, doc_id: str, seq: int, state: bytes, default_fragment: str
+    uow: UnitOfWork, doc_id: str, seq: int, state: bytes, default_fragment: str
 ) -> bool:
-    """Rebuild the `blocks` rows from `state` (covering `seq`) unless a newer projection exists."""
+    """Rebuild the `blocks` rows from `state` (covering `seq`) unless a newer projection exists;
+    when it moved, the comment anchors follow in the same transaction (`comment_anchors`)."""
+    conn = uow.conn
     fragment = await documents_repo.get_fragment(conn, doc_id) or default_fragment
     try:
         rows = project_blocks(state, fragment)
     except ContentError as err:
         log.error("projection.unreadable_state", doc_id=doc_id, seq=seq, error=repr(err))
         return False
-    return await content_repo.replace_blocks(conn, doc_id, seq, rows)
+    if not await content_repo.replace_blocks(conn, doc_id, seq, rows):
+        return False
+    await comment_anchors.follow_content(uow, doc_id, seq, state, fragment)
+    return True
 
 
 async def _keep_auto_version(

@@ -416,6 +416,19 @@ class YjsNodeClients:
             "editor_append", name=name, fragment=fragment, block_id=block_id, inline=mention
         )
 
+    async def editor_anchor(
+        self, name: str, block_id: str, start: int, end: int, *, fragment: str = "prosemirror"
+    ) -> dict[str, Any]:
+        """`{"start", "end"}`: Yjs relative positions (`Y.relativePositionToJSON`) of the text
+        range [start, end) of a block, as a comment UI anchors a selection."""
+        return await self.request(
+            "editor_anchor",
+            name=name,
+            fragment=fragment,
+            block_id=block_id,
+            **{"from": start, "to": end},
+        )
+
     async def editor_wait(
         self,
         name: str,

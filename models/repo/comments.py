@@ -165,6 +165,31 @@ async def move_card_threads(conn: asyncpg.Connection, card_id: str, board_id: st
     )
 
 
+async def anchored_threads(conn: asyncpg.Connection, doc_id: str) -> list[dict[str, Any]]:
+    """The document's live threads anchored to a block, locked (anchor tracking updates them)."""
+    rows = await conn.fetch(
+        f"SELECT {THREAD_COLUMNS} FROM comment_threads t WHERE t.document_id = $1"
+        " AND t.block_id IS NOT NULL AND t.archived_at IS NULL ORDER BY t.id FOR UPDATE",
+        doc_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def set_anchor(
+    conn: asyncpg.Connection, thread_id: str, state: str, quoted_text: str | None, seq: int
+) -> bool:
+    """Record the anchor as computed at projection `seq`; False if a newer one is recorded."""
+    status = await conn.execute(
+        "UPDATE comment_threads SET anchor_state = $2, quoted_text = $3, anchor_seq = $4,"
+        " updated_at = now() WHERE id = $1 AND anchor_seq < $4",
+        thread_id,
+        state,
+        quoted_text,
+        seq,
+    )
+    return status.endswith(" 1")
+
+
 async def participants(db: Executor, thread_id: str) -> list[str]:
     """Users who wrote in the thread (a deleted comment's author too: they took part)."""
     rows = await db.fetch(

@@ -13,6 +13,9 @@
 //   editor_append {name, fragment, block_id, text, inline?}: a BlockNote user types `text` (or
 //       inserts the inline item `inline`, e.g. a mention) at the end of block `block_id` (read,
 //       edit, write back: the same minimal diff a keystroke makes)
+//   editor_anchor {name, fragment, block_id, from, to} -> {start, end}: the Yjs relative positions
+//       (`Y.relativePositionToJSON`) of a text range in block `block_id`'s inline text, as a
+//       comment UI anchors a selection (end sticks to the character before it)
 //   editor_wait  {name, editor, fragment, contains, timeout_ms} -> {content, waited_ms}: resolves
 //       once the editor's JSON of the fragment contains the string `contains`
 
@@ -20,6 +23,7 @@ import { _blocksToProsemirrorNode, yXmlFragmentToBlocks } from '@blocknote/core/
 import { getSchema } from '@tiptap/core'
 import StarterKit from '@tiptap/starter-kit'
 import { updateYFragment, yXmlFragmentToProsemirrorJSON } from 'y-prosemirror'
+import * as Y from 'yjs'
 import { createEditor } from './product_schema.mjs'
 
 // BlockNote with the product's schema: its defaults plus the mention inline content.
@@ -51,7 +55,30 @@ const findBlock = (blocks, id) => {
   return undefined
 }
 
+/** The inline text of the blockContainer with `id` (its content node's first Y.XmlText). */
+const blockText = (node, id) => {
+  for (const child of node.toArray()) {
+    if (!(child instanceof Y.XmlElement)) continue
+    if (child.nodeName === 'blockContainer' && child.getAttribute('id') === id) {
+      const content = child.toArray().find((c) => c instanceof Y.XmlElement && c.nodeName !== 'blockGroup')
+      return content?.toArray().find((c) => c instanceof Y.XmlText)
+    }
+    const found = blockText(child, id)
+    if (found) return found
+  }
+  return undefined
+}
+
 export const editorCommands = (client) => ({
+  editor_anchor: ({ name, fragment = 'prosemirror', block_id: blockId, from, to }) => {
+    const text = blockText(client(name).doc.getXmlFragment(fragment), blockId)
+    if (!text) throw new Error(`no text in block ${blockId}`)
+    return {
+      start: Y.relativePositionToJSON(Y.createRelativePositionFromTypeIndex(text, from, 0)),
+      end: Y.relativePositionToJSON(Y.createRelativePositionFromTypeIndex(text, to, -1))
+    }
+  },
+
   editor_write: ({ name, editor, fragment = 'prosemirror', content }) => {
     const { doc } = client(name)
     write(doc, doc.getXmlFragment(fragment), toProsemirror(editor, content))
