@@ -5,7 +5,8 @@
 // optimistic: the card moves at once and the request carries `If-Match: "<version we saw>"`; a
 // 409 puts the server's current card (from the error body) in its place and says why.
 import { useCallback, useEffect, useReducer, useRef, useState } from 'react'
-import { api, ApiError, humanError, onSession, refreshSession, session as currentSession, wsBase, type Session } from './api'
+import { api, ApiError, humanError, type Session } from './api'
+import { openLiveSocket, type SocketState } from './liveSocket'
 import type { Workspace } from './Shell'
 import { Avatar, ErrorText, useAction } from './ui'
 
@@ -70,7 +71,7 @@ export function BoardPage ({ boardId }: { workspace: Workspace, boardId: string,
   const [state, dispatch] = useReducer(reduce, { board: null, lists: {}, cards: {}, seq: 0 })
   const [loadError, setLoadError] = useState<string | null>(null)
   const [notice, setNotice] = useState<string | null>(null)
-  const [socket, setSocket] = useState<'connecting' | 'live' | 'reconnecting' | 'forbidden' | 'gone'>('connecting')
+  const [socket, setSocket] = useState<SocketState>('connecting')
   const [viewers, setViewers] = useState<Viewer[]>([])
   const seqRef = useRef(0)
   seqRef.current = state.seq
@@ -85,43 +86,21 @@ export function BoardPage ({ boardId }: { workspace: Workspace, boardId: string,
   }, [boardId])
 
   // The socket opens once the board is loaded, from its event_seq; reconnects resume from the
-  // last applied seq with a capped backoff. 44xx closes are final except 4401 (refresh first).
+  // last applied seq (liveSocket.ts).
   const loaded = state.board !== null
   useEffect(() => { void load() }, [load])
   useEffect(() => {
     if (!loaded) return
-    let ws: WebSocket | null = null
-    let stopped = false
-    let attempts = 0
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const open = () => {
-      const token = currentSession()?.access
-      if (!token || stopped) return
-      ws = new WebSocket(`${wsBase()}/ws/boards/${boardId}/?since=${seqRef.current}`, ['collab', token])
-      ws.onopen = () => { attempts = 0 }
-      ws.onmessage = (message) => {
-        const frame = JSON.parse(message.data)
+    return openLiveSocket({
+      path: () => `/ws/boards/${boardId}/?since=${seqRef.current}`,
+      onState: setSocket,
+      onFrame: (frame) => {
         if (frame.type === 'event') dispatch({ type: 'event', event: frame.event })
         else if (frame.type === 'ready') setSocket('live')
         else if (frame.type === 'refetch') void load()
         else if (frame.type === 'presence') setViewers((prev) => applyPresence(prev, frame))
       }
-      ws.onclose = (event) => {
-        ws = null
-        if (stopped) return
-        if (event.code === 4401) {
-          refreshSession().then(open, () => { /* session ended: the app shows the sign-in screen */ })
-          return
-        }
-        if (event.code === 4403) { setSocket('forbidden'); return }
-        if (event.code === 4404) { setSocket('gone'); return }
-        setSocket('reconnecting')
-        timer = setTimeout(open, Math.min(200 * 2 ** attempts++, 5000))
-      }
-    }
-    open()
-    const stopSession = onSession((next, reason) => { if (!next && reason !== 'refreshed') ws?.close() })
-    return () => { stopped = true; clearTimeout(timer); stopSession(); ws?.close() }
+    })
   }, [loaded, boardId, load])
 
   const lists = Object.values(state.lists).filter((l) => !l.archived).sort(byPosition)

@@ -11,29 +11,36 @@ import { BlockNoteView } from '@blocknote/mantine'
 import { useCreateBlockNote } from '@blocknote/react'
 import { withCollaboration } from '@blocknote/core/yjs'
 import { api, onSession, refreshSession, userColor, wsBase, type Session } from './api'
+import type { BlockNoteEditor } from '@blocknote/core'
+import { CommentsPanel } from './Comments'
 import type { DocHeader, Workspace } from './Shell'
 import { Avatar, ErrorText, Status, useAction, useLoad } from './ui'
 
 type Doc = DocHeader & { fragment: string | null, version: number }
 type Connection = 'connecting' | 'connected' | 'reconnecting' | 'forbidden' | 'gone'
 type Peer = { clientId: number, name: string, color: string, self: boolean }
+type Panel = 'history' | 'comments' | null
+type AnyEditor = BlockNoteEditor<any, any, any>
 
 export function DocumentPage ({ workspace, docId, session }: { workspace: Workspace, docId: string, session: Session }) {
   const doc = useLoad(() => api<Doc>('GET', `/api/v1/documents/${docId}/`), [docId])
-  const [history, setHistory] = useState(false)
+  const [panel, setPanel] = useState<Panel>(null)
+  const [editor, setEditor] = useState<AnyEditor | null>(null)
+  const toggle = (which: Panel) => setPanel(panel === which ? null : which)
   return (
     <Status state={doc} what='the page'>
       {(data) => (
-        <div className={`document ${history ? 'with-panel' : ''}`}>
-          <Live doc={data} session={session} history={history} onHistory={() => setHistory(!history)} onRenamed={(title) => doc.set({ ...data, title })} />
-          {history && <VersionPanel docId={docId} onClose={() => setHistory(false)} workspace={workspace} />}
+        <div className={`document ${panel ? 'with-panel' : ''}`}>
+          <Live doc={data} session={session} panel={panel} onPanel={toggle} onEditor={setEditor} onRenamed={(title) => doc.set({ ...data, title })} />
+          {panel === 'history' && <VersionPanel docId={docId} onClose={() => setPanel(null)} workspace={workspace} />}
+          {panel === 'comments' && <CommentsPanel docId={docId} workspaceId={workspace.id} editor={editor} onClose={() => setPanel(null)} />}
         </div>
       )}
     </Status>
   )
 }
 
-function Live ({ doc, session, history, onHistory, onRenamed }: { doc: Doc, session: Session, history: boolean, onHistory: () => void, onRenamed: (title: string) => void }) {
+function Live ({ doc, session, panel, onPanel, onEditor, onRenamed }: { doc: Doc, session: Session, panel: Panel, onPanel: (which: Panel) => void, onEditor: (editor: AnyEditor) => void, onRenamed: (title: string) => void }) {
   const [live, setLive] = useState<{ ydoc: Y.Doc, provider: WebsocketProvider } | null>(null)
   const [connection, setConnection] = useState<Connection>('connecting')
   const [peers, setPeers] = useState<Peer[]>([])
@@ -86,11 +93,12 @@ function Live ({ doc, session, history, onHistory, onRenamed }: { doc: Doc, sess
           {peers.map((p) => <Avatar key={p.clientId} id={String(p.clientId)} name={p.name} color={p.color} title={p.self ? `${p.name} (you)` : p.name} />)}
         </div>
         <ConnectionBadge state={connection} />
-        <button type='button' className={history ? 'primary' : ''} aria-pressed={history} onClick={onHistory}>History</button>
+        <button type='button' className={panel === 'comments' ? 'primary' : ''} aria-pressed={panel === 'comments'} onClick={() => onPanel('comments')}>Comments</button>
+        <button type='button' className={panel === 'history' ? 'primary' : ''} aria-pressed={panel === 'history'} onClick={() => onPanel('history')}>History</button>
       </div>
       {connection === 'forbidden' && <p className='error' role='alert' data-testid='access-lost'>You no longer have access to this page.</p>}
       {connection === 'gone' && <p className='error' role='alert'>This page was deleted.</p>}
-      {live && <Editor key={doc.id} ydoc={live.ydoc} provider={live.provider} fragment={doc.fragment ?? 'prosemirror'} session={session} />}
+      {live && <Editor key={doc.id} ydoc={live.ydoc} provider={live.provider} fragment={doc.fragment ?? 'prosemirror'} session={session} onEditor={onEditor} />}
     </section>
   )
 }
@@ -100,7 +108,7 @@ function ConnectionBadge ({ state }: { state: Connection }) {
   return <span className={`badge conn-${state}`} role='status' data-testid='connection' data-state={state}>{text}</span>
 }
 
-function Editor ({ ydoc, provider, fragment, session }: { ydoc: Y.Doc, provider: WebsocketProvider, fragment: string, session: Session }) {
+function Editor ({ ydoc, provider, fragment, session, onEditor }: { ydoc: Y.Doc, provider: WebsocketProvider, fragment: string, session: Session, onEditor: (editor: AnyEditor) => void }) {
   const editor = useCreateBlockNote(withCollaboration({
     collaboration: {
       provider,
@@ -109,6 +117,7 @@ function Editor ({ ydoc, provider, fragment, session }: { ydoc: Y.Doc, provider:
       showCursorLabels: 'always'
     }
   }), [provider])
+  useEffect(() => onEditor(editor), [editor, onEditor])
   return <div className='editor' data-testid='editor'><BlockNoteView editor={editor} theme='light' /></div>
 }
 

@@ -3,6 +3,7 @@ import { useEffect, useState } from 'react'
 import { api, signOut, type Session } from './api'
 import { BoardPage } from './Board'
 import { DocumentPage } from './DocumentPage'
+import { InboxButton } from './Inbox'
 import { navigate, useRoute } from './router'
 import { Avatar, ErrorText, Status, useAction, useLoad } from './ui'
 
@@ -43,6 +44,7 @@ export function Shell ({ session }: { session: Session }) {
           )}
         </Status>
         <span className='spacer' />
+        <InboxButton />
         <span className='me'><Avatar id={session.user.id} name={session.user.display_name} /> <span className='me-name'>{session.user.display_name}</span></span>
         <button type='button' className='ghost' onClick={() => void signOut()}>Sign out</button>
       </header>
