@@ -3,6 +3,8 @@ verification."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from handlers.base import BaseHandler, signed_in
 from handlers.routing import route
 from handlers.schemas.auth import (
@@ -13,18 +15,22 @@ from handlers.schemas.auth import (
     LoginSchema,
     MeUpdateResultSchema,
     MeUpdateSchema,
+    PasswordConfirmSchema,
     PasswordResetConfirmSchema,
     PasswordResetRequestSchema,
     RefreshSchema,
     RegisterSchema,
+    RevokedCountSchema,
+    SessionListSchema,
     TokenPairSchema,
     UserSchema,
     VerifyEmailConfirmSchema,
 )
 from models.account_tokens import EMAIL_VERIFICATION, PASSWORD_RESET
-from services import account_tokens, profile
+from services import account_lifecycle, account_tokens, profile
 from services.auth import AuthService
 from services.auth_guard import Principal
+from services.deps import Deps
 
 _user = UserSchema()
 _pair = TokenPairSchema()
@@ -72,7 +78,9 @@ class LoginHandler(AuthHandler):
 
     async def post(self) -> None:
         data = self.load_body(LoginSchema())
-        pair = await self.auth.login(data["email"], data["password"], self.client_ip)
+        pair = await self.auth.login(
+            data["email"], data["password"], self.client_ip, self.request.headers.get("User-Agent")
+        )
         self.send(_pair.dump(pair.to_json()))
 
 
@@ -230,12 +238,101 @@ class VerifyEmailConfirmHandler(AuthHandler):
         self.send(_user.dump(user))
 
 
+class SessionsHandler(AuthHandler):
+    openapi = {
+        "get": {
+            "summary": "My sessions that can still refresh (device, created, last used)",
+            "response": SessionListSchema,
+        }
+    }
+
+    @signed_in
+    async def get(self, principal: Principal) -> None:
+        sessions = await account_lifecycle.list_sessions(self.ctx, principal)
+        self.send(SessionListSchema().dump({"items": sessions}))
+
+
+class SessionHandler(AuthHandler):
+    openapi = {
+        "delete": {
+            "summary": "End one of my sessions: its refresh token stops working, its sockets "
+            "close (4401)",
+            "status": 204,
+        }
+    }
+
+    @signed_in
+    async def delete(self, principal: Principal, session_id: str) -> None:
+        self.load_body(EmptySchema())
+        await account_lifecycle.revoke_session(self.ctx, principal, session_id)
+        self.send(None, 204)
+
+
+class RevokeOtherSessionsHandler(AuthHandler):
+    openapi = {
+        "post": {
+            "summary": "End every session of mine but this one",
+            "body": EmptySchema,
+            "response": RevokedCountSchema,
+        }
+    }
+
+    @signed_in
+    async def post(self, principal: Principal) -> None:
+        self.load_body(EmptySchema())
+        revoked = await account_lifecycle.revoke_other_sessions(self.ctx, principal)
+        self.send(RevokedCountSchema().dump({"revoked": revoked}))
+
+
+class AccountActionHandler(AuthHandler):
+    """An irreversible change to the caller's own account, with the password asked again (a
+    subclass names the service action)."""
+
+    action: Callable[[Deps, AuthService, Principal, str, str], Awaitable[None]]
+
+    @signed_in
+    async def post(self, principal: Principal) -> None:
+        data = self.load_body(PasswordConfirmSchema())
+        await type(self).action(self.ctx, self.auth, principal, data["password"], self.client_ip)
+        self.send(None, 204)
+
+
+class DeactivateMeHandler(AccountActionHandler):
+    openapi = {
+        "post": {
+            "summary": "Deactivate my account (password asked again): every session ends, "
+            "login is refused until an instance admin activates it",
+            "body": PasswordConfirmSchema,
+            "status": 204,
+        }
+    }
+    action = staticmethod(account_lifecycle.deactivate_account)
+
+
+class DeleteMeHandler(AccountActionHandler):
+    openapi = {
+        "post": {
+            "summary": "Delete my account (password asked again; 409 sole_owner while I am "
+            "the only owner of a workspace)",
+            "body": PasswordConfirmSchema,
+            "status": 204,
+        }
+    }
+    action = staticmethod(account_lifecycle.delete_account)
+
+
 ROUTES = [
     route("/api/v1/auth/register/", RegisterHandler),
     route("/api/v1/auth/login/", LoginHandler),
     route("/api/v1/auth/token/refresh/", RefreshHandler),
     route("/api/v1/auth/logout/", LogoutHandler),
     route("/api/v1/auth/me/", MeHandler),
+    route("/api/v1/auth/me/deactivate/", DeactivateMeHandler),
+    route("/api/v1/auth/me/delete/", DeleteMeHandler),
+    route("/api/v1/auth/sessions/", SessionsHandler),
+    # Before `{session_id}`: the literal segment must not be taken for an id.
+    route("/api/v1/auth/sessions/revoke-others/", RevokeOtherSessionsHandler),
+    route("/api/v1/auth/sessions/{session_id}/", SessionHandler),
     route("/api/v1/auth/password-reset/", PasswordResetHandler),
     route("/api/v1/auth/password-reset/confirm/", PasswordResetConfirmHandler),
     route("/api/v1/auth/verify-email/", VerifyEmailHandler),

@@ -52,6 +52,10 @@ def _epoch_to_dt(epoch_s: int) -> datetime:
     return datetime.fromtimestamp(epoch_s, tz=UTC)
 
 
+# A session keeps this much of its login's User-Agent (for the owner's session list).
+USER_AGENT_MAX = 512
+
+
 def normalize_email(email: str) -> str:
     return email.strip().lower()
 
@@ -80,7 +84,9 @@ class AuthService:
         except asyncpg.UniqueViolationError as err:
             raise Conflict("an account with this email already exists", code="email_taken") from err
 
-    async def login(self, email: str, password: str, ip: str) -> TokenPair:
+    async def login(
+        self, email: str, password: str, ip: str, user_agent: str | None = None
+    ) -> TokenPair:
         await self._count_password_attempt(ip, email)
         found = await users_repo.get_password_hash(self.ctx.db, normalize_email(email))
         ok = await self.passwords.verify(found[1] if found else None, password)
@@ -89,7 +95,9 @@ class AuthService:
         if self.passwords.needs_rehash(found[1]):
             new_hash = await self.passwords.hash(password)
             await users_repo.replace_password_hash(self.ctx.db, found[0], found[1], new_hash)
-        family_id = await users_repo.create_family(self.ctx.db, found[0])
+        family_id = await users_repo.create_family(
+            self.ctx.db, found[0], user_agent[:USER_AGENT_MAX] if user_agent else None
+        )
         return await self._issue_pair(found[0], family_id)
 
     async def _count_password_attempt(self, ip: str, email: str) -> None:
@@ -159,17 +167,22 @@ class AuthService:
 
         Every access token names its family, so revoking all families rejects them all; the
         `tokens_valid_after` cutoff additionally covers tokens whose family row is gone."""
-        login = await users_repo.get_login_by_id(self.ctx.db, principal.user_id)
-        if login is None:
-            raise Unauthorized("invalid or expired token", code="invalid_token")
-        email, stored = login
-        await self._count_password_attempt(ip, email)
-        if not await self.passwords.verify(stored, current):
-            raise Unauthorized("current password is wrong", code="invalid_credentials")
+        await self.reauthenticate(principal.user_id, current, ip)
         new_hash = await self.passwords.hash(new)
         await self.replace_password(principal.user_id, new_hash, "password_change")
         family_id = await users_repo.create_family(self.ctx.db, principal.user_id)
         return await self._issue_pair(principal.user_id, family_id)
+
+    async def reauthenticate(self, user_id: str, password: str, ip: str) -> None:
+        """The signed-in caller proves it knows the password (a password change, deleting the
+        account): same attempt budget as a login, 401 `invalid_credentials` when wrong."""
+        login = await users_repo.get_login_by_id(self.ctx.db, user_id)
+        if login is None:
+            raise Unauthorized("invalid or expired token", code="invalid_token")
+        email, stored = login
+        await self._count_password_attempt(ip, email)
+        if not await self.passwords.verify(stored, password):
+            raise Unauthorized("current password is wrong", code="invalid_credentials")
 
     async def replace_password(
         self,

@@ -88,3 +88,34 @@ class PasswordResetConfirmSchema(Schema):
 
 class VerifyEmailConfirmSchema(Schema):
     token = fields.String(required=True, validate=LINK_TOKEN)
+
+
+class SessionSchema(Schema):
+    """One login session (refresh-token family) of the caller."""
+
+    id = fields.UUID(required=True)
+    user_agent = fields.String(allow_none=True, required=True)
+    created_at = fields.DateTime(required=True)
+    last_used_at = fields.DateTime(
+        allow_none=True, required=True, metadata={"description": "the last login or refresh"}
+    )
+    expires_at = fields.DateTime(
+        allow_none=True, required=True, metadata={"description": "when its refresh token expires"}
+    )
+    current = fields.Boolean(required=True, metadata={"description": "the caller's own session"})
+
+
+class SessionListSchema(Schema):
+    items = fields.List(fields.Nested(SessionSchema), required=True)
+
+
+class RevokedCountSchema(Schema):
+    revoked = fields.Integer(required=True)
+
+
+class PasswordConfirmSchema(Schema):
+    """The caller's password, asked again before an irreversible account change."""
+
+    password = fields.String(
+        required=True, validate=validate.Length(min=1, max=256), load_only=True
+    )

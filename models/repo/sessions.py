@@ -3,7 +3,50 @@ cleanup of expired session bookkeeping."""
 
 from __future__ import annotations
 
-from models.db import Database
+from typing import Any
+
+import asyncpg
+
+from models.db import Database, Executor
+
+SESSION_COLUMNS = (
+    "f.id, f.user_agent, f.created_at, f.revoked_at,"
+    " (SELECT max(t.created_at) FROM refresh_tokens t WHERE t.family_id = f.id) AS last_used_at,"
+    " (SELECT max(t.expires_at) FROM refresh_tokens t WHERE t.family_id = f.id) AS expires_at"
+)
+
+
+async def list_active(db: Database, user_id: str) -> list[dict[str, Any]]:
+    """The user's sessions that can still refresh: not revoked, with an unexpired refresh token.
+    `last_used_at` is the last login or refresh (when its newest refresh token was issued)."""
+    rows = await db.fetch(
+        f"SELECT {SESSION_COLUMNS} FROM token_families f"
+        " WHERE f.user_id = $1 AND f.revoked_at IS NULL AND EXISTS ("
+        "  SELECT 1 FROM refresh_tokens t WHERE t.family_id = f.id AND t.expires_at > now()"
+        "  AND t.used_at IS NULL)"
+        " ORDER BY last_used_at DESC NULLS LAST, f.id",
+        user_id,
+    )
+    return [{**dict(r), "id": str(r["id"])} for r in rows]
+
+
+async def family_owner(conn: Executor, family_id: str) -> str | None:
+    value = await conn.fetchval("SELECT user_id FROM token_families WHERE id = $1", family_id)
+    return None if value is None else str(value)
+
+
+async def revoke_others(
+    conn: asyncpg.Connection, user_id: str, keep: str, reason: str
+) -> list[str]:
+    rows = await conn.fetch(
+        "UPDATE token_families SET revoked_at = now(), revoked_reason = $3"
+        " WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL RETURNING id",
+        user_id,
+        keep,
+        reason,
+    )
+    return [str(r["id"]) for r in rows]
+
 
 # --- cleanup (the `cleanup_expired_sessions` job) ---------------------------------------------
 

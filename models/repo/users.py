@@ -98,9 +98,13 @@ async def replace_password_hash(db: Database, user_id: str, old: str, new: str) 
     )
 
 
-async def create_family(db: Database, user_id: str) -> str:
+async def create_family(db: Database, user_id: str, user_agent: str | None = None) -> str:
     return str(
-        await db.fetchval("INSERT INTO token_families (user_id) VALUES ($1) RETURNING id", user_id)
+        await db.fetchval(
+            "INSERT INTO token_families (user_id, user_agent) VALUES ($1, $2) RETURNING id",
+            user_id,
+            user_agent,
+        )
     )
 
 
