@@ -19,7 +19,9 @@ REST.
 
 Frames out: `{"type":"ready","unread_count":N,"seq":S}` once (S: the resume point the socket
 starts after), then `{"type":"event","seq":S,"event":<the subject's JSON>}` in stream order,
-`{"type":"refetch","reason":"too_far_behind"|"ahead_of_stream","seq":S}`, `{"type":"pong"}`,
+`{"type":"unread","unread_count":N}` when the count read from Postgres after events differs
+from what the events said (two changes committed at the same moment each count without the
+other's), `{"type":"refetch","reason":"too_far_behind"|"ahead_of_stream","seq":S}`, `{"type":"pong"}`,
 `{"type":"error","code","message"}`. Frames in: `{"type":"ping"}`.
 
 Access: the inbox is the user's own, so only the session matters (revoked or expired → 4401,
@@ -40,7 +42,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from bus.jetstream import EVENTS_STREAM, user_notification_subject
 from bus.revocations import Revocation
-from core.errors import Unavailable
+from core.errors import AppError, Unavailable
 from live.hub import Hub, Identity, JsonConnection, SocketLimits, Transport
 from models.repo import notifications as notifications_repo
 from services.policy import Access, Resource
@@ -93,6 +95,9 @@ class InboxConnection(JsonConnection):
         self.since = since
         self.last_seq = 0
         self.subscription: Any = None
+        self.unread = 0  # the unread total the client was told last
+        self._recount: asyncio.Task[None] | None = None
+        self._stale = False
         # Events that arrive before `ready` went out wait here (the consumer starts first).
         self._held: list[tuple[int, dict[str, Any]]] | None = []
 
@@ -112,6 +117,7 @@ class InboxConnection(JsonConnection):
         if self.closed:
             return
         unread = await notifications_repo.unread_count(self.feed.ctx.db, self.user_id)
+        self.unread = unread
         self.send_json({"type": "ready", "unread_count": unread, "seq": start})
         held, self._held = self._held or [], None
         for seq, event in held:
@@ -142,6 +148,33 @@ class InboxConnection(JsonConnection):
             return
         self.last_seq = seq
         self.send_json({"type": "event", "seq": seq, "event": event})
+        if isinstance(event.get("unread_count"), int):
+            self.unread = event["unread_count"]
+        self._recount_soon()
+
+    def _recount_soon(self) -> None:
+        """Re-read the unread total after an event (one read at a time, again if events came
+        in meanwhile): an event's count is what its transaction saw, and two changes committed
+        at the same moment may each miss the other's."""
+        if self._recount is not None and not self._recount.done():
+            self._stale = True
+            return
+        self._recount = self.feed.ctx.spawn(self._send_true_count(), name="inbox-unread")
+
+    async def _send_true_count(self) -> None:
+        while not self.closed:
+            self._stale = False
+            try:
+                count = await notifications_repo.unread_count(self.feed.ctx.db, self.user_id)
+            except AppError as err:  # Postgres away: the next event tries again
+                log.warning("inbox.recount_failed", user_id=self.user_id, error=err.message)
+                return
+            if self._stale:  # an event arrived meanwhile: its commit may be missing here
+                continue
+            if count != self.unread:
+                self.unread = count
+                self.send_json({"type": "unread", "unread_count": count})
+            return
 
     # --- inbound -------------------------------------------------------------------------------
 

@@ -35,9 +35,6 @@ class LockNamespace(IntEnum):
     # (ops/backup.py). It was 72_451_904 too before this table existed: the same number as the
     # document write lock, which is what one table of namespaces prevents.
     BACKUP_FENCE = 72_451_905
-    # Changes to one user's inbox run one at a time, so the unread count each event carries is
-    # the count after that commit (services/notifications.py).
-    INBOX = 72_451_906
 
 
 async def xact_lock(conn: asyncpg.Connection, namespace: LockNamespace, key: str) -> None:

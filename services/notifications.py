@@ -47,7 +47,6 @@ from bus.outbox import notification_event
 from bus.schemas.notifications import NotificationSchema
 from core.errors import NotFound, ValidationFailed
 from models.db import Executor
-from models.locks import LockNamespace, xact_lock
 from models.notifications import (
     ACCESS_GRANTED,
     CARD_ASSIGNED,
@@ -150,7 +149,6 @@ async def notify(uow: UnitOfWork, draft: NotificationDraft) -> UUID | None:
     channel = await effective_channel(uow.conn, recipient, draft.kind)
     if channel == OFF or not await _may_see(uow.conn, draft):
         return None
-    await xact_lock(uow.conn, LockNamespace.INBOX, recipient)
     record = await repo.insert(uow.conn, _new_row(draft, data, channel))
     await emit_change(uow, recipient, "notification.created", notification=to_wire(record))
     return UUID(str(record["id"]))
@@ -221,9 +219,14 @@ def to_wire(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def emit_change(uow: UnitOfWork, user_id: str, event_type: str, **fields: Any) -> int:
-    """Emit one event on the user's subject with their unread count after this change (the
-    caller holds the user's INBOX lock, so concurrent changes cannot both count the old total);
-    returns that count."""
+    """Emit one event on the user's subject with their unread count as this transaction sees
+    it; returns that count.
+
+    No lock serialises one user's changes: `notify` runs inside other features' transactions,
+    which may notify several users in any order, and waiting for one inbox while holding another
+    could deadlock two of them. So two changes of one inbox committing at the same moment may
+    each miss the other's row; the inbox socket re-reads the count after every event and sends
+    the true one (live/inbox_feed.py), REST answers always count afresh."""
     body = {
         "type": event_type,
         "id": str(uuid.uuid4()),
@@ -310,7 +313,6 @@ async def change_state(
     sockets; the unread total after it. A target with no row of the caller's is a 404 (another
     user's notification does not exist for them); a change that changes nothing emits nothing."""
     async with unit_of_work(deps) as uow:
-        await xact_lock(uow.conn, LockNamespace.INBOX, user_id)
         if target != repo.Target() and not await repo.target_exists(uow.conn, user_id, target):
             raise NotFound("no such notification")
         if not await repo.set_state(uow.conn, user_id, state, target, on):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from uuid import UUID
 
@@ -71,3 +72,20 @@ async def workspace_with_empty_inboxes(api: Any, ctx: Any, *roles: str) -> tuple
         workspace["id"],
     )
     return workspace, users
+
+
+async def two_open_transactions(ctx: Any, first_steps: list, second_steps: list) -> None:
+    """Run two units of work step by step, alternating (first[0], second[0], first[1], …), both
+    open until every step ran, then commit both."""
+    turns = [asyncio.Event() for _ in range(len(first_steps) + len(second_steps) + 1)]
+    turns[0].set()
+
+    async def run(steps: list, offset: int) -> None:
+        async with unit_of_work(ctx) as uow:
+            for i, step in enumerate(steps):
+                await turns[2 * i + offset].wait()
+                await asyncio.wait_for(step(uow), 5)
+                turns[2 * i + offset + 1].set()
+            await turns[-1].wait()
+
+    await asyncio.wait_for(asyncio.gather(run(first_steps, 0), run(second_steps, 1)), 15)

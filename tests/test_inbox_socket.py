@@ -17,6 +17,7 @@ from tests.notification_support import (
     InboxSocket,
     draft,
     notify,
+    two_open_transactions,
     workspace_with_empty_inboxes,
 )
 from tests.ws_helpers import insert_document
@@ -127,6 +128,26 @@ async def test_since_past_the_stream_gets_refetch_then_live(api, ctx, http_serve
     assert ready["seq"] == refetch["seq"]
     made = await notify(ctx, draft(member, owner, workspace["id"]))
     assert (await sock.frame("notification.created"))["event"]["notification"]["id"] == str(made)
+    assert valid_frames(sock)
+    sock.close()
+
+
+async def test_the_socket_corrects_counts_of_changes_committed_together(api, ctx, http_server_port):
+    """Two notifications written at the same moment each count without the other (1 and 1);
+    the socket re-reads and sends the true total."""
+    workspace, users = await workspace_with_empty_inboxes(api, ctx, "member")
+    owner, member = users["owner"], users["member"]
+    sock = await InboxSocket.open(http_server_port[1], member.access_token)
+    await sock.ready()
+
+    def step(uow):
+        return notifications.notify(uow, draft(member, owner, workspace["id"]))
+
+    await two_open_transactions(ctx, [step], [step])
+    events = [await sock.frame("notification.created") for _ in range(2)]
+    assert [f["event"]["unread_count"] for f in events] == [1, 1]
+    unread = await sock.next(lambda f: f["type"] == "unread")
+    assert unread["unread_count"] == 2
     assert valid_frames(sock)
     sock.close()
 

@@ -14,7 +14,13 @@ from bus.schemas.notifications import NotificationEventSchema
 from models.repo import notifications as notifications_repo
 from services import notifications
 from services.unit_of_work import unit_of_work
-from tests.notification_support import draft, notify, rows_of, workspace_with_empty_inboxes
+from tests.notification_support import (
+    draft,
+    notify,
+    rows_of,
+    two_open_transactions,
+    workspace_with_empty_inboxes,
+)
 from tests.ws_helpers import Collector, fast_user, grant, insert_document, ws_path
 
 
@@ -176,3 +182,16 @@ async def test_a_bad_draft_is_a_bug_and_rolls_back(api, ctx, bad):
     with pytest.raises(EventSchemaError):
         await notify(ctx, draft(member, owner, workspace["id"], **bad))
     assert await rows_of(ctx, member.id) == []
+
+
+async def test_two_transactions_notifying_the_same_users_in_opposite_orders_both_commit(api, ctx):
+    """No lock is held per inbox: a feature notifying A then B while another notifies B then A
+    (a reply and a mention in one thread) must not deadlock (one would fail with a 500)."""
+    workspace, users = await workspace_with_empty_inboxes(api, ctx, "member", "admin")
+    owner, a, b = users["owner"], users["member"], users["admin"]
+
+    def to(user):
+        return lambda uow: notifications.notify(uow, draft(user, owner, workspace["id"]))
+
+    await two_open_transactions(ctx, [to(a), to(b)], [to(b), to(a)])
+    assert len(await rows_of(ctx, a.id)) == len(await rows_of(ctx, b.id)) == 2

@@ -8,9 +8,10 @@ external tool) subscribes to one subject and can resume from a stream sequence:
   read, archived, or brought back from the archive: one row (`notification_id`), one group
   (`group_key`) or, with both null, all of them.
 
-Every event carries `unread_count`, the recipient's unread total as of that commit (changes of
-one recipient are serialised, so the counts of their events increase and decrease in commit
-order). Published with `Nats-Msg-Id` = `id`: a consumer deduplicates on it.
+Every event carries `unread_count`, the recipient's unread total as the transaction that made
+the change saw it: two changes of one inbox committed at the same moment may each miss the
+other's (the inbox socket re-reads the count after events; REST counts afresh). Published with
+`Nats-Msg-Id` = `id`: a consumer deduplicates on it.
 """
 
 from __future__ import annotations

@@ -89,6 +89,13 @@ class InboxEventFrameSchema(Schema):
     event = fields.Nested(NotificationEventSchema, required=True)
 
 
+class InboxUnreadFrameSchema(Schema):
+    """The true unread total, when it differs from what the last event said."""
+
+    type = fields.String(required=True, validate=validate.Equal("unread"))
+    unread_count = fields.Integer(required=True)
+
+
 class InboxRefetchFrameSchema(Schema):
     type = fields.String(required=True, validate=validate.Equal("refetch"))
     reason = fields.String(
@@ -112,6 +119,7 @@ class PingFrameSchema(Schema):
 INBOX_FRAMES: dict[str, type[Schema]] = {
     "InboxReadyFrame": InboxReadyFrameSchema,
     "InboxEventFrame": InboxEventFrameSchema,
+    "InboxUnreadFrame": InboxUnreadFrameSchema,
     "InboxRefetchFrame": InboxRefetchFrameSchema,
     "SocketErrorFrame": SocketErrorFrameSchema,
     "PingFrame": PingFrameSchema,
