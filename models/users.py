@@ -21,7 +21,7 @@ class User(BaseModel):
     # Access tokens issued before this instant are rejected (password change, "log out everywhere").
     tokens_valid_after = timestamptz(default_now=True)
     updated_at = timestamptz(default_now=True)
-    # The owner deleted the account (migration 0019): email, name and password are gone (the row
+    # The owner deleted the account (migration 0020): email, name and password are gone (the row
     # stays so what they wrote keeps its author id), it cannot log in, its email is free again.
     deleted_at = timestamptz(null=True)
 
@@ -35,7 +35,7 @@ class TokenFamily(BaseModel):
     user = peewee.ForeignKeyField(User, on_delete="CASCADE", index=True)
     revoked_at = timestamptz(null=True)
     revoked_reason = peewee.TextField(null=True)
-    # The User-Agent of the login (migration 0019), shown in the owner's session list.
+    # The User-Agent of the login (migration 0020), shown in the owner's session list.
     user_agent = peewee.TextField(null=True)
 
     class Meta:
