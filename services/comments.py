@@ -31,12 +31,14 @@ from bus.schemas.comment_entities import REACTIONS, CommentSchema, ThreadSchema
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from models.repo import cards as cards_repo
 from models.repo import comments as repo
+from models.repo import documents as documents_repo
 from models.repo.comments import NewComment, NewThread, ThreadFilter
 from models.repo.doc_content import display_names
-from services import policy
+from services import notifications, policy
 from services.board_changes import BoardChange, board_change
 from services.comment_body import mentioned_ids, plain_text
 from services.deps import Deps
+from services.notifications import NotificationDraft
 from services.policy import Action, Resource
 from services.ratelimit import RateLimiter
 from services.unit_of_work import UnitOfWork, unit_of_work
@@ -44,6 +46,8 @@ from services.unit_of_work import UnitOfWork, unit_of_work
 # A thread is a conversation about one spot; hundreds of replies mean it should be a document.
 MAX_COMMENTS_PER_THREAD = 500
 MAX_QUOTED_CHARS = 1_000
+# The comment's words in a notification (and its email): a preview, not a copy.
+EXCERPT_CHARS = 280
 RATE_WINDOW_S = 60
 What = Literal["view", "comment", "moderate"]
 
@@ -291,6 +295,53 @@ class CommentChange:
             )
         )
 
+    async def notify(
+        self,
+        recipients: list[str],
+        kind: str,
+        thread_id: str,
+        comment: dict[str, Any] | None = None,
+    ) -> None:
+        """Tell each recipient (never the actor; never one who may not view the target, nor
+        one who turned the kind off: `notifications.notify` decides)."""
+        if not recipients:
+            return
+        data = {"title": await self._title()}
+        if comment is not None and comment["text"]:
+            data["excerpt"] = comment["text"][:EXCERPT_CHARS]
+        for recipient in recipients:
+            await notifications.notify(
+                self.uow,
+                NotificationDraft(
+                    recipient_id=uuid.UUID(recipient),
+                    kind=kind,
+                    actor_id=None if self.actor_id is None else uuid.UUID(self.actor_id),
+                    workspace_id=uuid.UUID(self.workspace_id),
+                    document_id=_uuid(self.scope.document_id),
+                    board_id=_uuid(self.scope.board_id),
+                    card_id=_uuid(self.scope.card_id),
+                    thread_id=uuid.UUID(thread_id),
+                    comment_id=None if comment is None else uuid.UUID(str(comment["id"])),
+                    data=data,
+                ),
+            )
+
+    async def _title(self) -> str:
+        conn = self.uow.conn
+        if self.scope.document_id is not None:
+            doc = await documents_repo.get_document(conn, self.scope.document_id)
+            return "" if doc is None else str(doc["title"])
+        card = (
+            None
+            if self.scope.card_id is None
+            else await cards_repo.get_card_row(conn, self.scope.card_id)
+        )
+        return "" if card is None else str(card["title"])
+
+
+def _uuid(value: str | None) -> uuid.UUID | None:
+    return None if value is None else uuid.UUID(value)
+
 
 @contextlib.asynccontextmanager
 async def comment_change(
@@ -357,6 +408,8 @@ async def create_thread(
         )
         entity = await load_thread(conn, thread_id)
         await change.emit("thread.created", thread_id, entity)
+        top = entity["comments"][0]
+        await change.notify(mentions.readers, notifications.COMMENT_MENTION, thread_id, top)
     return Written(entity, mentions.unreadable)
 
 
@@ -408,6 +461,9 @@ async def set_status(
         if changed:
             kind = "thread.resolved" if status == "resolved" else "thread.reopened"
             await change.emit(kind, thread_id, entity)
+        if changed and status == "resolved":
+            people = await repo.participants(conn, thread_id)
+            await change.notify(people, notifications.THREAD_RESOLVED, thread_id)
     return entity
 
 
@@ -428,11 +484,16 @@ async def reply(ctx: CommentDeps, actor_id: str, thread_id: str, body: dict[str,
                 f"a thread holds at most {MAX_COMMENTS_PER_THREAD} comments", code="limit_reached"
             )
         top = await repo.top_comment_id(conn, thread_id)
+        people = await repo.participants(conn, thread_id)
         new = await _new_comment(ctx, thread_id, top, actor_id, body, mentions)
         comment_id = await repo.insert_comment(conn, new)
         await repo.touch_thread(conn, thread_id)
         entity = await _load_comment(conn, thread_id, comment_id)
         await change.emit("comment.created", thread_id, entity)
+        # A participant who is also mentioned hears it once, as the mention.
+        await change.notify(mentions.readers, notifications.COMMENT_MENTION, thread_id, entity)
+        repliers = [p for p in people if p not in mentions.readers]
+        await change.notify(repliers, notifications.THREAD_REPLY, thread_id, entity)
     return Written(entity, mentions.unreadable)
 
 
@@ -461,12 +522,16 @@ async def edit_comment(
     mentions = await _mentions(ctx, str(thread["workspace_id"]), scope, body)
     thread_id = str(thread["id"])
     async with comment_change(ctx, scope, str(thread["workspace_id"]), actor_id) as change:
-        await _locked_comment(change, comment_id)
+        before = await _locked_comment(change, comment_id)
         names = await _names(ctx, mentions.members)
         conn = change.uow.conn
         await repo.edit_comment(conn, comment_id, body, plain_text(body, names), mentions.members)
         entity = await _load_comment(conn, thread_id, comment_id)
         await change.emit("comment.updated", thread_id, entity)
+        # Only people the edit newly mentions are told (an edit is not a new message).
+        known = {str(u) for u in before["mentions"] or []}
+        added = [u for u in mentions.readers if u not in known]
+        await change.notify(added, notifications.COMMENT_MENTION, thread_id, entity)
     return Written(entity, mentions.unreadable)
 
 
