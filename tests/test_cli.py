@@ -103,6 +103,9 @@ def test_dev_runs_stops_cleanly_and_keeps_data(service_tmp_path):
         ready = _wait_ready(proc, port)
         assert ready["checks"] == {"postgres": True, "nats": True, "redis": True}
         assert len(_service_processes(data_dir)) >= 3
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as page:
+            assert page.headers["Content-Type"].startswith("text/html")
+            assert b'<div id="root">' in page.read()  # the web app (README "Web app")
         email = "persist@example.com"
         status, _ = _request(
             f"http://127.0.0.1:{port}/api/v1/auth/register/",

@@ -85,6 +85,13 @@ async def test_cards_and_lists_move_live_and_a_stale_move_is_refused(
             )
         await page_a.screenshot(path=screenshot_path("board.png"))
 
+        # Keyboard: Alt+ArrowRight moves the focused card to the next list ("To do" → "Doing").
+        await card_titles(page_a, "To do").filter(has_text="Tell everyone").focus()
+        await page_a.keyboard.press("Alt+ArrowRight")
+        await expect(card_titles(page_b, "Doing")).to_have_text(["Tell everyone", "Write the spec"])
+        await page_a.keyboard.press("Alt+ArrowLeft")  # and back to the top of "To do", focused
+        await expect(card_titles(page_b, "To do")).to_have_text(["Tell everyone", "Ship it"])
+
         # Bob's view goes stale (frames held); Ann moves "Ship it"; Bob then moves his stale
         # copy: If-Match carries the version he saw, the server refuses, the app says so and
         # shows the card where it really is.
@@ -95,7 +102,7 @@ async def test_cards_and_lists_move_live_and_a_stale_move_is_refused(
             .drag_to(in_list(page_a, "Done").get_by_role("heading"))
         )
         await expect(card_titles(page_a, "Done")).to_have_text(["Ship it"])
-        await expect(card_titles(page_b, "To do")).to_have_text(["Ship it", "Tell everyone"])
+        await expect(card_titles(page_b, "To do")).to_have_text(["Tell everyone", "Ship it"])
         await (
             card_titles(page_b, "To do")
             .filter(has_text="Ship it")
