@@ -21,7 +21,9 @@ undo and restore are silent; the same user mentioned in another block is a new m
 replays the entries after the document's cursor (`document_mention_scans`), reading the mentions
 only after entries that can have touched one: Yjs writes type names and attribute keys as plain
 strings, so an update that creates a mention node or sets its `user` holds those bytes. A window
-without such an entry (plain typing) is not read at all.
+without such an entry (plain typing) is not read at all. (An update Yjs keeps pending until a
+missing earlier one arrives would escape that filter; editors publish their own updates in order
+and see others' only after the log has them, so the server never sees one.)
 
 **To whom.** `document.mention` goes to users who may view the document (the policy, read in the
 scan's transaction). A mention of an active user who may not is recorded `no_access` and reported

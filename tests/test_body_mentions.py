@@ -17,6 +17,7 @@ import pytest
 from bus.jetstream import user_notification_subject
 from models.repo import document_mentions as mentions_repo
 from services import body_mentions
+from services.block_tree import Block
 from services.doc_state import load_state
 from tests.realtime_support import DocSetup, document_with
 from tests.test_editor_content import connected, get_content
@@ -269,3 +270,21 @@ async def test_a_duplicated_page_brings_its_mentions_silently(api, ctx, ws_port)
     seen = await mentions_repo.list_mentions(ctx.db, copied.doc_id)
     assert [(m.block_id, m.user_id, m.outcome) for m in seen] == [("p1", ids["member"], "silent")]
     assert len(await inbox(ctx, ids["member"])) == 1
+
+
+def test_mentions_are_found_in_links_and_table_cells_and_ids_are_canonical():
+    user = "3F2504E0-4F89-11D3-9A0C-0305E82C3301"
+    table = {
+        "type": "tableContent",
+        "rows": [{"cells": [{"type": "tableCell", "content": [mention(user)], "props": {}}]}],
+    }
+    link = {"type": "link", "href": "https://example.org", "content": [mention(user)]}
+    blocks = [
+        Block("t1", "table", {}, table),
+        Block("p1", "paragraph", {}, [link, mention("ada"), {"type": "text", "text": "x"}]),
+    ]
+    found = body_mentions.mentions_in(blocks)
+    assert set(found) == {("t1", user.lower()), ("p1", user.lower())}
+    assert body_mentions.may_touch_mentions(
+        b"..mention.."
+    ) and not body_mentions.may_touch_mentions(b"typing")
