@@ -19,7 +19,9 @@ from models.repo import document_mentions as mentions_repo
 from services import body_mentions
 from services.block_tree import Block
 from services.doc_state import load_state
-from tests.realtime_support import DocSetup, document_with
+from tests.board_helpers import second_node
+from tests.notification_support import InboxSocket
+from tests.realtime_support import DocSetup, document_with, ws_base
 from tests.test_editor_content import connected, get_content
 from tests.ws_helpers import Collector, fast_user
 from tests.yjs_client import YjsNodeClients
@@ -270,6 +272,30 @@ async def test_a_duplicated_page_brings_its_mentions_silently(api, ctx, ws_port)
     seen = await mentions_repo.list_mentions(ctx.db, copied.doc_id)
     assert [(m.block_id, m.user_id, m.outcome) for m in seen] == [("p1", ids["member"], "silent")]
     assert len(await inbox(ctx, ids["member"])) == 1
+
+
+async def test_typed_on_one_node_reaches_the_inbox_socket_on_another(
+    api, ctx, settings, http_server_port
+):
+    setup, ids = await team_document(ctx)
+    member = setup.users["member"]
+    async with second_node(settings) as (node, _):
+        sock = await InboxSocket.open(
+            http_server_port[1], None, subprotocols=["collab", member.access_token]
+        )
+        await sock.ready()
+        async with YjsNodeClients() as clients:
+            token = setup.users["editor"].access_token
+            await clients.connect("ada", ws_base(node.port), setup.doc_id, token)
+            await clients.wait_synced("ada")
+            await clients.editor_write(
+                "ada", "blocknote", [paragraph("p1", "Over to ", mention(ids["member"]))]
+            )
+            created = await sock.frame("notification.created")
+        sock.close()
+    notification = created["event"]["notification"]
+    assert (notification["kind"], notification["actor_id"]) == ("document.mention", ids["editor"])
+    assert notification["data"]["excerpt"] == "Over to "
 
 
 def test_mentions_are_found_in_links_and_table_cells_and_ids_are_canonical():
