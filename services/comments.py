@@ -35,9 +35,12 @@ from models.repo import documents as documents_repo
 from models.repo.comments import NewComment, NewThread, ThreadFilter
 from models.repo.doc_content import display_names
 from services import notifications, policy
+from services.anchor_text import anchor_of, blocks_of
 from services.board_changes import BoardChange, board_change
 from services.comment_body import mentioned_ids, plain_text
 from services.deps import Deps
+from services.doc_content import ContentError
+from services.doc_state import load_state
 from services.notifications import NotificationDraft
 from services.policy import Action, Resource
 from services.ratelimit import RateLimiter
@@ -375,6 +378,25 @@ def _check_anchor(scope: Scope, anchor: Anchor | None) -> Anchor | None:
     return replace(anchor, quoted_text=None if quote is None else quote[:MAX_QUOTED_CHARS])
 
 
+async def _anchor_now(ctx: Deps, doc_id: str, anchor: Anchor) -> tuple[str, str | None, int]:
+    """(state, quote, stream seq) of a new anchor in the document as it is now: a block that is
+    not there is `orphaned` from the start (an update still on its way corrects it when the
+    projection reaches it)."""
+    state = await load_state(ctx.db, ctx.doc_log, doc_id)
+    fragment = await documents_repo.get_fragment(ctx.db, doc_id) or ctx.settings.content_fragment
+    thread = {
+        "block_id": anchor.block_id,
+        "anchor_start": anchor.start,
+        "anchor_end": anchor.end,
+        "quoted_text": anchor.quoted_text,
+    }
+    try:
+        anchor_state, quoted = anchor_of(blocks_of(state.update, fragment), thread)
+    except ContentError:
+        return "anchored", anchor.quoted_text, 0
+    return anchor_state, quoted, state.seq
+
+
 async def create_thread(
     ctx: CommentDeps,
     actor_id: str,
@@ -388,6 +410,9 @@ async def create_thread(
     anchor = _check_anchor(scope, anchor)
     await _spend(ctx, actor_id)
     mentions = await _mentions(ctx, access.workspace_id, scope, body)
+    anchor_state, quoted, seq = (None, None, 0)
+    if anchor is not None and scope.document_id is not None:
+        anchor_state, quoted, seq = await _anchor_now(ctx, scope.document_id, anchor)
     new = NewThread(
         workspace_id=access.workspace_id,
         created_by=actor_id,
@@ -397,8 +422,9 @@ async def create_thread(
         block_id=anchor.block_id if anchor else None,
         anchor_start=anchor.start if anchor else None,
         anchor_end=anchor.end if anchor else None,
-        anchor_state="anchored" if anchor else None,
-        quoted_text=anchor.quoted_text if anchor else None,
+        anchor_state=anchor_state,
+        quoted_text=quoted,
+        anchor_seq=seq,
     )
     async with comment_change(ctx, scope, access.workspace_id, actor_id) as change:
         conn = change.uow.conn

@@ -21,11 +21,13 @@ async def test_a_thread_from_start_to_resolution(api, ctx):
         api, w.doc_threads(), w.token("commenter"), "Is this right?", anchor=anchor
     )
     assert thread["document_id"] == w.doc_id and thread["card_id"] is None
+    # The document has no block-1 (it is empty): the server says so from the start, and keeps
+    # the words the client quoted.
     assert thread["anchor"] == {
         "block_id": "block-1",
         "start": anchor["start"],
         "end": anchor["end"],
-        "state": "anchored",
+        "state": "orphaned",
         "quoted_text": "the quoted words",
     }
     assert (thread["status"], thread["comment_count"], thread["unnotified_mentions"]) == (

@@ -37,6 +37,7 @@ class NewThread:
     anchor_end: dict[str, Any] | None = None
     anchor_state: str | None = None
     quoted_text: str | None = None
+    anchor_seq: int = 0  # the stream sequence the anchor state was computed at
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,8 @@ async def insert_thread(conn: asyncpg.Connection, new: NewThread) -> str:
     return str(
         await conn.fetchval(
             "INSERT INTO comment_threads (workspace_id, document_id, board_id, card_id, block_id,"
-            " anchor_start, anchor_end, anchor_state, quoted_text, created_by)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+            " anchor_start, anchor_end, anchor_state, quoted_text, created_by, anchor_seq)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
             new.workspace_id,
             new.document_id,
             new.board_id,
@@ -81,6 +82,7 @@ async def insert_thread(conn: asyncpg.Connection, new: NewThread) -> str:
             new.anchor_state,
             new.quoted_text,
             new.created_by,
+            new.anchor_seq,
         )
     )
 
