@@ -6,6 +6,7 @@ import peewee
 from playhouse.postgres_ext import BinaryJSONField
 
 from models.base import BaseModel, timestamptz
+from models.workspaces import Workspace
 
 
 class JobRunRow(BaseModel):
@@ -39,3 +40,25 @@ class JobState(peewee.Model):
     class Meta:
         table_name = "job_states"
         database = JobRunRow._meta.database
+
+
+class ActivityReport(peewee.Model):
+    """One workspace's activity over one week (the `generate_activity_reports` job), from the
+    activity events its changes staged. One row per (workspace, week): the job is idempotent."""
+
+    id = peewee.UUIDField(primary_key=True, constraints=[peewee.SQL("DEFAULT gen_random_uuid()")])
+    workspace = peewee.ForeignKeyField(
+        Workspace, on_delete="CASCADE", index=True, column_name="workspace_id"
+    )
+    week_start = timestamptz()
+    week_end = timestamptz()
+    # {"events", "edits", "new_documents", "cards_moved"}
+    counts = BinaryJSONField(default=dict)
+    # [{"user_id", "display_name", "events"}], most active first
+    top_contributors = BinaryJSONField(default=list)
+    created_at = timestamptz(default_now=True)
+
+    class Meta:
+        table_name = "activity_reports"
+        database = JobRunRow._meta.database
+        indexes = ((("workspace", "week_start"), True),)

@@ -11,6 +11,7 @@ import tornado.web
 
 from bus.outbox import OUTBOX_RELAY_JOB, RELAY_INTERVAL_S
 from handlers import (
+    activity_reports,
     admin,
     auth,
     blocks,
@@ -41,6 +42,7 @@ from server.openapi import build_spec
 from server.scheduler import JobFunc
 from server.settings import Settings
 from services import export_jobs, mailer
+from services.activity_reports import REPORT_EVERY_S, REPORT_JOB, generate_activity_reports
 from services.board_changes import (
     BOARD_EVENTS_PRUNE_INTERVAL_S,
     BOARD_EVENTS_PRUNE_JOB,
@@ -90,6 +92,7 @@ ROUTE_MODULES = [
     search,
     notifications,
     admin,
+    activity_reports,
 ]
 
 
@@ -114,6 +117,7 @@ def job_table(settings: Settings) -> list[tuple[str, JobFunc[AppContext], float]
         (CLEANUP_SESSIONS_JOB, cleanup_expired_sessions, CLEANUP_SESSIONS_EVERY_S),
         (CLEANUP_VERSIONS_JOB, cleanup_old_versions, CLEANUP_VERSIONS_EVERY_S),
         # send_pending_notifications: the notification mail (issue 11) goes here once built.
+        (REPORT_JOB, generate_activity_reports, REPORT_EVERY_S),
         (mailer.MAIL_JOB, send_pending_mail, settings.mail_interval_s),
         (export_jobs.EXPORT_JOB, export_jobs.run_exports, settings.export_interval_s),
         (SNAPSHOT_JOB, snapshot_dirty, settings.snapshot_interval_s),

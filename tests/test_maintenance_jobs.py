@@ -241,6 +241,7 @@ SEED_JOBS = {
     "compress_operation_logs",
     "index_document_for_search",
     "export_document",
+    "generate_activity_reports",
 }
 
 
