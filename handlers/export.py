@@ -43,7 +43,9 @@ class DocumentFileHandler(BaseHandler):
         args = self.load_query(ExportQuerySchema())
         version = str(args["version"]) if "version" in args else None
         point = Point(version_id=version, seq=args.get("seq"))
-        exported = await export_document(self.ctx, principal.user_id, doc_id, args["format"], point)
+        exported = await export_document(
+            self.ctx, principal.user_id, doc_id, args["format"], point, comments=args["comments"]
+        )
         self.set_header("Content-Type", exported.content_type)
         self.set_header("Content-Disposition", content_disposition(exported.filename))
         if exported.seq is not None:
@@ -69,7 +71,7 @@ class DocumentExportsHandler(BaseHandler):
         version = str(args["version"]) if "version" in args else None
         point = Point(version_id=version, seq=args.get("seq"))
         row = await export_jobs.request_document_export(
-            self.ctx, principal.user_id, doc_id, args["format"], point
+            self.ctx, principal.user_id, doc_id, args["format"], point, comments=args["comments"]
         )
         send_export(self, row)
 

@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any
 from core.errors import NotFound
 from models.repo import doc_content as content_repo
 from models.repo import documents as docs_repo
+from models.repo import exports as exports_repo
 from services import policy
 from services.doc_content import to_json
 from services.doc_history import state_at_seq, state_of_version
 from services.doc_state import load_state
 from services.documents import ListFilter, fragment_of, list_documents
-from services.export_render import SubPage, to_html, to_markdown
+from services.export_render import Remark, SubPage, Thread, to_html, to_markdown
 from services.mail_messages import absolute_url
 from services.policy import Action, Resource
 
@@ -113,15 +114,33 @@ class Loaded:
     blocks: list[dict[str, Any]]
     names: dict[str, str]
     seq: int | None
+    threads: tuple[Thread, ...] = ()  # comments, when asked for as footnotes
 
     @property
     def title(self) -> str:
         return str(self.doc.get("title") or "")
 
 
-async def load_for_export(ctx: Deps, actor_id: str, doc_id: str, point: Point) -> Loaded:
+async def comment_threads(ctx: Deps, doc_id: str) -> tuple[Thread, ...]:
+    """The document's comment threads as they are now (comments are not versioned: a
+    point-in-time export shows today's), each with its live comments, top one first."""
+    heads: dict[str, tuple[str | None, bool]] = {}
+    remarks: dict[str, list[Remark]] = {}
+    for row in await exports_repo.comments_of(ctx.db, doc_id):
+        thread_id = str(row["thread_id"])
+        heads.setdefault(thread_id, (row["block_id"], row["status"] == "resolved"))
+        remarks.setdefault(thread_id, []).append(
+            Remark(str(row["author"]) or "Someone", str(row["text"]))
+        )
+    return tuple(Thread(*heads[t], tuple(remarks[t])) for t in heads)
+
+
+async def load_for_export(
+    ctx: Deps, actor_id: str, doc_id: str, point: Point, *, comments: bool = False
+) -> Loaded:
     """The policy check and the content at `point` (400/404/409 for a bad point, here, before
-    any rendering: a background export refuses a bad request at once)."""
+    any rendering: a background export refuses a bad request at once); with `comments`, the
+    comment threads too (whoever may view a document may read its comments)."""
     await policy.require(ctx, actor_id, Action.DOCUMENT_VIEW, Resource.document(doc_id))
     doc = await docs_repo.get_document(ctx.db, doc_id)
     if doc is None:
@@ -136,7 +155,8 @@ async def load_for_export(ctx: Deps, actor_id: str, doc_id: str, point: Point) -
         state, seq = current.update, current.seq
     blocks = to_json(state, fragment_of(ctx, doc))["blocks"]
     names = await content_repo.display_names(ctx.db, sorted(_mentioned(blocks)))
-    return Loaded(doc, blocks, names, seq)
+    threads = await comment_threads(ctx, doc_id) if comments else ()
+    return Loaded(doc, blocks, names, seq, threads)
 
 
 def block_count(blocks: list[dict[str, Any]]) -> int:
@@ -147,9 +167,11 @@ def block_count(blocks: list[dict[str, Any]]) -> int:
 async def render(loaded: Loaded, fmt: str, children: Sequence[SubPage]) -> ExportFile:
     content_type, extension = FORMATS[fmt]
     if fmt == "markdown":
-        body = to_markdown(loaded.title, loaded.blocks, loaded.names, children).encode()
+        body = to_markdown(
+            loaded.title, loaded.blocks, loaded.names, children, loaded.threads
+        ).encode()
     else:
-        page = to_html(loaded.title, loaded.blocks, loaded.names, children)
+        page = to_html(loaded.title, loaded.blocks, loaded.names, children, loaded.threads)
         if fmt == "html":
             body = page.encode()
         else:
@@ -167,7 +189,7 @@ async def render_for(ctx: Deps, actor_id: str, loaded: Loaded, fmt: str) -> Expo
 
 
 async def export_document(
-    ctx: Deps, actor_id: str, doc_id: str, fmt: str, point: Point
+    ctx: Deps, actor_id: str, doc_id: str, fmt: str, point: Point, *, comments: bool = False
 ) -> ExportFile:
-    loaded = await load_for_export(ctx, actor_id, doc_id, point)
+    loaded = await load_for_export(ctx, actor_id, doc_id, point, comments=comments)
     return await render_for(ctx, actor_id, loaded, fmt)

@@ -69,6 +69,7 @@ def to_wire(row: dict[str, Any]) -> dict[str, Any]:
             "status",
             "format",
             "seq",
+            "comments",
             "filename",
             "size_bytes",
             "error",
@@ -89,10 +90,10 @@ def to_wire(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def request_document_export(
-    ctx: Deps, actor_id: str, doc_id: str, fmt: str, point: Point
+    ctx: Deps, actor_id: str, doc_id: str, fmt: str, point: Point, *, comments: bool = False
 ) -> dict[str, Any]:
     """The export record: ready (made now) or pending (queued for the job); see the module."""
-    loaded = await load_for_export(ctx, actor_id, doc_id, point)
+    loaded = await load_for_export(ctx, actor_id, doc_id, point, comments=comments)
     new = NewExport(
         requested_by=actor_id,
         workspace_id=str(loaded.doc["workspace_id"]),
@@ -100,6 +101,7 @@ async def request_document_export(
         format=fmt,
         version_id=point.version_id,
         seq=loaded.seq,
+        comments=comments,
     )
     if block_count(loaded.blocks) > ctx.settings.export_sync_max_blocks:
         return await repo.insert(ctx.db, new)
@@ -166,7 +168,9 @@ async def _make(ctx: Deps, row: dict[str, Any]) -> ExportFile:
         return await export_workspace(ctx, actor_id, str(row["workspace_id"]))
     version = None if row["version_id"] is None else str(row["version_id"])
     point = Point(version_id=version, seq=None if version else row["seq"])
-    loaded = await load_for_export(ctx, actor_id, str(row["document_id"]), point)
+    loaded = await load_for_export(
+        ctx, actor_id, str(row["document_id"]), point, comments=bool(row["comments"])
+    )
     return await render_for(ctx, actor_id, loaded, str(row["format"]))
 
 

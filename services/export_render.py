@@ -31,6 +31,72 @@ class SubPage:
 
 
 SUBPAGES_HEADING = "Sub-pages"
+COMMENTS_HEADING = "Comments"
+# An inline run this module adds for a comment footnote's reference (never in stored content).
+FOOTNOTE_REF = "collabFootnoteRef"
+
+
+@dataclass(frozen=True)
+class Remark:
+    """One comment of a thread, as a footnote shows it."""
+
+    author: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Thread:
+    """A comment thread on the document: the block it is anchored to (None: the document), and
+    its live comments, the top one first."""
+
+    block_id: str | None
+    resolved: bool
+    remarks: tuple[Remark, ...]
+
+
+def number_threads(
+    blocks: list[Block], threads: Sequence[Thread]
+) -> tuple[dict[str, list[int]], list[Thread]]:
+    """Footnote numbers in reading order: the threads of each block as the blocks come, then
+    the threads whose block is not in this content (unanchored, or a block deleted since, or not
+    yet written at an older point). Returns block id → numbers, and the threads in number order."""
+    by_block: dict[str, list[Thread]] = {}
+    for thread in threads:
+        by_block.setdefault(str(thread.block_id), []).append(thread)
+    refs: dict[str, list[int]] = {}
+    ordered: list[Thread] = []
+
+    def visit(level: list[Block]) -> None:
+        for block in level:
+            block_id = str(block.get("id"))
+            for thread in by_block.pop(block_id, []):
+                ordered.append(thread)
+                refs.setdefault(block_id, []).append(len(ordered))
+            visit(block.get("children") or [])
+
+    visit(blocks)
+    ordered += [thread for rest in by_block.values() for thread in rest]
+    return refs, ordered
+
+
+def with_footnote_refs(blocks: list[Block], refs: Mapping[str, list[int]]) -> list[Block]:
+    """A copy of the tree with footnote references: at the end of a block's text, or (a block
+    without inline text: code, table, image, divider…) in a paragraph right after it."""
+    out: list[Block] = []
+    for block in blocks:
+        copy = dict(block)
+        if block.get("children"):
+            copy["children"] = with_footnote_refs(block["children"], refs)
+        marks = [{"type": FOOTNOTE_REF, "n": n} for n in refs.get(str(block.get("id")), [])]
+        inline_text = isinstance(block.get("content"), (list, str))
+        if marks and inline_text and block.get("type") not in ("codeBlock", "table"):
+            copy["content"] = [*_runs(block.get("content")), *marks]
+            marks = []
+        out.append(copy)
+        if marks:
+            out.append({"id": "", "type": "paragraph", "content": marks})
+    return out
+
 
 LIST_TYPES = {"bulletListItem", "numberedListItem", "checkListItem", "toggleListItem"}
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]{}<>#|~!])")
@@ -97,6 +163,8 @@ def inline_markdown(content: Any, names: Names) -> str:
             out.append(f"[{label}]({_md_url(str(run.get('href', '')))})")
         elif kind == "mention":
             out.append("@" + md_escape(mention_name(run, names)))
+        elif kind == FOOTNOTE_REF:
+            out.append(f"[^{int(run['n'])}]")
         else:
             out.append(md_escape(str(run.get("text", ""))))
     # A hard line break inside a block: two trailing spaces keep it a break, not a new paragraph.
@@ -134,6 +202,9 @@ def inline_html(content: Any, names: Names) -> str:
         elif kind == "mention":
             name = html.escape(mention_name(run, names))
             out.append(f'<span class="mention">@{name}</span>')
+        elif kind == FOOTNOTE_REF:
+            n = int(run["n"])
+            out.append(f'<sup class="footnote-ref"><a href="#fn-{n}" id="fnref-{n}">{n}</a></sup>')
         else:
             out.append(html.escape(str(run.get("text", ""))))
     return "".join(out)
@@ -264,11 +335,36 @@ def _md_subpages(subpages: Sequence[SubPage]) -> list[str]:
     return ["", f"## {SUBPAGES_HEADING}", "", *links]
 
 
+def _md_text_lines(text: str) -> str:
+    return md_escape(text).replace("\n", "  \n    ")
+
+
+def _md_footnotes(threads: Sequence[Thread]) -> list[str]:
+    """GFM footnote definitions: the thread's comments, one per line, author in bold."""
+    lines: list[str] = []
+    for number, thread in enumerate(threads, 1):
+        remarks = [f"**{md_escape(r.author)}**: {_md_text_lines(r.text)}" for r in thread.remarks]
+        if thread.resolved:
+            remarks[-1] += " *(resolved)*"
+        # One comment a line: a hard break, then the footnote's 4-space continuation indent.
+        lines += ["", f"[^{number}]: " + "  \n    ".join(remarks)]
+    return lines
+
+
 def to_markdown(
-    title: str, blocks: list[Block], names: Names, subpages: Sequence[SubPage] = ()
+    title: str,
+    blocks: list[Block],
+    names: Names,
+    subpages: Sequence[SubPage] = (),
+    threads: Sequence[Thread] = (),
 ) -> str:
+    """The document as Markdown; `threads` (its comments) become footnotes referenced from the
+    blocks they are anchored to."""
     head = [f"# {md_escape(title)}", ""] if title else []
-    body = _md_blocks(blocks, names, "") + _md_subpages(subpages)
+    if threads:
+        refs, threads = number_threads(blocks, threads)
+        blocks = with_footnote_refs(blocks, refs)
+    body = _md_blocks(blocks, names, "") + _md_subpages(subpages) + _md_footnotes(threads)
     return "\n".join(head + body).strip("\n") + "\n"
 
 
@@ -369,11 +465,39 @@ def _html_subpages(subpages: Sequence[SubPage]) -> str:
     return f'<nav class="subpages"><h2>{SUBPAGES_HEADING}</h2><ul>{items}</ul></nav>'
 
 
-def to_html(title: str, blocks: list[Block], names: Names, subpages: Sequence[SubPage] = ()) -> str:
-    """A standalone HTML5 page (UTF-8, embedded stylesheet): what the PDF is printed from."""
+def _html_footnotes(threads: Sequence[Thread]) -> str:
+    if not threads:
+        return ""
+    items = []
+    for number, thread in enumerate(threads, 1):
+        remarks = "".join(
+            f"<p><strong>{html.escape(r.author)}</strong>: "
+            f"{html.escape(r.text).replace(chr(10), '<br>')}</p>"
+            for r in thread.remarks
+        )
+        state = " <em>(resolved)</em>" if thread.resolved else ""
+        back = f' <a href="#fnref-{number}" class="footnote-back">↩</a>'
+        items.append(f'<li id="fn-{number}">{remarks}{state}{back}</li>')
+    return (
+        f'<section class="footnotes"><h2>{COMMENTS_HEADING}</h2><ol>{"".join(items)}</ol></section>'
+    )
+
+
+def to_html(
+    title: str,
+    blocks: list[Block],
+    names: Names,
+    subpages: Sequence[SubPage] = (),
+    threads: Sequence[Thread] = (),
+) -> str:
+    """A standalone HTML5 page (UTF-8, embedded stylesheet): what the PDF is printed from;
+    `threads` as footnotes, like `to_markdown`."""
     safe_title = html.escape(title)
     heading = f'<h1 class="title">{safe_title}</h1>' if title else ""
-    body = _html_blocks(blocks, names) + _html_subpages(subpages)
+    if threads:
+        refs, threads = number_threads(blocks, threads)
+        blocks = with_footnote_refs(blocks, refs)
+    body = _html_blocks(blocks, names) + _html_subpages(subpages) + _html_footnotes(threads)
     return (
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>{safe_title}</title><style>{STYLESHEET}</style></head>"
@@ -381,4 +505,4 @@ def to_html(title: str, blocks: list[Block], names: Names, subpages: Sequence[Su
     )
 
 
-Renderer = Callable[[str, list[Block], Names, Sequence[SubPage]], str]
+Renderer = Callable[[str, list[Block], Names, Sequence[SubPage], Sequence[Thread]], str]

@@ -1,7 +1,7 @@
 """Export (services/export.py): a document holding every BlockNote block type, written by a live
 BlockNote editor, exported as Markdown and HTML (golden files) and PDF (its text layer, read with
 pypdf); point-in-time exports of a version and of a stream sequence match that moment's
-content; the policy and bad input answer as JSON errors."""
+content; comments as footnotes; the policy and bad input answer as JSON errors."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ from urllib.parse import urlencode
 import pypdf
 import pytest
 
+from services.block_ops import new_document_state
+from services.documents import refresh_projection_now
+from tests.comments_support import COMMENTS, THREADS, body, start_thread
 from tests.realtime_support import DocSetup, document_with
 from tests.test_editor_content import connected
 from tests.yjs_client import YjsNodeClients
@@ -299,3 +302,55 @@ async def test_policy_and_bad_input(api, ctx):
         token=token,
     )
     assert missing.status == 404
+
+
+async def test_comments_as_footnotes(api, ctx):
+    setup = await document_with(ctx, "editor")
+    for role, name in (("owner", "Olga"), ("editor", "Ed")):
+        await ctx.db.execute(
+            "UPDATE users SET display_name = $2 WHERE id = $1", setup.users[role].id, name
+        )
+    blocks = [
+        {"id": "p", "type": "paragraph", "content": "Hello"},
+        {"id": "c", "type": "codeBlock", "props": {"language": "python"}, "content": "x = 1"},
+    ]
+    state = new_document_state(blocks, "prosemirror")
+    await ctx.doc_log.publish(setup.doc_id, state, msg_id="seed", client="test", user="test")
+    await refresh_projection_now(ctx, setup.doc_id)
+    owner, editor = setup.users["owner"].access_token, setup.users["editor"].access_token
+    threads = f"{DOCS}{setup.doc_id}/threads/"
+    first = await start_thread(api, threads, owner, "Looks *good*", anchor={"block_id": "p"})
+    reply = await api.post(
+        f"{THREADS}{first['id']}/comments/", {"body": body("Agreed\nfully")}, token=editor
+    )
+    assert reply.status == 201, reply.body
+    assert (await api.post(f"{THREADS}{first['id']}/resolve/", token=owner)).status == 200
+    await start_thread(api, threads, editor, "Why 1?", anchor={"block_id": "c"})
+    await start_thread(api, threads, owner, "General note")
+    gone = await start_thread(api, threads, owner, "Deleted", anchor={"block_id": "p"})
+    deleted = await api.delete(f"{COMMENTS}{gone['comments'][0]['id']}/", token=owner)
+    assert deleted.status == 200
+
+    md = await api.get(export_url(setup, format="markdown", comments="true"), token=editor)
+    assert md.status == 200, md.body
+    assert md.body == (
+        "# Doc\n\nHello[^1]\n\n```python\nx = 1\n```\n\n[^2]\n\n"
+        "[^1]: **Olga**: Looks \\*good\\*  \n    **Ed**: Agreed  \n    fully *(resolved)*\n\n"
+        "[^2]: **Ed**: Why 1?\n\n[^3]: **Olga**: General note\n"
+    )
+    plain = await api.get(export_url(setup, format="markdown"), token=editor)
+    assert "[^" not in plain.body and "Olga" not in plain.body
+    page = await api.get(export_url(setup, format="html", comments="true"), token=editor)
+    assert '<p>Hello<sup class="footnote-ref"><a href="#fn-1" id="fnref-1">1</a></sup></p>' in (
+        page.body
+    )
+    assert '<li id="fn-1"><p><strong>Olga</strong>: Looks *good*</p>' in page.body
+    assert "<p><strong>Ed</strong>: Agreed<br>fully</p> <em>(resolved)</em>" in page.body
+    stored = await api.post(
+        f"{DOCS}{setup.doc_id}/exports/", {"format": "markdown", "comments": True}, token=editor
+    )
+    assert stored.status == 201 and stored.body["comments"] is True, stored.body
+    file = await api.get(stored.body["download_url"], token=editor)
+    assert file.body == md.body
+    bad = await api.get(export_url(setup, format="markdown", comments="maybe"), token=editor)
+    assert bad.status == 400 and bad.error_code == "validation_error"

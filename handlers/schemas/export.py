@@ -22,6 +22,10 @@ class ExportQuerySchema(Schema):
         validate=validate.Range(min=0, max=2**62),
         metadata={"description": "export the document as it was at this stream sequence"},
     )
+    comments = fields.Boolean(
+        load_default=False,
+        metadata={"description": "the comment threads as footnotes (today's comments)"},
+    )
 
     @validates_schema
     def _one_point(self, data: dict, **_: object) -> None:
@@ -49,6 +53,7 @@ class ExportStatusSchema(Schema):
     document_id = fields.UUID(allow_none=True, metadata={"description": "null: a workspace zip"})
     version_id = fields.UUID(allow_none=True)
     seq = fields.Integer(allow_none=True, metadata={"description": "the stream seq exported"})
+    comments = fields.Boolean(required=True, metadata={"description": "comments as footnotes"})
     filename = fields.String(allow_none=True)
     size_bytes = fields.Integer(allow_none=True)
     error = fields.String(allow_none=True, metadata={"description": "why it failed"})

@@ -11,7 +11,8 @@ from models.exports import EXPIRED, FAILED, PENDING, READY
 
 # Everything but the file: status reads never pull a body of megabytes.
 META_COLUMNS = (
-    "id, requested_by, workspace_id, document_id, format, version_id, seq, status, filename,"
+    "id, requested_by, workspace_id, document_id, format, version_id, seq, comments, status,"
+    " filename,"
     " content_type, size_bytes, error, attempts, created_at, finished_at, expires_at"
 )
 
@@ -24,6 +25,7 @@ class NewExport:
     format: str
     version_id: str | None
     seq: int | None
+    comments: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,13 +42,15 @@ def _row(record: Any) -> dict[str, Any] | None:
 async def insert(db: Executor, new: NewExport) -> dict[str, Any]:
     row = await db.fetchrow(
         "INSERT INTO exports (requested_by, workspace_id, document_id, format, version_id, seq,"
-        f" status) VALUES ($1, $2, $3, $4, $5, $6, '{PENDING}') RETURNING {META_COLUMNS}",
+        f" comments, status) VALUES ($1, $2, $3, $4, $5, $6, $7, '{PENDING}')"
+        f" RETURNING {META_COLUMNS}",
         new.requested_by,
         new.workspace_id,
         new.document_id,
         new.format,
         new.version_id,
         new.seq,
+        new.comments,
     )
     assert row is not None  # INSERT … RETURNING always returns the row
     return dict(row)
