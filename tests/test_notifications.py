@@ -13,7 +13,7 @@ from bus.jetstream import user_notification_subject
 from bus.schemas.notifications import NotificationEventSchema
 from models.repo import notifications as notifications_repo
 from services import notifications
-from services.unit_of_work import unit_of_work
+from services.unit_of_work import UnitOfWork, unit_of_work
 from tests.notification_support import (
     draft,
     notify,
@@ -195,3 +195,22 @@ async def test_two_transactions_notifying_the_same_users_in_opposite_orders_both
 
     await two_open_transactions(ctx, [to(a), to(b)], [to(b), to(a)])
     assert len(await rows_of(ctx, a.id)) == len(await rows_of(ctx, b.id)) == 2
+
+
+async def test_the_relay_publishes_a_notification_held_back_by_a_nats_outage(api, ctx):
+    """Staged and committed but never published inline (as when NATS was down then): the
+    outbox relay job publishes it on the user's subject with its message id."""
+    workspace, users = await workspace_with_empty_inboxes(api, ctx, "member")
+    owner, member = users["owner"], users["member"]
+    async with ctx.db.transaction() as conn:
+        uow = UnitOfWork(conn)  # committed without the unit of work's publish step
+        made = await notifications.notify(uow, draft(member, owner, workspace["id"]))
+    [staged] = uow.staged
+    collector = await Collector().start(ctx, user_notification_subject(member.id))
+    try:
+        assert await ctx.outbox.sweep(min_age_s=0) >= 1
+        event, headers = await collector.wait_for(lambda e: e["id"] == staged.event.body["id"])
+    finally:
+        await collector.stop()
+    assert event["notification"]["id"] == str(made)
+    assert headers["Nats-Msg-Id"] == event["id"]
