@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
@@ -38,6 +39,7 @@ log = structlog.get_logger(__name__)
 
 DOC_UPDATES = "collab.doc.*.update"
 QUEUE_GROUP = "collab-projections"
+_T = TypeVar("_T")
 
 
 def doc_id_of(subject: str) -> str | None:
@@ -92,10 +94,18 @@ class ProjectionRefresher:
             uuid.UUID(doc_id)
         except ValueError:
             return  # not a document subject of ours (S3: injected); the snapshot job purges it
-        try:
-            state = await refresh_projection_now(self.ctx, doc_id)
-            await body_mentions.scan(self.ctx, doc_id, state)
-        except (AppError, ContentError) as err:  # NATS/Postgres down, unreadable state
-            log.warning("projection.refresh_failed", doc_id=doc_id, error=repr(err))
-        except Exception as err:  # e.g. the document was deleted meanwhile (foreign key)
-            log.error("projection.refresh_error", doc_id=doc_id, error=repr(err))
+        state = await _guarded("projection", doc_id, refresh_projection_now(self.ctx, doc_id))
+        if state is not None:  # the scan reads the state the projection was made from
+            await _guarded("mentions", doc_id, body_mentions.scan(self.ctx, doc_id, state))
+
+
+async def _guarded(step: str, doc_id: str, work: Awaitable[_T]) -> _T | None:
+    """One step of a refresh; a failure is logged (as `<step>.refresh_failed` / `_error`) and
+    never stops the others: the next edit or the snapshot retries it."""
+    try:
+        return await work
+    except (AppError, ContentError) as err:  # NATS/Postgres down, unreadable state
+        log.warning(f"{step}.refresh_failed", doc_id=doc_id, error=repr(err))
+    except Exception as err:  # e.g. the document was deleted meanwhile (foreign key)
+        log.error(f"{step}.refresh_error", doc_id=doc_id, error=repr(err))
+    return None
