@@ -33,7 +33,7 @@ class ExportRow(BaseModel):
     # The point exported: a version, else a stream seq pinned when the export was asked for.
     version_id = peewee.UUIDField(null=True)
     seq = peewee.BigIntegerField(null=True)
-    # Comment threads as footnotes (migration 0021).
+    # Comment threads as footnotes (migration 0022).
     comments = peewee.BooleanField(default=False, constraints=[peewee.SQL("DEFAULT false")])
     status = peewee.TextField(constraints=[role_check("status", EXPORT_STATES)])
     filename = peewee.TextField(null=True)
