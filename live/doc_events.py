@@ -1,7 +1,8 @@
 """A room's follower of its document's JSON events (`collab.doc.<id>.event`: comment threads).
 
-One ordered JetStream consumer per room per node — not per socket — started when the room loads,
-at the stream's last sequence + 1 (nothing on the subject can be older and still unseen: the
+One ordered JetStream consumer per room per node — not per socket — started when the first socket
+that wants events joins (rooms of stock y-websocket clients have none), at the stream's last
+sequence + 1 (nothing on the subject can be older and still unseen: the
 stream sequence is global), so every event committed on any node reaches the room once, in stream
 order, and the room hands it to its sockets. nats-py restarts an ordered consumer after the last
 sequence it delivered when heartbeats stop (a NATS outage), so nothing is resynced here.
@@ -63,13 +64,29 @@ class DocEvents:
         self.fan_out = fan_out
         self.seq = 0  # every event of the document up to here has been handed to the room
         self._sub: Any = None
+        self._starting: asyncio.Future[None] | None = None
 
-    async def start(self) -> None:
+    async def ensure_started(self) -> None:
+        """Follow the subject from now on; started by the first socket that wants events (a
+        room of stock y-websocket clients never pays for a consumer), shared by the others."""
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._start())
+        try:
+            await asyncio.shield(self._starting)
+        except Unavailable:
+            self._starting = None  # the next socket tries again
+            raise
+
+    async def _start(self) -> None:
         _first, last = await self.stream_range()
         self.seq = last
         self._sub = await self._subscribe(last + 1, self._on_msg)
 
     async def stop(self) -> None:
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Unavailable):
+                await self._starting
         sub, self._sub = self._sub, None
         if sub is not None:
             with contextlib.suppress(*_NATS_ERRORS, asyncio.CancelledError):

@@ -199,8 +199,7 @@ class Room:
         await self.follower.load()
         try:
             await self.relay.start()
-            await self.events.start()
-        except (nats.errors.Error, Unavailable) as err:
+        except nats.errors.Error as err:
             await self.stop()
             raise Unavailable("messaging unavailable") from err
         self._maintenance = asyncio.create_task(self._maintain(), name=f"room-{self.doc_id}")

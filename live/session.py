@@ -132,21 +132,27 @@ class Session(Connection):
         self.room = await self.deps.rooms.acquire(self.doc_id)
         if self.closed:
             return
-        # Events arriving while the protocol opens (it joins the room) wait here.
+        # Joining must follow the acquire with no await in between (an idle room may unload);
+        # events arriving from the join on wait here until the position frame is out.
         self._held_events = [] if self.events else None
-        start = self.room.events.seq if self.events_since is None else self.events_since
         await self._open(self.room)
         if self.events and not self.closed:
-            await self._open_events(self.room, start)
+            await self._open_events(self.room)
 
-    async def _open_events(self, room: Room, start: int) -> None:
+    async def _open_events(self, room: Room) -> None:
         """`{"type":"events","seq":S}` then every event after S: replayed from the stream for a
-        resume (or for events that raced the join), then live, each once and in order."""
-        seq, refetch = start, None
+        resume, then live, each once and in order."""
+        try:
+            await room.events.ensure_started()
+        except Unavailable:
+            self.close(CloseCode.TRY_AGAIN_LATER, "event log unavailable, retry")
+            return
+        seq, refetch = room.events.seq, None
         replay: list[tuple[int, dict[str, Any]]] = []
-        if self.events_since is not None or room.events.seq > start:
+        if self.events_since is not None:
+            seq = self.events_since
             try:
-                replay = await room.events.read(start)
+                replay = await room.events.read(seq)
             except Expired as err:
                 seq, refetch = err.seq, err.reason
             except Unavailable:
@@ -154,8 +160,8 @@ class Session(Connection):
         self.events_cursor = seq
         self.send(envelope.events_position(seq, refetch))
         held, self._held_events = self._held_events or [], None
-        for seq, event in [*replay, *held]:
-            self.deliver_event(seq, event)
+        for event_seq, event in [*replay, *held]:
+            self.deliver_event(event_seq, event)
 
     def deliver_event(self, seq: int, event: dict[str, Any]) -> None:
         """One document event, in stream order, never twice."""
