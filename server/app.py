@@ -28,6 +28,7 @@ from handlers import (
     openapi,
     presence,
     search,
+    unsubscribe,
     webapp,
     workspaces,
     ws_boards,
@@ -41,7 +42,7 @@ from server.logging import log_request
 from server.openapi import build_spec
 from server.scheduler import JobFunc
 from server.settings import Settings
-from services import export_jobs, mailer
+from services import export_jobs, mailer, notification_mail
 from services.activity_reports import REPORT_EVERY_S, REPORT_JOB, generate_activity_reports
 from services.board_changes import (
     BOARD_EVENTS_PRUNE_INTERVAL_S,
@@ -91,6 +92,7 @@ ROUTE_MODULES = [
     imports,
     search,
     notifications,
+    unsubscribe,
     admin,
     activity_reports,
 ]
@@ -116,7 +118,11 @@ def job_table(settings: Settings) -> list[tuple[str, JobFunc[AppContext], float]
         # The seed's jobs, under the seed's names.
         (CLEANUP_SESSIONS_JOB, cleanup_expired_sessions, CLEANUP_SESSIONS_EVERY_S),
         (CLEANUP_VERSIONS_JOB, cleanup_old_versions, CLEANUP_VERSIONS_EVERY_S),
-        # send_pending_notifications: the notification mail (issue 11) goes here once built.
+        (
+            notification_mail.NOTIFICATION_MAIL_JOB,
+            send_pending_notifications,
+            settings.notification_mail_interval_s,
+        ),
         (REPORT_JOB, generate_activity_reports, REPORT_EVERY_S),
         (mailer.MAIL_JOB, send_pending_mail, settings.mail_interval_s),
         (export_jobs.EXPORT_JOB, export_jobs.run_exports, settings.export_interval_s),
@@ -133,6 +139,12 @@ def job_table(settings: Settings) -> list[tuple[str, JobFunc[AppContext], float]
 async def send_pending_mail(ctx: AppContext) -> int:
     """The mail job (`services/mailer.py`): invitations and other mail the outbox holds."""
     return await mailer.send_pending(ctx)
+
+
+async def send_pending_notifications(ctx: AppContext) -> dict[str, int]:
+    """Notification email (`services/notification_mail.py`): plans the immediate mails and
+    digests the preferences ask for, into the outbox the mail job sends."""
+    return await notification_mail.send_pending_notifications(ctx)
 
 
 async def relay_outbox(ctx: AppContext) -> int:

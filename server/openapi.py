@@ -4,8 +4,9 @@ Each handler declares `openapi = {"get": {"summary", "body", "query", "response"
 "auth"}}` (`status` may be a tuple when an operation answers more than one success code;
 `idempotency_key: True` documents the retry header; `media` lists the media types of an operation
 that answers a file instead of JSON; `frames` names the JSON frames of a WebSocket, registered
-as components). Everything else is derived, so it cannot drift from the code: the
-`operationId` (method + handler), path parameter formats (`*_id` are UUIDs: `parse_uuid`), whether a body is required (a schema with a required field; DELETE bodies
+as components; `html: True` marks a page answered as `text/html`). Everything else is derived,
+so it cannot drift from the code: the `operationId` (method + handler), path parameter formats
+(`*_id` are UUIDs: `parse_uuid`), whether a body is required (a schema with a required field; DELETE bodies
 never), `If-Match`/`ETag`/409 `version_conflict` on the versioned board writes, `Retry-After` on
 429, `X-Request-Id` everywhere, and the WebSocket handshake. A test checks every route and method
 is documented, and tests/test_openapi_fuzz.py drives every operation from this document.
@@ -92,7 +93,9 @@ def _success_response(route: Route, spec: dict[str, Any], status: int) -> dict[s
     response["headers"]["X-Request-Id"] = "RequestId"
     schema = spec.get("response")
     media = spec.get("media")  # a file, not JSON: media type → description
-    if media is not None:
+    if spec.get("html"):  # a page for a person who followed a link from a mail
+        response["content"] = {"text/html": {"schema": {"type": "string"}}}
+    elif media is not None:
         response["content"] = {
             kind: {"schema": {"type": "string", "format": "binary"}} for kind in media
         }

@@ -244,6 +244,10 @@ class Settings:
     email_verification_ttl_s: int = 3 * 24 * 3600
     account_mail_rate_per_account: int = 5
     account_mail_rate_per_ip: int = 30
+    # Notification email (services/notification_mail.py): how often the job plans mail, and the
+    # suppression window: at most one immediate mail per document per recipient this often.
+    notification_mail_interval_s: float = 60.0
+    notification_mail_suppress_s: int = 3600
 
     log_level: str = "INFO"
     log_format: str = "json"
@@ -403,6 +407,8 @@ ENV_VARIABLES: dict[str, str] = {
     "email_verification_ttl_s": "COLLAB_EMAIL_VERIFICATION_TTL_S",
     "account_mail_rate_per_account": "COLLAB_ACCOUNT_MAIL_RATE_PER_ACCOUNT",
     "account_mail_rate_per_ip": "COLLAB_ACCOUNT_MAIL_RATE_PER_IP",
+    "notification_mail_interval_s": "COLLAB_NOTIFICATION_MAIL_INTERVAL_S",
+    "notification_mail_suppress_s": "COLLAB_NOTIFICATION_MAIL_SUPPRESS_S",
     "log_level": "COLLAB_LOG_LEVEL",
     "log_format": "COLLAB_LOG_FORMAT",
     "sentry_dsn": "COLLAB_SENTRY_DSN",

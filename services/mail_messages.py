@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid
-from typing import Any
+from typing import Any, Protocol
 
 import jinja2
 
+from models.db import Database
 from server.settings import Settings
 
 _templates = jinja2.Environment(
@@ -28,6 +29,16 @@ _templates = jinja2.Environment(
     lstrip_blocks=True,
     keep_trailing_newline=True,
 )
+
+
+class MailDeps(Protocol):
+    """What the mail jobs use: the settings (backend, addresses, links) and the database."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def db(self) -> Database: ...
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,11 @@ def render(name: str, context: Mapping[str, Any]) -> Rendered:
         raise ValueError(f"mail template {name}.txt sets no subject")
     html = _templates.get_template(f"{name}.html").render({**context, "subject": subject})
     return Rendered(subject, str(text_module).lstrip("\n"), html)
+
+
+def render_page(name: str, context: Mapping[str, Any]) -> str:
+    """An HTML page a mail's link opens (the unsubscribe confirmation), in the mails' layout."""
+    return _templates.get_template(f"{name}.html").render(dict(context))
 
 
 def compose(

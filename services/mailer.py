@@ -26,7 +26,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Any, Protocol
+from typing import Any
 
 import aiosmtplib
 import structlog
@@ -35,9 +35,9 @@ from models.db import Database
 from models.repo import outbox as outbox_repo
 from models.repo import workspaces as workspaces_repo
 from server.settings import Settings
-from services import account_tokens
+from services import account_tokens, notification_mail
 from services.auth import PASSWORD_RESET_EMAIL_KIND, VERIFICATION_EMAIL_KIND
-from services.mail_messages import invitation_message
+from services.mail_messages import MailDeps, invitation_message
 from services.workspaces import INVITATION_EMAIL_KIND
 
 log = structlog.get_logger(__name__)
@@ -48,14 +48,6 @@ MAIL_JOB = "send_workspace_invitation_email"
 # the batch can take (each send is bounded by smtp_timeout_s).
 MAIL_BATCH = 20
 MAX_RETRY_DELAY_S = 3600.0
-
-
-class MailDeps(Protocol):
-    @property
-    def settings(self) -> Settings: ...
-
-    @property
-    def db(self) -> Database: ...
 
 
 MessageBuilder = Callable[[Database, Settings, dict[str, Any]], Awaitable[EmailMessage | None]]
@@ -85,6 +77,7 @@ MAIL_KINDS = (
     MailKind(INVITATION_EMAIL_KIND, _invitation, secret_keys=("accept_path",)),
     MailKind(PASSWORD_RESET_EMAIL_KIND, account_tokens.password_reset_mail),
     MailKind(VERIFICATION_EMAIL_KIND, account_tokens.verification_mail),
+    MailKind(notification_mail.NOTIFICATION_EMAIL_KIND, notification_mail.notification_mail),
 )
 
 

@@ -147,7 +147,7 @@ async def notify(uow: UnitOfWork, draft: NotificationDraft) -> UUID | None:
     if draft.actor_id is not None and str(draft.actor_id) == recipient:
         return None
     channel = await effective_channel(uow.conn, recipient, draft.kind)
-    if channel == OFF or not await _may_see(uow.conn, draft):
+    if channel == OFF or not await may_see(uow.conn, draft):
         return None
     record = await repo.insert(uow.conn, _new_row(draft, data, channel))
     await emit_change(uow, recipient, "notification.created", notification=to_wire(record))
@@ -175,7 +175,9 @@ def _json_default(value: object) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
-async def _may_see(conn: asyncpg.Connection, draft: NotificationDraft) -> bool:
+async def may_see(conn: Executor, draft: NotificationDraft) -> bool:
+    """Whether the recipient may view what `draft` is about, as `conn` sees it (the notification
+    mail asks again before mailing: access may have gone since)."""
     if draft.kind == WORKSPACE_INVITED:
         return True
     resource = draft.resource

@@ -73,12 +73,14 @@ def smtp_settings(settings: Settings, smtp: SmtpServer) -> Settings:
 
 
 async def settle_other_mail(ctx: Any) -> None:
-    """The database is shared by the session: mail other tests left pending is not ours to send."""
+    """The database is shared by the session: mail other tests left pending (and notifications
+    still waiting for their email) are not ours to send."""
     await ctx.db.execute(
         "UPDATE outbox SET processed_at = now() WHERE kind = ANY($1::text[])"
         " AND processed_at IS NULL",
         [kind.outbox_kind for kind in MAIL_KINDS],
     )
+    await ctx.db.execute("UPDATE notifications SET email_state = 'seen' WHERE email_state IS NULL")
 
 
 def parsed(envelope: Any) -> EmailMessage:

@@ -238,6 +238,7 @@ SEED_JOBS = {
     "cleanup_expired_sessions",
     "cleanup_old_versions",
     "send_workspace_invitation_email",
+    "send_pending_notifications",
     "compress_operation_logs",
     "index_document_for_search",
     "export_document",
@@ -252,5 +253,3 @@ def test_the_job_table_has_the_seed_names_and_the_readme_lists_it(settings):
     table = readme.split("<!-- job-table:start -->")[1].split("<!-- job-table:end -->")[0]
     listed = {line.split("|")[1].strip().strip("`") for line in table.splitlines()[3:] if line}
     assert set(names) <= listed
-    # A reserved row for the job another issue builds, until it is registered.
-    assert "send_pending_notifications" in listed
