@@ -12,9 +12,7 @@ in `ENTITY_SCHEMAS`); for deletions it is the object as it was just before.
 
 from __future__ import annotations
 
-from typing import Any
-
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, fields, validate
 
 from bus.schemas.board_entities import (
     BoardSchema,
@@ -24,7 +22,7 @@ from bus.schemas.board_entities import (
     MemberSchema,
     RebalanceSchema,
 )
-from bus.schemas.doc_events import COMMENT_ENTITY_SCHEMAS
+from bus.schemas.doc_events import COMMENT_ENTITY_SCHEMAS, EntityByType
 
 ENTITY_SCHEMAS: dict[str, type[Schema]] = {
     "board.created": BoardSchema,
@@ -55,7 +53,9 @@ ENTITY_SCHEMAS: dict[str, type[Schema]] = {
 EVENT_TYPES = tuple(ENTITY_SCHEMAS)
 
 
-class BoardEventSchema(Schema):
+class BoardEventSchema(EntityByType):
+    ENTITIES = ENTITY_SCHEMAS
+
     id = fields.UUID(required=True)
     type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
     board_id = fields.UUID(required=True)
@@ -64,12 +64,3 @@ class BoardEventSchema(Schema):
     actor_id = fields.UUID(required=True, allow_none=True)
     at = fields.DateTime(required=True)
     entity = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True), required=True)
-
-    @validates_schema
-    def _entity_matches_type(self, event: dict[str, Any], **_: Any) -> None:
-        schema = ENTITY_SCHEMAS.get(event.get("type", ""))
-        if schema is None:
-            return
-        errors = schema().validate(event.get("entity") or {})
-        if errors:
-            raise ValidationError(errors, field_name="entity")

@@ -11,7 +11,7 @@ A consumer ignores types it does not know and an `id` it has seen.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
@@ -32,7 +32,24 @@ COMMENT_ENTITY_SCHEMAS: dict[str, type[Schema]] = {
 EVENT_TYPES = tuple(COMMENT_ENTITY_SCHEMAS)
 
 
-class DocEventSchema(Schema):
+class EntityByType(Schema):
+    """An event whose `entity` is checked against the schema its `type` names (`ENTITIES`)."""
+
+    ENTITIES: ClassVar[dict[str, type[Schema]]] = {}
+
+    @validates_schema
+    def _entity_matches_type(self, event: dict[str, Any], **_: Any) -> None:
+        schema = self.ENTITIES.get(event.get("type", ""))
+        if schema is None:
+            return
+        errors = schema().validate(event.get("entity") or {})
+        if errors:
+            raise ValidationError(errors, field_name="entity")
+
+
+class DocEventSchema(EntityByType):
+    ENTITIES = COMMENT_ENTITY_SCHEMAS
+
     id = fields.UUID(required=True)
     type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
     document_id = fields.UUID(required=True)
@@ -41,12 +58,3 @@ class DocEventSchema(Schema):
     actor_id = fields.UUID(required=True, allow_none=True)  # null: the server (anchor tracking)
     at = fields.DateTime(required=True)
     entity = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True), required=True)
-
-    @validates_schema
-    def _entity_matches_type(self, event: dict[str, Any], **_: Any) -> None:
-        schema = COMMENT_ENTITY_SCHEMAS.get(event.get("type", ""))
-        if schema is None:
-            return
-        errors = schema().validate(event.get("entity") or {})
-        if errors:
-            raise ValidationError(errors, field_name="entity")
