@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.async_api import expect
+
+from tests.documents_support import join, make_workspace
 
 CHROMIUM = os.environ.get("COLLAB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
@@ -27,6 +30,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 _LISTENING = re.compile(r"DevTools listening on (ws://\S+)")
 #: Long enough for a loaded 2-core CI machine; every wait in these tests is on an event.
 TIMEOUT_MS = 20_000
+expect.set_options(timeout=TIMEOUT_MS)
 
 _FLAGS = [
     "--headless",
@@ -126,6 +130,27 @@ async def sign_in(page: Any, base_url: str, email: str, password: str, path: str
     await page.get_by_label("Password", exact=True).fill(password)
     await page.get_by_role("button", name="Sign in", exact=True).last.click()
     await page.get_by_role("button", name="Sign out").wait_for()
+
+
+async def shared_workspace(
+    api: Any, ctx: Any, make_user: Any, *names: str
+) -> tuple[str, list[Any]]:
+    """Users by name, the first one owning a workspace the others are members of."""
+    users = [await make_user(name) for name in names]
+    workspace_id = await make_workspace(api, users[0])
+    for user in users[1:]:
+        await join(ctx, workspace_id, user, "member")
+    return workspace_id, users
+
+
+async def open_as(
+    connected: Any, base_url: str, user: Any, path: str, state: str = "connected", **page: Any
+) -> Any:
+    """A signed-in page of `user` at `path`, once its socket reports `state`."""
+    opened = await new_page(connected, **page)
+    await sign_in(opened, base_url, user.email, user.password, path)
+    await expect(opened.get_by_test_id("connection")).to_have_attribute("data-state", state)
+    return opened
 
 
 def screenshot_path(name: str) -> Path:

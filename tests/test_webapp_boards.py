@@ -9,8 +9,14 @@ from typing import Any
 from playwright.async_api import expect
 
 from tests.board_helpers import create_board, create_card, create_list
-from tests.browser_support import TIMEOUT_MS, browser, new_page, screenshot_path, sign_in
-from tests.documents_support import join, make_workspace
+from tests.browser_support import (
+    browser,
+    new_page,
+    open_as,
+    screenshot_path,
+    shared_workspace,
+    sign_in,
+)
 
 
 def in_list(page: Any, list_name: str) -> Any:
@@ -40,9 +46,7 @@ class SocketGate:
 async def test_cards_and_lists_move_live_and_a_stale_move_is_refused(
     chromium, ws_port, api, ctx, make_user
 ) -> None:
-    ann, bob = await make_user("ann"), await make_user("bob")
-    workspace_id = await make_workspace(api, ann)
-    await join(ctx, workspace_id, bob, "member")
+    workspace_id, (ann, bob) = await shared_workspace(api, ctx, make_user, "ann", "bob")
     board = await create_board(api, ann, workspace_id, name="Launch", color="#4f46e5")
     todo = await create_list(api, ann, board["id"], "To do")
     await create_list(api, ann, board["id"], "Doing")
@@ -51,16 +55,14 @@ async def test_cards_and_lists_move_live_and_a_stale_move_is_refused(
         await create_card(api, ann, todo["id"], title)
     base = f"http://127.0.0.1:{ws_port}"
     path = f"/w/{workspace_id}/b/{board['id']}"
-    expect.set_options(timeout=TIMEOUT_MS)
     gate = SocketGate()
 
     async with browser(chromium) as connected:
-        page_a = await new_page(connected)
+        page_a = await open_as(connected, base, ann, path, "live")
         page_b = await new_page(connected)
         await page_b.route_web_socket(re.compile(r"/ws/boards/"), gate.route)
-        for page, user in ((page_a, ann), (page_b, bob)):
-            await sign_in(page, base, user.email, user.password, path)
-            await expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "live")
+        await sign_in(page_b, base, bob.email, bob.password, path)
+        await expect(page_b.get_by_test_id("connection")).to_have_attribute("data-state", "live")
         await expect(card_titles(page_b, "To do")).to_have_text(
             ["Write the spec", "Ship it", "Tell everyone"]
         )

@@ -3,32 +3,26 @@
 
 from __future__ import annotations
 
+import re
+
 from playwright.async_api import expect
 
 from tests.board_helpers import create_board, create_card, create_list
-from tests.browser_support import TIMEOUT_MS, browser, new_page, sign_in
-from tests.documents_support import create, join, make_workspace
+from tests.browser_support import browser, open_as, shared_workspace
+from tests.documents_support import create
 
 
 async def test_a_comment_with_a_mention_and_the_inbox_badge(
     chromium, ws_port, api, ctx, make_user
 ) -> None:
-    ann, bob = await make_user("ann"), await make_user("bob")
-    workspace_id = await make_workspace(api, ann)
-    await join(ctx, workspace_id, bob, "member")
+    workspace_id, (ann, bob) = await shared_workspace(api, ctx, make_user, "ann", "bob")
     doc = await create(api, ann, workspace_id, title="Budget")
     base = f"http://127.0.0.1:{ws_port}"
     path = f"/w/{workspace_id}/d/{doc['id']}"
-    expect.set_options(timeout=TIMEOUT_MS)
 
     async with browser(chromium) as connected:
-        page_a = await new_page(connected)
-        page_b = await new_page(connected)
-        for page, user in ((page_a, ann), (page_b, bob)):
-            await sign_in(page, base, user.email, user.password, path)
-            await expect(page.get_by_test_id("connection")).to_have_attribute(
-                "data-state", "connected"
-            )
+        page_a = await open_as(connected, base, ann, path)
+        page_b = await open_as(connected, base, bob, path)
         await expect(page_b.get_by_test_id("inbox-button")).to_have_attribute("data-state", "live")
         await expect(page_b.get_by_test_id("inbox-badge")).to_have_count(0)
 
@@ -48,7 +42,9 @@ async def test_a_comment_with_a_mention_and_the_inbox_badge(
         await expect(thread).to_contain_text("“The budget needs a second look”")
         await expect(thread).to_contain_text("@Bob please check")
 
-        # The comment is stored with the mention as a mention (not as text).
+        # The mention lights Bob's inbox badge at once (the inbox socket); it is stored as a
+        # mention (not as text).
+        await expect(page_b.get_by_test_id("inbox-badge")).to_have_text("1")
         threads = await api.get(f"/api/v1/documents/{doc['id']}/threads/", token=bob.access_token)
         assert threads.status == 200, threads.body
         [stored] = threads.body["items"]
@@ -62,14 +58,20 @@ async def test_a_comment_with_a_mention_and_the_inbox_badge(
         await bob_thread.get_by_role("button", name="Reply").click()
         await expect(bob_thread).to_contain_text("Looks fine to me")
 
-        # A notification for Bob (Ann assigns him a card) lights his badge at once, through the
-        # inbox socket; opening the inbox and marking all read clears it.
+        # The inbox lists it; opening it marks it read and the badge goes out.
+        await page_b.get_by_test_id("inbox-button").click()
+        inbox = page_b.get_by_role("dialog", name="Inbox")
+        mention = inbox.get_by_role("button", name=re.compile("You were mentioned in a comment"))
+        await expect(mention).to_contain_text("on “Budget”: @Bob please check")
+        await mention.click()
+        await expect(page_b.get_by_test_id("inbox-badge")).to_have_count(0)
+
+        # Another notification (Ann assigns Bob a card) lights it again; "Mark all read" clears it.
         board = await create_board(api, ann, workspace_id, name="Money")
         todo = await create_list(api, ann, board["id"], "To do")
         await create_card(api, ann, todo["id"], "Check the budget", assignees=[bob.id])
         await expect(page_b.get_by_test_id("inbox-badge")).to_have_text("1")
         await page_b.get_by_test_id("inbox-button").click()
-        inbox = page_b.get_by_role("dialog", name="Inbox")
         await expect(inbox).to_contain_text("You were assigned “Check the budget” on Money")
         await inbox.get_by_role("button", name="Mark all read").click()
         await expect(page_b.get_by_test_id("inbox-badge")).to_have_count(0)

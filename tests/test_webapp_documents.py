@@ -10,18 +10,8 @@ from typing import Any
 
 from playwright.async_api import expect
 
-from tests.browser_support import TIMEOUT_MS, browser, new_page, screenshot_path, sign_in
-from tests.documents_support import create, join, make_workspace
-
-
-async def _two_editors(connected: Any, base: str, path: str, ann: Any, bob: Any) -> tuple[Any, Any]:
-    pages = []
-    for user in (ann, bob):
-        page = await new_page(connected)
-        await sign_in(page, base, user.email, user.password, path)
-        await expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "connected")
-        pages.append(page)
-    return pages[0], pages[1]
+from tests.browser_support import TIMEOUT_MS, browser, open_as, screenshot_path, shared_workspace
+from tests.documents_support import create
 
 
 def editor(page: Any) -> Any:
@@ -49,17 +39,14 @@ async def wait_text(page: Any, text: str, *, present: bool = True) -> None:
 async def test_two_people_edit_one_page_and_restore_a_version(
     chromium, ws_port, api, ctx, make_user
 ) -> None:
-    ann, bob = await make_user("ann"), await make_user("bob")
-    workspace_id = await make_workspace(api, ann)
-    await join(ctx, workspace_id, bob, "member")
+    workspace_id, (ann, bob) = await shared_workspace(api, ctx, make_user, "ann", "bob")
     doc = await create(api, ann, workspace_id, title="Launch plan")
     base = f"http://127.0.0.1:{ws_port}"
-    expect.set_options(timeout=TIMEOUT_MS)
+    path = f"/w/{workspace_id}/d/{doc['id']}"
 
     async with browser(chromium) as connected:
-        page_a, page_b = await _two_editors(
-            connected, base, f"/w/{workspace_id}/d/{doc['id']}", ann, bob
-        )
+        page_a = await open_as(connected, base, ann, path)
+        page_b = await open_as(connected, base, bob, path)
         # Each sees both people on the page (awareness), by name.
         for page in (page_a, page_b):
             presence = page.get_by_test_id("presence")

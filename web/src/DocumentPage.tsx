@@ -17,13 +17,30 @@ import type { DocHeader, Workspace } from './Shell'
 import { Avatar, ErrorText, Status, useAction, useLoad } from './ui'
 
 type Doc = DocHeader & { fragment: string | null, version: number }
+
+/** The page and the caller's role on it (the page GET has no role; the list it belongs to
+ * does): viewers and commenters get a read-only editor instead of edits the server refuses. */
+async function loadDocument (workspaceId: string, docId: string): Promise<Doc> {
+  const doc = await api<Doc>('GET', `/api/v1/documents/${docId}/`)
+  const scope = doc.parent_id ? `parent_id=${doc.parent_id}` : doc.board_id ? `board_id=${doc.board_id}` : 'top_level=true'
+  let offset: number | null = 0
+  while (offset !== null) {
+    const page: { items: DocHeader[], next_offset: number | null } = await api('GET', `/api/v1/documents/?workspace_id=${workspaceId}&${scope}&limit=100&offset=${offset}`)
+    const mine = page.items.find((d) => d.id === docId)
+    if (mine) return { ...doc, my_role: mine.my_role }
+    offset = page.next_offset
+  }
+  return doc
+}
+
+const canEdit = (doc: Doc) => !doc.my_role || doc.my_role === 'editor' || doc.my_role === 'manager'
 type Connection = 'connecting' | 'connected' | 'reconnecting' | 'forbidden' | 'gone'
 type Peer = { clientId: number, name: string, color: string, self: boolean }
 type Panel = 'history' | 'comments' | null
 type AnyEditor = BlockNoteEditor<any, any, any>
 
 export function DocumentPage ({ workspace, docId, session }: { workspace: Workspace, docId: string, session: Session }) {
-  const doc = useLoad(() => api<Doc>('GET', `/api/v1/documents/${docId}/`), [docId])
+  const doc = useLoad(() => loadDocument(workspace.id, docId), [workspace.id, docId])
   const [panel, setPanel] = useState<Panel>(null)
   const [editor, setEditor] = useState<AnyEditor | null>(null)
   const toggle = (which: Panel) => setPanel(panel === which ? null : which)
@@ -98,7 +115,8 @@ function Live ({ doc, session, panel, onPanel, onEditor, onRenamed }: { doc: Doc
       </div>
       {connection === 'forbidden' && <p className='error' role='alert' data-testid='access-lost'>You no longer have access to this page.</p>}
       {connection === 'gone' && <p className='error' role='alert'>This page was deleted.</p>}
-      {live && <Editor key={doc.id} ydoc={live.ydoc} provider={live.provider} fragment={doc.fragment ?? 'prosemirror'} session={session} onEditor={onEditor} />}
+      {!canEdit(doc) && <p className='notice' role='status' data-testid='read-only'>You can view this page{doc.my_role === 'commenter' ? ' and comment on it' : ''}, but not edit it.</p>}
+      {live && <Editor key={doc.id} ydoc={live.ydoc} provider={live.provider} fragment={doc.fragment ?? 'prosemirror'} session={session} onEditor={onEditor} editable={canEdit(doc)} />}
     </section>
   )
 }
@@ -108,7 +126,7 @@ function ConnectionBadge ({ state }: { state: Connection }) {
   return <span className={`badge conn-${state}`} role='status' data-testid='connection' data-state={state}>{text}</span>
 }
 
-function Editor ({ ydoc, provider, fragment, session, onEditor }: { ydoc: Y.Doc, provider: WebsocketProvider, fragment: string, session: Session, onEditor: (editor: AnyEditor) => void }) {
+function Editor ({ ydoc, provider, fragment, session, onEditor, editable }: { ydoc: Y.Doc, provider: WebsocketProvider, fragment: string, session: Session, onEditor: (editor: AnyEditor) => void, editable: boolean }) {
   const editor = useCreateBlockNote(withCollaboration({
     collaboration: {
       provider,
@@ -118,7 +136,7 @@ function Editor ({ ydoc, provider, fragment, session, onEditor }: { ydoc: Y.Doc,
     }
   }), [provider])
   useEffect(() => onEditor(editor), [editor, onEditor])
-  return <div className='editor' data-testid='editor'><BlockNoteView editor={editor} theme='light' /></div>
+  return <div className='editor' data-testid='editor'><BlockNoteView editor={editor} editable={editable} theme='light' /></div>
 }
 
 function Title ({ doc, onRenamed }: { doc: Doc, onRenamed: (title: string) => void }) {

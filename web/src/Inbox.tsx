@@ -13,7 +13,7 @@ type Notification = {
 type Group = { group_key: string, count: number, unread_count: number, actor_ids: string[], latest: Notification }
 
 const DESCRIBE: Record<string, (n: Notification) => string> = {
-  'comment.mention': (n) => `You were mentioned in a comment${n.data.title ? ` on “${n.data.title}”` : ''}`,
+  'comment.mention': (n) => `You were mentioned in a comment${n.data.title ? ` on “${n.data.title}”` : ''}${n.data.excerpt ? `: ${n.data.excerpt}` : ''}`,
   'document.mention': (n) => `You were mentioned in “${n.data.title ?? 'a page'}”`,
   'thread.reply': (n) => `New reply in a thread${n.data.title ? ` on “${n.data.title}”` : ''}`,
   'thread.resolved': () => 'A thread you are in was resolved',
@@ -40,6 +40,8 @@ export function InboxButton () {
       } else if (frame.type === 'event' && (seq.current === null || frame.seq > seq.current)) {
         seq.current = frame.seq
         setUnread(frame.event.unread_count)
+      } else if (frame.type === 'unread') {
+        setUnread(frame.unread_count) // the server's recount after events committed together
       }
     }
   }), [])
