@@ -26,6 +26,9 @@ from services.notification_mail import (
     SUMMARIES,
     read_unsubscribe_token,
 )
+from tests.comments_support import body as comment_body
+from tests.comments_support import comment_world
+from tests.comments_support import mention as comment_mention
 from tests.mail_support import PUBLIC_URL, html_of, settle_other_mail, smtp_settings, text_of
 from tests.notification_support import draft, notify
 from tests.ws_helpers import insert_document, workspace_with, ws_path
@@ -300,3 +303,36 @@ async def test_a_failed_send_is_retried_by_the_mailer(api, ctx, smtp):
 
 def test_every_kind_has_its_own_wording():
     assert set(SUMMARIES) == set(KIND_LABELS) == set(NOTIFICATION_KINDS)
+
+
+async def test_a_comment_mention_reaches_the_inbox_and_one_email(api, ctx, smtp):
+    """The acceptance path: a mention written through the comments API is in the mentioned
+    user's inbox and, by their default preference, in exactly one email."""
+    await settle_other_mail(ctx)
+    w = await comment_world(api, ctx)
+    created = await api.post(
+        w.doc_threads(),
+        {"body": comment_body("Could you check ", comment_mention(w.users["viewer"].id), "?")},
+        token=w.token("editor"),
+    )
+    assert created.status == 201, created.body
+    inbox = await api.get("/api/v1/notifications/", token=w.token("viewer"))
+    [item] = inbox.body["items"]
+    assert item["latest"]["kind"] == COMMENT_MENTION
+    assert await plan(ctx) == {"mails": 1}
+    assert await send(ctx) == 1
+    [message] = smtp.inbox.parsed()
+    assert smtp.inbox.messages[0].rcpt_tos == [w.users["viewer"].email]
+    assert message["Subject"] == "Editor mentioned you in “Spec”"
+    assert "“Could you check @Viewer?”" in text_of(message)
+    assert f"{PUBLIC_URL}/w/{w.workspace_id}/d/{w.doc_id}" in text_of(message)
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    # A reply in the thread mentions nobody new: the viewer (not a participant) gets no mail.
+    replied = await api.post(
+        f"/api/v1/threads/{created.body['id']}/comments/",
+        {"body": comment_body("done")},
+        token=w.token("owner"),
+    )
+    assert replied.status == 201, replied.body
+    assert await plan(ctx) == {}
+    assert await send(ctx) == 0
