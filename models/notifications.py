@@ -77,6 +77,8 @@ class Notification(BaseModel):
     archived_at = timestamptz(null=True)
     emailed_at = timestamptz(null=True)
     email_state = peewee.TextField(null=True)
+    # A held notification mail is not planned again before this (migration 0024).
+    email_due_at = timestamptz(null=True)
 
     class Meta:
         table_name = "notifications"

@@ -122,28 +122,50 @@ class Plan:
 
 
 async def send_pending_notifications(ctx: MailDeps) -> dict[str, int]:
-    """The job: settle or mail every due pending notification; counts for the job history."""
+    """The job: settle or mail every due pending notification; counts for the job history.
+
+    Held items get `email_due_at` (when their window or period ends) and are not looked at
+    again before it, so however many wait, the rows due now are always in the batch."""
     settings, db = ctx.settings, ctx.db
-    rows = await repo.pending(db, sorted(EMAIL_CHANNELS), BATCH)
-    plan = await _plan(db, rows)
+    plan = await _plan(db, await repo.pending(db, sorted(EMAIL_CHANNELS), BATCH))
     counts: dict[str, int] = defaultdict(int)
-    for state, ids in plan.settled.items():
-        counts[state] += len(await repo.settle(db, ids, state))
+    await _settle(db, plan, counts)
     now = datetime.now(UTC)
     window = timedelta(seconds=settings.notification_mail_suppress_s)
-    for (recipient, _subject), items in plan.immediate.items():
+    for items in plan.immediate.values():
         first = items[0]
-        last = await repo.last_mailed(db, recipient, _str(first["document_id"]), first["group_key"])
+        last = await repo.last_mailed(
+            db, str(first["recipient_id"]), _str(first["document_id"]), first["group_key"]
+        )
         if last is not None and now - last < window:
-            counts["held"] += len(items)
+            await _hold(db, items, last + window, counts)
             continue
         counts["mails"] += await _queue(db, settings, items, digest_period=None)
-    for (_recipient, channel), items in plan.digests.items():
-        if now - min(item["created_at"] for item in items) < DIGEST_PERIOD[channel]:
-            counts["held"] += len(items)
+    for (recipient, channel), items in plan.digests.items():
+        due = min(item["created_at"] for item in items) + DIGEST_PERIOD[channel]
+        if now < due:
+            await _hold(db, items, due, counts)
             continue
-        counts["mails"] += await _queue(db, settings, items, digest_period=channel)
+        # Due: every pending digest item of the recipient goes, held ones included.
+        everything = await _plan(db, await repo.pending(db, [channel], BATCH, recipient))
+        await _settle(db, everything, counts)
+        digest = everything.digests.get((recipient, channel), [])
+        if digest:
+            counts["mails"] += await _queue(db, settings, digest, digest_period=channel)
     return dict(counts)
+
+
+async def _settle(db: Database, plan: Plan, counts: dict[str, int]) -> None:
+    for state, ids in plan.settled.items():
+        counts[state] += len(await repo.settle(db, ids, state))
+    plan.settled.clear()
+
+
+async def _hold(
+    db: Database, items: list[dict[str, Any]], until: datetime, counts: dict[str, int]
+) -> None:
+    await repo.hold(db, [str(item["id"]) for item in items], until)
+    counts["held"] += len(items)
 
 
 async def _plan(db: Database, rows: list[dict[str, Any]]) -> Plan:

@@ -19,6 +19,7 @@ from models.notifications import (
     THREAD_REPLY,
 )
 from server.settings import Settings
+from services import notification_mail
 from services.mailer import MAIL_JOB
 from services.notification_mail import (
     KIND_LABELS,
@@ -73,6 +74,17 @@ async def mention(ctx, workspace, owner, member, doc: str, excerpt: str = "see t
     )
     assert made is not None
     return made
+
+
+async def time_passes(ctx, user, minutes: int) -> None:
+    """Move the user's notifications `minutes` into the past (creation, last mail, hold)."""
+    await ctx.db.execute(
+        "UPDATE notifications SET created_at = created_at - make_interval(mins => $2),"
+        " emailed_at = emailed_at - make_interval(mins => $2),"
+        " email_due_at = email_due_at - make_interval(mins => $2) WHERE recipient_id = $1",
+        user.id,
+        minutes,
+    )
 
 
 async def email_state(ctx, notification_id: UUID) -> tuple[str | None, bool]:
@@ -140,11 +152,8 @@ async def test_digest_groups_five_events_into_one_email(api, ctx, smtp):
         )
     # Not an hour old yet: held.
     assert await plan(ctx) == {"held": 5}
-    await ctx.db.execute(
-        "UPDATE notifications SET created_at = created_at - interval '61 minutes'"
-        " WHERE id = ANY($1::uuid[])",
-        made,
-    )
+    assert await plan(ctx) == {}  # held until the hour is over: not even looked at
+    await time_passes(ctx, member, 61)
     assert await plan(ctx) == {"mails": 1}
     assert await send(ctx) == 1
     [message] = smtp.inbox.parsed()
@@ -170,10 +179,8 @@ async def test_at_most_one_mail_per_document_per_window_and_none_for_what_was_se
     assert await email_state(ctx, elsewhere) == ("mailed", True)
     third = await mention(ctx, workspace, owner, member, doc, excerpt="three")
     # The window ends: the held items go out together in one mail.
-    await ctx.db.execute(
-        "UPDATE notifications SET emailed_at = emailed_at - interval '61 minutes' WHERE id = $1",
-        first,
-    )
+    assert await plan(ctx) == {"held": 1}  # the third joins the held second
+    await time_passes(ctx, member, 61)
     assert await plan(ctx) == {"mails": 1}
     assert await send(ctx) == 3
     [later] = [m for m in smtp.inbox.parsed() if "“two”" in text_of(m)]
@@ -185,7 +192,8 @@ async def test_at_most_one_mail_per_document_per_window_and_none_for_what_was_se
     assert await plan(ctx) == {"seen": 1}
     assert await email_state(ctx, fourth) == ("seen", False)
     assert await send(ctx) == 0
-    assert third  # mailed with the second
+    assert await email_state(ctx, third) == ("mailed", True)  # with the second
+    assert first
 
 
 async def test_lost_access_means_no_mail(api, ctx, smtp):
@@ -336,3 +344,18 @@ async def test_a_comment_mention_reaches_the_inbox_and_one_email(api, ctx, smtp)
     assert replied.status == 201, replied.body
     assert await plan(ctx) == {}
     assert await send(ctx) == 0
+
+
+async def test_held_mail_never_crowds_out_what_is_due(api, ctx, smtp, monkeypatch):
+    monkeypatch.setattr(notification_mail, "BATCH", 2)
+    workspace, owner, member, doc = await world(api, ctx)
+    await mention(ctx, workspace, owner, member, doc)
+    assert await plan(ctx) == {"mails": 1}
+    for n in range(3):  # more than a batch of held mail about the same document
+        await mention(ctx, workspace, owner, member, doc, excerpt=f"held {n}")
+        assert await plan(ctx) == {"held": 1}
+    other = await mention(
+        ctx, workspace, owner, member, await insert_document(ctx, workspace["id"])
+    )
+    assert await plan(ctx) == {"mails": 1}
+    assert await email_state(ctx, other) == ("mailed", True)

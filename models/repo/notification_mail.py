@@ -23,10 +23,13 @@ UNSUBSCRIBED = "unsubscribed"
 NO_ACCESS = "no_access"
 
 
-async def pending(db: Executor, email_channels: list[str], limit: int) -> list[dict[str, Any]]:
+async def pending(
+    db: Executor, email_channels: list[str], limit: int, recipient_id: str | None = None
+) -> list[dict[str, Any]]:
     """The oldest pending notifications with what a mail about them says: the recipient, the
     actor's name and the titles of what they are about; plus the recipient's current choice for
-    the kind (`current_channel`, NULL: the kind's default)."""
+    the kind (`current_channel`, NULL: the kind's default). Held ones (`email_due_at` ahead) are
+    left out — except when asking for one recipient's: a digest takes every pending item."""
     rows = await db.fetch(
         """
         SELECT n.id, n.recipient_id, n.kind, n.actor_id, n.workspace_id, n.document_id,
@@ -47,11 +50,14 @@ async def pending(db: Executor, email_channels: list[str], limit: int) -> list[d
         LEFT JOIN cards c ON c.id = n.card_id
         LEFT JOIN notification_preferences p ON p.user_id = n.recipient_id AND p.kind = n.kind
         WHERE n.email_state IS NULL AND n.channel = ANY($1::text[])
+          AND ($3::uuid IS NULL AND (n.email_due_at IS NULL OR n.email_due_at <= now())
+               OR n.recipient_id = $3::uuid)
         ORDER BY n.created_at, n.id
         LIMIT $2
         """,
         email_channels,
         limit,
+        recipient_id,
     )
     return [dict(row) for row in rows]
 
@@ -78,6 +84,16 @@ async def last_mailed(
             MAILED,
         )
     return value if isinstance(value, datetime) else None
+
+
+async def hold(db: Executor, ids: list[str], until: datetime) -> None:
+    """Not planned again before `until` (the suppression window or the digest period ends)."""
+    await db.execute(
+        "UPDATE notifications SET email_due_at = $2 WHERE id = ANY($1::uuid[])"
+        " AND email_state IS NULL",
+        ids,
+        until,
+    )
 
 
 async def settle(conn: asyncpg.Connection | Executor, ids: list[str], state: str) -> list[str]:
