@@ -24,7 +24,7 @@ from uuid import UUID
 
 import structlog
 
-from core.errors import AppError, Conflict, Gone, NotFound
+from core.errors import AppError, Conflict, Gone, NotFound, RateLimited
 from models.exports import EXPIRED, FAILED, PENDING
 from models.repo import export_files as repo
 from models.repo.export_files import NewExport, StoredFile
@@ -54,6 +54,10 @@ WORKSPACE_FORMAT = "zip"
 MAX_PER_RUN = 10
 # Runs that may break on a passing trouble (a service down) before the export is failed.
 MAX_ATTEMPTS = 3
+# Queued exports one user may have at once: the queue is shared, one user must not fill it.
+MAX_PENDING_PER_USER = 5
+# An expired or failed export's row (its 410 / its error) is kept this long, then deleted.
+FORGET_AFTER_S = 30 * 86400.0
 
 
 def export_path(export_id: str) -> str:
@@ -104,7 +108,7 @@ async def request_document_export(
         comments=comments,
     )
     if block_count(loaded.blocks) > ctx.settings.export_sync_max_blocks:
-        return await repo.insert(ctx.db, new)
+        return await _queue(ctx, new)
     file = await render_for(ctx, actor_id, loaded, fmt)
     async with ctx.db.transaction() as conn:
         row = await repo.insert(conn, new)
@@ -117,6 +121,18 @@ async def request_workspace_export(ctx: Deps, actor_id: str, workspace_id: str) 
     """Every document the caller may view, as a zip of Markdown files: always queued."""
     await policy.require(ctx, actor_id, Action.WORKSPACE_VIEW, Resource.workspace(workspace_id))
     new = NewExport(actor_id, workspace_id, None, WORKSPACE_FORMAT, None, None)
+    return await _queue(ctx, new)
+
+
+async def _queue(ctx: Deps, new: NewExport) -> dict[str, Any]:
+    """A pending export, unless the user already has `MAX_PENDING_PER_USER` waiting (429).
+    Two requests at the same instant may both pass the count: the cap bounds the queue, it is
+    not a quota that must be exact."""
+    if await repo.pending_count(ctx.db, new.requested_by) >= MAX_PENDING_PER_USER:
+        raise RateLimited(
+            f"{MAX_PENDING_PER_USER} exports of yours are still being made: wait for one",
+            retry_after_s=int(ctx.settings.export_interval_s),
+        )
     return await repo.insert(ctx.db, new)
 
 
@@ -224,6 +240,7 @@ async def _retry_later(ctx: Deps, export_id: str, error: str) -> str:
 async def run_exports(ctx: Deps) -> dict[str, int]:
     """The `export_document` job; returns the counts its history row records."""
     counts = {"expired": await repo.expire_due(ctx.db), "ready": 0, "failed": 0, "retried": 0}
+    counts["forgotten"] = await repo.forget_old(ctx.db, FORGET_AFTER_S)
     for _ in range(MAX_PER_RUN):
         row = await repo.next_pending(ctx.db, MAX_ATTEMPTS)
         if row is None:

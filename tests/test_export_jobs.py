@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from models.repo import job_runs
-from services.export_jobs import EXPORT_JOB
+from services.export_jobs import EXPORT_JOB, FORGET_AFTER_S, MAX_PENDING_PER_USER
 from tests.documents_support import Writer
 from tests.realtime_support import DocSetup, document_with
 
@@ -236,3 +236,33 @@ async def test_bad_input_changes_nothing(api, ctx):
     assert (await api.post(workspace, {"format": "pdf"}, token=token(setup))).status == 400
     assert (await api.post(workspace, {}, token=token(setup, "outsider"))).status == 404
     assert await exports_count(ctx) == before
+
+
+async def test_one_user_cannot_fill_the_queue(api, ctx):
+    setup = await document_with(ctx, "viewer")
+    await with_blocks(ctx, setup, SYNC_MAX_BLOCKS + 1)
+    for _ in range(MAX_PENDING_PER_USER):
+        assert (await ask(api, setup, "viewer", format="html")).status == 202
+    refused = await ask(api, setup, "viewer", format="html")
+    assert refused.status == 429 and refused.error_code == "rate_limited"
+    assert refused.headers["Retry-After"]
+    workspace = f"/api/v1/workspaces/{setup.workspace_id}/exports/"
+    assert (await api.post(workspace, {}, token=token(setup, "viewer"))).status == 429
+    assert (await ask(api, setup, "owner", format="html")).status == 202  # others still may
+    run = await ctx.scheduler.run_now(EXPORT_JOB)
+    assert run.result["ready"] == MAX_PENDING_PER_USER + 1, run.result
+    assert (await ask(api, setup, "viewer", format="html")).status == 202
+
+
+async def test_old_expired_and_failed_rows_are_forgotten(api, ctx):
+    setup = await document_with(ctx)
+    made = await ask(api, setup, format="markdown")
+    await ctx.db.execute(
+        "UPDATE exports SET status = 'expired', body = NULL,"
+        " expires_at = now() - make_interval(secs => $2) WHERE id = $1",
+        made.body["id"],
+        FORGET_AFTER_S + 1,
+    )
+    run = await ctx.scheduler.run_now(EXPORT_JOB)
+    assert run.result["forgotten"] >= 1
+    assert (await api.get(made.body["status_url"], token=token(setup))).status == 404

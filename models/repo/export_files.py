@@ -118,6 +118,26 @@ async def count_attempt(db: Executor, export_id: str, error: str) -> int:
     return int(attempts or 0)
 
 
+async def pending_count(db: Executor, user_id: str) -> int:
+    return int(
+        await db.fetchval(
+            f"SELECT count(*) FROM exports WHERE requested_by = $1 AND status = '{PENDING}'",
+            user_id,
+        )
+    )
+
+
+async def forget_old(db: Executor, keep_s: float) -> int:
+    """Rows of exports that expired or failed more than `keep_s` ago: their 410 has been
+    answered long enough, the table does not grow forever."""
+    status = await db.execute(
+        f"DELETE FROM exports WHERE status IN ('{EXPIRED}', '{FAILED}')"
+        " AND coalesce(expires_at, finished_at) < now() - make_interval(secs => $1)",
+        keep_s,
+    )
+    return int(status.split()[-1])
+
+
 async def expire_due(db: Executor) -> int:
     """Drop the files whose time is up; the rows stay (a late download is told 410)."""
     status = await db.execute(
