@@ -17,24 +17,36 @@ workspace that has none yet, `WORKSPACES_PER_RUN` at a time (the next runs take 
 row per (workspace, week), so a second run, or a run on another node, writes nothing twice.
 
 **Reading**: workspace Owners and Admins (`workspace:update`), newest week first.
+
+**Email**: an Owner or Admin who opted in (`workspace_members.activity_report_email`, set through
+the API) gets the report by mail: the job stages one outbox row per recipient in the report's own
+transaction, and the mail job (`services/mailer.py`) builds and sends it off the request path —
+checking again that the recipient is still an active Owner/Admin who wants it.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from typing import Any
 
+from models.db import Database
 from models.repo import activity_reports as repo
 from models.repo import doc_content as content_repo
+from models.repo import outbox as outbox_repo
+from models.repo import users as users_repo
+from server.settings import Settings
 from services import policy
 from services.deps import Deps
+from services.mail_messages import absolute_url, compose, render
 from services.policy import Action, Resource
 
 REPORT_JOB = "generate_activity_reports"
 REPORT_EVERY_S = 3600.0
 WORKSPACES_PER_RUN = 200
 TOP_CONTRIBUTORS = 5
+REPORT_EMAIL_KIND = "activity_report_email"
 
 
 def last_full_week(now: datetime) -> tuple[datetime, datetime]:
@@ -69,7 +81,7 @@ async def generate_activity_reports(ctx: Deps, now: datetime | None = None) -> d
     if workspaces:
         for row in await repo.event_counts(ctx.db, workspaces, start, end):
             by_workspace[row["workspace_id"]].append(row)
-    written = 0
+    written = mails = 0
     for workspace_id in workspaces:
         counts, actors = summarize(by_workspace[workspace_id])
         top = actors.most_common(TOP_CONTRIBUTORS)
@@ -77,9 +89,18 @@ async def generate_activity_reports(ctx: Deps, now: datetime | None = None) -> d
         contributors = [
             {"user_id": user, "display_name": names.get(user), "events": n} for user, n in top
         ]
-        if await repo.insert_report(ctx.db, workspace_id, start, end, counts, contributors):
+        async with ctx.db.transaction() as conn:
+            report_id = await repo.insert_report(
+                conn, workspace_id, start, end, counts, contributors
+            )
+            if report_id is None:
+                continue
             written += 1
-    return {"workspaces": len(workspaces), "reports": written}
+            for user_id in await repo.email_recipients(conn, workspace_id):
+                payload = {"report_id": report_id, "user_id": user_id}
+                await outbox_repo.insert(conn, REPORT_EMAIL_KIND, payload)
+                mails += 1
+    return {"workspaces": len(workspaces), "reports": written, "emails_queued": mails}
 
 
 async def list_reports(
@@ -87,3 +108,40 @@ async def list_reports(
 ) -> list[dict[str, Any]]:
     await policy.require(ctx, actor_id, Action.WORKSPACE_UPDATE, Resource.workspace(workspace_id))
     return await repo.list_reports(ctx.db, workspace_id, limit, offset)
+
+
+async def get_email_opt_in(ctx: Deps, actor_id: str, workspace_id: str) -> dict[str, bool]:
+    await policy.require(ctx, actor_id, Action.WORKSPACE_UPDATE, Resource.workspace(workspace_id))
+    return {"email": await repo.wants_email(ctx.db, workspace_id, actor_id)}
+
+
+async def set_email_opt_in(
+    ctx: Deps, actor_id: str, workspace_id: str, wanted: bool
+) -> dict[str, bool]:
+    await policy.require(ctx, actor_id, Action.WORKSPACE_UPDATE, Resource.workspace(workspace_id))
+    await repo.set_email(ctx.db, workspace_id, actor_id, wanted)
+    return {"email": wanted}
+
+
+async def activity_report_mail(
+    db: Database, settings: Settings, payload: dict[str, Any]
+) -> EmailMessage | None:
+    """The mail job's builder for `REPORT_EMAIL_KIND`; None (nothing sent) when the report is gone
+    or the recipient is no longer an active Owner/Admin who wants it."""
+    report = await repo.get_report(db, payload["report_id"])
+    user = await users_repo.get_user(db, payload["user_id"])
+    if report is None or user is None or not user["is_active"]:
+        return None
+    if not await repo.wants_email(db, report["workspace_id"], str(user["id"])):
+        return None
+    path = f"/api/v1/workspaces/{report['workspace_id']}/activity-reports/"
+    context = {
+        "display_name": user["display_name"],
+        "workspace_name": report["workspace_name"],
+        "week_start": report["week_start"].date().isoformat(),
+        "week_end": (report["week_end"] - timedelta(days=1)).date().isoformat(),
+        "counts": report["counts"],
+        "contributors": report["top_contributors"],
+        "report_url": absolute_url(settings, path),
+    }
+    return compose(settings, user["email"], render("activity_report", context))

@@ -35,7 +35,7 @@ from models.db import Database
 from models.repo import outbox as outbox_repo
 from models.repo import workspaces as workspaces_repo
 from server.settings import Settings
-from services import account_tokens, notification_mail
+from services import account_tokens, activity_reports, notification_mail
 from services.auth import PASSWORD_RESET_EMAIL_KIND, VERIFICATION_EMAIL_KIND
 from services.mail_messages import MailDeps, invitation_message
 from services.workspaces import INVITATION_EMAIL_KIND
@@ -78,6 +78,7 @@ MAIL_KINDS = (
     MailKind(PASSWORD_RESET_EMAIL_KIND, account_tokens.password_reset_mail),
     MailKind(VERIFICATION_EMAIL_KIND, account_tokens.verification_mail),
     MailKind(notification_mail.NOTIFICATION_EMAIL_KIND, notification_mail.notification_mail),
+    MailKind(activity_reports.REPORT_EMAIL_KIND, activity_reports.activity_report_mail),
 )
 
 

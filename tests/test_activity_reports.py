@@ -5,11 +5,23 @@ report is readable by workspace Owners/Admins only."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
+import pytest
+
 from models.repo import job_runs
-from services.activity_reports import REPORT_JOB, last_full_week
+from server.settings import Settings
+from services.activity_reports import REPORT_EMAIL_KIND, REPORT_JOB, last_full_week
+from services.mailer import MAIL_JOB
+from tests.mail_support import settle_other_mail, smtp_settings, text_of
 from tests.ws_helpers import add_member, create_workspace
+
+
+@pytest.fixture
+def settings(settings: Settings, smtp) -> Settings:
+    """The mail job of these tests sends to a real (local) SMTP server."""
+    return dataclasses.replace(smtp_settings(settings, smtp))
 
 
 async def test_last_full_week_is_monday_to_monday_utc():
@@ -37,6 +49,18 @@ async def report_of(ctx, workspace_id: str):
         "SELECT counts, top_contributors, week_start FROM activity_reports WHERE workspace_id = $1",
         workspace_id,
     )
+
+
+async def run_until_reported(ctx, workspace_id: str):
+    """Other workspaces of the session may be waiting for a report too: the job writes at most
+    WORKSPACES_PER_RUN per run, so this one is reached within a few runs."""
+    for _ in range(50):
+        run = await ctx.scheduler.run_now(REPORT_JOB)
+        assert run.ran
+        report = await report_of(ctx, workspace_id)
+        if report:
+            return report
+    raise AssertionError("no report written")
 
 
 async def test_weekly_report_from_real_activity(api, ctx, make_user):
@@ -78,14 +102,7 @@ async def test_weekly_report_from_real_activity(api, ctx, make_user):
     assert moved.status == 200, moved.body
     await one_week_back(ctx, ws["id"])
 
-    # Other workspaces of the session may be waiting for a report too: the job writes at most
-    # WORKSPACES_PER_RUN per run, so this one is reached within a few runs.
-    for _ in range(50):
-        run = await ctx.scheduler.run_now(REPORT_JOB)
-        assert run.ran
-        if await report_of(ctx, ws["id"]):
-            break
-    report = await report_of(ctx, ws["id"])
+    report = await run_until_reported(ctx, ws["id"])
     counts = report["counts"]
     assert counts["new_documents"] == 2 and counts["cards_moved"] == 1
     assert counts["edits"] >= 1 and counts["events"] >= 8
@@ -121,3 +138,44 @@ async def test_weekly_report_from_real_activity(api, ctx, make_user):
     assert (await api.get(url)).status == 401
     bad = await api.get(f"{url}?limit=0", token=owner.access_token)
     assert bad.status == 400 and "limit" in bad.body["error"]["fields"]
+
+
+async def test_report_mailed_to_the_admins_who_opted_in(api, ctx, make_user, smtp):
+    owner, admin, member = await make_user("owner"), await make_user("admin"), await make_user("m")
+    ws = await create_workspace(api, owner)
+    await add_member(api, ws["id"], owner, admin, "admin")
+    await add_member(api, ws["id"], owner, member, "member")
+    url = f"/api/v1/workspaces/{ws['id']}/activity-reports/subscription/"
+    assert (await api.get(url, token=admin.access_token)).body == {"email": False}
+    for body in ({}, {"email": "yes"}, {"email": True, "x": 1}, [True], {"email": None}):
+        assert (await api.put(url, body, token=admin.access_token)).status == 400, body
+    refused = await api.put(url, {"email": True}, token=member.access_token)
+    assert refused.status == 403
+    outsider = await make_user("outsider")
+    assert (await api.put(url, {"email": True}, token=outsider.access_token)).status == 404
+    assert (await api.get(url, token=admin.access_token)).body == {"email": False}
+    opted = await api.put(url, {"email": True}, token=admin.access_token)
+    assert (opted.status, opted.body) == (200, {"email": True})
+    made = await api.post(
+        "/api/v1/documents/",
+        {"workspace_id": ws["id"], "title": "<Plan>"},
+        token=owner.access_token,
+    )
+    assert made.status == 201
+    await one_week_back(ctx, ws["id"])
+    await settle_other_mail(ctx)
+
+    await run_until_reported(ctx, ws["id"])
+    queued = await ctx.db.fetch(
+        "SELECT payload FROM outbox WHERE kind = $1 AND payload->>'user_id' = ANY($2::text[])",
+        REPORT_EMAIL_KIND,
+        [owner.id, admin.id, member.id],
+    )
+    assert [r["payload"]["user_id"] for r in queued] == [admin.id]  # the owner did not opt in
+
+    sent = await ctx.scheduler.run_now(MAIL_JOB)
+    assert sent.result >= 1
+    [message] = [m for m in smtp.inbox.parsed() if m["To"] == admin.email]
+    assert ws["name"] in message["Subject"]
+    text = text_of(message)
+    assert "1 new document" in text and owner.display_name in text

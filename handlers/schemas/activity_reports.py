@@ -33,3 +33,10 @@ class ActivityReportSchema(Schema):
 
 
 ActivityReportPageSchema = page_schema(ActivityReportSchema, "ActivityReportPage")
+
+
+class ReportEmailSchema(Schema):
+    """Whether the caller (an Owner/Admin) gets the weekly report by email."""
+
+    # JSON true/false only, like the other settings (no "yes").
+    email = fields.Boolean(required=True, truthy={True}, falsy={False})

@@ -54,19 +54,19 @@ async def insert_report(
     week_end: datetime,
     counts: dict[str, int],
     top_contributors: list[dict[str, Any]],
-) -> bool:
-    """False if the workspace already has this week's report (a run on another node)."""
-    status = await conn.execute(
+) -> str | None:
+    """The new report's id; None if the workspace already has this week's (another run)."""
+    value = await conn.fetchval(
         "INSERT INTO activity_reports (workspace_id, week_start, week_end, counts,"
         " top_contributors) VALUES ($1, $2, $3, $4, $5)"
-        " ON CONFLICT (workspace_id, week_start) DO NOTHING",
+        " ON CONFLICT (workspace_id, week_start) DO NOTHING RETURNING id",
         workspace_id,
         week_start,
         week_end,
         counts,
         top_contributors,
     )
-    return status.split()[-1] != "0"
+    return None if value is None else str(value)
 
 
 async def list_reports(
@@ -87,3 +87,51 @@ async def list_reports(
         }
         for r in rows
     ]
+
+
+# --- email (opt-in per Owner/Admin membership) ----------------------------------------------
+
+MANAGER_ROLES = ["owner", "admin"]
+
+
+async def set_email(conn: Executor, workspace_id: str, user_id: str, wanted: bool) -> None:
+    await conn.execute(
+        "UPDATE workspace_members SET activity_report_email = $3, updated_at = now()"
+        " WHERE workspace_id = $1 AND user_id = $2",
+        workspace_id,
+        user_id,
+        wanted,
+    )
+
+
+async def wants_email(db: Executor, workspace_id: str, user_id: str) -> bool:
+    """Still an Owner/Admin who asked for the mail (checked again when the mail is built)."""
+    return bool(
+        await db.fetchval(
+            "SELECT activity_report_email FROM workspace_members"
+            " WHERE workspace_id = $1 AND user_id = $2 AND role = ANY($3::text[])",
+            workspace_id,
+            user_id,
+            MANAGER_ROLES,
+        )
+    )
+
+
+async def email_recipients(db: Executor, workspace_id: str) -> list[str]:
+    rows = await db.fetch(
+        "SELECT m.user_id FROM workspace_members m JOIN users u ON u.id = m.user_id"
+        " WHERE m.workspace_id = $1 AND m.activity_report_email AND u.is_active"
+        " AND m.role = ANY($2::text[]) ORDER BY m.user_id",
+        workspace_id,
+        MANAGER_ROLES,
+    )
+    return [str(r["user_id"]) for r in rows]
+
+
+async def get_report(db: Executor, report_id: str) -> dict[str, Any] | None:
+    row = await db.fetchrow(
+        f"SELECT {REPORT_COLUMNS}, (SELECT name FROM workspaces w WHERE w.id = r.workspace_id)"
+        " AS workspace_name FROM activity_reports r WHERE r.id = $1",
+        report_id,
+    )
+    return None if row is None else {**dict(row), "workspace_id": str(row["workspace_id"])}
