@@ -36,7 +36,7 @@ class WorkspaceMember(BaseModel):
     user = peewee.ForeignKeyField(User, on_delete="CASCADE", index=True)
     role = peewee.TextField(constraints=[role_check("role", WORKSPACE_ROLES)])
     updated_at = timestamptz(default_now=True)
-    # An Owner/Admin asked for the weekly activity report by email (migration 0024).
+    # An Owner/Admin asked for the weekly activity report by email (migration 0025).
     activity_report_email = peewee.BooleanField(
         default=False, constraints=[peewee.SQL("DEFAULT false")]
     )
