@@ -50,8 +50,10 @@ _FLAGS = [
 @contextlib.contextmanager
 def launch_chromium() -> Iterator[str]:
     """One Chromium process (the `chromium` fixture: one per module); its DevTools endpoint."""
+    # Failing, not skipping (like nginx and npm): a suite that skips its browser tests would
+    # pass on a machine where nobody ever opened the app.
     if not Path(CHROMIUM).exists():
-        pytest.skip("Chromium is not installed: apt-get install -y chromium (.ci/run does)")
+        pytest.fail("Chromium is not installed: apt-get install -y chromium (.ci/run does)")
     with tempfile.TemporaryDirectory(prefix="collab-chromium-") as profile:
         process = subprocess.Popen(
             [CHROMIUM, *_FLAGS, f"--user-data-dir={profile}", "about:blank"],

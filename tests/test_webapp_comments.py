@@ -26,6 +26,10 @@ async def test_a_comment_with_a_mention_and_the_inbox_badge(
         await expect(page_b.get_by_test_id("inbox-button")).to_have_attribute("data-state", "live")
         await expect(page_b.get_by_test_id("inbox-badge")).to_have_count(0)
 
+        # Bob has the comments open; they follow the document socket's comment events.
+        await page_b.get_by_role("button", name="Comments").click()
+        await expect(page_b.get_by_text("No open comments.")).to_be_visible()
+
         # Ann comments on the block her cursor is in, mentioning Bob through the autocomplete.
         await page_a.locator(".bn-editor").click()
         await page_a.keyboard.type("The budget needs a second look")
@@ -50,13 +54,15 @@ async def test_a_comment_with_a_mention_and_the_inbox_badge(
         [stored] = threads.body["items"]
         assert stored["comments"][0]["mentions"] == [bob.id]
 
-        # Bob opens the comments: the thread, anchored to the block; he replies.
-        await page_b.get_by_role("button", name="Comments").click()
+        # The thread appears in Bob's open panel, anchored to the block, without a reload; his
+        # reply appears in Ann's the same way.
         bob_thread = page_b.get_by_test_id("thread")
+        await expect(bob_thread).to_contain_text("“The budget needs a second look”")
         await expect(bob_thread).to_contain_text("@Bob please check")
         await bob_thread.get_by_label("Reply").fill("Looks fine to me")
         await bob_thread.get_by_role("button", name="Reply").click()
         await expect(bob_thread).to_contain_text("Looks fine to me")
+        await expect(thread).to_contain_text("Looks fine to me")
 
         # The inbox lists it; opening it marks it read and the badge goes out.
         await page_b.get_by_test_id("inbox-button").click()

@@ -39,8 +39,9 @@ function blockText (editor: BlockNoteEditor<any, any, any> | null, blockId: stri
   return content.map((c: any) => c.text ?? '').join('') || `(${block.type})`
 }
 
-export function CommentsPanel ({ docId, workspaceId, editor, onClose }: { docId: string, workspaceId: string, editor: BlockNoteEditor<any, any, any> | null, onClose: () => void }) {
-  const threads = useLoad(() => api<{ items: Thread[] }>('GET', `/api/v1/documents/${docId}/threads/?status=open&limit=100`).then((p) => p.items), [docId])
+/** `changes` counts the comment events the document socket delivered: each reloads the threads. */
+export function CommentsPanel ({ docId, workspaceId, editor, changes, onClose }: { docId: string, workspaceId: string, editor: BlockNoteEditor<any, any, any> | null, changes: number, onClose: () => void }) {
+  const threads = useLoad(() => api<{ items: Thread[] }>('GET', `/api/v1/documents/${docId}/threads/?status=open&limit=100`).then((p) => p.items), [docId, changes])
   const members = useLoad(() => api<{ items: Member[] }>('GET', `/api/v1/workspaces/${workspaceId}/members/?limit=100`).then((p) => p.items), [workspaceId])
   const names = new Map((members.data ?? []).map((m) => [m.user_id, m.display_name]))
   const start = useAction()

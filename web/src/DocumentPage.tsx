@@ -43,29 +43,43 @@ export function DocumentPage ({ workspace, docId, session }: { workspace: Worksp
   const doc = useLoad(() => loadDocument(workspace.id, docId), [workspace.id, docId])
   const [panel, setPanel] = useState<Panel>(null)
   const [editor, setEditor] = useState<AnyEditor | null>(null)
+  const [commentsSeen, setCommentsSeen] = useState(0)
   const toggle = (which: Panel) => setPanel(panel === which ? null : which)
   return (
     <Status state={doc} what='the page'>
       {(data) => (
         <div className={`document ${panel ? 'with-panel' : ''}`}>
-          <Live doc={data} session={session} panel={panel} onPanel={toggle} onEditor={setEditor} onRenamed={(title) => doc.set({ ...data, title })} />
+          <Live doc={data} session={session} panel={panel} onPanel={toggle} onEditor={setEditor} onCommentEvent={() => setCommentsSeen((n) => n + 1)} onRenamed={(title) => doc.set({ ...data, title })} />
           {panel === 'history' && <VersionPanel docId={docId} onClose={() => setPanel(null)} workspace={workspace} />}
-          {panel === 'comments' && <CommentsPanel docId={docId} workspaceId={workspace.id} editor={editor} onClose={() => setPanel(null)} />}
+          {panel === 'comments' && <CommentsPanel docId={docId} workspaceId={workspace.id} editor={editor} changes={commentsSeen} onClose={() => setPanel(null)} />}
         </div>
       )}
     </Status>
   )
 }
 
-function Live ({ doc, session, panel, onPanel, onEditor, onRenamed }: { doc: Doc, session: Session, panel: Panel, onPanel: (which: Panel) => void, onEditor: (editor: AnyEditor) => void, onRenamed: (title: string) => void }) {
+function Live ({ doc, session, panel, onPanel, onEditor, onCommentEvent, onRenamed }: { doc: Doc, session: Session, panel: Panel, onPanel: (which: Panel) => void, onEditor: (editor: AnyEditor) => void, onCommentEvent: () => void, onRenamed: (title: string) => void }) {
   const [live, setLive] = useState<{ ydoc: Y.Doc, provider: WebsocketProvider } | null>(null)
   const [connection, setConnection] = useState<Connection>('connecting')
   const [peers, setPeers] = useState<Peer[]>([])
 
   useEffect(() => {
     const ydoc = new Y.Doc()
+    let eventsSeq: number | null = null
+    const onCommentFrame = (frame: any) => {
+      if (frame.type === 'events') { // the position after (re)connecting; `refetch`: reload
+        eventsSeq = frame.seq
+        if (frame.refetch) onCommentEvent()
+      } else if (frame.type === 'event' && (eventsSeq === null || frame.seq > eventsSeq)) {
+        eventsSeq = frame.seq
+        onCommentEvent()
+      }
+      if (eventsSeq !== null) provider.params.events_since = String(eventsSeq)
+    }
     const provider = new WebsocketProvider(`${wsBase()}/ws/documents`, doc.id, ydoc, {
       protocols: ['collab', session.access],
+      params: { events: 'true' }, // comment events as text frames, beside y-websocket's binary ones
+      WebSocketPolyfill: textFramesTo(onCommentFrame),
       disableBc: true // every window is a real client of the server, as in production
     })
     let everConnected = false
@@ -119,6 +133,20 @@ function Live ({ doc, session, panel, onPanel, onEditor, onRenamed }: { doc: Doc
       {live && <Editor key={doc.id} ydoc={live.ydoc} provider={live.provider} fragment={doc.fragment ?? 'prosemirror'} session={session} onEditor={onEditor} editable={canEdit(doc)} />}
     </section>
   )
+}
+
+/** A WebSocket class for the provider that hands text frames (the server's JSON comment events)
+ * to `onText` and passes binary frames (y-websocket's protocol) to the provider. */
+function textFramesTo (onText: (frame: unknown) => void): typeof WebSocket {
+  return class extends WebSocket {
+    get onmessage () { return super.onmessage }
+    set onmessage (handler: ((event: MessageEvent) => void) | null) {
+      super.onmessage = handler && ((event: MessageEvent) => {
+        if (typeof event.data === 'string') onText(JSON.parse(event.data))
+        else handler.call(this, event)
+      })
+    }
+  }
 }
 
 function ConnectionBadge ({ state }: { state: Connection }) {
