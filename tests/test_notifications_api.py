@@ -9,6 +9,8 @@ from uuid import UUID
 import pytest
 
 from bus.jetstream import user_notification_subject
+from handlers.base import implemented_methods
+from handlers.notifications import ROUTES
 from services import notifications
 from tests.notification_support import INBOX, draft, notify, workspace_with_empty_inboxes
 from tests.ws_helpers import Collector, insert_document
@@ -242,3 +244,16 @@ async def test_bad_preferences_are_400_and_change_nothing(api, ctx, kind, body):
     assert (response.status, response.error_code) == (400, "validation_error"), response.body
     listed = await api.get(path, token=token)
     assert all(p["channel"] == p["default_channel"] for p in listed.body["preferences"])
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.template.removeprefix(INBOX) or "list")
+async def test_every_inbox_route_needs_a_signed_in_user(api, route):
+    path = route.template.replace("{notification_id}", str(uuid.uuid4())).replace(
+        "{kind}", "comment.mention"
+    )
+    for method in implemented_methods(route.handler):
+        if method == "OPTIONS":
+            continue
+        body = None if method == "GET" else {}
+        response = await api.request(method, path, body)
+        assert (response.status, response.error_code) == (401, "missing_token"), (method, path)
