@@ -175,6 +175,8 @@ async def test_report_mailed_to_the_admins_who_opted_in(api, ctx, make_user, smt
 
     sent = await ctx.scheduler.run_now(MAIL_JOB)
     assert sent.result >= 1
+    (mail_run,) = await job_runs.recent_runs(ctx.db, MAIL_JOB, 1)  # the mail job's history row
+    assert mail_run["outcome"] == "ok" and mail_run["counts"]["count"] >= 1
     [message] = [m for m in smtp.inbox.parsed() if m["To"] == admin.email]
     assert ws["name"] in message["Subject"]
     text = text_of(message)
