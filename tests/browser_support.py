@@ -115,14 +115,43 @@ async def browser(endpoint: str) -> AsyncIterator[Any]:
 
 
 async def new_page(
-    connected: Any, *, width: int = 1280, height: int = 800, init_script: str | None = None
+    connected: Any,
+    *,
+    width: int = 1280,
+    height: int = 800,
+    init_script: str | None = None,
+    gate: SocketGate | None = None,
 ) -> Any:
-    """A page in a fresh context (its own storage: another person)."""
+    """A page in a fresh context (its own storage: another person); `gate` routes its sockets."""
     context = await connected.new_context(viewport={"width": width, "height": height})
     context.set_default_timeout(TIMEOUT_MS)
     if init_script:
         await context.add_init_script(init_script)
+    if gate:
+        await context.route_web_socket(gate.pattern, gate.route)
     return await context.new_page()
+
+
+class SocketGate:
+    """A page's sockets matching `pattern` run through Playwright's WebSocket route, so a test
+    can hold the server's frames (the page's view goes stale), drop a connection, or refuse new
+    ones (offline: the app must show it is reconnecting, then catch up)."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = re.compile(pattern)
+        self.holding = False
+        self.offline = False
+        self.urls: list[str] = []
+        self.routes: list[Any] = []
+
+    async def route(self, ws: Any) -> None:
+        self.urls.append(ws.url)
+        if self.offline:
+            await ws.close(code=1013, reason="test: offline")
+            return
+        self.routes.append(ws)
+        server = ws.connect_to_server()
+        server.on_message(lambda message: None if self.holding else ws.send(message))
 
 
 async def sign_in(page: Any, base_url: str, email: str, password: str, path: str = "/") -> None:

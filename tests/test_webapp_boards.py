@@ -10,12 +10,11 @@ from playwright.async_api import expect
 
 from tests.board_helpers import create_board, create_card, create_list
 from tests.browser_support import (
+    SocketGate,
     browser,
-    new_page,
     open_as,
     screenshot_path,
     shared_workspace,
-    sign_in,
 )
 
 
@@ -25,22 +24,6 @@ def in_list(page: Any, list_name: str) -> Any:
 
 def card_titles(page: Any, list_name: str) -> Any:
     return in_list(page, list_name).get_by_test_id("card")
-
-
-class SocketGate:
-    """Bob's board socket runs through Playwright's WebSocket route: the test can hold the
-    server's frames (Bob's view goes stale) and drop the connection (the app must resume)."""
-
-    def __init__(self) -> None:
-        self.holding = False
-        self.urls: list[str] = []
-        self.routes: list[Any] = []
-
-    def route(self, ws: Any) -> None:
-        self.urls.append(ws.url)
-        self.routes.append(ws)
-        server = ws.connect_to_server()
-        server.on_message(lambda message: None if self.holding else ws.send(message))
 
 
 async def test_cards_and_lists_move_live_and_a_stale_move_is_refused(
@@ -55,14 +38,11 @@ async def test_cards_and_lists_move_live_and_a_stale_move_is_refused(
         await create_card(api, ann, todo["id"], title)
     base = f"http://127.0.0.1:{ws_port}"
     path = f"/w/{workspace_id}/b/{board['id']}"
-    gate = SocketGate()
+    gate = SocketGate(r"/ws/boards/")
 
     async with browser(chromium) as connected:
         page_a = await open_as(connected, base, ann, path, "live")
-        page_b = await new_page(connected)
-        await page_b.route_web_socket(re.compile(r"/ws/boards/"), gate.route)
-        await sign_in(page_b, base, bob.email, bob.password, path)
-        await expect(page_b.get_by_test_id("connection")).to_have_attribute("data-state", "live")
+        page_b = await open_as(connected, base, bob, path, "live", gate=gate)
         await expect(card_titles(page_b, "To do")).to_have_text(
             ["Write the spec", "Ship it", "Tell everyone"]
         )

@@ -10,7 +10,14 @@ from typing import Any
 
 from playwright.async_api import expect
 
-from tests.browser_support import TIMEOUT_MS, browser, open_as, screenshot_path, shared_workspace
+from tests.browser_support import (
+    TIMEOUT_MS,
+    SocketGate,
+    browser,
+    open_as,
+    screenshot_path,
+    shared_workspace,
+)
 from tests.documents_support import create
 
 
@@ -46,7 +53,8 @@ async def test_two_people_edit_one_page_and_restore_a_version(
 
     async with browser(chromium) as connected:
         page_a = await open_as(connected, base, ann, path)
-        page_b = await open_as(connected, base, bob, path)
+        gate = SocketGate(r"/ws/documents/")
+        page_b = await open_as(connected, base, bob, path, gate=gate)
         # Each sees both people on the page (awareness), by name.
         for page in (page_a, page_b):
             presence = page.get_by_test_id("presence")
@@ -104,3 +112,20 @@ async def test_two_people_edit_one_page_and_restore_a_version(
             assert "Hello from Ann. Bob agrees." in await text_of(page)
             assert "Added over REST" in await text_of(page)
         assert await text_of(page_a) == await text_of(page_b)
+
+        # Bob loses the connection: the app says it is reconnecting, keeps his typing, and
+        # sends it when the server is reachable again.
+        gate.offline = True
+        await gate.routes[-1].close(code=1001, reason="test: connection lost")
+        await expect(page_b.get_by_test_id("connection")).to_have_attribute(
+            "data-state", "reconnecting"
+        )
+        await expect(page_b.get_by_test_id("connection")).to_contain_text("Reconnecting")
+        await editor(page_b).get_by_text("Added over REST").click()
+        await page_b.keyboard.press("End")
+        await page_b.keyboard.type(" (typed offline)")
+        gate.offline = False
+        await expect(page_b.get_by_test_id("connection")).to_have_attribute(
+            "data-state", "connected"
+        )
+        await wait_text(page_a, "Added over REST (typed offline)")
