@@ -31,6 +31,7 @@ from services import account_lifecycle, account_tokens, profile
 from services.auth import AuthService
 from services.auth_guard import Principal
 from services.deps import Deps
+from services.passwords import MIN_PASSWORD_LENGTH
 
 _user = UserSchema()
 _pair = TokenPairSchema()
@@ -40,6 +41,21 @@ class AuthHandler(BaseHandler):
     @property
     def auth(self) -> AuthService:
         return self.ctx.auth
+
+    def link_page(self, template: str, found: dict, extra: dict) -> None:
+        """The page a person reaches from a reset or verification mail: a form posting back
+        here (urlencoded), or the outcome after it; API clients get JSON instead."""
+        self.send_html(
+            template,
+            {
+                "subject": "Collab",
+                "email": found["email"],
+                "expires_at": found.get("expires_at"),
+                "action": self.request.path,
+                "app_url": self.ctx.settings.public_base_url.rstrip("/") + "/",
+                **extra,
+            },
+        )
 
     @property
     def client_ip(self) -> str:
@@ -161,13 +177,16 @@ class PasswordResetHandler(AuthHandler):
 class PasswordResetConfirmHandler(AuthHandler):
     openapi = {
         "get": {
-            "summary": "Check a password reset link without using it",
+            "summary": "Check a password reset link without using it (with Accept: text/html,"
+            " a page with the new-password form posting back here)",
             "query": LinkTokenQuerySchema,
             "response": LinkStatusSchema,
+            "html": True,
             "auth": False,
         },
         "post": {
-            "summary": "Set a new password with a reset link (single use; signs out everywhere)",
+            "summary": "Set a new password with a reset link (single use; signs out everywhere)."
+            " The page's form posts the same fields urlencoded and gets a page back",
             "body": PasswordResetConfirmSchema,
             "status": 204,
             "auth": False,
@@ -179,13 +198,22 @@ class PasswordResetConfirmHandler(AuthHandler):
         status = await account_tokens.check_link(
             self.ctx, self.auth, PASSWORD_RESET, token, self.client_ip
         )
+        if self.wants_page():
+            page = {"token": token, "min_length": MIN_PASSWORD_LENGTH, "done": False}
+            self.link_page("password_reset_page", status, page)
+            return
         self.send(LinkStatusSchema().dump(status))
 
     async def post(self) -> None:
-        data = self.load_body(PasswordResetConfirmSchema())
-        await account_tokens.confirm_password_reset(
+        form = self.is_form()
+        schema = PasswordResetConfirmSchema()
+        data = self.load_form(schema) if form else self.load_body(schema)
+        email = await account_tokens.confirm_password_reset(
             self.ctx, self.auth, data["token"], data["new_password"], self.client_ip
         )
+        if form:
+            self.link_page("password_reset_page", {"email": email}, {"done": True})
+            return
         self.send(None, 204)
 
 
@@ -210,13 +238,16 @@ class VerifyEmailHandler(AuthHandler):
 class VerifyEmailConfirmHandler(AuthHandler):
     openapi = {
         "get": {
-            "summary": "Check an email verification link without using it",
+            "summary": "Check an email verification link without using it (with Accept:"
+            " text/html, a page with a confirm button posting back here)",
             "query": LinkTokenQuerySchema,
             "response": LinkStatusSchema,
+            "html": True,
             "auth": False,
         },
         "post": {
-            "summary": "Verify my email address with a link (single use)",
+            "summary": "Verify my email address with a link (single use). The page's form posts"
+            " the token urlencoded and gets a page back",
             "body": VerifyEmailConfirmSchema,
             "response": UserSchema,
             "auth": False,
@@ -228,13 +259,21 @@ class VerifyEmailConfirmHandler(AuthHandler):
         status = await account_tokens.check_link(
             self.ctx, self.auth, EMAIL_VERIFICATION, token, self.client_ip
         )
+        if self.wants_page():
+            self.link_page("verify_email_page", status, {"token": token, "done": False})
+            return
         self.send(LinkStatusSchema().dump(status))
 
     async def post(self) -> None:
-        data = self.load_body(VerifyEmailConfirmSchema())
+        form = self.is_form()
+        schema = VerifyEmailConfirmSchema()
+        data = self.load_form(schema) if form else self.load_body(schema)
         user = await account_tokens.confirm_verification(
             self.ctx, self.auth, data["token"], self.client_ip
         )
+        if form:
+            self.link_page("verify_email_page", user, {"done": True})
+            return
         self.send(_user.dump(user))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,6 +23,7 @@ from handlers.input_guard import check_text, parse_json, safe_name
 from handlers.redaction import RedactedRequestLogging
 from server.context import AppContext
 from services.auth_guard import Principal, authenticate_bearer
+from services.mail_messages import render_page
 
 log = structlog.get_logger("collab.http")
 
@@ -280,6 +282,39 @@ class BaseHandler(JsonErrors):
             )
         return _load(schema, data, partial=partial)
 
+    # An HTML form's fields (the pages a mail's links open post forms, `handlers/auth.py`).
+    FORM_TYPE = "application/x-www-form-urlencoded"
+    MAX_FORM_FIELDS = 20
+
+    def is_form(self) -> bool:
+        ctype = self.request.headers.get("Content-Type", "")
+        return ctype.split(";")[0].strip().lower() == self.FORM_TYPE
+
+    def load_form(self, schema: marshmallow.Schema) -> dict[str, Any]:
+        """Validate an urlencoded form body like a JSON one: strict UTF-8, storable text, each
+        field once, unknown fields refused (the schema)."""
+        try:
+            text = b"".join(self._body_chunks).decode("utf-8")
+            pairs = urllib.parse.parse_qsl(
+                text,
+                keep_blank_values=True,
+                strict_parsing=bool(text),
+                max_num_fields=self.MAX_FORM_FIELDS,
+                errors="strict",  # %ff is not text: a 400, not a U+FFFD
+            )
+        except (UnicodeDecodeError, ValueError) as err:
+            raise ValidationFailed(
+                "the form body is not valid", fields={"_body": ["not a valid form"]}
+            ) from err
+        data: dict[str, str] = {}
+        for name, value in pairs:
+            if name in data:
+                raise ValidationFailed(
+                    "a form field is repeated", fields={safe_name(name): ["given twice"]}
+                )
+            data[check_text(name, name)] = check_text(name, value)
+        return _load(schema, data)
+
     def load_query(self, schema: marshmallow.Schema) -> dict[str, Any]:
         # get_query_argument decodes through decode_argument: NULs and bad UTF-8 are refused there.
         raw = {key: self.get_query_argument(key) for key in self.request.query_arguments}
@@ -296,6 +331,15 @@ class BaseHandler(JsonErrors):
         return self.principal
 
     # --- output -----------------------------------------------------------------------
+
+    def wants_page(self) -> bool:
+        """A browser (a person who followed a link from a mail), not an API client."""
+        return "text/html" in self.request.headers.get("Accept", "")
+
+    def send_html(self, template: str, context: dict[str, Any]) -> None:
+        """One of the small pages a mail's links open (`services/mail_templates/`)."""
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(render_page(template, context))
 
     def send(self, payload: Any, status: int = 200) -> None:
         self.set_status(status)

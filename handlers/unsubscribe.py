@@ -16,10 +16,8 @@ from handlers.routing import route
 from handlers.schemas.auth import EmptySchema
 from handlers.schemas.unsubscribe import UnsubscribeQuerySchema, UnsubscribeResultSchema
 from services import notification_mail
-from services.mail_messages import render_page
 
 ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"
-FORM = "application/x-www-form-urlencoded"
 
 
 class UnsubscribeHandler(BaseHandler):
@@ -52,15 +50,14 @@ class UnsubscribeHandler(BaseHandler):
         if not form:
             self.load_body(EmptySchema())
         result = await notification_mail.unsubscribe(self.ctx.db, self.ctx.settings, token)
-        if form and "text/html" in self.request.headers.get("Accept", ""):
+        if form and self.wants_page():
             self._page(result, token, done=True)
             return
         self.send(UnsubscribeResultSchema().dump(result))
 
     def _one_click_form(self) -> bool:
         """True for RFC 8058's form body; another form body is a 400."""
-        ctype = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if ctype != FORM:
+        if not self.is_form():
             return False
         if b"".join(self._body_chunks).strip() != ONE_CLICK_BODY:
             raise ValidationFailed(
@@ -70,19 +67,16 @@ class UnsubscribeHandler(BaseHandler):
         return True
 
     def _page(self, found: dict, token: str, *, done: bool) -> None:
-        labels = ", ".join(kind["label"] for kind in found["kinds"])
-        page = render_page(
+        self.send_html(
             "unsubscribe_page",
             {
-                "subject": "Unsubscribe" if not done else "Unsubscribed",
+                "subject": "Unsubscribed" if done else "Unsubscribe",
                 "email": found["email"],
-                "labels": labels,
+                "labels": ", ".join(kind["label"] for kind in found["kinds"]),
                 "done": done,
                 "action": f"{self.request.path}?{urlencode({'token': token})}",
             },
         )
-        self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.finish(page)
 
 
 ROUTES = [route("/api/v1/notifications/unsubscribe/", UnsubscribeHandler)]

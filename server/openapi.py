@@ -4,7 +4,7 @@ Each handler declares `openapi = {"get": {"summary", "body", "query", "response"
 "auth"}}` (`status` may be a tuple when an operation answers more than one success code;
 `idempotency_key: True` documents the retry header; `media` lists the media types of an operation
 that answers a file instead of JSON; `frames` names the JSON frames of a WebSocket, registered
-as components; `html: True` marks a page answered as `text/html`). Everything else is derived,
+as components; `html: True` marks a page answered as `text/html`, besides the JSON if there is a response schema). Everything else is derived,
 so it cannot drift from the code: the `operationId` (method + handler), path parameter formats
 (`*_id` are UUIDs: `parse_uuid`), whether a body is required (a schema with a required field; DELETE bodies
 never), `If-Match`/`ETag`/409 `version_conflict` on the versioned board writes, `Retry-After` on
@@ -93,8 +93,9 @@ def _success_response(route: Route, spec: dict[str, Any], status: int) -> dict[s
     response["headers"]["X-Request-Id"] = "RequestId"
     schema = spec.get("response")
     media = spec.get("media")  # a file, not JSON: media type → description
-    if spec.get("html"):  # a page for a person who followed a link from a mail
-        response["content"] = {"text/html": {"schema": {"type": "string"}}}
+    page = {"text/html": {"schema": {"type": "string"}}}
+    if spec.get("html") and schema is None:  # a page for a person who followed a mail's link
+        response["content"] = page
     elif media is not None:
         response["content"] = {
             kind: {"schema": {"type": "string", "format": "binary"}} for kind in media
@@ -105,6 +106,8 @@ def _success_response(route: Route, spec: dict[str, Any], status: int) -> dict[s
         }
     elif schema is not None and status != 204:
         response["content"] = {"application/json": {"schema": schema}}
+        if spec.get("html"):  # JSON, or a page when the client accepts text/html
+            response["content"].update(page)
         if getattr(route.handler, "versioned_writes", False) and "version" in schema().fields:
             response["headers"]["ETag"] = "ETag"
     return response

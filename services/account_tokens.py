@@ -101,8 +101,9 @@ async def check_link(ctx: Deps, auth: AuthService, purpose: str, token: str, ip:
 
 async def confirm_password_reset(
     ctx: Deps, auth: AuthService, token: str, new_password: str, ip: str
-) -> None:
-    """Set the new password and sign the account out everywhere; spends the link."""
+) -> str:
+    """Set the new password and sign the account out everywhere; spends the link. Returns the
+    account's address."""
     await _count_confirm(ctx, auth, ip)
     token_hash = hash_token(token)
     found = await tokens_repo.find_usable(ctx.db, PASSWORD_RESET, token_hash)
@@ -117,6 +118,7 @@ async def confirm_password_reset(
         await tokens_repo.mark_email_verified(conn, spent["user_id"], spent["email"])
 
     await auth.replace_password(found["user_id"], new_hash, "password_reset", in_transaction=spend)
+    return str(found["email"])
 
 
 async def confirm_verification(ctx: Deps, auth: AuthService, token: str, ip: str) -> dict:

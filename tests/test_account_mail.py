@@ -5,7 +5,7 @@ use, rate limits, the same answer for unknown addresses and bad input on every e
 from __future__ import annotations
 
 import dataclasses
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
@@ -293,3 +293,57 @@ def test_text_part_reads_well():
     assert rendered.text.startswith(
         "Hello Ann,\n\nconfirm that a@example.com is your address:\nU\n"
     )
+
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"}
+PAGE = {"Accept": "text/html,application/xhtml+xml"}
+
+
+async def test_a_person_resets_through_the_pages_the_link_opens(api, ctx, smtp):
+    """No front end needed: the link opens a page whose form posts back (urlencoded)."""
+    user = await registered(api, ctx)
+    await api.post(RESET, {"email": user.email})
+    assert await send_mail(ctx) == 1
+    link = link_in(smtp.inbox.parsed()[0], RESET_CONFIRM_PATH)
+    page = await api.get(link, headers=PAGE)
+    assert page.status == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert f'<form method="post" action="{RESET_CONFIRM_PATH}">' in page.body
+    assert f'name="token" value="{token_of(link)}"' in page.body
+    assert user.email in page.body
+    form = urlencode({"token": token_of(link), "new_password": NEW_PASSWORD}).encode()
+    done = await api.post(RESET_CONFIRM_PATH, raw=form, headers=FORM)
+    assert done.status == 200 and "Your password is changed" in done.body
+    login = await api.post("/api/v1/auth/login/", {"email": user.email, "password": NEW_PASSWORD})
+    assert login.status == 200
+    again = await api.post(RESET_CONFIRM_PATH, raw=form, headers=FORM)
+    assert (again.status, again.error_code) == (410, "link_invalid")
+
+
+async def test_a_person_verifies_through_the_page_the_link_opens(api, ctx, smtp):
+    await settle_other_mail(ctx)
+    user = await create_user(api, "clicker")
+    assert await send_mail(ctx) == 1
+    link = link_in(smtp.inbox.parsed()[0], VERIFY_CONFIRM_PATH)
+    page = await api.get(link, headers=PAGE)
+    assert page.status == 200 and "Confirm my address" in page.body
+    form = urlencode({"token": token_of(link)}).encode()
+    done = await api.post(VERIFY_CONFIRM_PATH, raw=form, headers=FORM)
+    assert done.status == 200 and f"<strong>{user.email}</strong> is verified" in done.body
+    me = await api.get("/api/v1/auth/me/", token=user.access_token)
+    assert me.body["email_verified_at"] is not None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"token=a&token=b",
+        b"token=abc&new_password=" + b"x" * 12 + b"&role=admin",
+        b"token=%00&new_password=long%20enough%20pw",
+        b"token=%ff&new_password=long%20enough%20pw",
+        b"token=abc&new_password=short",
+        b"&&=",
+    ],
+)
+async def test_bad_forms_are_a_400(api, ctx, raw):
+    answer = await api.post(RESET_CONFIRM_PATH, raw=raw, headers=FORM)
+    assert (answer.status, answer.error_code) == (400, "validation_error"), answer.body
