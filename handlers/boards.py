@@ -11,6 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from marshmallow import Schema
+
 from core.errors import ValidationFailed
 from handlers.base import BaseHandler, signed_in
 from handlers.routing import route
@@ -35,6 +37,9 @@ from services.auth_guard import Principal
 _IF_MATCH = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
 _board = BoardSchema()
 _detail = BoardDetailSchema()
+_label = LabelSchema()
+_member = MemberSchema()
+_members = MemberListSchema()
 
 
 class BoardApiHandler(BaseHandler):
@@ -61,19 +66,21 @@ class BoardApiHandler(BaseHandler):
             )
         return from_header if from_header is not None else from_body
 
-    def load_changes(self, schema: Any) -> tuple[dict[str, Any], int | None]:
-        """A PATCH body: the changed fields (at least one) and the expected version."""
+    def load_changes(self, schema: Schema) -> tuple[dict[str, Any], int | None]:
+        """A PATCH body (validated; the caller reads its command from it): at least one changed
+        field besides the expected version, which is returned with it."""
         data = self.load_body(schema)
         version = self.expected_version(data)
-        changes = {key: value for key, value in data.items() if key != "version"}
-        if not changes:
+        if not data.keys() - {"version"}:
             raise ValidationFailed("nothing to update")
-        return changes, version
+        return data, version
 
-    def send_entity(self, entity: dict[str, Any], status: int = 200) -> None:
-        if "version" in entity:
-            self.set_header("ETag", f'"{entity["version"]}"')
-        self.send(entity, status)
+    def send_entity(self, entity: object, schema: Schema, status: int = 200) -> None:
+        """`entity` as `schema` serialises it, its version as the ETag."""
+        body = schema.dump(entity)
+        if "version" in body:
+            self.set_header("ETag", f'"{body["version"]}"')
+        self.send(body, status)
 
 
 class BoardsHandler(BoardApiHandler):
@@ -88,9 +95,8 @@ class BoardsHandler(BoardApiHandler):
 
     @signed_in
     async def post(self, principal: Principal) -> None:
-        data = self.load_body(BoardCreateSchema())
-        data["name"] = data["name"].strip() or data["name"]
-        self.send_entity(await service.create_board(self.ctx, principal.user_id, data), 201)
+        new = service.NewBoard.of(self.load_body(BoardCreateSchema()))
+        self.send_entity(await service.create_board(self.ctx, principal.user_id, new), _board, 201)
 
 
 class BoardHandler(BoardApiHandler):
@@ -118,13 +124,14 @@ class BoardHandler(BoardApiHandler):
         board = await service.get_board_detail(
             self.ctx, principal.user_id, board_id, include_archived=query["include_archived"]
         )
-        self.send_entity(_detail.dump(board))
+        self.send_entity(board, _detail)
 
     @signed_in
     async def patch(self, principal: Principal, board_id: str) -> None:
-        changes, version = self.load_changes(BoardUpdateSchema())
-        board = await service.update_board(self.ctx, principal.user_id, board_id, changes, version)
-        self.send_entity(board)
+        body, version = self.load_changes(BoardUpdateSchema())
+        patch = service.BoardPatch.of(body)
+        board = await service.update_board(self.ctx, principal.user_id, board_id, patch, version)
+        self.send_entity(board, _board)
 
     @signed_in
     async def delete(self, principal: Principal, board_id: str) -> None:
@@ -149,7 +156,7 @@ class BoardArchiveHandler(BoardApiHandler):
         board = await service.set_board_archived(
             self.ctx, principal.user_id, board_id, self.archived, version
         )
-        self.send_entity(board)
+        self.send_entity(board, _board)
 
 
 class BoardUnarchiveHandler(BoardArchiveHandler):
@@ -174,7 +181,7 @@ class BoardMembersHandler(BoardApiHandler):
     @signed_in
     async def get(self, principal: Principal, board_id: str) -> None:
         members = await service.list_members(self.ctx, principal.user_id, board_id)
-        self.send({"members": members})
+        self.send(_members.dump({"members": members}))
 
 
 class BoardMemberHandler(BoardApiHandler):
@@ -193,7 +200,7 @@ class BoardMemberHandler(BoardApiHandler):
         member = await service.grant_member(
             self.ctx, principal.user_id, board_id, user_id, data["role"]
         )
-        self.send(member)
+        self.send(_member.dump(member))
 
     @signed_in
     async def delete(self, principal: Principal, board_id: str, user_id: str) -> None:
@@ -218,7 +225,7 @@ class BoardLabelsHandler(BoardApiHandler):
         label = await service.create_label(
             self.ctx, principal.user_id, board_id, data["name"], data["color"]
         )
-        self.send(label, 201)
+        self.send(_label.dump(label), 201)
 
 
 class LabelHandler(BoardApiHandler):
@@ -236,10 +243,13 @@ class LabelHandler(BoardApiHandler):
 
     @signed_in
     async def patch(self, principal: Principal, label_id: str) -> None:
-        changes = self.load_body(LabelUpdateSchema())
-        if not changes:
+        body = self.load_body(LabelUpdateSchema())
+        if not body:
             raise ValidationFailed("nothing to update")
-        self.send(await service.update_label(self.ctx, principal.user_id, label_id, changes))
+        label = await service.update_label(
+            self.ctx, principal.user_id, label_id, service.LabelPatch.of(body)
+        )
+        self.send(_label.dump(label))
 
     @signed_in
     async def delete(self, principal: Principal, label_id: str) -> None:

@@ -27,6 +27,9 @@ from handlers.schemas.boards import (
 from services import cards as service
 from services.auth_guard import Principal
 
+_list = ListSchema()
+_card = CardSchema()
+
 
 class BoardListsHandler(BoardApiHandler):
     openapi = {
@@ -40,9 +43,9 @@ class BoardListsHandler(BoardApiHandler):
 
     @signed_in
     async def post(self, principal: Principal, board_id: str) -> None:
-        data = self.load_body(ListCreateSchema())
-        entity = await service.create_list(self.ctx, principal.user_id, board_id, data)
-        self.send_entity(entity, 201)
+        new = service.NewList.of(self.load_body(ListCreateSchema()))
+        created = await service.create_list(self.ctx, principal.user_id, board_id, new)
+        self.send_entity(created, _list, 201)
 
 
 class ListHandler(BoardApiHandler):
@@ -56,11 +59,11 @@ class ListHandler(BoardApiHandler):
 
     @signed_in
     async def patch(self, principal: Principal, list_id: str) -> None:
-        changes, version = self.load_changes(ListUpdateSchema())
-        entity = await service.rename_list(
-            self.ctx, principal.user_id, list_id, changes["name"], version
+        body, version = self.load_changes(ListUpdateSchema())
+        renamed = await service.rename_list(
+            self.ctx, principal.user_id, list_id, body["name"], version
         )
-        self.send_entity(entity)
+        self.send_entity(renamed, _list)
 
 
 class ListMoveHandler(BoardApiHandler):
@@ -82,7 +85,7 @@ class ListMoveHandler(BoardApiHandler):
             service.Placement.of(data),
             self.expected_version(data),
         )
-        self.send_entity(moved)
+        self.send_entity(moved, _list)
 
 
 class ListArchiveHandler(BoardApiHandler):
@@ -101,7 +104,7 @@ class ListArchiveHandler(BoardApiHandler):
         entity = await service.set_list_archived(
             self.ctx, principal.user_id, list_id, self.archived, version
         )
-        self.send_entity(entity)
+        self.send_entity(entity, _list)
 
 
 class ListUnarchiveHandler(ListArchiveHandler):
@@ -127,9 +130,9 @@ class ListCardsHandler(BoardApiHandler):
 
     @signed_in
     async def post(self, principal: Principal, list_id: str) -> None:
-        data = self.load_body(CardCreateSchema())
-        entity = await service.create_card(self.ctx, principal.user_id, list_id, data)
-        self.send_entity(entity, 201)
+        new = service.NewCard.of(self.load_body(CardCreateSchema()))
+        card = await service.create_card(self.ctx, principal.user_id, list_id, new)
+        self.send_entity(card, _card, 201)
 
 
 class CardHandler(BoardApiHandler):
@@ -149,13 +152,14 @@ class CardHandler(BoardApiHandler):
 
     @signed_in
     async def get(self, principal: Principal, card_id: str) -> None:
-        self.send_entity(await service.get_card(self.ctx, principal.user_id, card_id))
+        self.send_entity(await service.get_card(self.ctx, principal.user_id, card_id), _card)
 
     @signed_in
     async def patch(self, principal: Principal, card_id: str) -> None:
-        changes, version = self.load_changes(CardUpdateSchema())
-        changes["version"] = version
-        self.send_entity(await service.update_card(self.ctx, principal.user_id, card_id, changes))
+        body, version = self.load_changes(CardUpdateSchema())
+        patch = service.CardPatch.of(body, version)
+        card = await service.update_card(self.ctx, principal.user_id, card_id, patch)
+        self.send_entity(card, _card)
 
     @signed_in
     async def delete(self, principal: Principal, card_id: str) -> None:
@@ -180,7 +184,7 @@ class CardArchiveHandler(BoardApiHandler):
         entity = await service.set_card_archived(
             self.ctx, principal.user_id, card_id, self.archived, version
         )
-        self.send_entity(entity)
+        self.send_entity(entity, _card)
 
 
 class CardUnarchiveHandler(CardArchiveHandler):
@@ -210,7 +214,8 @@ class CardMoveHandler(BoardApiHandler):
         move = service.CardMove(
             str(data["list_id"]), service.Placement.of(data), self.expected_version(data)
         )
-        self.send_entity(await service.move_card(self.ctx, principal.user_id, card_id, move))
+        card = await service.move_card(self.ctx, principal.user_id, card_id, move)
+        self.send_entity(card, _card)
 
 
 class CardChecklistHandler(BoardApiHandler):
@@ -226,8 +231,10 @@ class CardChecklistHandler(BoardApiHandler):
     @signed_in
     async def post(self, principal: Principal, card_id: str) -> None:
         data = self.load_body(ChecklistItemCreateSchema())
-        entity = await service.add_checklist_item(self.ctx, principal.user_id, card_id, data)
-        self.send_entity(entity, 201)
+        card = await service.add_checklist_item(
+            self.ctx, principal.user_id, card_id, data["text"], data.get("is_done", False)
+        )
+        self.send_entity(card, _card, 201)
 
 
 class ChecklistItemHandler(BoardApiHandler):
@@ -245,17 +252,18 @@ class ChecklistItemHandler(BoardApiHandler):
 
     @signed_in
     async def patch(self, principal: Principal, item_id: str) -> None:
-        changes = self.load_body(ChecklistItemUpdateSchema())
-        if not changes:
+        body = self.load_body(ChecklistItemUpdateSchema())
+        if not body:
             raise ValidationFailed("nothing to update")
-        entity = await service.update_checklist_item(self.ctx, principal.user_id, item_id, changes)
-        self.send_entity(entity)
+        patch = service.ChecklistItemPatch.of(body)
+        card = await service.update_checklist_item(self.ctx, principal.user_id, item_id, patch)
+        self.send_entity(card, _card)
 
     @signed_in
     async def delete(self, principal: Principal, item_id: str) -> None:
         self.load_body(EmptySchema())
-        entity = await service.delete_checklist_item(self.ctx, principal.user_id, item_id)
-        self.send_entity(entity)
+        card = await service.delete_checklist_item(self.ctx, principal.user_id, item_id)
+        self.send_entity(card, _card)
 
 
 ROUTES = [

@@ -30,12 +30,14 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import structlog
+from marshmallow import Schema
 
 from bus.outbox import board_event
 from core.errors import Conflict, NotFound
 from models.repo import board_events as events_repo
 from models.repo import boards as boards_repo
 from services import activity
+from services.board_entities import Board, Versioned
 from services.unit_of_work import TransactionDeps, UnitOfWork, unit_of_work
 
 if TYPE_CHECKING:
@@ -50,6 +52,7 @@ class StaleVersion(Conflict):
 
     code = "version_conflict"
 
+    # `current` is the entity as its schema serialised it: open JSON, a part of the error body.
     def __init__(self, kind: str, current: dict[str, Any]) -> None:
         super().__init__(
             f"the {kind} was changed by someone else (it is at version {current['version']})",
@@ -61,34 +64,37 @@ class StaleVersion(Conflict):
         return {**super().to_body(), "current": self.current}
 
 
-def check_version(kind: str, expected: int | None, current: dict[str, Any]) -> None:
-    """No expectation = last writer wins (the client opted out); else it must match."""
-    if expected is not None and expected != current["version"]:
-        raise StaleVersion(kind, current)
+def check_version(kind: str, expected: int | None, current: Versioned, schema: Schema) -> None:
+    """No expectation = last writer wins (the client opted out); else it must match (the 409
+    carries `current` as `schema` serialises it)."""
+    if expected is not None and expected != current.version:
+        raise StaleVersion(kind, schema.dump(current))
 
 
 @dataclass
 class BoardChange:
     uow: UnitOfWork
     actor_id: str | None
-    boards: dict[str, dict[str, Any]]
-    events: list[dict[str, Any]] = field(default_factory=list)
+    boards: dict[str, Board]
     _next_seq: dict[str, int] = field(default_factory=dict)
 
     @property
     def conn(self) -> asyncpg.Connection:
         return self.uow.conn
 
-    def board(self, board_id: str) -> dict[str, Any]:
+    def board(self, board_id: str) -> Board:
         return self.boards[board_id]
 
     def next_seq(self, board_id: str) -> int:
         """The sequence number the next `emit` for this board will get (a board entity's
         `event_seq` is the sequence of the event that carries it)."""
-        return self._next_seq.get(board_id, self.boards[board_id]["event_seq"]) + 1
+        return self._next_seq.get(board_id, self.boards[board_id].event_seq) + 1
 
-    async def emit(self, board_id: str, event_type: str, entity: dict[str, Any]) -> dict[str, Any]:
-        """Record one event of this change (validated now: a bad event rolls the change back)."""
+    async def emit(self, board_id: str, event_type: str, entity: dict[str, Any]) -> None:
+        """Record one event of this change (validated now: a bad event rolls the change back).
+
+        `entity` is the changed object as its entity schema serialised it, and the event is the
+        envelope `bus/schemas/board_events.py` checks: both are the JSON the bus carries."""
         board = self.boards[board_id]
         seq = self.next_seq(board_id)
         self._next_seq[board_id] = seq
@@ -96,7 +102,7 @@ class BoardChange:
             "id": str(uuid.uuid4()),
             "type": event_type,
             "board_id": str(board_id),
-            "workspace_id": str(board["workspace_id"]),
+            "workspace_id": str(board.workspace_id),
             "seq": seq,
             "actor_id": None if self.actor_id is None else str(self.actor_id),
             "at": datetime.now(UTC).isoformat(),
@@ -106,8 +112,6 @@ class BoardChange:
         copy = activity.board_copy(event)
         if copy is not None:
             await self.uow.emit(copy)
-        self.events.append(event)
-        return event
 
     async def store_sequences(self) -> None:
         """Persist the boards' new sequence numbers (last step inside the transaction)."""
@@ -125,14 +129,14 @@ async def board_change(
 ) -> AsyncIterator[BoardChange]:
     """Lock the boards, run the change, commit, then have the outbox publish its events."""
     async with unit_of_work(deps) as uow:
-        locked: dict[str, dict[str, Any]] = {}
+        locked: dict[str, Board] = {}
         for board_id in sorted({str(b) for b in board_ids}):
             board = await boards_repo.lock_board(uow.conn, board_id)
             if board is None:
                 raise NotFound("board not found")
             if board["archived"] and not allow_archived:
                 raise Conflict("the board is archived (read-only)", code="board_archived")
-            locked[board_id] = board
+            locked[board_id] = Board.from_row(board)
         change = BoardChange(uow, actor_id, locked)
         yield change
         await change.store_sequences()

@@ -12,7 +12,7 @@ Optimistic concurrency: updates and moves take the version the client last saw (
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -20,11 +20,13 @@ from uuid import UUID
 
 from bus.schemas.board_entities import CardSchema, ListSchema
 from core.errors import Conflict, NotFound, ValidationFailed
+from core.patch import UNSET, Unset, given, named_in
 from models.repo import boards as boards_repo
 from models.repo import cards as cards_repo
 from models.repo import positions
 from services import comments, notifications, policy
 from services.board_changes import BoardChange, StaleVersion, board_change, check_version
+from services.board_entities import BoardList, Card, CardRef, ChecklistItem
 from services.boards import authorize_item, require_board
 from services.notifications import NotificationDraft
 from services.policy import Action, Resource
@@ -40,7 +42,9 @@ MAX_CHECKLIST_ITEMS = 100
 
 _list = ListSchema()
 _card = CardSchema()
+# The columns a request may set (commands name their fields after them).
 CARD_COLUMNS = ("title", "description", "due_at", "color", "cover_url")
+CHECKLIST_COLUMNS = ("text", "is_done")
 
 
 def _id(value: Any) -> str | None:
@@ -62,6 +66,78 @@ class Placement:
 
 
 AT_THE_END = Placement()
+
+
+def _ids(values: Sequence[object] | None) -> tuple[str, ...] | None:
+    """Label or assignee ids of a body, each once, in order (None: the body has none)."""
+    return None if values is None else tuple(str(v) for v in dict.fromkeys(values))
+
+
+@dataclass(frozen=True)
+class NewList:
+    name: str
+    placement: Placement = AT_THE_END
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> NewList:
+        return cls(body["name"], Placement.of(body))
+
+
+@dataclass(frozen=True)
+class NewCard:
+    """A card to create; `labels`/`assignees` None: none given."""
+
+    title: str
+    description: str = ""
+    due_at: datetime | None = None
+    color: str | None = None
+    cover_url: str | None = None
+    labels: tuple[str, ...] | None = None
+    assignees: tuple[str, ...] | None = None
+    placement: Placement = AT_THE_END
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> NewCard:
+        return cls(
+            **named_in(body, ("title", *CARD_COLUMNS)),
+            labels=_ids(body.get("labels")),
+            assignees=_ids(body.get("assignees")),
+            placement=Placement.of(body),
+        )
+
+
+@dataclass(frozen=True)
+class CardPatch:
+    """The fields of a card to change (UNSET: unchanged); labels and assignees, when given,
+    replace the card's wholesale. `expected_version` None: last writer wins."""
+
+    title: str | Unset = UNSET
+    description: str | Unset = UNSET
+    due_at: datetime | Unset | None = UNSET
+    color: str | Unset | None = UNSET
+    cover_url: str | Unset | None = UNSET
+    labels: tuple[str, ...] | None = None
+    assignees: tuple[str, ...] | None = None
+    expected_version: int | None = None
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any], expected_version: int | None) -> CardPatch:
+        return cls(
+            **named_in(body, CARD_COLUMNS),
+            labels=_ids(body.get("labels")),
+            assignees=_ids(body.get("assignees")),
+            expected_version=expected_version,
+        )
+
+
+@dataclass(frozen=True)
+class ChecklistItemPatch:
+    text: str | Unset = UNSET
+    is_done: bool | Unset = UNSET
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> ChecklistItemPatch:
+        return cls(**named_in(body, CHECKLIST_COLUMNS))
 
 
 async def _place(
@@ -99,14 +175,16 @@ async def _place(
 # --- lists -----------------------------------------------------------------------------------
 
 
-async def _list_for(ctx: Deps, actor_id: str, list_id: str, action: Action) -> dict:
-    row = await cards_repo.get_list(ctx.db, list_id)
-    return await authorize_item(ctx, actor_id, row, "list", action)
+def _list_of(row: Mapping[str, Any] | None) -> BoardList | None:
+    return None if row is None else BoardList.from_row(row)
 
 
-async def create_list(
-    ctx: Deps, actor_id: str, board_id: str, data: dict[str, Any]
-) -> dict[str, Any]:
+async def _list_for(ctx: Deps, actor_id: str, list_id: str, action: Action) -> BoardList:
+    found = _list_of(await cards_repo.get_list(ctx.db, list_id))
+    return await authorize_item(ctx, actor_id, found, "list", action)
+
+
+async def create_list(ctx: Deps, actor_id: str, board_id: str, new: NewList) -> BoardList:
     await require_board(ctx, actor_id, Action.BOARD_EDIT, board_id)
     async with board_change(ctx, [board_id], actor_id) as change:
         position = await _place(
@@ -114,13 +192,17 @@ async def create_list(
             board_id,
             positions.LISTS,
             board_id,
-            Placement.of(data),
+            new.placement,
             limit=MAX_LISTS_PER_BOARD,
         )
-        row = await cards_repo.insert_list(change.conn, board_id, data["name"], position, actor_id)
-        entity = _list.dump(row)
-        await change.emit(board_id, "list.created", entity)
-    return entity
+        row = await cards_repo.insert_list(change.conn, board_id, new.name, position, actor_id)
+        created = BoardList.from_row(row)
+        await change.emit(board_id, "list.created", _list.dump(created))
+    return created
+
+
+# The column changes a list action makes, given the locked list (None: nothing to change).
+ListChanges = Callable[[BoardChange, BoardList], Awaitable[dict[str, object] | None]]
 
 
 async def _change_list(
@@ -129,29 +211,27 @@ async def _change_list(
     list_id: str,
     expected_version: int | None,
     event_type: str,
-    compute: Any,
-) -> dict[str, Any]:
+    compute: ListChanges,
+) -> BoardList:
     """Lock the board and the list, check the version, apply `compute(change, list)` → changes."""
-    row = await _list_for(ctx, actor_id, list_id, Action.BOARD_EDIT)
-    board_id = str(row["board_id"])
+    board_id = str((await _list_for(ctx, actor_id, list_id, Action.BOARD_EDIT)).board_id)
     async with board_change(ctx, [board_id], actor_id) as change:
-        current = await cards_repo.lock_list(change.conn, list_id)
+        current = _list_of(await cards_repo.lock_list(change.conn, list_id))
         if current is None:
             raise NotFound("list not found")
-        check_version("list", expected_version, _list.dump(current))
+        check_version("list", expected_version, current, _list)
         changes = await compute(change, current)
         if changes is None:
-            return _list.dump(current)
-        updated = await cards_repo.update_list(change.conn, list_id, changes)
-        entity = _list.dump(updated)
-        await change.emit(board_id, event_type, entity)
-    return entity
+            return current
+        updated = BoardList.from_row(await cards_repo.update_list(change.conn, list_id, changes))
+        await change.emit(board_id, event_type, _list.dump(updated))
+    return updated
 
 
 async def rename_list(
     ctx: Deps, actor_id: str, list_id: str, name: str, expected_version: int | None
-) -> dict[str, Any]:
-    async def compute(change: BoardChange, current: dict) -> dict:
+) -> BoardList:
+    async def compute(change: BoardChange, current: BoardList) -> dict[str, object]:
         return {"name": name}
 
     return await _change_list(ctx, actor_id, list_id, expected_version, "list.updated", compute)
@@ -163,11 +243,11 @@ async def move_list(
     list_id: str,
     placement: Placement,
     expected_version: int | None,
-) -> dict[str, Any]:
+) -> BoardList:
     """Reorder a list among the board's lists (one row written)."""
 
-    async def compute(change: BoardChange, current: dict) -> dict:
-        board_id = str(current["board_id"])
+    async def compute(change: BoardChange, current: BoardList) -> dict[str, object]:
+        board_id = str(current.board_id)
         position = await _place(
             change, board_id, positions.LISTS, board_id, placement, exclude_id=list_id
         )
@@ -178,11 +258,11 @@ async def move_list(
 
 async def set_list_archived(
     ctx: Deps, actor_id: str, list_id: str, archived: bool, expected_version: int | None
-) -> dict[str, Any]:
+) -> BoardList:
     """Archiving a list hides it and its cards; the state it is already in changes nothing."""
 
-    async def compute(change: BoardChange, current: dict) -> dict | None:
-        if current["archived"] == archived:
+    async def compute(change: BoardChange, current: BoardList) -> dict[str, object] | None:
+        if current.archived == archived:
             return None
         return {"archived_at": datetime.now(UTC) if archived else None}
 
@@ -193,11 +273,11 @@ async def set_list_archived(
 # --- cards: validation shared by create, update and move ---------------------------------------
 
 
-async def _check_assignees(ctx: Deps, board_id: str, user_ids: list[str]) -> None:
+async def _check_assignees(ctx: Deps, board_id: str, user_ids: Sequence[str] | None) -> None:
     """Assignees must be able to view the board (a card they cannot see is no task of theirs)."""
     blind = [
         u
-        for u in dict.fromkeys(user_ids)
+        for u in user_ids or ()
         if not await policy.can(ctx, u, Action.BOARD_VIEW, Resource.board(board_id))
     ]
     if blind:
@@ -207,8 +287,9 @@ async def _check_assignees(ctx: Deps, board_id: str, user_ids: list[str]) -> Non
         )
 
 
-async def _check_labels(change: BoardChange, board_id: str, label_ids: list[str]) -> None:
-    unknown = set(label_ids) - await boards_repo.labels_of_board(change.conn, board_id, label_ids)
+async def _check_labels(change: BoardChange, board_id: str, label_ids: Sequence[str]) -> None:
+    known = await boards_repo.labels_of_board(change.conn, board_id, list(label_ids))
+    unknown = set(label_ids) - known
     if unknown:
         raise ValidationFailed(
             "labels must be defined on the card's board",
@@ -216,20 +297,29 @@ async def _check_labels(change: BoardChange, board_id: str, label_ids: list[str]
         )
 
 
-async def _apply_links(change: BoardChange, card_id: str, board_id: str, data: dict) -> list[str]:
-    """Replace the labels and assignees given in `data`; returns the users newly assigned."""
-    if "labels" in data:
-        labels = [str(x) for x in dict.fromkeys(data["labels"])]
+async def _apply_links(
+    change: BoardChange,
+    card_id: str,
+    board_id: str,
+    labels: Sequence[str] | None,
+    assignees: Sequence[str] | None,
+) -> list[str]:
+    """Replace the labels and the assignees that are given (not None); returns the users newly
+    assigned."""
+    if labels is not None:
         await _check_labels(change, board_id, labels)
-        await cards_repo.replace_links(change.conn, card_id, "card_labels", "label_id", labels)
-    if "assignees" not in data:
+        await cards_repo.replace_links(
+            change.conn, card_id, "card_labels", "label_id", list(labels)
+        )
+    if assignees is None:
         return []
-    users = [str(x) for x in dict.fromkeys(data["assignees"])]
-    return await cards_repo.replace_links(change.conn, card_id, "card_assignees", "user_id", users)
+    return await cards_repo.replace_links(
+        change.conn, card_id, "card_assignees", "user_id", list(assignees)
+    )
 
 
 async def _notify_assigned(
-    change: BoardChange, board_id: str, card: dict[str, Any], assigned: list[str]
+    change: BoardChange, board_id: str, card: Card, assigned: list[str]
 ) -> None:
     """`card.assigned` for each user newly on the card (not the actor: `notify` skips them)."""
     board = change.board(board_id)
@@ -240,117 +330,118 @@ async def _notify_assigned(
                 recipient_id=UUID(user_id),
                 kind=notifications.CARD_ASSIGNED,
                 actor_id=None if change.actor_id is None else UUID(str(change.actor_id)),
-                workspace_id=UUID(str(board["workspace_id"])),
+                workspace_id=board.workspace_id,
                 board_id=UUID(board_id),
-                card_id=UUID(str(card["id"])),
-                data={"title": card["title"], "board_name": board["name"]},
+                card_id=card.id,
+                data={"title": card.title, "board_name": board.name},
             ),
         )
 
 
-async def _card_entity(change: BoardChange, card_id: str) -> dict[str, Any]:
-    card = await cards_repo.get_card(change.conn, card_id)
+def _card_of(row: Mapping[str, Any] | None) -> Card | None:
+    return None if row is None else Card.from_row(row)
+
+
+async def _card_entity(change: BoardChange, card_id: str) -> Card:
+    card = _card_of(await cards_repo.get_card(change.conn, card_id))
     assert card is not None
-    return _card.dump(card)
+    return card
 
 
-async def _card_for(ctx: Deps, actor_id: str, card_id: str, action: Action) -> dict:
+async def _emit_card(change: BoardChange, board_id: str, event_type: str, card: Card) -> None:
+    await change.emit(board_id, event_type, _card.dump(card))
+
+
+async def _card_for(ctx: Deps, actor_id: str, card_id: str, action: Action) -> CardRef:
     row = await cards_repo.get_card_row(ctx.db, card_id)
-    return await authorize_item(ctx, actor_id, row, "card", action)
+    ref = None if row is None else CardRef.from_row(row)
+    return await authorize_item(ctx, actor_id, ref, "card", action)
 
 
 async def _lock_card(
     change: BoardChange, card_id: str, board_id: str, expected_version: int | None
-) -> dict[str, Any]:
+) -> CardRef:
     """The card, locked, still on the board that was authorised, at the expected version."""
     row = await cards_repo.get_card_row(change.conn, card_id, lock=True)
     if row is None:
         raise NotFound("card not found")
-    if str(row["board_id"]) != board_id:
+    ref = CardRef.from_row(row)
+    if str(ref.board_id) != board_id:
         raise Conflict("the card moved to another board meanwhile; retry", code="card_moved")
-    if expected_version is not None and expected_version != row["version"]:
-        raise StaleVersion("card", await _card_entity(change, card_id))
-    return row
+    if expected_version is not None and expected_version != ref.version:
+        raise StaleVersion("card", _card.dump(await _card_entity(change, card_id)))
+    return ref
 
 
 # --- cards -----------------------------------------------------------------------------------
 
 
-async def get_card(ctx: Deps, actor_id: str, card_id: str) -> dict[str, Any]:
-    card = await cards_repo.get_card(ctx.db, card_id)
-    return _card.dump(await authorize_item(ctx, actor_id, card, "card", Action.BOARD_VIEW))
+async def get_card(ctx: Deps, actor_id: str, card_id: str) -> Card:
+    card = _card_of(await cards_repo.get_card(ctx.db, card_id))
+    return await authorize_item(ctx, actor_id, card, "card", Action.BOARD_VIEW)
 
 
-async def create_card(
-    ctx: Deps, actor_id: str, list_id: str, data: dict[str, Any]
-) -> dict[str, Any]:
-    list_row = await _list_for(ctx, actor_id, list_id, Action.BOARD_EDIT)
-    board_id = str(list_row["board_id"])
-    await _check_assignees(ctx, board_id, [str(u) for u in data.get("assignees", [])])
+async def create_card(ctx: Deps, actor_id: str, list_id: str, new: NewCard) -> Card:
+    board_id = str((await _list_for(ctx, actor_id, list_id, Action.BOARD_EDIT)).board_id)
+    await _check_assignees(ctx, board_id, new.assignees)
     async with board_change(ctx, [board_id], actor_id) as change:
-        target = await cards_repo.lock_list(change.conn, list_id)
+        target = _list_of(await cards_repo.lock_list(change.conn, list_id))
         if target is None:
             raise NotFound("list not found")
-        if target["archived"]:
+        if target.archived:
             raise Conflict("the list is archived", code="list_archived")
         position = await _place(
-            change, board_id, positions.CARDS, list_id, Placement.of(data), limit=MAX_CARDS_PER_LIST
+            change, board_id, positions.CARDS, list_id, new.placement, limit=MAX_CARDS_PER_LIST
         )
-        fields = {k: data[k] for k in CARD_COLUMNS if k in data}
+        fields = {**given(new, CARD_COLUMNS), "created_by": actor_id}
         card_id = await cards_repo.insert_card(
-            change.conn, target, {**fields, "created_by": actor_id}, position
+            change.conn, target.board_id, target.id, fields, position
         )
-        assigned = await _apply_links(change, card_id, board_id, data)
-        entity = await _card_entity(change, card_id)
-        await change.emit(board_id, "card.created", entity)
-        await _notify_assigned(change, board_id, entity, assigned)
-    return entity
+        assigned = await _apply_links(change, card_id, board_id, new.labels, new.assignees)
+        card = await _card_entity(change, card_id)
+        await _emit_card(change, board_id, "card.created", card)
+        await _notify_assigned(change, board_id, card, assigned)
+    return card
 
 
-async def update_card(
-    ctx: Deps, actor_id: str, card_id: str, data: dict[str, Any]
-) -> dict[str, Any]:
+async def update_card(ctx: Deps, actor_id: str, card_id: str, patch: CardPatch) -> Card:
     """Change fields, labels (replaced wholesale) and assignees (replaced wholesale)."""
-    row = await _card_for(ctx, actor_id, card_id, Action.BOARD_EDIT)
-    board_id = str(row["board_id"])
-    if "assignees" in data:
-        await _check_assignees(ctx, board_id, [str(u) for u in data["assignees"]])
+    board_id = str((await _card_for(ctx, actor_id, card_id, Action.BOARD_EDIT)).board_id)
+    await _check_assignees(ctx, board_id, patch.assignees)
     async with board_change(ctx, [board_id], actor_id) as change:
-        await _lock_card(change, card_id, board_id, data.get("version"))
-        columns = {k: data[k] for k in CARD_COLUMNS if k in data}
-        await cards_repo.update_card(change.conn, card_id, columns)
-        assigned = await _apply_links(change, card_id, board_id, data)
-        entity = await _card_entity(change, card_id)
-        await change.emit(board_id, "card.updated", entity)
-        await _notify_assigned(change, board_id, entity, assigned)
-    return entity
+        await _lock_card(change, card_id, board_id, patch.expected_version)
+        await cards_repo.update_card(change.conn, card_id, given(patch, CARD_COLUMNS))
+        assigned = await _apply_links(change, card_id, board_id, patch.labels, patch.assignees)
+        card = await _card_entity(change, card_id)
+        await _emit_card(change, board_id, "card.updated", card)
+        await _notify_assigned(change, board_id, card, assigned)
+    return card
 
 
 async def set_card_archived(
     ctx: Deps, actor_id: str, card_id: str, archived: bool, expected_version: int | None
-) -> dict[str, Any]:
-    row = await _card_for(ctx, actor_id, card_id, Action.BOARD_EDIT)
-    board_id = str(row["board_id"])
+) -> Card:
+    board_id = str((await _card_for(ctx, actor_id, card_id, Action.BOARD_EDIT)).board_id)
     async with board_change(ctx, [board_id], actor_id) as change:
         current = await _lock_card(change, card_id, board_id, expected_version)
-        if current["archived"] != archived:
+        if current.archived != archived:
             stamp = datetime.now(UTC) if archived else None
             await cards_repo.update_card(change.conn, card_id, {"archived_at": stamp})
-            entity = await _card_entity(change, card_id)
-            await change.emit(board_id, "card.archived" if archived else "card.unarchived", entity)
-            return entity
+            card = await _card_entity(change, card_id)
+            event = "card.archived" if archived else "card.unarchived"
+            await _emit_card(change, board_id, event, card)
+            return card
         return await _card_entity(change, card_id)
 
 
 async def delete_card(ctx: Deps, actor_id: str, card_id: str, expected_version: int | None) -> None:
-    row = await _card_for(ctx, actor_id, card_id, Action.BOARD_EDIT)
-    board_id = str(row["board_id"])
+    board_id = str((await _card_for(ctx, actor_id, card_id, Action.BOARD_EDIT)).board_id)
     async with board_change(ctx, [board_id], actor_id) as change:
         await _lock_card(change, card_id, board_id, expected_version)
-        entity = await _card_entity(change, card_id)
+        card = await _card_entity(change, card_id)
         await comments.archive_for_card(change.uow, card_id)
         await cards_repo.delete_card(change.conn, card_id)
-        await change.emit(board_id, "card.deleted", entity)
+        await _emit_card(change, board_id, "card.deleted", card)
 
 
 @dataclass(frozen=True)
@@ -362,26 +453,26 @@ class CardMove:
     expected_version: int | None = None
 
 
-async def move_card(ctx: Deps, actor_id: str, card_id: str, move: CardMove) -> dict[str, Any]:
+async def move_card(ctx: Deps, actor_id: str, card_id: str, move: CardMove) -> Card:
     """Move a card to a place in a list of the same board, or of another board of the same
     workspace (editor on both). Across boards the card keeps only the assignees who can view the
     new board, and loses its labels (labels are defined per board)."""
-    row = await _card_for(ctx, actor_id, card_id, Action.BOARD_EDIT)
-    source_board = str(row["board_id"])
+    ref = await _card_for(ctx, actor_id, card_id, Action.BOARD_EDIT)
+    source_board = str(ref.board_id)
     target_list_id = move.list_id
-    target_list = await cards_repo.get_list(ctx.db, target_list_id)
+    target_list = _list_of(await cards_repo.get_list(ctx.db, target_list_id))
     if target_list is None:
         raise ValidationFailed("no such list", fields={"list_id": ["not found"]})
-    target_board = str(target_list["board_id"])
+    target_board = str(target_list.board_id)
     keep_assignees = None
     if target_board != source_board:
-        keep_assignees = await _cross_board_checks(ctx, actor_id, row, target_board)
+        keep_assignees = await _cross_board_checks(ctx, actor_id, ref, target_board)
     async with board_change(ctx, [source_board, target_board], actor_id) as change:
         await _lock_card(change, card_id, source_board, move.expected_version)
-        target = await cards_repo.lock_list(change.conn, target_list_id)
-        if target is None or str(target["board_id"]) != target_board:
+        target = _list_of(await cards_repo.lock_list(change.conn, target_list_id))
+        if target is None or str(target.board_id) != target_board:
             raise Conflict("the target list changed meanwhile; retry", code="stale_placement")
-        if target["archived"]:
+        if target.archived:
             raise Conflict("the target list is archived", code="list_archived")
         position = await _place(
             change,
@@ -390,7 +481,7 @@ async def move_card(ctx: Deps, actor_id: str, card_id: str, move: CardMove) -> d
             target_list_id,
             move.placement,
             # Within its own list the card is already counted.
-            limit=None if target_list_id == str(row["list_id"]) else MAX_CARDS_PER_LIST,
+            limit=None if target_list_id == str(ref.list_id) else MAX_CARDS_PER_LIST,
             exclude_id=card_id,
         )
         await cards_repo.update_card(
@@ -399,89 +490,85 @@ async def move_card(ctx: Deps, actor_id: str, card_id: str, move: CardMove) -> d
             {"list_id": target_list_id, "board_id": target_board, "position": position},
         )
         if keep_assignees is not None:
-            await _apply_links(change, card_id, target_board, {"labels": [], **keep_assignees})
+            await _apply_links(change, card_id, target_board, (), keep_assignees)
             await comments.follow_card(change.uow, card_id, target_board)
-        entity = await _card_entity(change, card_id)
-        await change.emit(target_board, "card.moved", entity)
+        card = await _card_entity(change, card_id)
+        await _emit_card(change, target_board, "card.moved", card)
         if target_board != source_board:
             # Viewers of the old board learn that the card left (its entity names the new place).
-            await change.emit(source_board, "card.moved", entity)
-    return entity
+            await _emit_card(change, source_board, "card.moved", card)
+    return card
 
 
 async def _cross_board_checks(
-    ctx: Deps, actor_id: str, card: dict[str, Any], target_board: str
-) -> dict[str, list[str]]:
+    ctx: Deps, actor_id: str, card: CardRef, target_board: str
+) -> list[str]:
     """Editor on the target too, same workspace; returns the assignees who may stay."""
     target_access = await require_board(ctx, actor_id, Action.BOARD_EDIT, target_board)
-    source_access = await require_board(ctx, actor_id, Action.BOARD_EDIT, str(card["board_id"]))
+    source_access = await require_board(ctx, actor_id, Action.BOARD_EDIT, str(card.board_id))
     if target_access.workspace_id != source_access.workspace_id:
         raise ValidationFailed(
             "cards move only between boards of the same workspace",
             fields={"list_id": ["belongs to another workspace"]},
         )
-    current = await cards_repo.get_card(ctx.db, str(card["id"]))
+    current = _card_of(await cards_repo.get_card(ctx.db, str(card.id)))
     assert current is not None
-    stay = [
+    return [
         str(u)
-        for u in current["assignees"]
+        for u in current.assignees
         if await policy.can(ctx, str(u), Action.BOARD_VIEW, Resource.board(target_board))
     ]
-    return {"assignees": stay}
 
 
 # --- checklist items ---------------------------------------------------------------------------
 
 
 async def add_checklist_item(
-    ctx: Deps, actor_id: str, card_id: str, data: dict[str, Any]
-) -> dict[str, Any]:
+    ctx: Deps, actor_id: str, card_id: str, text: str, is_done: bool = False
+) -> Card:
     """Append an item; the card's version moves (it is part of the card)."""
-    row = await _card_for(ctx, actor_id, card_id, Action.BOARD_EDIT)
-    board_id = str(row["board_id"])
+    board_id = str((await _card_for(ctx, actor_id, card_id, Action.BOARD_EDIT)).board_id)
     async with board_change(ctx, [board_id], actor_id) as change:
         await _lock_card(change, card_id, board_id, None)
         position = await _place(
             change, board_id, positions.CHECKLIST, card_id, AT_THE_END, limit=MAX_CHECKLIST_ITEMS
         )
-        await cards_repo.insert_checklist_item(
-            change.conn, card_id, data["text"], data.get("is_done", False), position
-        )
+        await cards_repo.insert_checklist_item(change.conn, card_id, text, is_done, position)
         await cards_repo.update_card(change.conn, card_id, {})
-        entity = await _card_entity(change, card_id)
-        await change.emit(board_id, "card.updated", entity)
-    return entity
+        card = await _card_entity(change, card_id)
+        await _emit_card(change, board_id, "card.updated", card)
+    return card
 
 
 async def _checklist_change(
-    ctx: Deps, actor_id: str, item_id: str, changes: dict[str, Any] | None
-) -> dict[str, Any]:
-    """Update (`changes`) or delete (None) one item; returns the card."""
-    item = await cards_repo.get_checklist_item(ctx.db, item_id)
-    if item is None:
+    ctx: Deps, actor_id: str, item_id: str, patch: ChecklistItemPatch | None
+) -> Card:
+    """Update (`patch`) or delete (None) one item; returns the card."""
+    row = await cards_repo.get_checklist_item(ctx.db, item_id)
+    if row is None:
         raise NotFound("checklist item not found")
-    card_id = str(item["card_id"])
-    row = await _card_for(ctx, actor_id, card_id, Action.BOARD_EDIT)
-    board_id = str(row["board_id"])
+    card_id = str(ChecklistItem.from_row(row).card_id)
+    board_id = str((await _card_for(ctx, actor_id, card_id, Action.BOARD_EDIT)).board_id)
     async with board_change(ctx, [board_id], actor_id) as change:
         await _lock_card(change, card_id, board_id, None)
         if await cards_repo.get_checklist_item(change.conn, item_id) is None:
             raise NotFound("checklist item not found")
-        if changes is None:
+        if patch is None:
             await cards_repo.delete_checklist_item(change.conn, item_id)
         else:
-            await cards_repo.update_checklist_item(change.conn, item_id, changes)
+            columns = given(patch, CHECKLIST_COLUMNS)
+            await cards_repo.update_checklist_item(change.conn, item_id, columns)
         await cards_repo.update_card(change.conn, card_id, {})
-        entity = await _card_entity(change, card_id)
-        await change.emit(board_id, "card.updated", entity)
-    return entity
+        card = await _card_entity(change, card_id)
+        await _emit_card(change, board_id, "card.updated", card)
+    return card
 
 
 async def update_checklist_item(
-    ctx: Deps, actor_id: str, item_id: str, changes: dict[str, Any]
-) -> dict[str, Any]:
-    return await _checklist_change(ctx, actor_id, item_id, changes)
+    ctx: Deps, actor_id: str, item_id: str, patch: ChecklistItemPatch
+) -> Card:
+    return await _checklist_change(ctx, actor_id, item_id, patch)
 
 
-async def delete_checklist_item(ctx: Deps, actor_id: str, item_id: str) -> dict[str, Any]:
+async def delete_checklist_item(ctx: Deps, actor_id: str, item_id: str) -> Card:
     return await _checklist_change(ctx, actor_id, item_id, None)

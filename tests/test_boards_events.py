@@ -142,7 +142,9 @@ async def test_events_survive_a_failed_publish(api, ctx, settings):
     await cut_off.start()
     try:
         await cut_off.nats.nc.close()
-        card = await cards_service.create_card(cut_off, owner.id, lst["id"], {"title": "offline"})
+        card = await cards_service.create_card(
+            cut_off, owner.id, lst["id"], cards_service.NewCard("offline")
+        )
         await cut_off.outbox.wait_idle()
     finally:
         await cut_off.stop()
@@ -157,7 +159,7 @@ async def test_events_survive_a_failed_publish(api, ctx, settings):
     await relay.wait_idle()
     assert await subject_count(ctx, subject) == published_before + 1
     events = await stored_events(ctx, world.board_id, pending["seq"])
-    assert events[-1][0]["entity"]["id"] == card["id"]
+    assert events[-1][0]["entity"]["id"] == str(card.id)
     # A second republish (say, after a crash before marking) is deduplicated by JetStream.
     await ctx.db.execute(
         "UPDATE board_events SET published_at = NULL WHERE board_id = $1", world.board_id
@@ -186,11 +188,13 @@ async def test_live_socket_gets_event_committed_during_outage_after_sweep(
     await cut_off.start()
     try:
         await cut_off.nats.nc.close()
-        card = await cards_service.create_card(cut_off, owner.id, lst["id"], {"title": "late"})
+        card = await cards_service.create_card(
+            cut_off, owner.id, lst["id"], cards_service.NewCard("late")
+        )
         await cut_off.outbox.wait_idle()
     finally:
         await cut_off.stop()
     await ctx.outbox.sweep(min_age_s=0)
     event = await sock.event("card.created")
-    assert event["entity"]["id"] == card["id"]
+    assert event["entity"]["id"] == str(card.id)
     sock.close()

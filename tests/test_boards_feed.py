@@ -59,7 +59,9 @@ async def test_room_fills_a_gap_from_postgres(api, ctx, settings, http_server_po
     try:
         await cut_off.nats.nc.close()
         for title in ("one", "two"):
-            await cards_service.create_card(cut_off, owner.id, lst["id"], {"title": title})
+            await cards_service.create_card(
+                cut_off, owner.id, lst["id"], cards_service.NewCard(title)
+            )
         await cut_off.outbox.wait_idle()
     finally:
         await cut_off.stop()

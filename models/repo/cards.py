@@ -7,7 +7,9 @@ checklist items with `= ANY($ids)`), whether one card or a whole board: no N+1.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 
@@ -134,14 +136,18 @@ async def get_card(db: Executor, card_id: str) -> dict[str, Any] | None:
 
 
 async def insert_card(
-    conn: asyncpg.Connection, list_row: dict[str, Any], fields: dict[str, Any], position: str
+    conn: asyncpg.Connection,
+    board_id: UUID,
+    list_id: UUID,
+    fields: Mapping[str, Any],
+    position: str,
 ) -> str:
     return str(
         await conn.fetchval(
             "INSERT INTO cards (board_id, list_id, title, description, position, due_at, color,"
             " cover_url, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-            list_row["board_id"],
-            list_row["id"],
+            board_id,
+            list_id,
             fields["title"],
             fields.get("description", ""),
             position,

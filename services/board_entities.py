@@ -1,0 +1,171 @@
+"""What the board services return: a board, list, card, checklist item, label or member.
+
+Each is built from its repository row at the boundary (`from_row`: exactly the entity's fields,
+nothing the row has besides) and serialised where it leaves the domain by the entity schemas of
+`bus/schemas/board_entities.py`, the one contract of REST responses and board events. Marshmallow
+reads a dataclass by attribute as it read the row by key, so the JSON is what it was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, Self
+from uuid import UUID
+
+
+class OnBoard(Protocol):
+    """Anything that belongs to one board (what authorising an action on it needs)."""
+
+    @property
+    def board_id(self) -> UUID: ...
+
+
+class Versioned(Protocol):
+    """An entity under optimistic concurrency."""
+
+    @property
+    def version(self) -> int: ...
+
+
+class _FromRow:
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Self:
+        """The entity's fields of a repository row (a row is a `dict` of its columns)."""
+        # Every subclass is a dataclass; mypy cannot know that of this mixin's `cls`.
+        names = (f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+        return cls(**{name: row[name] for name in names})
+
+
+@dataclass(frozen=True)
+class Board(_FromRow):
+    id: UUID
+    workspace_id: UUID
+    name: str
+    description: str
+    color: str | None
+    background: str | None
+    is_private: bool
+    archived: bool
+    archived_at: datetime | None
+    deleted: bool
+    created_by: UUID | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    # The board's event sequence when this was read (or of the event that carries it).
+    event_seq: int
+
+
+@dataclass(frozen=True)
+class BoardList(_FromRow):
+    id: UUID
+    board_id: UUID
+    name: str
+    position: str
+    archived: bool
+    archived_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+@dataclass(frozen=True)
+class ChecklistItem(_FromRow):
+    id: UUID
+    card_id: UUID
+    text: str
+    is_done: bool
+    position: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class CardRef(_FromRow):
+    """A card's own place and version, without its children: what authorising and locking it
+    read (the repository's card row without labels, assignees and checklist)."""
+
+    id: UUID
+    board_id: UUID
+    list_id: UUID
+    archived: bool
+    version: int
+
+
+@dataclass(frozen=True)
+class Card(_FromRow):
+    """A card with its labels, assignees and checklist, as the API shows it."""
+
+    id: UUID
+    board_id: UUID
+    list_id: UUID
+    title: str
+    description: str
+    position: str
+    due_at: datetime | None
+    color: str | None
+    cover_url: str | None
+    labels: tuple[UUID, ...]
+    assignees: tuple[UUID, ...]
+    checklist: tuple[ChecklistItem, ...]
+    archived: bool
+    archived_at: datetime | None
+    created_by: UUID | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Self:
+        return super().from_row(
+            {
+                **row,
+                "labels": tuple(row["labels"]),
+                "assignees": tuple(row["assignees"]),
+                "checklist": tuple(ChecklistItem.from_row(item) for item in row["checklist"]),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class ListWithCards(BoardList):
+    cards: tuple[Card, ...]
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Self:
+        return super().from_row({**row, "cards": tuple(Card.from_row(c) for c in row["cards"])})
+
+
+@dataclass(frozen=True)
+class Label(_FromRow):
+    id: UUID
+    board_id: UUID
+    name: str
+    color: str
+
+
+@dataclass(frozen=True)
+class Member(_FromRow):
+    """An explicit grant of a board role."""
+
+    board_id: UUID
+    user_id: UUID
+    role: str
+    display_name: str
+    granted_by: UUID | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class BoardDetail(Board):
+    """A board with everything on it, in display order."""
+
+    lists: tuple[ListWithCards, ...]
+    labels: tuple[Label, ...]
+
+    @classmethod
+    def of(cls, board: Board, lists: Sequence[ListWithCards], labels: Sequence[Label]) -> Self:
+        return cls(**vars(board), lists=tuple(lists), labels=tuple(labels))
