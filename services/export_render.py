@@ -6,7 +6,9 @@ display names of mentioned users, these render it. Every BlockNote default block
 its language, tables, images, video/audio/file links, dividers); inline content keeps bold,
 italic, strike, code, underline, links and mentions (shown as names). A block type this module
 does not know (a custom block, a Tiptap node) still shows its text and its children, so nothing
-a document holds is dropped from an export.
+a document holds is dropped from an export. Besides the blocks: the sub-pages (links by title,
+after the content) and, when asked for, the comment threads as footnotes referenced from the
+blocks they are anchored to. The Markdown is what `services/markdown_import.py` reads back.
 """
 
 from __future__ import annotations
