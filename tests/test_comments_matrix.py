@@ -199,12 +199,18 @@ async def test_raw_bad_input_and_reactions(api, ctx):
         token=token,
     )
     assert bad_anchor.status == 400
-    half_range = await api.post(
-        w.doc_threads(),
-        {"body": body("x"), "anchor": {"block_id": "b", "start": {"assoc": 0}}},
-        token=token,
-    )
-    assert (half_range.status, half_range.error_code) == (400, "validation_error")
+    item = {"item": {"client": 1, "clock": 2}, "assoc": 0}
+    for anchor in (
+        {"block_id": "b", "start": item},  # half a range
+        {"block_id": "b", "start": {"assoc": 0}, "end": item},  # refers to nothing
+        {"block_id": "b", "start": {**item, "tname": "x"}, "end": item},  # to two things
+        {"block_id": "b", "start": {"item": {"client": 1, "clock": 2**32}}, "end": item},
+        {"block_id": "", "start": None},
+    ):
+        refused = await api.post(
+            w.doc_threads(), {"body": body("x"), "anchor": anchor}, token=token
+        )
+        assert (refused.status, refused.error_code) == (400, "validation_error"), anchor
     for emoji in ("poop", "%F0%9F%92%A9", "heart%00"):
         refused = await api.put(f"{COMMENTS}{thread['comment']}/reactions/{emoji}/", token=token)
         assert (refused.status, refused.error_code) == (400, "validation_error"), emoji

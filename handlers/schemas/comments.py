@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from bus.schemas.comment_entities import CommentSchema, ThreadSchema
 from handlers.schemas.common import PageQuerySchema
@@ -23,20 +25,33 @@ def _printable(value: str) -> None:
 BLOCK_ID = validate.Length(min=1, max=MAX_BLOCK_ID_CHARS)
 
 
+# Yjs ids: the client is a random 53-bit-safe integer, the clock a 32-bit counter (yrs refuses
+# larger ones).
+MAX_CLIENT_ID = 2**53 - 1
+MAX_CLOCK = 2**32 - 1
+
+
 class ItemIdSchema(Schema):
     """`{"client", "clock"}`: a Yjs item or type id."""
 
-    client = fields.Integer(required=True, validate=validate.Range(min=0, max=2**53 - 1))
-    clock = fields.Integer(required=True, validate=validate.Range(min=0, max=2**53 - 1))
+    client = fields.Integer(required=True, validate=validate.Range(min=0, max=MAX_CLIENT_ID))
+    clock = fields.Integer(required=True, validate=validate.Range(min=0, max=MAX_CLOCK))
 
 
 class RelativePositionSchema(Schema):
-    """A Yjs relative position exactly as `Y.relativePositionToJSON` gives it."""
+    """A Yjs relative position exactly as `Y.relativePositionToJSON` gives it: the item it sticks
+    to, or (at the end of a type) the type by id or root name."""
 
     type = fields.Nested(ItemIdSchema, allow_none=True)
     tname = fields.String(allow_none=True, validate=validate.Length(max=MAX_BLOCK_ID_CHARS))
     item = fields.Nested(ItemIdSchema, allow_none=True)
     assoc = fields.Integer(validate=validate.Range(min=-1, max=0))
+
+    @validates_schema
+    def _one_reference(self, position: dict[str, Any], **_: Any) -> None:
+        named = [key for key in ("item", "type", "tname") if position.get(key) is not None]
+        if len(named) != 1:
+            raise ValidationError("exactly one of item, type, tname")
 
 
 class AnchorInSchema(Schema):
