@@ -97,3 +97,5 @@ async def test_sign_up_create_a_workspace_and_sign_in_again(chromium, ws_port, m
         await expect(page.get_by_label("Page title")).to_have_value("Untitled")
         await expect(page.get_by_role("navigation", name="Sidebar")).to_be_hidden()
         await expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "connected")
+        width = await page.evaluate("[document.scrollingElement.scrollWidth, innerWidth]")
+        assert width[0] <= width[1], width  # nothing sticks out sideways at phone width

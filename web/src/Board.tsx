@@ -155,7 +155,7 @@ export function BoardPage ({ boardId }: { workspace: Workspace, boardId: string,
   return (
     <div className='board' data-testid='board'>
       <div className='board-header'>
-        <BoardTitle board={state.board} onSaved={() => undefined} />
+        <BoardTitle board={state.board} />
         <div className='presence' aria-label='People on this board'>
           {dedupeViewers(viewers).map((v) => <Avatar key={v.user_id} id={v.user_id} name={v.display_name} />)}
         </div>
@@ -277,7 +277,7 @@ function NewList ({ boardId, onCreated }: { boardId: string, onCreated: (list: L
   )
 }
 
-function BoardTitle ({ board }: { board: BoardHeader, onSaved: () => void }) {
+function BoardTitle ({ board }: { board: BoardHeader }) {
   const [name, setName] = useState(board.name)
   const action = useAction()
   useEffect(() => setName(board.name), [board.name])

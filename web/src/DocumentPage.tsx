@@ -50,7 +50,7 @@ export function DocumentPage ({ workspace, docId, session }: { workspace: Worksp
       {(data) => (
         <div className={`document ${panel ? 'with-panel' : ''}`}>
           <Live doc={data} session={session} panel={panel} onPanel={toggle} onEditor={setEditor} onCommentEvent={() => setCommentsSeen((n) => n + 1)} onRenamed={(title) => doc.set({ ...data, title })} />
-          {panel === 'history' && <VersionPanel docId={docId} onClose={() => setPanel(null)} workspace={workspace} />}
+          {panel === 'history' && <VersionPanel docId={docId} onClose={() => setPanel(null)} />}
           {panel === 'comments' && <CommentsPanel docId={docId} workspaceId={workspace.id} editor={editor} changes={commentsSeen} onClose={() => setPanel(null)} />}
         </div>
       )}
@@ -188,7 +188,7 @@ function Title ({ doc, onRenamed }: { doc: Doc, onRenamed: (title: string) => vo
 type Version = { id: string, seq: number, kind: string, name: string | null, created_at: string }
 type VersionDetail = Version & { content: { blocks: any[] }, authors: { user_id: string, display_name: string | null }[] }
 
-function VersionPanel ({ docId, onClose }: { docId: string, onClose: () => void, workspace: Workspace }) {
+function VersionPanel ({ docId, onClose }: { docId: string, onClose: () => void }) {
   const versions = useLoad(() => api<{ items: Version[] }>('GET', `/api/v1/documents/${docId}/versions/?limit=50`).then((p) => p.items), [docId])
   const [selected, setSelected] = useState<string | null>(null)
   const [name, setName] = useState('')
