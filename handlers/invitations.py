@@ -33,8 +33,8 @@ class InviteHandler(BaseHandler):
         created = await service.invite(
             self.ctx, principal.user_id, workspace_id, data["email"], data["role"]
         )
-        body = {**created.invitation, "token": created.token, "accept_path": created.accept_path}
-        self.send(CreatedInvitationSchema().dump(body), 201)
+        body = CreatedInvitationSchema().dump(created.invitation)
+        self.send({**body, "token": created.token, "accept_path": created.accept_path}, 201)
 
 
 class InvitationsHandler(BaseHandler):

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
 
 from marshmallow import Schema
 
@@ -26,7 +25,8 @@ from services.auth_guard import Principal
 
 _workspace = WorkspaceSchema()
 
-Lister = Callable[[int, int], Awaitable[list[dict[str, Any]]]]
+# One page of items (entities or rows) that the page schema serialises.
+Lister = Callable[[int, int], Awaitable[Sequence[object]]]
 
 
 async def send_page(handler: BaseHandler, schema: type[Schema], lister: Lister) -> None:
@@ -98,10 +98,8 @@ class WorkspaceHandler(BaseHandler):
 
     @signed_in
     async def patch(self, principal: Principal, workspace_id: str) -> None:
-        data = self.load_body(WorkspaceUpdateSchema())
-        if "name" in data:
-            data["name"] = data["name"].strip()
-        workspace = await service.update_workspace(self.ctx, principal.user_id, workspace_id, data)
+        patch = service.WorkspacePatch.of(self.load_body(WorkspaceUpdateSchema()))
+        workspace = await service.update_workspace(self.ctx, principal.user_id, workspace_id, patch)
         self.send(_workspace.dump(workspace))
 
     @signed_in

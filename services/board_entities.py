@@ -1,19 +1,20 @@
 """What the board services return: a board, list, card, checklist item, label or member.
 
-Each is built from its repository row at the boundary (`from_row`: exactly the entity's fields,
-nothing the row has besides) and serialised where it leaves the domain by the entity schemas of
-`bus/schemas/board_entities.py`, the one contract of REST responses and board events. Marshmallow
-reads a dataclass by attribute as it read the row by key, so the JSON is what it was.
+Each is built from its repository row at the boundary (`from_row`, `core/entity.py`) and
+serialised where it leaves the domain by the entity schemas of `bus/schemas/board_entities.py`,
+the one contract of REST responses and board events. Marshmallow reads a dataclass by attribute
+as it read the row by key, so the JSON is what it was.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, Self
 from uuid import UUID
+
+from core.entity import FromRow
 
 
 class OnBoard(Protocol):
@@ -30,17 +31,8 @@ class Versioned(Protocol):
     def version(self) -> int: ...
 
 
-class _FromRow:
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Self:
-        """The entity's fields of a repository row (a row is a `dict` of its columns)."""
-        # Every subclass is a dataclass; mypy cannot know that of this mixin's `cls`.
-        names = (f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
-        return cls(**{name: row[name] for name in names})
-
-
 @dataclass(frozen=True)
-class Board(_FromRow):
+class Board(FromRow):
     id: UUID
     workspace_id: UUID
     name: str
@@ -60,7 +52,7 @@ class Board(_FromRow):
 
 
 @dataclass(frozen=True)
-class BoardList(_FromRow):
+class BoardList(FromRow):
     id: UUID
     board_id: UUID
     name: str
@@ -73,7 +65,7 @@ class BoardList(_FromRow):
 
 
 @dataclass(frozen=True)
-class ChecklistItem(_FromRow):
+class ChecklistItem(FromRow):
     id: UUID
     card_id: UUID
     text: str
@@ -84,7 +76,7 @@ class ChecklistItem(_FromRow):
 
 
 @dataclass(frozen=True)
-class CardRef(_FromRow):
+class CardRef(FromRow):
     """A card's own place and version, without its children: what authorising and locking it
     read (the repository's card row without labels, assignees and checklist)."""
 
@@ -96,7 +88,7 @@ class CardRef(_FromRow):
 
 
 @dataclass(frozen=True)
-class Card(_FromRow):
+class Card(FromRow):
     """A card with its labels, assignees and checklist, as the API shows it."""
 
     id: UUID
@@ -140,7 +132,7 @@ class ListWithCards(BoardList):
 
 
 @dataclass(frozen=True)
-class Label(_FromRow):
+class Label(FromRow):
     id: UUID
     board_id: UUID
     name: str
@@ -148,7 +140,7 @@ class Label(_FromRow):
 
 
 @dataclass(frozen=True)
-class Member(_FromRow):
+class Member(FromRow):
     """An explicit grant of a board role."""
 
     board_id: UUID

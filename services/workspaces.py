@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -25,6 +26,7 @@ from uuid import UUID
 import asyncpg
 
 from core.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
+from core.patch import UNSET, Unset, given, named_in
 from models.repo import outbox as outbox_repo
 from models.repo import users as users_repo
 from models.repo import workspaces as repo
@@ -32,6 +34,14 @@ from services import activity, notifications, permissions_cache, policy
 from services.notifications import NotificationDraft
 from services.policy import Action, Resource, WorkspaceRole
 from services.unit_of_work import UnitOfWork, unit_of_work
+from services.workspace_entities import (
+    Invitation,
+    Inviter,
+    MyWorkspace,
+    PendingInvitation,
+    Workspace,
+    WorkspaceMember,
+)
 
 if TYPE_CHECKING:
     from services.deps import Deps
@@ -47,9 +57,25 @@ PURGE_BATCH = 100
 
 @dataclass(frozen=True)
 class CreatedInvitation:
-    invitation: dict[str, Any]
+    invitation: Invitation
     token: str
     accept_path: str
+
+
+@dataclass(frozen=True)
+class WorkspacePatch:
+    """A rename and/or re-slug (UNSET: unchanged); the name trimmed, the slug lower-cased."""
+
+    name: str | Unset = UNSET
+    slug: str | Unset = UNSET
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> WorkspacePatch:
+        patch = cls(**named_in(body, ("name", "slug")))
+        return cls(
+            UNSET if patch.name is UNSET else patch.name.strip(),
+            UNSET if patch.slug is UNSET else patch.slug.lower(),
+        )
 
 
 @dataclass(frozen=True)
@@ -75,8 +101,9 @@ def _role(label: str | None) -> WorkspaceRole | None:
     return WorkspaceRole.parse(label)
 
 
-def _with_role(workspace: dict[str, Any], role: str) -> dict[str, Any]:
-    return {**workspace, "my_role": role}
+def _with_role(workspace: Mapping[str, Any], role: str) -> MyWorkspace:
+    """`workspace`: its repository row."""
+    return MyWorkspace.from_row({**workspace, "my_role": role})
 
 
 def _invalidate_on_commit(
@@ -90,13 +117,13 @@ def _invalidate_on_commit(
 
 async def _lock_and_role(
     conn: asyncpg.Connection, workspace_id: str, user_id: str
-) -> tuple[dict[str, Any], WorkspaceRole]:
+) -> tuple[Workspace, WorkspaceRole]:
     """Lock the workspace and read the actor's current role (authoritative, under the lock)."""
     workspace = await repo.lock_workspace(conn, workspace_id)
     role = _role(await repo.member_role(conn, workspace_id, user_id)) if workspace else None
     if workspace is None or role is None:
         raise NotFound("workspace not found")
-    return workspace, role
+    return Workspace.from_row(workspace), role
 
 
 def _require_role(role: WorkspaceRole, needed: WorkspaceRole, what: str) -> None:
@@ -107,7 +134,7 @@ def _require_role(role: WorkspaceRole, needed: WorkspaceRole, what: str) -> None
 # --- workspaces ---------------------------------------------------------------------------------
 
 
-async def create_workspace(ctx: Deps, actor_id: str, name: str, slug: str | None) -> dict[str, Any]:
+async def create_workspace(ctx: Deps, actor_id: str, name: str, slug: str | None) -> MyWorkspace:
     """The creator becomes its Owner. A derived slug gets a random suffix when taken."""
     candidates = [slug.lower()] if slug else _derived_slugs(name)
     for candidate in candidates:
@@ -124,7 +151,7 @@ def _derived_slugs(name: str) -> list[str]:
     return [base] + [f"{base}-{secrets.token_hex(3)}" for _ in range(SLUG_ATTEMPTS - 1)]
 
 
-async def _insert_workspace(ctx: Deps, actor_id: str, name: str, slug: str) -> dict[str, Any]:
+async def _insert_workspace(ctx: Deps, actor_id: str, name: str, slug: str) -> MyWorkspace:
     async with unit_of_work(ctx) as uow:
         conn = uow.conn
         workspace = await repo.insert_workspace(conn, name, slug, actor_id)
@@ -146,7 +173,7 @@ async def _insert_workspace(ctx: Deps, actor_id: str, name: str, slug: str) -> d
     return _with_role(workspace, WorkspaceRole.OWNER.label)
 
 
-async def get_workspace(ctx: Deps, actor_id: str, workspace_id: str) -> dict[str, Any]:
+async def get_workspace(ctx: Deps, actor_id: str, workspace_id: str) -> MyWorkspace:
     access = await policy.require(
         ctx, actor_id, Action.WORKSPACE_VIEW, Resource.workspace(workspace_id)
     )
@@ -159,19 +186,19 @@ async def get_workspace(ctx: Deps, actor_id: str, workspace_id: str) -> dict[str
 
 async def list_my_workspaces(
     ctx: Deps, actor_id: str, limit: int, offset: int
-) -> list[dict[str, Any]]:
-    return await repo.list_user_workspaces(ctx.db, actor_id, limit, offset)
+) -> list[MyWorkspace]:
+    rows = await repo.list_user_workspaces(ctx.db, actor_id, limit, offset)
+    return [MyWorkspace.from_row(row) for row in rows]
 
 
 async def update_workspace(
-    ctx: Deps, actor_id: str, workspace_id: str, changes: dict[str, str]
-) -> dict[str, Any]:
-    """Rename or re-slug (Admin+). `changes` holds only `name` and/or `slug`."""
+    ctx: Deps, actor_id: str, workspace_id: str, patch: WorkspacePatch
+) -> MyWorkspace:
+    """Rename or re-slug (Admin+)."""
     await policy.require(ctx, actor_id, Action.WORKSPACE_UPDATE, Resource.workspace(workspace_id))
+    changes = given(patch, ("name", "slug"))
     if not changes:
         raise ValidationFailed("nothing to update")
-    if "slug" in changes:
-        changes = {**changes, "slug": changes["slug"].lower()}
     try:
         async with unit_of_work(ctx) as uow:
             conn = uow.conn
@@ -228,9 +255,10 @@ async def purge_deleted_workspaces(
 
 async def list_members(
     ctx: Deps, actor_id: str, workspace_id: str, limit: int, offset: int
-) -> list[dict[str, Any]]:
+) -> list[WorkspaceMember]:
     await policy.require(ctx, actor_id, Action.WORKSPACE_VIEW, Resource.workspace(workspace_id))
-    return await repo.list_members(ctx.db, workspace_id, limit, offset)
+    rows = await repo.list_members(ctx.db, workspace_id, limit, offset)
+    return [WorkspaceMember.from_row(row) for row in rows]
 
 
 def _check_can_manage(actor: WorkspaceRole, target: WorkspaceRole, new: WorkspaceRole) -> None:
@@ -260,7 +288,7 @@ async def _target_role(conn: asyncpg.Connection, workspace_id: str, user_id: str
 
 async def change_member_role(
     ctx: Deps, actor_id: str, workspace_id: str, user_id: str, new_label: str
-) -> dict[str, Any]:
+) -> WorkspaceMember:
     await policy.require(
         ctx, actor_id, Action.WORKSPACE_MANAGE_MEMBERS, Resource.workspace(workspace_id)
     )
@@ -279,7 +307,7 @@ async def change_member_role(
             _invalidate_on_commit(uow, ctx, workspace_id, user_id)
         member = await repo.get_member(conn, workspace_id, user_id)
     assert member is not None
-    return member
+    return WorkspaceMember.from_row(member)
 
 
 async def remove_member(ctx: Deps, actor_id: str, workspace_id: str, user_id: str) -> None:
@@ -362,7 +390,7 @@ async def invite(
         await repo.retire_expired_invitation(conn, workspace_id, email)
         try:
             async with conn.transaction():
-                invitation = await repo.insert_invitation(
+                row = await repo.insert_invitation(
                     conn, workspace_id, email, role.label, hash_token(token), actor_id, expires_at
                 )
         except asyncpg.UniqueViolationError as err:
@@ -370,14 +398,16 @@ async def invite(
                 "an invitation for this email is already pending; revoke it first",
                 code="invitation_pending",
             ) from err
-        inviter = await users_repo.get_user(conn, actor_id)
+        invitation = Invitation.from_row(row)
+        inviter_row = await users_repo.get_user(conn, actor_id)
+        inviter = None if inviter_row is None else Inviter.from_row(inviter_row)
         await outbox_repo.insert(
             conn,
             INVITATION_EMAIL_KIND,
             _invitation_email(workspace, invitation, inviter, token),
         )
         data = {
-            "invitation_id": invitation["id"],
+            "invitation_id": invitation.id,
             "email": email,
             "role": role.label,
             "expires_at": expires_at,
@@ -388,14 +418,11 @@ async def invite(
 
 
 async def _notify_invitee(
-    uow: UnitOfWork,
-    workspace: dict[str, Any],
-    invitation: dict[str, Any],
-    inviter: dict[str, Any] | None,
+    uow: UnitOfWork, workspace: Workspace, invitation: Invitation, inviter: Inviter | None
 ) -> None:
     """An invitee who already has an account hears about it in their inbox too (the accept
     link stays in the email: the notification subject is readable by tools, the token is not)."""
-    invitee = await users_repo.get_user_by_email(uow.conn, invitation["email"])
+    invitee = await users_repo.get_user_by_email(uow.conn, invitation.email)
     if invitee is None:
         return
     await notifications.notify(
@@ -403,48 +430,47 @@ async def _notify_invitee(
         NotificationDraft(
             recipient_id=UUID(str(invitee["id"])),
             kind=notifications.WORKSPACE_INVITED,
-            actor_id=None if inviter is None else UUID(str(inviter["id"])),
-            workspace_id=UUID(str(workspace["id"])),
+            actor_id=None if inviter is None else inviter.id,
+            workspace_id=workspace.id,
             data={
-                "workspace_name": workspace["name"],
-                "role": invitation["role"],
-                "invitation_id": str(invitation["id"]),
-                "inviter_name": inviter["display_name"] if inviter else None,
-                "expires_at": invitation["expires_at"],
+                "workspace_name": workspace.name,
+                "role": invitation.role,
+                "invitation_id": str(invitation.id),
+                "inviter_name": inviter.display_name if inviter else None,
+                "expires_at": invitation.expires_at,
             },
         ),
     )
 
 
 def _invitation_email(
-    workspace: dict[str, Any],
-    invitation: dict[str, Any],
-    inviter: dict[str, Any] | None,
-    token: str,
+    workspace: Workspace, invitation: Invitation, inviter: Inviter | None, token: str
 ) -> dict[str, Any]:
-    """Everything the mailer needs; the only place besides the API response the token lives."""
+    """Everything the mailer needs; the only place besides the API response the token lives.
+    Open JSON: the outbox row's payload, read back by `services/mailer.py`."""
     return {
-        "invitation_id": str(invitation["id"]),
-        "to": invitation["email"],
-        "workspace_id": str(workspace["id"]),
-        "workspace_name": workspace["name"],
-        "inviter_id": str(inviter["id"]) if inviter else None,
-        "inviter_name": inviter["display_name"] if inviter else None,
-        "role": invitation["role"],
+        "invitation_id": str(invitation.id),
+        "to": invitation.email,
+        "workspace_id": str(workspace.id),
+        "workspace_name": workspace.name,
+        "inviter_id": str(inviter.id) if inviter else None,
+        "inviter_name": inviter.display_name if inviter else None,
+        "role": invitation.role,
         "accept_path": accept_path(token),
-        "expires_at": invitation["expires_at"].isoformat(),
+        "expires_at": invitation.expires_at.isoformat(),
     }
 
 
 async def list_invitations(
     ctx: Deps, actor_id: str, workspace_id: str, limit: int, offset: int
-) -> list[dict[str, Any]]:
+) -> list[PendingInvitation]:
     """Pending invitations: all of them for Admins, a Member's own otherwise."""
     access = await policy.require(
         ctx, actor_id, Action.WORKSPACE_INVITE, Resource.workspace(workspace_id)
     )
     only_by = None if access.allows(Action.WORKSPACE_MANAGE_MEMBERS) else actor_id
-    return await repo.list_pending_invitations(ctx.db, workspace_id, only_by, limit, offset)
+    rows = await repo.list_pending_invitations(ctx.db, workspace_id, only_by, limit, offset)
+    return [PendingInvitation.from_row(row) for row in rows]
 
 
 async def revoke_invitation(
@@ -455,52 +481,54 @@ async def revoke_invitation(
     async with unit_of_work(ctx) as uow:
         conn = uow.conn
         _, actor_role = await _lock_and_role(conn, workspace_id, actor_id)
-        invitation = await repo.lock_invitation(conn, workspace_id, invitation_id)
-        if invitation is None:
+        row = await repo.lock_invitation(conn, workspace_id, invitation_id)
+        if row is None:
             raise NotFound("invitation not found", code="invitation_not_found")
-        own = str(invitation["invited_by"]) == actor_id
+        invitation = Invitation.from_row(row)
+        own = str(invitation.invited_by) == actor_id
         if not own and actor_role < WorkspaceRole.ADMIN:
             raise Forbidden("only Admins can revoke other people's invitations")
-        if invitation["accepted_at"] is not None:
+        if invitation.accepted_at is not None:
             raise Conflict("this invitation was already accepted", code="invitation_used")
-        if invitation["revoked_at"] is None:
+        if invitation.revoked_at is None:
             await repo.revoke_invitation(conn, invitation_id)
-            data = {"invitation_id": invitation_id, "email": invitation["email"]}
+            data = {"invitation_id": invitation_id, "email": invitation.email}
             await uow.emit(activity.event(workspace_id, "invitation.revoked", actor_id, data))
 
 
-def _check_usable(invitation: dict[str, Any], user: dict[str, Any]) -> None:
+def _check_usable(invitation: Invitation, user_email: str) -> None:
     """Whose it is first (403), then whether it can still be used (410)."""
-    if invitation["email"].strip().lower() != user["email"].strip().lower():
+    if invitation.email.strip().lower() != user_email.strip().lower():
         raise Forbidden(
             "this invitation was sent to another email address", code="invitation_email_mismatch"
         )
-    if invitation["accepted_at"] is not None:
+    if invitation.accepted_at is not None:
         raise Gone("this invitation was already used", code="invitation_used")
-    if invitation["revoked_at"] is not None:
+    if invitation.revoked_at is not None:
         raise Gone("this invitation was revoked", code="invitation_revoked")
-    if invitation["expires_at"] <= datetime.now(UTC):
+    if invitation.expires_at <= datetime.now(UTC):
         raise Gone("this invitation has expired", code="invitation_expired")
 
 
-async def accept_invitation(ctx: Deps, user_id: str, token: str) -> dict[str, Any]:
+async def accept_invitation(ctx: Deps, user_id: str, token: str) -> MyWorkspace:
     """Join the workspace with the invited role; single use (atomic claim)."""
     if not INVITATION_TOKEN_PATTERN.match(token):
         raise NotFound("invitation not found", code="invitation_not_found")
     async with unit_of_work(ctx) as uow:
         conn = uow.conn
-        invitation = await repo.find_invitation_by_hash(conn, hash_token(token))
-        if invitation is None or invitation["workspace_deleted_at"] is not None:
+        row = await repo.find_invitation_by_hash(conn, hash_token(token))
+        if row is None or row["workspace_deleted_at"] is not None:
             raise NotFound("invitation not found", code="invitation_not_found")
+        invitation = Invitation.from_row(row)
         user = await users_repo.get_user(conn, user_id)
         if user is None:
             raise NotFound("invitation not found", code="invitation_not_found")
-        _check_usable(invitation, user)
-        invitation_id = str(invitation["id"])
-        workspace_id = str(invitation["workspace_id"])
+        _check_usable(invitation, user["email"])
+        invitation_id = str(invitation.id)
+        workspace_id = str(invitation.workspace_id)
         if not await repo.claim_invitation(conn, invitation_id, user_id):
             raise Gone("this invitation was already used", code="invitation_used")
-        role = invitation["role"]
+        role = invitation.role
         if not await repo.add_member(conn, workspace_id, user_id, role):
             raise Conflict("you are already a member of this workspace", code="already_member")
         accepted = {"invitation_id": invitation_id, "user_id": user_id, "role": role}

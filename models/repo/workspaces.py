@@ -6,6 +6,7 @@ Functions that take `conn` run inside the caller's transaction (an action functi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -81,7 +82,7 @@ async def list_user_workspaces(
 
 
 async def update_workspace(
-    conn: asyncpg.Connection, workspace_id: str, changes: dict[str, str]
+    conn: asyncpg.Connection, workspace_id: str, changes: Mapping[str, object]
 ) -> dict[str, Any]:
     """`changes` keys come from a fixed whitelist (the service), never from the client."""
     assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(changes, start=2))
