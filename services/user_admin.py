@@ -25,6 +25,7 @@ import asyncpg
 from bus.revocations import Revocation, publish_revocation
 from core.errors import Conflict, NotFound
 from models.db import Database
+from models.repo import accounts as accounts_repo
 from models.repo import users as users_repo
 from services import activity
 from services.auth import normalize_email
@@ -120,6 +121,9 @@ async def set_admin(
 
 async def activate(deps: TransactionDeps, ref: str, actor_id: str | None = None) -> dict[str, Any]:
     user = await find_user(deps.db, ref)
+    if await accounts_repo.is_deleted(deps.db, str(user["id"])):
+        # Erased by its owner (services/account_lifecycle.py): nothing left to give back.
+        raise Conflict("this account was deleted by its owner", code="account_deleted")
     async with unit_of_work(deps) as uow:
         row = await users_repo.set_active(uow.conn, str(user["id"]), True, None)
         if row is None:

@@ -9,6 +9,8 @@ import uuid
 import pytest
 
 from bus.jetstream import workspace_activity_subject
+from core.errors import Conflict
+from services import user_admin
 from tests.notification_support import InboxSocket
 from tests.ws_helpers import Collector, add_member, create_workspace
 
@@ -146,6 +148,10 @@ async def test_delete_my_account(api, ctx, make_user, http_server_port):
     )
     assert row["email"] != user.email and row["display_name"] == "Deleted user"
     assert not row["is_active"] and row["deleted_at"] is not None
+    # An instance admin cannot bring it back.
+    with pytest.raises(Conflict) as refused:
+        await user_admin.activate(ctx, user.id)
+    assert refused.value.code == "account_deleted"
     # The address is free for a new account.
     again = await api.post(
         REGISTER, {"email": user.email, "password": "another long password", "display_name": "N"}

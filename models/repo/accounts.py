@@ -55,3 +55,9 @@ async def memberships_of(db: Executor, user_id: str) -> list[tuple[str, str]]:
         user_id,
     )
     return [(str(r["workspace_id"]), r["role"]) for r in rows]
+
+
+async def is_deleted(db: Executor, user_id: str) -> bool:
+    return bool(
+        await db.fetchval("SELECT deleted_at IS NOT NULL FROM users WHERE id = $1", user_id)
+    )
