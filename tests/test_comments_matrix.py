@@ -203,7 +203,7 @@ async def test_raw_bad_input_and_reactions(api, ctx):
     for anchor in (
         {"block_id": "b", "start": item},  # half a range
         {"block_id": "b", "start": {"assoc": 0}, "end": item},  # refers to nothing
-        {"block_id": "b", "start": {**item, "tname": "x"}, "end": item},  # to two things
+        {"block_id": "b", "start": {**item, "tname": "x", "type": item["item"]}, "end": item},
         {"block_id": "b", "start": {"item": {"client": 1, "clock": 2**32}}, "end": item},
         {"block_id": "", "start": None},
     ):

@@ -39,8 +39,8 @@ class ItemIdSchema(Schema):
 
 
 class RelativePositionSchema(Schema):
-    """A Yjs relative position exactly as `Y.relativePositionToJSON` gives it: the item it sticks
-    to, or (at the end of a type) the type by id or root name."""
+    """A Yjs relative position exactly as `Y.relativePositionToJSON` gives it: its type (by id
+    or root name) and the item it sticks to (none at the end of the type)."""
 
     type = fields.Nested(ItemIdSchema, allow_none=True)
     tname = fields.String(allow_none=True, validate=validate.Length(max=MAX_BLOCK_ID_CHARS))
@@ -48,10 +48,11 @@ class RelativePositionSchema(Schema):
     assoc = fields.Integer(validate=validate.Range(min=-1, max=0))
 
     @validates_schema
-    def _one_reference(self, position: dict[str, Any], **_: Any) -> None:
-        named = [key for key in ("item", "type", "tname") if position.get(key) is not None]
-        if len(named) != 1:
-            raise ValidationError("exactly one of item, type, tname")
+    def _refers_to_something(self, position: dict[str, Any], **_: Any) -> None:
+        # Yjs writes the type (by id, or by root name) and, inside it, the item.
+        types = [key for key in ("type", "tname") if position.get(key) is not None]
+        if len(types) > 1 or not (types or position.get("item") is not None):
+            raise ValidationError("needs an item or a type (type or tname, not both)")
 
 
 class AnchorInSchema(Schema):
