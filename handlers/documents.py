@@ -107,10 +107,8 @@ class DocumentHandler(BaseHandler):
 
     @signed_in
     async def patch(self, principal: Principal, doc_id: str) -> None:
-        data = self.load_body(DocumentUpdateSchema())
-        if "parent_id" in data:
-            data["parent_id"] = _str(data["parent_id"])
-        doc = await service.update_document(self.ctx, principal.user_id, doc_id, data)
+        patch = service.DocumentPatch.of(self.load_body(DocumentUpdateSchema()))
+        doc = await service.update_document(self.ctx, principal.user_id, doc_id, patch)
         self.send(_document.dump(doc))
 
     @signed_in

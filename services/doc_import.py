@@ -7,12 +7,13 @@ schema first, so editors open it like any other and the projection and search se
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from core.errors import ValidationFailed
 from core.yjs import EMPTY_UPDATE
 from services.block_ops import new_document_state
 from services.blocks import check_block
+from services.document_entities import Document
 from services.documents import (
     MAX_TITLE_CHARS,
     Placement,
@@ -29,7 +30,7 @@ IMPORT_FORMATS = ("markdown",)
 
 async def import_markdown(
     ctx: Deps, actor_id: str, placement: Placement, markdown: str, title: str | None
-) -> dict[str, Any]:
+) -> Document:
     """Without `title`, a leading `# heading` is the title (as the export writes it)."""
     await check_placement(ctx, actor_id, placement)
     try:

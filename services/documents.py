@@ -11,6 +11,7 @@ of work (services/unit_of_work.py): staged in its transaction, published after i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -18,12 +19,14 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from core.errors import NotFound, ValidationFailed
+from core.patch import UNSET, Unset, given, named_in
 from core.yjs import EMPTY_UPDATE
 from models.repo import doc_content as content_repo
 from models.repo import documents as repo
 from services import activity, comments, permissions_cache, policy
 from services.doc_content import to_json
 from services.doc_state import DocState, load_state
+from services.document_entities import Document, DocumentMeta, Privacy
 from services.policy import Action, Resource
 from services.snapshots import refresh_projection
 from services.unit_of_work import UnitOfWork, unit_of_work
@@ -83,13 +86,35 @@ async def _require_parent(ctx: Deps, actor_id: str, parent_id: str, workspace_id
         )
 
 
-def _header_data(doc: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DocumentPatch:
+    """A rename, a move (`parent_id` None: to the top level) and/or the fragment holding the
+    block tree (None: the setting's default); UNSET: unchanged."""
+
+    title: str | Unset = UNSET
+    parent_id: str | Unset | None = UNSET
+    fragment: str | Unset | None = UNSET
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> DocumentPatch:
+        patch = cls(**named_in(body, ("title", "fragment")))
+        if "parent_id" not in body:
+            return patch
+        parent = body["parent_id"]
+        return cls(patch.title, None if parent is None else str(parent), patch.fragment)
+
+    def changes(self) -> dict[str, object]:
+        """The columns to write (and the activity event's `changes`)."""
+        return given(self, ("title", "parent_id", "fragment"))
+
+
+def _header_data(doc: DocumentMeta) -> dict[str, object]:
     """Activity event data; absent rather than null (the envelope's data values are non-null)."""
     data = {
-        "document_id": doc["id"],
-        "title": doc["title"],
-        "board_id": doc["board_id"],
-        "parent_id": doc["parent_id"],
+        "document_id": doc.id,
+        "title": doc.title,
+        "board_id": doc.board_id,
+        "parent_id": doc.parent_id,
     }
     return {key: value for key, value in data.items() if value is not None}
 
@@ -102,8 +127,8 @@ async def _insert(
     *,
     fragment: str | None = None,
     **event: Any,
-) -> dict[str, Any]:
-    doc = await repo.insert_document(
+) -> DocumentMeta:
+    row = await repo.insert_document(
         uow.conn,
         workspace_id=placement.workspace_id,
         board_id=placement.board_id,
@@ -114,6 +139,7 @@ async def _insert(
         created_by=actor_id,
         fragment=fragment,
     )
+    doc = DocumentMeta.from_row(row)
     await uow.emit(
         activity.event(
             placement.workspace_id, "document.created", actor_id, {**_header_data(doc), **event}
@@ -122,32 +148,39 @@ async def _insert(
     return doc
 
 
-def fragment_of(ctx: Deps, doc: dict[str, Any]) -> str:
-    """The fragment holding the document's block tree: its own, else the setting's default."""
-    return doc.get("fragment") or ctx.settings.content_fragment
+def fragment_of(ctx: Deps, doc: DocumentMeta | Mapping[str, Any]) -> str:
+    """The fragment holding the document's block tree: its own, else the setting's default
+    (`doc`: the document, or its row)."""
+    own = doc.fragment if isinstance(doc, DocumentMeta) else doc.get("fragment")
+    return own or ctx.settings.content_fragment
 
 
-def with_content(ctx: Deps, doc: dict[str, Any], state: DocState | None) -> dict[str, Any]:
+def with_content(ctx: Deps, doc: DocumentMeta, state: DocState | None) -> Document:
     update = state.update if state is not None else EMPTY_UPDATE
     content = to_json(update, fragment_of(ctx, doc))
-    return {**doc, "version": state.seq if state else 0, "content": content}
+    return Document(**vars(doc), version=state.seq if state else 0, content=content)
 
 
 async def create_document(
     ctx: Deps, actor_id: str, placement: Placement, title: str, fragment: str | None = None
-) -> dict[str, Any]:
+) -> Document:
     await check_placement(ctx, actor_id, placement)
     async with unit_of_work(ctx) as uow:
         doc = await _insert(uow, actor_id, placement, title, fragment=fragment)
     return with_content(ctx, doc, None)
 
 
-async def get_document(ctx: Deps, actor_id: str, doc_id: str) -> dict[str, Any]:
+async def _get_meta(ctx: Deps, doc_id: str) -> DocumentMeta:
+    row = await repo.get_document(ctx.db, doc_id)
+    if row is None:
+        raise NotFound("document not found")
+    return DocumentMeta.from_row(row)
+
+
+async def get_document(ctx: Deps, actor_id: str, doc_id: str) -> Document:
     """Metadata, the content as JSON and its version (the stream seq it covers)."""
     await policy.require(ctx, actor_id, Action.DOCUMENT_VIEW, Resource.document(doc_id))
-    doc = await repo.get_document(ctx.db, doc_id)
-    if doc is None:
-        raise NotFound("document not found")
+    doc = await _get_meta(ctx, doc_id)
     return with_content(ctx, doc, await load_state(ctx.db, ctx.doc_log, doc_id))
 
 
@@ -204,30 +237,31 @@ async def list_documents(
     return [{**dict(r), "is_private": r["effective_private"]} for r in rows]
 
 
-async def update_document(
-    ctx: Deps, actor_id: str, doc_id: str, changes: dict[str, Any]
-) -> dict[str, Any]:
+async def update_document(ctx: Deps, actor_id: str, doc_id: str, patch: DocumentPatch) -> Document:
     """Rename, move under another page (or to the top level with `parent_id: null`), or name
     the fragment holding the block tree (`fragment: null`: the setting's default)."""
+    changes = patch.changes()
     if not changes:
         raise ValidationFailed("nothing to update")
     access = await policy.require(ctx, actor_id, Action.DOCUMENT_EDIT, Resource.document(doc_id))
-    new_parent = changes.get("parent_id")
+    moves = patch.parent_id is not UNSET
+    new_parent = None if patch.parent_id is UNSET else patch.parent_id
     if new_parent is not None:
         await _require_parent(ctx, actor_id, new_parent, access.workspace_id)
     async with unit_of_work(ctx) as uow:
         conn = uow.conn
-        if "parent_id" in changes:
+        if moves:
             await repo.lock_page_tree(conn, access.workspace_id)
             if new_parent is not None and await repo.is_ancestor_or_self(conn, doc_id, new_parent):
                 raise ValidationFailed(
                     "a page cannot be moved under itself or one of its sub-pages",
                     fields={"parent_id": ["would create a cycle"]},
                 )
-        doc = await repo.update_document(conn, doc_id, changes)
-        if doc is None:
+        row = await repo.update_document(conn, doc_id, changes)
+        if row is None:
             raise NotFound("document not found")
-        if "fragment" in changes:  # another fragment holds the blocks: re-project at once
+        doc = DocumentMeta.from_row(row)
+        if patch.fragment is not UNSET:  # another fragment holds the blocks: re-project at once
             await content_repo.reset_projection(conn, doc_id)
         await uow.emit(
             activity.event(
@@ -237,9 +271,9 @@ async def update_document(
                 {"document_id": doc_id, "changes": changes},
             )
         )
-    if "parent_id" in changes:  # inherited privacy and grants come from the new parent now
+    if moves:  # inherited privacy and grants come from the new parent now
         await invalidate_subtree(ctx, doc_id, access.workspace_id)
-    if "fragment" in changes:
+    if patch.fragment is not UNSET:
         await refresh_projection_now(ctx, doc_id)
     return with_content(ctx, doc, await load_state(ctx.db, ctx.doc_log, doc_id))
 
@@ -252,9 +286,7 @@ async def invalidate_subtree(ctx: Deps, doc_id: str, workspace_id: str) -> None:
         await permissions_cache.invalidate_resource(ctx, "document", page_id, workspace_id)
 
 
-async def set_privacy(
-    ctx: Deps, actor_id: str, doc_id: str, is_private: bool | None
-) -> dict[str, Any]:
+async def set_privacy(ctx: Deps, actor_id: str, doc_id: str, is_private: bool | None) -> Privacy:
     """Make a page private (true), not private (false) or as its parent (null). Its sub-pages
     that do not set their own follow. Manage permission."""
     access = await policy.require(ctx, actor_id, Action.DOCUMENT_MANAGE, Resource.document(doc_id))
@@ -271,7 +303,7 @@ async def set_privacy(
         )
     await invalidate_subtree(ctx, doc_id, access.workspace_id)
     effective = await repo.effective_privacy(ctx.db, doc_id)
-    return {"id": doc_id, "is_private": effective, "own": is_private}
+    return Privacy(doc_id, effective, is_private)
 
 
 async def delete_document(ctx: Deps, actor_id: str, doc_id: str) -> list[str]:
@@ -312,23 +344,19 @@ def copy_title(title: str) -> str:
     return (COPY_PREFIX + title)[:MAX_TITLE_CHARS]
 
 
-async def duplicate_document(
-    ctx: Deps, actor_id: str, doc_id: str, title: str | None
-) -> dict[str, Any]:
+async def duplicate_document(ctx: Deps, actor_id: str, doc_id: str, title: str | None) -> Document:
     """A new document beside the source (same workspace, board, parent) with a copy of its
     current content: the source's merged state is the copy's first log update."""
     await policy.require(ctx, actor_id, Action.DOCUMENT_VIEW, Resource.document(doc_id))
-    source = await repo.get_document(ctx.db, doc_id)
-    if source is None:
-        raise NotFound("document not found")
+    source = await _get_meta(ctx, doc_id)
     placement = Placement(
-        str(source["workspace_id"]),
-        None if source["board_id"] is None else str(source["board_id"]),
-        None if source["parent_id"] is None else str(source["parent_id"]),
+        str(source.workspace_id),
+        None if source.board_id is None else str(source.board_id),
+        None if source.parent_id is None else str(source.parent_id),
     )
     await check_placement(ctx, actor_id, placement)
     state = await load_state(ctx.db, ctx.doc_log, doc_id)
-    new_title = title if title is not None else copy_title(source["title"])
+    new_title = title if title is not None else copy_title(source.title)
     return await create_with_content(
         ctx,
         actor_id,
@@ -336,7 +364,7 @@ async def duplicate_document(
         new_title,
         state.update,
         kind="duplicate",
-        fragment=source["fragment"],
+        fragment=source.fragment,
         source_id=doc_id,
     )
 
@@ -351,14 +379,14 @@ async def create_with_content(
     kind: str,
     fragment: str | None = None,
     **event: Any,
-) -> dict[str, Any]:
+) -> Document:
     """A new document (placement checked by the caller) whose log starts with `state`, one
     whole-state update tagged `server:<kind>` (a duplicate, an import)."""
     # The `document.created` event goes out at the commit, before the content is written: the
     # content reaches readers through the document log anyway, and a failed write removes the row.
     async with unit_of_work(ctx) as uow:
         doc = await _insert(uow, actor_id, placement, title, fragment=fragment, **event)
-    new_id = str(doc["id"])
+    new_id = str(doc.id)
     try:
         written = await _write_content(ctx, actor_id, new_id, state, kind)
     except BaseException:
