@@ -20,7 +20,7 @@ from __future__ import annotations
 import structlog
 
 from models.repo import comments as repo
-from services.anchor_text import anchor_of, blocks_of
+from services.anchor_text import anchor_of, content_of
 from services.comments import CommentChange, Scope, load_thread
 from services.doc_content import ContentError
 from services.policy import Resource
@@ -38,13 +38,13 @@ async def follow_content(
     if not threads:
         return 0
     try:
-        blocks = blocks_of(state, fragment)
+        content = content_of(state, fragment)
     except ContentError as err:
         log.error("anchors.unreadable_state", doc_id=doc_id, seq=seq, error=repr(err))
         return 0
     changed = 0
     for thread in threads:
-        anchor_state, quoted = anchor_of(blocks, thread)
+        anchor_state, quoted = anchor_of(content, thread)
         if (anchor_state, quoted) == (thread["anchor_state"], thread["quoted_text"]):
             continue
         thread_id = str(thread["id"])

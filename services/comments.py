@@ -35,7 +35,7 @@ from models.repo import documents as documents_repo
 from models.repo.comments import NewComment, NewThread, ThreadFilter
 from models.repo.doc_content import display_names
 from services import notifications, policy
-from services.anchor_text import anchor_of, blocks_of
+from services.anchor_text import anchor_of, content_of
 from services.board_changes import BoardChange, board_change
 from services.comment_body import mentioned_ids, plain_text
 from services.deps import Deps
@@ -391,7 +391,7 @@ async def _anchor_now(ctx: Deps, doc_id: str, anchor: Anchor) -> tuple[str, str 
         "quoted_text": anchor.quoted_text,
     }
     try:
-        anchor_state, quoted = anchor_of(blocks_of(state.update, fragment), thread)
+        anchor_state, quoted = anchor_of(content_of(state.update, fragment), thread)
     except ContentError:
         return "anchored", anchor.quoted_text, 0
     return anchor_state, quoted, state.seq

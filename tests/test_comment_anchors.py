@@ -116,6 +116,31 @@ async def test_orphaned_when_the_block_goes_anchored_when_it_comes_back(api, ctx
         await sock.aclose()
 
 
+async def test_a_quote_after_a_mention_is_read_from_the_right_text_node(api, ctx, ws_port):
+    """A mention splits a block's text into several Yjs text nodes; relative positions do not say
+    which one they are in: the server finds it (and corrects a client's wrong quote)."""
+    setup = await document_with(ctx, "editor")
+    editor = setup.users["editor"]
+    async with YjsNodeClients() as clients:
+        await connected(clients, setup, ws_port, "ada")
+        await clients.editor_write("ada", "blocknote", blocks("ask "))
+        await clients.editor_mention("ada", "p1", editor.id)
+        await clients.editor_append("ada", "p1", " about the tail end")
+        await rows_when(ctx, setup.doc_id, lambda r: "tail end" in r.get("p1", {}).get("text", ""))
+        positions = await clients.editor_anchor("ada", "p1", 11, 19, node=1)
+        created = await api.post(
+            f"{DOCS}{setup.doc_id}/threads/",
+            {
+                "body": body("which end?"),
+                "anchor": {"block_id": "p1", **positions, "quoted_text": "not this"},
+            },
+            token=editor.access_token,
+        )
+        assert created.status == 201, created.body
+        assert created.body["anchor"]["state"] == "anchored"
+        assert created.body["anchor"]["quoted_text"] == "tail end"
+
+
 async def test_a_rest_block_delete_orphans_the_thread(api, ctx):
     setup = await document_with(ctx, "editor")
     token = setup.users["editor"].access_token

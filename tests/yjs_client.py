@@ -417,16 +417,20 @@ class YjsNodeClients:
         )
 
     async def editor_anchor(
-        self, name: str, block_id: str, start: int, end: int, *, fragment: str = "prosemirror"
+        self,
+        name: str,
+        block_id: str,
+        start: int,
+        end: int,
+        *,
+        node: int = 0,
+        fragment: str = "prosemirror",
     ) -> dict[str, Any]:
         """`{"start", "end"}`: Yjs relative positions (`Y.relativePositionToJSON`) of the text
-        range [start, end) of a block, as a comment UI anchors a selection."""
+        range [start, end) of text node `node` of a block, as a comment UI anchors a selection."""
+        span = {"from": start, "to": end}
         return await self.request(
-            "editor_anchor",
-            name=name,
-            fragment=fragment,
-            block_id=block_id,
-            **{"from": start, "to": end},
+            "editor_anchor", name=name, fragment=fragment, block_id=block_id, node=node, **span
         )
 
     async def editor_wait(

@@ -13,8 +13,9 @@
 //   editor_append {name, fragment, block_id, text, inline?}: a BlockNote user types `text` (or
 //       inserts the inline item `inline`, e.g. a mention) at the end of block `block_id` (read,
 //       edit, write back: the same minimal diff a keystroke makes)
-//   editor_anchor {name, fragment, block_id, from, to} -> {start, end}: the Yjs relative positions
-//       (`Y.relativePositionToJSON`) of a text range in block `block_id`'s inline text, as a
+//   editor_anchor {name, fragment, block_id, from, to, node} -> {start, end}: the Yjs relative
+//       positions (`Y.relativePositionToJSON`) of a text range in text node `node` (default 0) of
+//       block `block_id`'s inline content (a mention splits it into several), as a
 //       comment UI anchors a selection (end sticks to the character before it)
 //   editor_wait  {name, editor, fragment, contains, timeout_ms} -> {content, waited_ms}: resolves
 //       once the editor's JSON of the fragment contains the string `contains`
@@ -55,23 +56,23 @@ const findBlock = (blocks, id) => {
   return undefined
 }
 
-/** The inline text of the blockContainer with `id` (its content node's first Y.XmlText). */
-const blockText = (node, id) => {
+/** Text node `nth` (a Y.XmlText) of the inline content of the blockContainer with `id`. */
+const blockText = (node, id, nth) => {
   for (const child of node.toArray()) {
     if (!(child instanceof Y.XmlElement)) continue
     if (child.nodeName === 'blockContainer' && child.getAttribute('id') === id) {
       const content = child.toArray().find((c) => c instanceof Y.XmlElement && c.nodeName !== 'blockGroup')
-      return content?.toArray().find((c) => c instanceof Y.XmlText)
+      return content?.toArray().filter((c) => c instanceof Y.XmlText)[nth]
     }
-    const found = blockText(child, id)
+    const found = blockText(child, id, nth)
     if (found) return found
   }
   return undefined
 }
 
 export const editorCommands = (client) => ({
-  editor_anchor: ({ name, fragment = 'prosemirror', block_id: blockId, from, to }) => {
-    const text = blockText(client(name).doc.getXmlFragment(fragment), blockId)
+  editor_anchor: ({ name, fragment = 'prosemirror', block_id: blockId, from, to, node = 0 }) => {
+    const text = blockText(client(name).doc.getXmlFragment(fragment), blockId, node)
     if (!text) throw new Error(`no text in block ${blockId}`)
     return {
       start: Y.relativePositionToJSON(Y.createRelativePositionFromTypeIndex(text, from, 0)),
