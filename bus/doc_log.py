@@ -133,6 +133,13 @@ class DocLog:
                     raise DocLogRejected(
                         f"document log refused the update: {err.description}"
                     ) from err
+            except nats.errors.MaxPayloadError as err:
+                # Over the server's max_payload: refused by the client before sending, as final
+                # as the stream's own size limit (a whole-state write of a large document).
+                raise DocLogRejected(
+                    f"document log refused the update: {len(update)} bytes is over the "
+                    "message size limit"
+                ) from err
             except (
                 nats.errors.TimeoutError,
                 nats.errors.NoRespondersError,

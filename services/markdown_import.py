@@ -30,8 +30,9 @@ from markdown_it.tree import SyntaxTreeNode
 from services.block_ops import new_block_id
 
 Block = dict[str, Any]
-# A Markdown body gives at most this many blocks (the whole document is one update in the log,
-# which must fit in a frame): more is refused with a clear error rather than a failed publish.
+# A Markdown body gives at most this many blocks, a table cell counting as one (building and
+# checking them is the import's cost: a table of 20,000 rows is one block but 40,000 cells).
+# The whole document must also fit in one log entry: `services/doc_import.py` checks its size.
 MAX_IMPORT_BLOCKS = 10_000
 _TASK_PREFIXES = {"[ ] ": False, "[x] ": True, "[X] ": True}
 _STYLE_OF = {"strong": "bold", "em": "italic", "s": "strike"}
@@ -218,7 +219,14 @@ def blocks_of(nodes: list[SyntaxTreeNode]) -> list[Block]:
 
 
 def _count(blocks: list[Block]) -> int:
-    return sum(1 + _count(block.get("children") or []) for block in blocks)
+    return sum(1 + _cells(block) + _count(block.get("children") or []) for block in blocks)
+
+
+def _cells(block: Block) -> int:
+    content = block.get("content")
+    if isinstance(content, dict) and content.get("type") == "tableContent":
+        return sum(len(row["cells"]) for row in content["rows"])
+    return 0
 
 
 def parse_markdown(text: str, *, title_from_heading: bool) -> Imported:
@@ -233,7 +241,7 @@ def parse_markdown(text: str, *, title_from_heading: bool) -> Imported:
         nodes = nodes[1:]
     blocks = blocks_of(nodes)
     if _count(blocks) > MAX_IMPORT_BLOCKS:
-        raise TooManyBlocks(f"more than {MAX_IMPORT_BLOCKS} blocks")
+        raise TooManyBlocks(f"more than {MAX_IMPORT_BLOCKS} blocks (a table cell counts as one)")
     return Imported(title, blocks)
 
 

@@ -84,6 +84,17 @@ async def test_oversized_update_is_refused(limited):
     assert await ctx.doc_log.last_seq(writer.doc_id) == 0
 
 
+async def test_update_over_the_servers_max_payload_is_refused(limited):
+    """Past NATS' max_payload the client refuses before sending: the same final 507, not a 500
+    (a whole-state write of a large document: a duplicate, an import)."""
+    ctx = limited
+    writer = Writer(ctx.doc_log, await make_doc_row(ctx))
+    with pytest.raises(DocLogRejected) as refused:
+        await writer.publish(b"\x00" * (ctx.nats.nc.max_payload + 1))
+    assert refused.value.status == 507 and "message size limit" in refused.value.message
+    assert await ctx.doc_log.last_seq(writer.doc_id) == 0
+
+
 async def test_health_alerts_before_the_limit(limited):
     ctx = limited
     writer = Writer(ctx.doc_log, await make_doc_row(ctx))
