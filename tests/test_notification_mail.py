@@ -130,9 +130,10 @@ async def test_a_mention_is_mailed_at_once_with_an_unsubscribe_link(api, ctx, sm
     assert await send(ctx) == 0
 
 
-async def test_digest_groups_five_events_into_one_email(api, ctx, smtp):
+@pytest.mark.parametrize(("channel", "period_minutes"), [("hourly", 60), ("daily", 24 * 60)])
+async def test_digest_groups_five_events_into_one_email(api, ctx, smtp, channel, period_minutes):
     workspace, owner, member, doc = await world(api, ctx, title="Spec")
-    await setting(api, member, THREAD_REPLY, "email_digest_hourly")
+    await setting(api, member, THREAD_REPLY, f"email_digest_{channel}")
     threads = (uuid.uuid4(), uuid.uuid4())
     made = []
     for n in range(5):
@@ -152,12 +153,14 @@ async def test_digest_groups_five_events_into_one_email(api, ctx, smtp):
         )
     # Not an hour old yet: held.
     assert await plan(ctx) == {"held": 5}
-    assert await plan(ctx) == {}  # held until the hour is over: not even looked at
-    await time_passes(ctx, member, 61)
+    assert await plan(ctx) == {}  # held until the period is over: not even looked at
+    await time_passes(ctx, member, period_minutes - 2)
+    assert await plan(ctx) == {}
+    await time_passes(ctx, member, 3)
     assert await plan(ctx) == {"mails": 1}
     assert await send(ctx) == 1
     [message] = smtp.inbox.parsed()
-    assert message["Subject"] == "Your Collab hourly digest: 5 updates"
+    assert message["Subject"] == f"Your Collab {channel} digest: 5 updates"
     text = text_of(message)
     assert text.count("## “Spec”") == 2  # one section per thread
     for n in range(5):
