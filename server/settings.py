@@ -218,9 +218,11 @@ class Settings:
     export_ttl_s: float = 86400.0
     export_interval_s: float = 2.0
 
-    # Outgoing email (services/mailer.py): a job sends what the outbox holds (invitations), off the
-    # request path. `mail_backend`: "off" (mail waits in the outbox), "console" (logged, not sent;
-    # `collab dev`'s default) or "smtp" (sent to smtp_host:smtp_port). `smtp_tls`: "none",
+    # Outgoing email (services/mailer.py): a job sends what the outbox holds (invitations, reset
+    # and verification links, notification mail, reports), off the request path. `mail_backend`:
+    # "off" (mail waits in the outbox), "console" (logged, not sent; `collab dev` on external
+    # services) or "smtp" (sent to smtp_host:smtp_port; `collab dev` points it at its own mail
+    # catcher, server/embedded.py EmbeddedMailbox). `smtp_tls`: "none",
     # "starttls" or "tls" (implicit TLS, usually port 465). A failed send is retried after
     # mail_retry_base_s, doubling each time (capped at an hour), and marked failed after
     # mail_max_attempts; a permanent refusal (5xx) fails at once. Links in mail start with

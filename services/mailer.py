@@ -1,7 +1,8 @@
 """Sends the mail the outbox holds: a periodic job, never the request path.
 
 A change that should send mail writes an outbox row in its own transaction (an invitation:
-`services/workspaces.py`), so no mail is sent for a rolled-back change and none is lost while the
+`services/workspaces.py`; a reset or verification request: `services/account_tokens.py`; a planned
+notification mail: `services/notification_mail.py`), so no mail is sent for a rolled-back change and none is lost while the
 SMTP server is down. This job leases due rows (`models/repo/outbox.py` `lease_pending`: no
 transaction stays open during a send; a crashed sender's rows come back when the lease ends),
 builds each message (its kind's `build`: templates in `services/mail_messages.py`; it may also
@@ -9,7 +10,8 @@ decide there is nothing to send, e.g. a revoked invitation) and hands it to the 
 `settings.mail_backend`:
 
 * `off`: nothing runs; mail waits in the outbox.
-* `console`: the message is written to standard output (`collab dev`), marked sent.
+* `console`: the message is written to standard output, marked sent (`collab dev` on external
+  services; otherwise `collab dev` sends over SMTP to its own mail catcher).
 * `smtp`: sent with aiosmtplib. Sent → `processed_at`. A transient failure (connection refused,
   timeout, 4xx) → retried after `mail_retry_base_s` doubling per attempt (capped, jittered);
   after `mail_max_attempts`, or at once on a permanent 5xx refusal → `failed_at` + `last_error`.
