@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pycrdt import Doc, StickyIndex, XmlElement, XmlFragment, XmlText
+from pycrdt import Decoder, Doc, StickyIndex, XmlElement, XmlFragment, XmlText
 
 from core.yjs import ProtocolError, call_pycrdt
 from services.block_tree import Block, walk
@@ -61,9 +61,29 @@ def _clean(position: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in position.items() if value is not None}
 
 
+def _clocks(doc: Doc) -> dict[int, int]:
+    """client id → next clock: what the doc has integrated (its state vector)."""
+    decoder = Decoder(doc.get_state())
+    return {
+        decoder.read_var_uint(): decoder.read_var_uint() for _ in range(decoder.read_var_uint())
+    }
+
+
+def _known(position: dict[str, Any], clocks: dict[int, int]) -> bool:
+    """Whether the doc has the item and the type the position names (pycrdt panics on an id it
+    does not have: a client's update still on its way, or a made-up id)."""
+    for key in ("item", "type"):
+        ref = position.get(key)
+        if ref is not None and ref["clock"] >= clocks.get(ref["client"], 0):
+            return False
+    return True
+
+
 def _resolve(position: dict[str, Any], doc: Doc) -> int | None:
     """The index of `position` in its own text node of `doc` (pycrdt follows a deleted end to
     where it was); None if the doc does not know it."""
+    if not _known(position, _clocks(doc)):
+        return None
 
     def resolve() -> int:
         with doc.transaction() as txn:
