@@ -194,7 +194,7 @@ class VersionDiffHandler(BaseHandler):
         diff = await versions.diff_versions(
             self.ctx, principal.user_id, doc_id, version_id, other_id
         )
-        self.send(VersionDiffSchema().dump({**diff, "from_": diff["from"]}))
+        self.send(VersionDiffSchema().dump(diff))
 
 
 class RestoreHandler(BaseHandler):

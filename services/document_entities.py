@@ -1,13 +1,14 @@
 """What the document services return: a document's header, a document with its content, a
-page's privacy. Built from repository rows (`from_row`, `core/entity.py`), serialised by the
+page's privacy, its versions. Built from repository rows (`from_row`, `core/entity.py`), serialised by the
 schemas of `handlers/schemas/documents.py`, which read them by attribute as they read rows by key.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 from uuid import UUID
 
 from core.entity import FromRow
@@ -48,3 +49,63 @@ class Privacy:
     id: str
     is_private: bool
     own: bool | None
+
+
+@dataclass(frozen=True)
+class Version(FromRow):
+    """A saved state of a document: `auto`, `named` or `restore`, at a stream sequence."""
+
+    id: UUID
+    document_id: UUID
+    seq: int
+    kind: str
+    name: str | None
+    created_by: UUID | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredVersion(Version):
+    """A version with its full CRDT state (what restoring and diffing read)."""
+
+    state: bytes
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Self:
+        return super().from_row({**row, "state": bytes(row["state"])})
+
+
+@dataclass(frozen=True)
+class Person:
+    """A writer of a document's log (`user_id`: the log's Collab-User) and their name, if known."""
+
+    user_id: str
+    display_name: str | None
+
+
+@dataclass(frozen=True)
+class Authors:
+    """Who wrote the updates a version contains, and who wrote those since the previous one."""
+
+    authors: tuple[Person, ...]
+    edited_by: tuple[Person, ...]
+
+
+@dataclass(frozen=True)
+class VersionDetail(Version):
+    # The version's block tree: open JSON, as `Document.content`.
+    content: dict[str, Any]
+    authors: tuple[Person, ...]
+    edited_by: tuple[Person, ...]
+
+
+@dataclass(frozen=True)
+class VersionDiff:
+    """What changed from one version to another (`services/block_diff.py`)."""
+
+    from_: Version
+    to: Version
+    fragment: str
+    # Block and root changes as block_diff reports them: block JSON and text diffs, open JSON.
+    blocks: dict[str, Any]
+    roots: dict[str, Any]

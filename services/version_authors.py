@@ -14,11 +14,12 @@ can name a user whose updates in that batch fell on both sides of the window but
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bus.doc_log import LogEntry
 from models.repo import doc_content as content_repo
 from models.repo import doc_snapshots
+from services.document_entities import Authors, Person
 
 if TYPE_CHECKING:
     from services.deps import Deps
@@ -57,15 +58,13 @@ async def spans_through(ctx: Deps, doc_id: str, upto: int) -> list[Span]:
     return recorded + spans_of(tail)
 
 
-async def version_authors(
-    ctx: Deps, doc_id: str, seq: int, previous_seq: int
-) -> dict[str, list[dict[str, Any]]]:
+async def version_authors(ctx: Deps, doc_id: str, seq: int, previous_seq: int) -> Authors:
     spans = await spans_through(ctx, doc_id, seq)
     authors = users_in(spans, 0, seq)
     edited = users_in(spans, previous_seq, seq)
     names = await content_repo.display_names(ctx.db, authors)
 
-    def people(users: list[str]) -> list[dict[str, Any]]:
-        return [{"user_id": user, "display_name": names.get(user)} for user in users]
+    def people(users: list[str]) -> tuple[Person, ...]:
+        return tuple(Person(user, names.get(user)) for user in users)
 
-    return {"authors": people(authors), "edited_by": people(edited)}
+    return Authors(people(authors), people(edited))

@@ -13,7 +13,7 @@ edits) is kept. A retried restore (same `Idempotency-Key`) is not applied twice:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -24,6 +24,7 @@ from services import activity, doc_writes, policy
 from services.block_diff import diff_states
 from services.doc_content import RootTypeConflict, make_restore_update, to_json
 from services.doc_state import load_state
+from services.document_entities import StoredVersion, Version, VersionDetail, VersionDiff
 from services.documents import fragment_of, refresh_projection_now
 from services.policy import Action, Resource
 from services.unit_of_work import unit_of_work
@@ -37,18 +38,20 @@ log = structlog.get_logger(__name__)
 
 async def list_versions(
     ctx: Deps, actor_id: str, doc_id: str, limit: int, offset: int
-) -> list[dict[str, Any]]:
+) -> list[Version]:
     await policy.require(ctx, actor_id, Action.DOCUMENT_VIEW, Resource.document(doc_id))
-    return await repo.list_versions(ctx.db, doc_id, limit, offset)
+    return [
+        Version.from_row(row) for row in await repo.list_versions(ctx.db, doc_id, limit, offset)
+    ]
 
 
-async def create_named_version(ctx: Deps, actor_id: str, doc_id: str, name: str) -> dict[str, Any]:
+async def create_named_version(ctx: Deps, actor_id: str, doc_id: str, name: str) -> Version:
     """Save the current merged state (snapshot + log) under a name."""
     access = await policy.require(ctx, actor_id, Action.DOCUMENT_EDIT, Resource.document(doc_id))
     state = await load_state(ctx.db, ctx.doc_log, doc_id)
     async with unit_of_work(ctx) as uow:
         conn = uow.conn
-        version = await repo.insert_version(
+        row = await repo.insert_version(
             conn,
             doc_id,
             seq=state.seq,
@@ -57,7 +60,8 @@ async def create_named_version(ctx: Deps, actor_id: str, doc_id: str, name: str)
             name=name,
             created_by=actor_id,
         )
-        assert version is not None
+        assert row is not None
+        version = Version.from_row(row)
         await uow.emit(
             activity.event(
                 access.workspace_id,
@@ -65,7 +69,7 @@ async def create_named_version(ctx: Deps, actor_id: str, doc_id: str, name: str)
                 actor_id,
                 {
                     "document_id": doc_id,
-                    "version_id": version["id"],
+                    "version_id": version.id,
                     "seq": state.seq,
                     "name": name,
                 },
@@ -74,42 +78,43 @@ async def create_named_version(ctx: Deps, actor_id: str, doc_id: str, name: str)
     return version
 
 
-async def _version_or_404(ctx: Deps, doc_id: str, version_id: str) -> dict[str, Any]:
-    version = await repo.get_version(ctx.db, doc_id, version_id)
-    if version is None:
+async def _version_or_404(ctx: Deps, doc_id: str, version_id: str) -> StoredVersion:
+    row = await repo.get_version(ctx.db, doc_id, version_id)
+    if row is None:
         raise NotFound("version not found")
-    return version
+    return StoredVersion.from_row(row)
 
 
-async def get_version(ctx: Deps, actor_id: str, doc_id: str, version_id: str) -> dict[str, Any]:
+async def get_version(ctx: Deps, actor_id: str, doc_id: str, version_id: str) -> VersionDetail:
     await policy.require(ctx, actor_id, Action.DOCUMENT_VIEW, Resource.document(doc_id))
-    version = await _version_or_404(ctx, doc_id, version_id)
-    state = version.pop("state")
+    stored = await _version_or_404(ctx, doc_id, version_id)
     fragment = fragment_of(ctx, {"fragment": await repo.get_fragment(ctx.db, doc_id)})
-    previous = await repo.previous_version_seq(ctx.db, doc_id, version["seq"])
-    people = await version_authors(ctx, doc_id, version["seq"], previous)
-    return {**version, **people, "content": to_json(bytes(state), fragment)}
-
-
-def _ref(version: dict[str, Any]) -> dict[str, Any]:
-    return {key: version[key] for key in ("id", "seq", "kind", "name", "created_at")}
+    previous = await repo.previous_version_seq(ctx.db, doc_id, stored.seq)
+    people = await version_authors(ctx, doc_id, stored.seq, previous)
+    header = Version.from_row(vars(stored))
+    return VersionDetail(
+        **vars(header),
+        content=to_json(stored.state, fragment),
+        authors=people.authors,
+        edited_by=people.edited_by,
+    )
 
 
 async def diff_versions(
     ctx: Deps, actor_id: str, doc_id: str, from_id: str, to_id: str
-) -> dict[str, Any]:
+) -> VersionDiff:
     """Blocks added / removed / moved / changed (with a text diff) from one version to another
     (services/block_diff.py); either order, any two versions of the document."""
     await policy.require(ctx, actor_id, Action.DOCUMENT_VIEW, Resource.document(doc_id))
     old = await _version_or_404(ctx, doc_id, from_id)
     new = await _version_or_404(ctx, doc_id, to_id)
     fragment = fragment_of(ctx, {"fragment": await repo.get_fragment(ctx.db, doc_id)})
-    diff = diff_states(bytes(old["state"]), bytes(new["state"]), fragment)
-    return {"from": _ref(old), "to": _ref(new), **diff}
+    diff = diff_states(old.state, new.state, fragment)
+    return VersionDiff(old, new, diff["fragment"], diff["blocks"], diff["roots"])
 
 
-def _restore_name(version: dict[str, Any]) -> str:
-    label = version["name"] or f"{version['kind']} version at seq {version['seq']}"
+def _restore_name(version: Version) -> str:
+    label = version.name or f"{version.kind} version at seq {version.seq}"
     return f"Restored from {label}"[:200]
 
 
@@ -124,7 +129,7 @@ def _restore_diff(current: bytes, version_state: bytes) -> bytes:
 
 async def restore_version(
     ctx: Deps, actor_id: str, doc_id: str, version_id: str, key: str
-) -> tuple[dict[str, Any] | None, bool]:
+) -> tuple[Version | None, bool]:
     """Write the version's content into the live document as a new update.
 
     Returns (the 'restore' version recorded at the new seq, whether this call applied it);
@@ -145,9 +150,9 @@ async def restore_version(
             recorded = await repo.get_restore_version(conn, doc_id, done_seq)
             if recorded is None:
                 raise Conflict("restore recorded without its version, retry")
-            return recorded, False
+            return Version.from_row(recorded), False
         current = await doc_writes.current_state(ctx, doc_id, conn)
-        diff = _restore_diff(current.update, bytes(version["state"]))
+        diff = _restore_diff(current.update, version.state)
         if diff == EMPTY_UPDATE:
             log.info("version.restore_unchanged", doc_id=doc_id, version_id=version_id)
             return None, False
@@ -155,7 +160,7 @@ async def restore_version(
             ctx, conn, doc_id, diff, msg_id=msg_id, kind="restore", user=actor_id
         )
         # The msg-id map and the 'restore' version commit together: one exists iff the other does.
-        restored = await repo.insert_version(
+        row = await repo.insert_version(
             conn,
             doc_id,
             seq=seq,
@@ -164,8 +169,9 @@ async def restore_version(
             name=_restore_name(version),
             created_by=actor_id,
         )
-        if restored is None:
+        if row is None:
             raise Conflict("a restore version already exists at this sequence, retry")
+        restored = Version.from_row(row)
         await uow.emit(
             activity.event(
                 access.workspace_id,
@@ -174,7 +180,7 @@ async def restore_version(
                 {
                     "document_id": doc_id,
                     "version_id": version_id,
-                    "restore_version_id": restored["id"],
+                    "restore_version_id": restored.id,
                     "seq": seq,
                 },
             )
