@@ -49,6 +49,16 @@ def dev_jwt_secret(data_dir: Path) -> str:
     return secret
 
 
+def dev_public_url(host: str, port: int) -> str:
+    """The address a browser on this machine reaches `collab dev` at (a wildcard bind is
+    reached on loopback)."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -65,6 +75,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
         # services are external; COLLAB_MAIL_BACKEND set chooses for itself.
         mail_backend=os.environ.get("COLLAB_MAIL_BACKEND") or "console",
     )
+    if "COLLAB_PUBLIC_BASE_URL" not in os.environ:
+        # Links in mail (verification, reset, invitations) open this server, also on --port.
+        settings = dataclasses.replace(
+            settings, public_base_url=dev_public_url(settings.host, settings.port)
+        )
     configure_logging(settings.log_level, settings.log_format)
     data_dir = settings.data_dir.resolve()
     external = settings.database_url and settings.nats_url and settings.redis_url

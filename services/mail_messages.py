@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import formatdate, make_msgid
 from typing import Any, Protocol
 
 import jinja2
@@ -79,6 +79,9 @@ def compose(
     message["From"] = settings.mail_from
     message["To"] = to
     message["Subject"] = rendered.subject
+    # RFC 5322 requires Date (its absence costs spam score, and mail clients sort by it); the
+    # message is built when the mail job sends it, so this is the time it leaves.
+    message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = make_msgid(domain="collab")
     for name, value in (headers or {}).items():
         message[name] = value

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from server.cli import main
+from server.cli import dev_public_url, main
 from server.dev_services import read_file, services_path
 from server.embedded import EmbeddedMailbox, free_port, mailbox_dir
 from server.settings import Settings
@@ -103,6 +103,14 @@ def wait_for_mail(data_dir: Path, capsys, count: int) -> list:
     raise AssertionError(f"{count} message(s) did not arrive within {MAIL_WAIT_S}s")
 
 
+def test_dev_mail_links_open_the_dev_server():
+    assert dev_public_url("127.0.0.1", 8123) == "http://127.0.0.1:8123"
+    assert dev_public_url("0.0.0.0", 8000) == "http://127.0.0.1:8000"  # a wildcard bind
+    assert dev_public_url("::", 8000) == "http://[::1]:8000"
+    assert dev_public_url("fd00::5", 80) == "http://[fd00::5]:80"
+    assert dev_public_url("devbox.local", 8000) == "http://devbox.local:8000"
+
+
 @pytest.mark.timeout(300)
 def test_collab_dev_catches_mail_and_its_link_works(service_tmp_path, capsys):
     data_dir = service_tmp_path / "data"
@@ -122,7 +130,10 @@ def test_collab_dev_catches_mail_and_its_link_works(service_tmp_path, capsys):
         assert (listed["to"], listed["subject"]) == (email, "Confirm your email address for Collab")
         _, shown = mailbox(capsys, data_dir, "show", "1")
         [link] = shown["links"]
-        assert link.startswith("http://127.0.0.1:8000/api/v1/auth/verify-email/confirm/?token=")
+        # The link opens this server (its --port), not the default address.
+        assert link.startswith(f"http://127.0.0.1:{port}/api/v1/auth/verify-email/confirm/?token=")
+        status, checked = _request(link)
+        assert (status, checked["email"]) == (200, email)
         token = link.split("token=", 1)[1]
         status, user = _request(
             f"http://127.0.0.1:{port}/api/v1/auth/verify-email/confirm/", {"token": token}

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import pytest
 
@@ -47,6 +49,7 @@ async def make_due(ctx, invitation_id: str) -> None:
 
 async def test_invitation_is_sent_over_smtp_with_the_accept_link(api, ctx, smtp):
     to, created = await invited(api, ctx)
+    before = datetime.now(UTC).replace(microsecond=0)
     run = await ctx.scheduler.run_now(MAIL_JOB)
     assert run.result == 1
     [envelope] = smtp.inbox.messages
@@ -55,6 +58,8 @@ async def test_invitation_is_sent_over_smtp_with_the_accept_link(api, ctx, smtp)
     message = parsed(envelope)
     assert message["To"] == to
     assert message["Subject"] == f"Owner invited you to {created['workspace_name']} on Collab"
+    # Date is required by RFC 5322 (`collab mailbox list` showed an empty date column).
+    assert before <= parsedate_to_datetime(message["Date"]) <= datetime.now(UTC)
     link = f"{PUBLIC_URL}/api/v1/invitations/{created['token']}/accept/"
     text = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
