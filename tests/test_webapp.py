@@ -13,8 +13,8 @@ from handlers.webapp import WEBAPP_DIR
 from server.settings import Settings
 from tests.browser_support import TIMEOUT_MS, browser, new_page, sign_in
 
-#: Access tokens live 3 s here, so the app must refresh while the test uses it.
-SHORT_TTL_S = 3
+#: Access tokens live 5 s here, so the app must refresh while the test uses it.
+SHORT_TTL_S = 5
 
 
 @pytest.fixture
@@ -96,6 +96,16 @@ async def test_sign_up_create_a_workspace_and_sign_in_again(chromium, ws_port, m
         await page.get_by_role("button", name="New page").click()
         await expect(page.get_by_label("Page title")).to_have_value("Untitled")
         await expect(page.get_by_role("navigation", name="Sidebar")).to_be_hidden()
+        await page.get_by_label("Page title").fill("Parent page")
+        await page.get_by_label("Page title").press("Enter")
+        # A sub-page, from the tree: it opens, and the tree shows it under its parent.
+        await page.get_by_role("button", name="Menu").click()
+        await page.get_by_role("button", name="New sub-page of Parent page").click()
+        await expect(page.get_by_label("Page title")).to_have_value("Untitled")
+        await page.get_by_role("button", name="Menu").click()
+        parent = page.get_by_role("treeitem").filter(has_text="Parent page")
+        await expect(parent.get_by_role("group").get_by_role("link")).to_have_text(["Untitled"])
+        await page.get_by_role("button", name="Menu").click()
         await expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "connected")
         width = await page.evaluate("[document.scrollingElement.scrollWidth, innerWidth]")
         assert width[0] <= width[1], width  # nothing sticks out sideways at phone width

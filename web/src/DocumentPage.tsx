@@ -13,7 +13,7 @@ import { withCollaboration } from '@blocknote/core/yjs'
 import { api, onSession, refreshSession, userColor, wsBase, type Session } from './api'
 import type { BlockNoteEditor } from '@blocknote/core'
 import { CommentsPanel } from './Comments'
-import type { DocHeader, Workspace } from './Shell'
+import { pagesChanged, type DocHeader, type Workspace } from './Shell'
 import { Avatar, ErrorText, Status, useAction, useLoad } from './ui'
 
 type Doc = DocHeader & { fragment: string | null, version: number }
@@ -174,7 +174,7 @@ function Title ({ doc, onRenamed }: { doc: Doc, onRenamed: (title: string) => vo
   const save = async () => {
     if (title === doc.title) return
     const saved = await action.run(() => api<Doc>('PATCH', `/api/v1/documents/${doc.id}/`, { title }))
-    if (saved) onRenamed(saved.title)
+    if (saved) { onRenamed(saved.title); pagesChanged() }
   }
   return (
     <div className='title'>

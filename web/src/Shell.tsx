@@ -89,21 +89,20 @@ function Sidebar ({ workspace }: { workspace: Workspace }) {
   const boards = useLoad(() => api<{ items: Board[] }>('GET', `/api/v1/workspaces/${workspace.id}/boards/?limit=100`).then((p) => p.items), [workspace.id])
   const newBoard = useAction()
   const newPage = useAction()
-  const [treeVersion, setTreeVersion] = useState(0)
   const createBoard = async () => {
     const board = await newBoard.run(() => api<Board>('POST', '/api/v1/boards/', { workspace_id: workspace.id, name: 'Untitled board' }))
     if (board) { boards.reload(); navigate({ workspace: workspace.id, board: board.id }) }
   }
   const createPage = async (parentId: string | null) => {
     const doc = await newPage.run(() => api<DocHeader>('POST', '/api/v1/documents/', { workspace_id: workspace.id, parent_id: parentId, title: 'Untitled' }))
-    if (doc) { setTreeVersion((v) => v + 1); navigate({ workspace: workspace.id, document: doc.id }) }
+    if (doc) { pagesChanged(); navigate({ workspace: workspace.id, document: doc.id }) }
   }
   return (
     <>
       <section>
         <h3>Pages <button type='button' className='icon' aria-label='New page' title='New page' onClick={() => void createPage(null)}>+</button></h3>
         <ErrorText error={newPage.error} />
-        <DocTree key={treeVersion} workspace={workspace} parentId={null} selected={route.document} onAdd={createPage} />
+        <DocTree workspace={workspace} parentId={null} selected={route.document} onAdd={createPage} />
       </section>
       <section>
         <h3>Boards <button type='button' className='icon' aria-label='New board' title='New board' onClick={() => void createBoard()}>+</button></h3>
@@ -129,10 +128,26 @@ function Sidebar ({ workspace }: { workspace: Workspace }) {
   )
 }
 
+const PAGES_CHANGED = 'collab:pages-changed'
+
+/** Tell the page tree a title changed (the rename happens in the page, the tree is elsewhere). */
+export const pagesChanged = () => window.dispatchEvent(new Event(PAGES_CHANGED))
+
+function usePagesVersion (): number {
+  const [version, setVersion] = useState(0)
+  useEffect(() => {
+    const bump = () => setVersion((v) => v + 1)
+    window.addEventListener(PAGES_CHANGED, bump)
+    return () => window.removeEventListener(PAGES_CHANGED, bump)
+  }, [])
+  return version
+}
+
 /** One level of the page tree; sub-pages load when a page is expanded. */
 function DocTree ({ workspace, parentId, selected, onAdd }: { workspace: Workspace, parentId: string | null, selected?: string, onAdd: (parent: string | null) => void }) {
   const query = parentId ? `parent_id=${parentId}` : 'top_level=true'
-  const docs = useLoad(() => api<{ items: DocHeader[] }>('GET', `/api/v1/documents/?workspace_id=${workspace.id}&${query}&limit=100`).then((p) => p.items.filter((d) => !d.board_id || parentId)), [workspace.id, parentId])
+  const version = usePagesVersion()
+  const docs = useLoad(() => api<{ items: DocHeader[] }>('GET', `/api/v1/documents/?workspace_id=${workspace.id}&${query}&limit=100`).then((p) => p.items.filter((d) => !d.board_id || parentId)), [workspace.id, parentId, version])
   return (
     <Status state={docs} what='pages'>
       {(items) => (
