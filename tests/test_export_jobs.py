@@ -194,6 +194,13 @@ async def test_workspace_zip_holds_what_the_caller_may_view_by_page_tree(api, ct
     assert "block number 0" in home
     assert "- [Plans: 2027](Home/Plans-2027.md)" in home and "Secret" not in home
     assert "- [Q1](Plans-2027/Q1.md)" in archive.read("Home/Plans-2027.md").decode()
+    notified = await ctx.db.fetchrow(
+        "SELECT workspace_id, document_id, data FROM notifications"
+        " WHERE recipient_id = $1 AND kind = 'export.ready'",
+        setup.users["editor"].id,
+    )
+    assert str(notified["workspace_id"]) == setup.workspace_id
+    assert notified["document_id"] is None and notified["data"]["format"] == "zip"
 
 
 async def test_bad_input_changes_nothing(api, ctx):
