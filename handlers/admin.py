@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from handlers.base import BaseHandler, signed_in
 from handlers.routing import route
@@ -39,26 +38,26 @@ class AdminUsersHandler(BaseHandler):
     async def get(self, principal: Principal) -> None:
         query = self.load_query(AdminUserQuerySchema())
         await policy.require_instance_admin(self.ctx.db, principal.user_id)
-        rows = await user_admin.list_users(
+        found = await user_admin.list_users(
             self.ctx.db, limit=query["limit"] + 1, after_email=query["after"]
         )
-        items = rows[: query["limit"]]
-        more = len(rows) > query["limit"]
-        body = {"items": items, "next_after": items[-1]["email"] if more else None}
+        items = found[: query["limit"]]
+        more = len(found) > query["limit"]
+        body = {"items": items, "next_after": items[-1].email if more else None}
         self.send(AdminUserPageSchema().dump(body))
 
 
 class AdminUserActionHandler(BaseHandler):
     """One admin action on one user (a subclass names it); the body must be empty."""
 
-    action: Callable[[Deps, str, str], Awaitable[dict[str, Any]]]
+    action: Callable[[Deps, str, str], Awaitable[user_admin.AdminUser]]
 
     @signed_in
     async def post(self, principal: Principal, user_id: str) -> None:
         self.load_body(EmptySchema())
         await policy.require_instance_admin(self.ctx.db, principal.user_id)
-        row = await type(self).action(self.ctx, user_id, principal.user_id)
-        self.send(AdminUserSchema().dump(row))
+        user = await type(self).action(self.ctx, user_id, principal.user_id)
+        self.send(AdminUserSchema().dump(user))
 
 
 class AdminUserDeactivateHandler(AdminUserActionHandler):

@@ -11,6 +11,7 @@ import argparse
 import getpass
 import os
 import sys
+from dataclasses import asdict
 from typing import Any
 
 from ops._accounts import accounts_context
@@ -62,7 +63,8 @@ async def create(settings: Settings, values: tuple[str, str, str]) -> dict[str, 
     passwords = PasswordHashing(1, 1)
     try:
         async with accounts_context(settings) as ctx:
-            return await user_admin.create_superuser(ctx, passwords, email, password, name)
+            created = await user_admin.create_superuser(ctx, passwords, email, password, name)
+            return asdict(created)
     finally:
         await passwords.stop()
 

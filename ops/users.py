@@ -7,6 +7,7 @@ access token void, open sockets closed (`services/user_admin.py`). Users are nam
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 from typing import Any
 
 from ops._accounts import accounts_context
@@ -47,14 +48,16 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 async def users(settings: Settings, args: argparse.Namespace) -> Any:
+    """The command's JSON payload: the account(s) as dicts."""
     async with accounts_context(settings) as ctx:
         if args.action == "list":
-            return await user_admin.list_users(ctx.db, limit=args.limit, after_email=args.after)
+            found = await user_admin.list_users(ctx.db, limit=args.limit, after_email=args.after)
+            return [asdict(user) for user in found]
         if args.action == "deactivate":
-            return await user_admin.deactivate(ctx, args.user)
+            return asdict(await user_admin.deactivate(ctx, args.user))
         if args.action == "activate":
-            return await user_admin.activate(ctx, args.user)
-        return await user_admin.set_admin(ctx, args.user, not args.off)
+            return asdict(await user_admin.activate(ctx, args.user))
+        return asdict(await user_admin.set_admin(ctx, args.user, not args.off))
 
 
 def render(payload: Any) -> str:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -47,7 +49,8 @@ class AccountAdminDeps(RevocationDeps, TransactionDeps, Protocol):
 
 async def audit(uow: UnitOfWork, action: str, actor_id: str | None, data: dict[str, Any]) -> None:
     """Stage one admin action (`admin.<action>`) on the instance's activity subject;
-    `actor_id` None means the command line (whoever runs `collab` on a host)."""
+    `actor_id` None means the command line (whoever runs `collab` on a host). `data` is the
+    activity event's open JSON payload (each action names its own keys)."""
     await uow.emit(
         activity.event(
             INSTANCE_AUDIT_ID, f"admin.{action}", actor_id, {**data, "via": _via(actor_id)}
@@ -59,19 +62,31 @@ def _via(actor_id: str | None) -> str:
     return "cli" if actor_id is None else "api"
 
 
-def public_user(row: dict[str, Any]) -> dict[str, Any]:
-    """The fields an admin listing shows (never the password hash)."""
-    return {
-        "id": str(row["id"]),
-        "email": row["email"],
-        "display_name": row["display_name"],
-        "is_active": row["is_active"],
-        "is_admin": row["is_admin"],
-        "created_at": row["created_at"],
-    }
+@dataclass(frozen=True)
+class AdminUser:
+    """An account as an admin sees it (never the password hash)."""
+
+    id: str
+    email: str
+    display_name: str
+    is_active: bool
+    is_admin: bool
+    created_at: datetime
 
 
-async def find_user(db: Database, ref: str) -> dict[str, Any]:
+def public_user(row: Mapping[str, Any]) -> AdminUser:
+    """The fields an admin listing shows, from a user row."""
+    return AdminUser(
+        str(row["id"]),
+        row["email"],
+        row["display_name"],
+        row["is_active"],
+        row["is_admin"],
+        row["created_at"],
+    )
+
+
+async def find_user(db: Database, ref: str) -> AdminUser:
     """A user by id (UUID) or email; an unknown one is an error, never an empty result."""
     try:
         row = await users_repo.get_user(db, str(uuid.UUID(ref)))
@@ -79,17 +94,17 @@ async def find_user(db: Database, ref: str) -> dict[str, Any]:
         row = await users_repo.get_user_by_email(db, normalize_email(ref))
     if row is None:
         raise NotFound(f"no such user: {ref}", code="user_not_found")
-    return row
+    return public_user(row)
 
 
-async def list_users(db: Database, *, limit: int, after_email: str = "") -> list[dict[str, Any]]:
+async def list_users(db: Database, *, limit: int, after_email: str = "") -> list[AdminUser]:
     rows = await users_repo.list_users(db, limit=limit, after_email=after_email)
     return [public_user(row) for row in rows]
 
 
 async def create_superuser(
     deps: TransactionDeps, passwords: PasswordHashing, email: str, password: str, name: str
-) -> dict[str, Any]:
+) -> AdminUser:
     """A new account with the admin flag set; an existing email is a conflict (use
     `set-admin` to promote an existing account)."""
     password_hash = await passwords.hash(password)
@@ -108,10 +123,10 @@ async def create_superuser(
 
 async def set_admin(
     deps: TransactionDeps, ref: str, admin: bool, actor_id: str | None = None
-) -> dict[str, Any]:
+) -> AdminUser:
     user = await find_user(deps.db, ref)
     async with unit_of_work(deps) as uow:
-        row = await users_repo.set_admin(uow.conn, str(user["id"]), admin)
+        row = await users_repo.set_admin(uow.conn, user.id, admin)
         if row is None:
             raise NotFound(f"no such user: {ref}", code="user_not_found")
         action = "admin_granted" if admin else "admin_removed"
@@ -119,27 +134,24 @@ async def set_admin(
     return public_user(row)
 
 
-async def activate(deps: TransactionDeps, ref: str, actor_id: str | None = None) -> dict[str, Any]:
+async def activate(deps: TransactionDeps, ref: str, actor_id: str | None = None) -> AdminUser:
     user = await find_user(deps.db, ref)
-    if await accounts_repo.is_deleted(deps.db, str(user["id"])):
+    if await accounts_repo.is_deleted(deps.db, user.id):
         # Erased by its owner (services/account_lifecycle.py): nothing left to give back.
         raise Conflict("this account was deleted by its owner", code="account_deleted")
     async with unit_of_work(deps) as uow:
-        row = await users_repo.set_active(uow.conn, str(user["id"]), True, None)
+        row = await users_repo.set_active(uow.conn, user.id, True, None)
         if row is None:
             raise NotFound(f"no such user: {ref}", code="user_not_found")
         await audit(uow, "user_activated", actor_id, {"user_id": str(row["id"])})
     return public_user(row)
 
 
-async def deactivate(
-    deps: AccountAdminDeps, ref: str, actor_id: str | None = None
-) -> dict[str, Any]:
+async def deactivate(deps: AccountAdminDeps, ref: str, actor_id: str | None = None) -> AdminUser:
     """Lock the account out and void every token it holds (see the module docstring). Raises
     `CacheUnavailable` if Redis cannot take its copy: the revocation is committed in Postgres,
     and running the command again is safe."""
-    user = await find_user(deps.db, ref)
-    user_id = str(user["id"])
+    user_id = (await find_user(deps.db, ref)).id
     valid_after = int(time.time())
     async with unit_of_work(deps) as uow:
         row = await users_repo.set_active(
