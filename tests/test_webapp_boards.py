@@ -74,6 +74,34 @@ async def test_cards_and_lists_move_live_and_a_stale_move_is_refused(
         await page_a.keyboard.press("Alt+ArrowLeft")  # and back to the top of "To do", focused
         await expect(card_titles(page_b, "To do")).to_have_text(["Tell everyone", "Ship it"])
 
+        # Bob opens a card (Enter on it): Ann sees him on it; his comment and description reach
+        # her when she opens it.
+        await card_titles(page_b, "Doing").filter(has_text="Write the spec").focus()
+        await page_b.keyboard.press("Enter")
+        card_b = page_b.get_by_role("dialog", name="Card Write the spec")
+        await expect(
+            card_titles(page_a, "Doing").filter(has_text="Write the spec").get_by_label("Bob")
+        ).to_be_visible()
+        await card_b.get_by_label("Description").fill("One page, by Friday")
+        await card_b.get_by_role("button", name="Save card").click()
+        await card_b.get_by_label("New card comment").fill("Draft is in the shared folder")
+        await card_b.get_by_role("button", name="Comment", exact=True).click()
+        await expect(card_b.get_by_test_id("thread")).to_contain_text(
+            "Draft is in the shared folder"
+        )
+        await card_b.get_by_role("button", name="Close card").click()
+        await expect(
+            card_titles(page_a, "Doing").filter(has_text="Write the spec").get_by_label("Bob")
+        ).to_have_count(0)
+        await card_titles(page_a, "Doing").filter(has_text="Write the spec").click()
+        card_a = page_a.get_by_role("dialog", name="Card Write the spec")
+        await expect(card_a.get_by_label("Description")).to_have_value("One page, by Friday")
+        await expect(card_a.get_by_test_id("thread")).to_contain_text(
+            "Draft is in the shared folder"
+        )
+        await page_a.keyboard.press("Escape")
+        await expect(card_a).to_be_hidden()
+
         # Bob's view goes stale (frames held); Ann moves "Ship it"; Bob then moves his stale
         # copy: If-Match carries the version he saw, the server refuses, the app says so and
         # shows the card where it really is.

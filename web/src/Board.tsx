@@ -6,11 +6,12 @@
 // 409 puts the server's current card (from the error body) in its place and says why.
 import { useCallback, useEffect, useReducer, useRef, useState } from 'react'
 import { api, ApiError, humanError, type Session } from './api'
-import { openLiveSocket, type SocketState } from './liveSocket'
+import { CardDialog } from './CardDialog'
+import { openLiveSocket, type LiveSocket, type SocketState } from './liveSocket'
 import type { Workspace } from './Shell'
 import { Avatar, ErrorText, useAction } from './ui'
 
-type Card = { id: string, list_id: string, board_id: string, title: string, position: string, version: number, archived: boolean }
+type Card = { id: string, list_id: string, board_id: string, title: string, description: string, position: string, version: number, archived: boolean }
 type List = { id: string, name: string, position: string, version: number, archived: boolean }
 type BoardHeader = { id: string, name: string, color: string | null, version: number, event_seq: number, archived: boolean }
 type Viewer = { conn_id: string, user_id: string, display_name: string, card_id: string | null }
@@ -67,12 +68,17 @@ function applyPositions<T extends { position: string }> (items: Record<string, T
   return out
 }
 
-export function BoardPage ({ boardId }: { workspace: Workspace, boardId: string, session: Session }) {
+export function BoardPage ({ workspace, boardId, session }: { workspace: Workspace, boardId: string, session: Session }) {
   const [state, dispatch] = useReducer(reduce, { board: null, lists: {}, cards: {}, seq: 0 })
   const [loadError, setLoadError] = useState<string | null>(null)
   const [notice, setNotice] = useState<string | null>(null)
   const [socket, setSocket] = useState<SocketState>('connecting')
   const [viewers, setViewers] = useState<Viewer[]>([])
+  const [openCard, setOpenCard] = useState<string | null>(null)
+  const [commentChanges, setCommentChanges] = useState(0)
+  const socketRef = useRef<LiveSocket | null>(null)
+  const openCardRef = useRef<string | null>(null)
+  openCardRef.current = openCard
   const seqRef = useRef(0)
   seqRef.current = state.seq
 
@@ -91,17 +97,28 @@ export function BoardPage ({ boardId }: { workspace: Workspace, boardId: string,
   useEffect(() => { void load() }, [load])
   useEffect(() => {
     if (!loaded) return
-    return openLiveSocket({
+    const socket = openLiveSocket({
       path: () => `/ws/boards/${boardId}/?since=${seqRef.current}`,
       onState: setSocket,
       onFrame: (frame) => {
-        if (frame.type === 'event') dispatch({ type: 'event', event: frame.event })
-        else if (frame.type === 'ready') setSocket('live')
+        if (frame.type === 'event') {
+          dispatch({ type: 'event', event: frame.event })
+          if (/^(thread|comment)\./.test(frame.event.type)) setCommentChanges((n) => n + 1)
+        } else if (frame.type === 'ready') {
+          setSocket('live')
+          socket.send({ type: 'presence', card_id: openCardRef.current }) // again after a reconnect
+        }
         else if (frame.type === 'refetch') void load()
         else if (frame.type === 'presence') setViewers((prev) => applyPresence(prev, frame))
       }
     })
+    socketRef.current = socket
+    return socket.close
   }, [loaded, boardId, load])
+
+  // Which card I have open, for the others' "who is looking at this card".
+  useEffect(() => { socketRef.current?.send({ type: 'presence', card_id: openCard }) }, [openCard])
+  const lookingAt = (cardId: string) => dedupeViewers(viewers.filter((v) => v.card_id === cardId && v.user_id !== session.user.id))
 
   const lists = Object.values(state.lists).filter((l) => !l.archived).sort(byPosition)
   const cardsOf = (listId: string) => Object.values(state.cards).filter((c) => c.list_id === listId && !c.archived).sort(byPosition)
@@ -163,16 +180,21 @@ export function BoardPage ({ boardId }: { workspace: Workspace, boardId: string,
           {{ connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…', forbidden: 'No access', gone: 'Deleted' }[socket]}
         </span>
       </div>
-      <p className='hint keyboard-hint'>Drag cards and lists, or focus a card and use Alt+arrow keys to move it.</p>
+      <p className='hint keyboard-hint'>Drag cards and lists, or focus a card and use Alt+arrow keys to move it; Enter opens it.</p>
       {notice && <p className='notice conflict' role='alert' data-testid='board-notice'>{notice} <button type='button' className='link' onClick={() => setNotice(null)}>Dismiss</button></p>}
       {socket === 'forbidden' && <p className='error' role='alert' data-testid='access-lost'>You no longer have access to this board.</p>}
       <div className='lists'>
         {lists.map((list, listIndex) => (
           <ListColumn key={list.id} list={list} index={listIndex} cards={cardsOf(list.id)} lists={lists}
-            onMoveCard={moveCard} onMoveList={moveList} cardsOf={cardsOf} findCard={(id) => state.cards[id]} />
+            onMoveCard={moveCard} onMoveList={moveList} cardsOf={cardsOf} findCard={(id) => state.cards[id]}
+            onOpenCard={setOpenCard} lookingAt={lookingAt} />
         ))}
         <NewList boardId={boardId} onCreated={(list) => dispatch({ type: 'list', list })} />
       </div>
+      {openCard && state.cards[openCard] && (
+        <CardDialog card={state.cards[openCard]} workspaceId={workspace.id} commentChanges={commentChanges}
+          onSaved={(card) => dispatch({ type: 'card', card })} onClose={() => setOpenCard(null)} />
+      )}
     </div>
   )
 }
@@ -189,10 +211,11 @@ type ColumnProps = {
   list: List, index: number, cards: Card[], lists: List[],
   onMoveCard: (card: Card, listId: string, index: number) => Promise<void>,
   onMoveList: (list: List, index: number) => Promise<void>,
-  cardsOf: (listId: string) => Card[], findCard: (id: string) => Card | undefined
+  cardsOf: (listId: string) => Card[], findCard: (id: string) => Card | undefined,
+  onOpenCard: (cardId: string) => void, lookingAt: (cardId: string) => Viewer[]
 }
 
-function ListColumn ({ list, index, cards, lists, onMoveCard, onMoveList, cardsOf, findCard }: ColumnProps) {
+function ListColumn ({ list, index, cards, lists, onMoveCard, onMoveList, cardsOf, findCard, onOpenCard, lookingAt }: ColumnProps) {
   const [over, setOver] = useState(false)
   /** Where a drop at this pointer position lands: before the first card whose middle is below it. */
   const dropIndex = (event: React.DragEvent, body: HTMLElement) => {
@@ -209,6 +232,7 @@ function ListColumn ({ list, index, cards, lists, onMoveCard, onMoveList, cardsO
     else if (listId && listId !== list.id) void onMoveList(lists.find((l) => l.id === listId)!, index)
   }
   const onCardKey = (event: React.KeyboardEvent, card: Card, position: number) => {
+    if (event.key === 'Enter' && !event.altKey) { event.preventDefault(); onOpenCard(card.id); return }
     if (!event.altKey) return
     const target = { ArrowUp: [index, position - 1], ArrowDown: [index, position + 1], ArrowLeft: [index - 1, 0], ArrowRight: [index + 1, 0] }[event.key]
     if (!target) return
@@ -231,8 +255,13 @@ function ListColumn ({ list, index, cards, lists, onMoveCard, onMoveList, cardsO
             aria-label={`${card.title}, in ${list.name}, position ${position + 1} of ${cards.length}`}
             onDragStart={(e) => { draggedCard = card.id; e.dataTransfer.setData('application/x-collab-card', card.id); e.dataTransfer.effectAllowed = 'move' }}
             onDragEnd={() => { draggedCard = null }}
-            onKeyDown={(e) => onCardKey(e, card, position)}>
-            {card.title}
+            onKeyDown={(e) => onCardKey(e, card, position)} onClick={() => onOpenCard(card.id)}>
+            <span>{card.title}</span>
+            {lookingAt(card.id).length > 0 && (
+              <span className='viewers' data-testid='card-viewers'>
+                {lookingAt(card.id).map((v) => <Avatar key={v.user_id} id={v.user_id} name={v.display_name} title={`${v.display_name} has this card open`} />)}
+              </span>
+            )}
           </li>
         ))}
       </ol>

@@ -8,7 +8,7 @@ import { Avatar, ErrorText, Status, useAction, useLoad } from './ui'
 
 export type Member = { user_id: string, display_name: string, email: string, role: string }
 type Comment = { id: string, author_id: string, text: string, deleted: boolean, created_at: string }
-type Thread = { id: string, status: string, anchor: { block_id: string, state: string } | null, comments: Comment[] }
+export type Thread = { id: string, status: string, anchor: { block_id: string, state: string } | null, comments: Comment[] }
 type Inline = { type: 'text', text: string } | { type: 'mention', user_id: string }
 
 /** Text with `@Name` tokens for the chosen mentions → the API's rich-text body. */
@@ -77,7 +77,7 @@ export function CommentsPanel ({ docId, workspaceId, editor, changes, onClose }:
   )
 }
 
-function ThreadView ({ thread, names, members, editor, onChange }: { thread: Thread, names: Map<string, string>, members: Member[], editor: BlockNoteEditor<any, any, any> | null, onChange: () => void }) {
+export function ThreadView ({ thread, names, members, editor, onChange }: { thread: Thread, names: Map<string, string>, members: Member[], editor: BlockNoteEditor<any, any, any> | null, onChange: () => void }) {
   const action = useAction()
   const anchorText = thread.anchor ? blockText(editor, thread.anchor.block_id) : null
   const showBlock = () => {
@@ -114,7 +114,7 @@ function ThreadView ({ thread, names, members, editor, onChange }: { thread: Thr
 }
 
 /** A textarea with @mention autocomplete (arrow keys + Enter/Tab, or click); Ctrl+Enter sends. */
-function Composer ({ members, placeholder, submitLabel, label, onSubmit }: { members: Member[], placeholder: string, submitLabel: string, label: string, onSubmit: (text: string, mentions: Member[]) => Promise<boolean> }) {
+export function Composer ({ members, placeholder, submitLabel, label, onSubmit }: { members: Member[], placeholder: string, submitLabel: string, label: string, onSubmit: (text: string, mentions: Member[]) => Promise<boolean> }) {
   const [text, setText] = useState('')
   const [mentions, setMentions] = useState<Member[]>([])
   const [query, setQuery] = useState<string | null>(null)

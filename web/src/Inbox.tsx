@@ -44,7 +44,7 @@ export function InboxButton () {
         setUnread(frame.unread_count) // the server's recount after events committed together
       }
     }
-  }), [])
+  }).close, [])
   const label = unread ? `Inbox, ${unread} unread` : 'Inbox'
   return (
     <div className='inbox'>

@@ -15,8 +15,14 @@ export type LiveSocketOptions = {
 
 const MAX_BACKOFF_MS = 5000
 
-/** Open the socket; returns the function that closes it for good. */
-export function openLiveSocket ({ path, onFrame, onState }: LiveSocketOptions): () => void {
+export type LiveSocket = {
+  /** Send a JSON frame now if connected (presence is re-sent by the caller's state anyway). */
+  send: (frame: unknown) => void
+  /** Close for good. */
+  close: () => void
+}
+
+export function openLiveSocket ({ path, onFrame, onState }: LiveSocketOptions): LiveSocket {
   let ws: WebSocket | null = null
   let stopped = false
   let attempts = 0
@@ -45,10 +51,13 @@ export function openLiveSocket ({ path, onFrame, onState }: LiveSocketOptions): 
   onState('connecting')
   open()
   const stopSession = onSession((next, reason) => { if (!next && reason !== 'refreshed') ws?.close() })
-  return () => {
-    stopped = true
-    clearTimeout(timer)
-    stopSession()
-    ws?.close()
+  return {
+    send: (frame) => { if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify(frame)) },
+    close: () => {
+      stopped = true
+      clearTimeout(timer)
+      stopSession()
+      ws?.close()
+    }
   }
 }
