@@ -161,3 +161,20 @@ class BoardDetail(Board):
     @classmethod
     def of(cls, board: Board, lists: Sequence[ListWithCards], labels: Sequence[Label]) -> Self:
         return cls(**vars(board), lists=tuple(lists), labels=tuple(labels))
+
+
+@dataclass(frozen=True)
+class BoardSummary(FromRow):
+    """A board in a workspace's listing, with the caller's role on it."""
+
+    id: UUID
+    workspace_id: UUID
+    name: str
+    description: str
+    color: str | None
+    is_private: bool
+    created_by: UUID | None
+    created_at: datetime
+    updated_at: datetime
+    archived_at: datetime | None
+    my_role: str

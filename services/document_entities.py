@@ -109,3 +109,31 @@ class VersionDiff:
     # Block and root changes as block_diff reports them: block JSON and text diffs, open JSON.
     blocks: dict[str, Any]
     roots: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DocumentSummary(FromRow):
+    """A document in a listing: its effective privacy and the caller's role on it."""
+
+    id: UUID
+    workspace_id: UUID
+    board_id: UUID | None
+    parent_id: UUID | None
+    title: str
+    is_private: bool
+    created_by: UUID | None
+    created_at: datetime
+    updated_at: datetime
+    my_role: str
+
+
+@dataclass(frozen=True)
+class DocumentGrant(FromRow):
+    """A workspace member's explicit role on one document."""
+
+    user_id: UUID
+    email: str
+    display_name: str
+    role: str
+    granted_by: UUID | None
+    created_at: datetime

@@ -10,11 +10,12 @@ the grantee (`access.granted`, services/notifications.py).
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from core.errors import NotFound
 from models.repo import documents as repo
 from services import activity, notifications, permissions_cache, policy
+from services.document_entities import DocumentGrant
 from services.policy import Action, Resource
 from services.unit_of_work import UnitOfWork, unit_of_work
 
@@ -22,9 +23,9 @@ if TYPE_CHECKING:
     from services.deps import Deps
 
 
-async def list_grants(ctx: Deps, actor_id: str, doc_id: str) -> list[dict[str, Any]]:
+async def list_grants(ctx: Deps, actor_id: str, doc_id: str) -> list[DocumentGrant]:
     await policy.require(ctx, actor_id, Action.DOCUMENT_SHARE, Resource.document(doc_id))
-    return await repo.list_grants(ctx.db, doc_id)
+    return [DocumentGrant.from_row(row) for row in await repo.list_grants(ctx.db, doc_id)]
 
 
 async def _invalidate_on_commit(
@@ -50,14 +51,16 @@ async def _invalidate_on_commit(
 
 async def set_grant(
     ctx: Deps, actor_id: str, doc_id: str, user_id: str, role: str
-) -> dict[str, Any]:
+) -> DocumentGrant:
     """Create or change `user_id`'s role on the document (they must be in its workspace)."""
     access = await policy.require(ctx, actor_id, Action.DOCUMENT_SHARE, Resource.document(doc_id))
     if not await repo.is_workspace_member(ctx.db, access.workspace_id, user_id):
         raise NotFound("no such member in this workspace", fields={"user_id": ["not a member"]})
     async with unit_of_work(ctx) as uow:
         before = await repo.grant_role(uow.conn, doc_id, user_id)
-        grant = await repo.upsert_grant(uow.conn, doc_id, user_id, role, actor_id)
+        grant = DocumentGrant.from_row(
+            await repo.upsert_grant(uow.conn, doc_id, user_id, role, actor_id)
+        )
         if before != role:
             document = await repo.get_document(uow.conn, doc_id)
             await notifications.access_granted(

@@ -8,9 +8,13 @@ role is a parameter: the handler has just loaded it through `policy.require`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import asyncpg
 
 from services import policy
+from services.board_entities import BoardSummary
+from services.document_entities import DocumentSummary
 from services.policy import Action, Resource
 
 if TYPE_CHECKING:
@@ -51,7 +55,7 @@ LIMIT $4 OFFSET $5
 
 async def _list(
     ctx: Deps, sql: str, actor_id: str, workspace_id: str, limit: int, offset: int
-) -> list[dict[str, Any]]:
+) -> list[asyncpg.Record]:
     access = await policy.require(
         ctx, actor_id, Action.WORKSPACE_VIEW, Resource.workspace(workspace_id)
     )
@@ -59,18 +63,20 @@ async def _list(
     rows = await ctx.db.fetch(
         sql, workspace_id, actor_id, access.workspace_role.label, limit, offset
     )
-    return [dict(r) for r in rows]
+    return list(rows)
 
 
 async def list_boards(
     ctx: Deps, actor_id: str, workspace_id: str, limit: int, offset: int
-) -> list[dict[str, Any]]:
+) -> list[BoardSummary]:
     """Boards of the workspace the caller may view, oldest first, with the caller's role."""
-    return await _list(ctx, BOARDS_SQL, actor_id, workspace_id, limit, offset)
+    rows = await _list(ctx, BOARDS_SQL, actor_id, workspace_id, limit, offset)
+    return [BoardSummary.from_row(row) for row in rows]
 
 
 async def list_documents(
     ctx: Deps, actor_id: str, workspace_id: str, limit: int, offset: int
-) -> list[dict[str, Any]]:
+) -> list[DocumentSummary]:
     """Documents of the workspace the caller may view, oldest first, with the caller's role."""
-    return await _list(ctx, DOCUMENTS_SQL, actor_id, workspace_id, limit, offset)
+    rows = await _list(ctx, DOCUMENTS_SQL, actor_id, workspace_id, limit, offset)
+    return [DocumentSummary.from_row(row) for row in rows]

@@ -265,7 +265,7 @@ async def test_loaded_decisions_and_listings_match_the_table(api, ctx, scenario:
             with pytest.raises(NotFound):
                 await lister(ctx, user.id, ws, 100, 0)
             continue
-        listed = {str(r["id"]): r["my_role"] for r in await lister(ctx, user.id, ws, 100, 0)}
+        listed = {str(r.id): r.my_role for r in await lister(ctx, user.id, ws, 100, 0)}
         assert listed == ({resource.id: expected_role} if expected_role else {}), subject
 
 
