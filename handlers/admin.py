@@ -118,8 +118,10 @@ class AdminWorkspaceRestoreHandler(BaseHandler):
     async def post(self, principal: Principal, workspace_id: str) -> None:
         self.load_body(EmptySchema())
         await policy.require_instance_admin(self.ctx.db, principal.user_id)
-        row = await workspace_admin.restore_workspace(self.ctx, workspace_id, principal.user_id)
-        self.send(AdminWorkspaceSchema().dump(row))
+        restored = await workspace_admin.restore_workspace(
+            self.ctx, workspace_id, principal.user_id
+        )
+        self.send(AdminWorkspaceSchema().dump(restored))
 
 
 class AdminJobsHandler(BaseHandler):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import structlog
 
@@ -40,6 +39,16 @@ class PresenceEntry:
 PRESENCE_PREFIX = "presence:doc"
 
 
+@dataclass(frozen=True)
+class OnlineUser:
+    """A user on a document: the oldest of their live connections (epoch seconds) and how many."""
+
+    user_id: str
+    display_name: str
+    since: float
+    connections: int
+
+
 class PresenceService:
     def __init__(self, cache: Cache, ttl_s: int) -> None:
         self.store = PresenceHash(cache, ttl_s, PRESENCE_PREFIX)
@@ -51,27 +60,23 @@ class PresenceService:
     async def remove(self, doc_id: str, conn_id: str) -> None:
         await self.store.remove(doc_id, conn_id)
 
-    async def online(self, doc_id: str) -> list[dict[str, Any]]:
+    async def online(self, doc_id: str) -> list[OnlineUser]:
         """Users with at least one live connection, oldest first."""
         try:
             live, expired = await self.store.live(doc_id)
         except CacheUnavailable as err:
             raise PresenceUnavailable("presence is unavailable right now") from err
-        users: dict[str, dict[str, Any]] = {}
+        users: dict[str, OnlineUser] = {}
         for entry in live:
-            user = users.setdefault(
+            seen = users.get(entry["user_id"])
+            users[entry["user_id"]] = OnlineUser(
                 entry["user_id"],
-                {
-                    "user_id": entry["user_id"],
-                    "display_name": entry["display_name"],
-                    "since": entry["since"],
-                    "connections": 0,
-                },
+                entry["display_name"] if seen is None else seen.display_name,
+                entry["since"] if seen is None else min(seen.since, entry["since"]),
+                1 if seen is None else seen.connections + 1,
             )
-            user["connections"] += 1
-            user["since"] = min(user["since"], entry["since"])
         try:
             await self.store.prune(doc_id, expired)
         except CacheUnavailable as err:
             log.info("presence.prune_failed", doc_id=doc_id, error=str(err))
-        return sorted(users.values(), key=lambda u: u["since"])
+        return sorted(users.values(), key=lambda u: u.since)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
 
 from core.errors import Conflict, Gone, NotFound
 from models.repo import workspaces as repo
@@ -19,13 +18,15 @@ from services import activity, permissions_cache
 from services.deps import Deps
 from services.unit_of_work import unit_of_work
 from services.user_admin import audit
+from services.workspace_entities import AdminWorkspace
 
 
-async def list_workspaces(ctx: Deps, limit: int, offset: int) -> list[dict[str, Any]]:
-    return await repo.list_all_workspaces(ctx.db, limit, offset)
+async def list_workspaces(ctx: Deps, limit: int, offset: int) -> list[AdminWorkspace]:
+    rows = await repo.list_all_workspaces(ctx.db, limit, offset)
+    return [AdminWorkspace.from_row(row) for row in rows]
 
 
-async def restore_workspace(ctx: Deps, workspace_id: str, actor_id: str) -> dict[str, Any]:
+async def restore_workspace(ctx: Deps, workspace_id: str, actor_id: str) -> AdminWorkspace:
     grace = timedelta(seconds=ctx.settings.workspace_purge_grace_s)
     async with unit_of_work(ctx) as uow:
         state = await repo.lock_deleted_at(uow.conn, workspace_id)
@@ -42,4 +43,4 @@ async def restore_workspace(ctx: Deps, workspace_id: str, actor_id: str) -> dict
         )
         await audit(uow, "workspace_restored", actor_id, {"workspace_id": workspace_id})
         uow.on_commit(partial(permissions_cache.invalidate_workspace, ctx, workspace_id))
-    return row
+    return AdminWorkspace.from_row(row)

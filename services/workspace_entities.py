@@ -67,3 +67,10 @@ class Inviter(FromRow):
 
     id: UUID
     display_name: str
+
+
+@dataclass(frozen=True)
+class AdminWorkspace(Workspace):
+    """A workspace as an instance admin sees it: deleted ones too."""
+
+    deleted_at: datetime | None
