@@ -4,6 +4,9 @@ the outbox publish them after the commit (`bus/outbox.py`).
 
 Board events get their activity copy here too (`board_copy`), staged next to the board event in
 the same transaction: the relay only ever publishes what was staged.
+
+Types: an activity event's `data` is open JSON on purpose: each event type names its own keys, and
+`bus/schemas/activity.py` checks the envelope when the event is emitted.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ ids, so there an insertion above reads as changes below). The result:
   and a character diff of their text (`[{"op": "equal"|"insert"|"delete", "text"}]`) when the
   text differs (`content_changed` alone means only styles, links or inline nodes changed);
 * `roots`: roots other than the block fragment that were added, removed or changed.
+
+Types: the report is JSON for the API (`VersionDiffSchema`): its blocks are BlockNote's block JSON,
+open on purpose (see `services/block_tree.py`).
 """
 
 from __future__ import annotations

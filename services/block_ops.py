@@ -19,6 +19,9 @@ editors apply it like a collaborator's keystrokes and their concurrent edits mer
   BlockNote's editor does.
 
 Bad input raises `BlockEditError` (field → messages) before anything is written.
+
+Types: blocks come in as BlockNote's JSON (`dict[str, Any]`), open on purpose: validated against the
+editor's JSON Schema (`services/block_schema.py`) before they reach this module.
 """
 
 from __future__ import annotations

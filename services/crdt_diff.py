@@ -11,6 +11,8 @@ embeds rebuilt), Map (key by key), Array (by a diff of item fingerprints), and X
 XmlElement / XmlText (children by a diff of node fingerprints; an element kept in place when its tag
 and `id` attribute match, so a block's id, its history and concurrent typing inside it survive;
 attributes key by key; text as Text). Used by restore (whole roots) and by block edits (one node).
+
+Types: a delta's attributes are the Yjs formatting attributes a client wrote: open on purpose.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ extension, `document-store` for La Suite Docs). When that fragment is absent and
 exactly one other fragment, that one is read (a Tiptap document shows its blocks without any
 configuration). Every root — the fragment included — is also shown under `roots` with its type, so
 nothing a client writes is invisible (`services/ydoc_roots.py`).
+
+Types: the content (`to_json`) is open JSON on purpose: BlockNote's blocks and whatever roots a
+client wrote (see `services/block_tree.py` and `services/ydoc_roots.py`).
 """
 
 from __future__ import annotations

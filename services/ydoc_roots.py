@@ -15,6 +15,9 @@ each root's type is read from what it holds:
 
 Each probe reads the root as one type in its own doc (yrs fixes a root's type on first access), so
 one doc per type is loaded, never one per root.
+
+Types: a root's JSON (`dict[str, Any]`) is open on purpose: it mirrors whatever a client wrote into
+the Yjs doc (XML nodes, attributes, marks, maps), which no schema of ours constrains.
 """
 
 from __future__ import annotations
