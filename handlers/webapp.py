@@ -22,6 +22,22 @@ from handlers.base import JsonErrors
 
 WEBAPP_DIR = Path(__file__).resolve().parent / "webapp_static"
 _YEAR_S = 365 * 24 * 3600
+#: What the app's page may load: its own scripts only (no inline or injected script), inline
+#: styles (BlockNote and Mantine set them), images from anywhere https, and API calls and sockets
+#: to any origin (the app may be configured to talk to another one, README "Web app").
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: https:",
+        "font-src 'self' data:",
+        "connect-src 'self' http: https: ws: wss:",
+        "frame-ancestors 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+    )
+)
 
 
 class AppAssetHandler(JsonErrors, tornado.web.StaticFileHandler):
@@ -46,6 +62,7 @@ class AppPageHandler(JsonErrors):
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Referrer-Policy", "no-referrer")
+        self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         self.write(index.read_bytes())
 
     def head(self) -> None:

@@ -33,6 +33,7 @@ async def test_the_app_is_served_at_root_with_history_fallback(api) -> None:
         assert page.status == 200, path
         assert page.headers["Content-Type"].startswith("text/html")
         assert page.headers["Cache-Control"] == "no-cache"
+        assert "script-src 'self';" in page.headers["Content-Security-Policy"]
         assert '<div id="root">' in page.body
 
     script = re.search(r'src="(/assets/[^"]+\.js)"', (WEBAPP_DIR / "index.html").read_text())

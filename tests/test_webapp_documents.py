@@ -31,6 +31,9 @@ _TEXT = """() => {
   copy.querySelectorAll('.bn-collaboration-cursor__base').forEach((c) => c.remove())
   return copy.innerText.replace(/\\u2060/g, '')
 }"""
+#: Whether that text has `text` (`present`) or lacks it. A function with an argument, not an
+#: expression: Playwright would eval an expression in the page, which the app's CSP forbids.
+_HAS_TEXT = f"([text, present]) => ({_TEXT})().includes(text) === present"
 
 
 async def text_of(page: Any) -> str:
@@ -39,8 +42,7 @@ async def text_of(page: Any) -> str:
 
 async def wait_text(page: Any, text: str, *, present: bool = True) -> None:
     """Wait (on the page's own animation frames) until the editor's text has / lacks `text`."""
-    predicate = f"({_TEXT})().includes({text!r}) === {'true' if present else 'false'}"
-    await page.wait_for_function(predicate, timeout=TIMEOUT_MS)
+    await page.wait_for_function(_HAS_TEXT, arg=[text, present], timeout=TIMEOUT_MS)
 
 
 async def test_two_people_edit_one_page_and_restore_a_version(
