@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import urllib.parse
 from collections.abc import Awaitable
-from typing import Any, cast
+from typing import Any
 
 import marshmallow
 import structlog
@@ -28,6 +28,7 @@ from core.errors import (
     UpgradeRequired,
     ValidationFailed,
 )
+from handlers import ws_wire
 from handlers.base import JsonErrors
 from handlers.ws_lingering import lingering_protocol
 from live.admission import Seat
@@ -116,6 +117,7 @@ class AuthenticatedSocketHandler(JsonErrors, tornado.websocket.WebSocketHandler)
         self.connection: Connection | None = None
         self._seat: Seat | None = None
         self._pending_bytes = 0
+        self._direct_frames: bool | None = None
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
         refusal = handshake_refusal(self.request, self.ctx.settings)
@@ -254,25 +256,19 @@ class AuthenticatedSocketHandler(JsonErrors, tornado.websocket.WebSocketHandler)
     def send(self, frame: bytes | str) -> None:
         """Write one frame now (the connection has checked the slow-reader bound).
 
-        The hot path of fan-out (one call per peer per update): `write_message` wraps every frame
-        in a coroutine and an asyncio Task, which measured as the largest per-delivery cost
-        (bench/FINDINGS.md: 2x deliveries per CPU-second at 50 rooms x 20 clients without it). The
-        frame goes straight to Tornado's frame writer instead; the public API is the fallback if
-        Tornado changes.
+        The hot path of fan-out (one call per peer per update batch): the frame is framed once for
+        every peer and written to the socket directly (handlers/ws_wire.py; bench/FINDINGS.md
+        §2.1-2.2 for what `write_message`'s coroutine + Task per frame and the per-peer framing
+        cost). The public API is the fallback if Tornado's internals change.
         """
         connection = self.ws_connection
         if connection is None or connection.is_closing():
             return
-        binary = isinstance(frame, bytes)
         try:
-            if _direct(connection):
-                payload = frame if isinstance(frame, bytes) else frame.encode()
-                # Tornado internals (the direct-frame fast path): untyped on purpose.
-                cast(Any, connection)._write_frame(
-                    True, _OPCODE_BINARY if binary else _OPCODE_TEXT, payload
-                )
+            if self._direct(connection):
+                ws_wire.write_wire(connection, ws_wire.wire_frame(frame))
             else:
-                self._track(len(frame), self.write_message(frame, binary=binary))
+                self._track(len(frame), self.write_message(frame, binary=isinstance(frame, bytes)))
         except (tornado.websocket.WebSocketClosedError, tornado.iostream.StreamClosedError):
             return
 
@@ -280,10 +276,16 @@ class AuthenticatedSocketHandler(JsonErrors, tornado.websocket.WebSocketHandler)
         """Bytes written to this socket that the kernel has not taken yet (Tornado's own
         counters of its write buffer where present, else what `_track` counts)."""
         connection = self.ws_connection
-        if connection is not None and _direct(connection):
-            stream: Any = connection.stream
-            return stream._total_write_index - stream._total_write_done_index
+        if connection is not None and self._direct(connection):
+            return ws_wire.unsent_bytes(connection)
         return self._pending_bytes
+
+    def _direct(self, connection: Any) -> bool:
+        """Whether frames bypass Tornado's writers on this socket (decided once per socket)."""
+        direct = self._direct_frames
+        if direct is None:
+            direct = self._direct_frames = ws_wire.AVAILABLE and ws_wire.supported(connection)
+        return direct
 
     def _track(self, size: int, future: Any) -> None:
         self._pending_bytes += size
@@ -293,13 +295,6 @@ class AuthenticatedSocketHandler(JsonErrors, tornado.websocket.WebSocketHandler)
         self._pending_bytes -= size
         if not future.cancelled():
             future.exception()  # retrieved: a closed stream is expected, not worth a warning
-
-
-def _direct(connection: Any) -> bool:
-    """Whether frames go straight to Tornado's frame writer (its internals are all there)."""
-    return _DIRECT_FRAMES and hasattr(
-        getattr(connection, "stream", None), "_total_write_done_index"
-    )
 
 
 def field_errors(messages: Any) -> str:
@@ -313,9 +308,3 @@ def field_errors(messages: Any) -> str:
 
 def _as_fields(messages: Any) -> dict[str, Any]:
     return messages if isinstance(messages, dict) else {"_schema": messages}
-
-
-_OPCODE_TEXT = 0x1
-_OPCODE_BINARY = 0x2
-# Tornado's frame writer and unsent-byte counters are internal; use them only where present.
-_DIRECT_FRAMES = hasattr(tornado.websocket.WebSocketProtocol13, "_write_frame")
