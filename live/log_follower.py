@@ -7,7 +7,10 @@ true prefix: the sink holds every update of the document up to it.
 
 * Entries are validated before they reach yrs: our publishers validated them, this stops what
   someone else put on the subject (RELIABILITY S3), where a crafted update could crash the
-  process. A poison entry is skipped, counted and logged; its seq still counts as applied.
+  process. A poison entry is skipped, counted and logged; its seq still counts as applied. An
+  entry at a seq this node's own publish was acknowledged with (a new message, not a duplicate:
+  a duplicate's seq may hold someone else's bytes under the same msg id) holds the bytes that
+  publish validated, so it is not walked again (headers could be forged, a PubAck cannot).
 * A published update must come back through the subscription; if it has not after
   `STALL_AFTER_S` the consumer is stuck and is recreated from `last_applied_seq` (also after a
   NATS reconnect). If a snapshot moved past what we hold meanwhile, the log may have been purged
@@ -83,6 +86,7 @@ class LogFollower:
         self._sub: LogSubscription | None = None
         self._resubscribing = asyncio.Lock()
         self._expected: deque[tuple[int, float]] = deque()  # (published seq, deadline)
+        self._validated: set[int] = set()  # seqs of our own new messages, not yet applied
         self.stopped = False
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -138,6 +142,10 @@ class LogFollower:
         if entry.seq <= self.last_applied_seq:
             return  # overlap after a resubscribe
         self.last_applied_seq = entry.seq
+        if entry.seq in self._validated:
+            self._validated.discard(entry.seq)
+            self._sink.applied(entry)
+            return
         try:
             validate_update_structure(entry.update)
         except ProtocolError as err:
@@ -149,15 +157,21 @@ class LogFollower:
 
     # --- stalls and resubscribes -------------------------------------------------------------
 
-    def expect(self, seq: int) -> None:
-        """A publish got `seq`: it must come back through the subscription."""
+    def expect(self, seq: int, *, validated: bool = False) -> None:
+        """A publish got `seq`: it must come back through the subscription. `validated`: the
+        message at `seq` is a new one this node validated before publishing it."""
         if seq > self.last_applied_seq:
             self._expected.append((seq, time.monotonic() + STALL_AFTER_S))
+            if validated:
+                self._validated.add(seq)
 
     def stalled(self, now: float) -> bool:
         """Whether a published update is overdue (then the expectations are cleared)."""
         while self._expected and self._expected[0][0] <= self.last_applied_seq:
             self._expected.popleft()
+        if self._validated and min(self._validated) <= self.last_applied_seq:
+            # passed over without being applied here (a snapshot caught us up past them)
+            self._validated = {seq for seq in self._validated if seq > self.last_applied_seq}
         if self._expected and self._expected[0][1] < now:
             log.warning("room.consumer_stalled", doc_id=self.doc_id, waiting=self._expected[0][0])
             self._expected.clear()

@@ -283,7 +283,8 @@ class Room:
             )
         finally:
             self._reserved -= len(update)
-        self.follower.expect(ack.seq)
+        # Callers validated `update` (see Session); a new message at ack.seq is exactly it.
+        self.follower.expect(ack.seq, validated=not ack.duplicate)
         return ack
 
     async def wait_applied(self, seq: int, timeout_s: float) -> bool:

@@ -33,11 +33,13 @@ from live.protocol import (
     AuthMessage,
     AwarenessEntry,
     AwarenessMessage,
+    MessageType,
     ProtocolError,
     QueryAwareness,
     SyncStep1,
     SyncStep2,
     SyncUpdate,
+    YSyncMessageType,
     call_pycrdt,
     decode_message,
     encode_awareness,
@@ -62,6 +64,8 @@ BAD_MESSAGES_BEFORE_CLOSE = 20
 # A JSON ack waits until the room applied (and delivered) everything up to its version, so a
 # client's versions only ever grow; a stuck consumer must not hold the ack for longer than this.
 ACK_ORDER_WAIT_S = 2.0
+# How an incremental-update frame starts: both varuints are below 128, so one byte each.
+UPDATE_FRAME_PREFIX = bytes((MessageType.SYNC, YSyncMessageType.SYNC_UPDATE))
 # JSON connections get a synthetic awareness client id above the 32-bit ids Yjs draws, so it can
 # never collide with a real Yjs client.
 SYNTHETIC_CLIENT_ID_MIN = 2**32
@@ -257,7 +261,12 @@ class YjsSession(Session):
         size limit (the merged update must fit one log message).
         """
         first = self.pop_queued()
-        if not self.can_edit or _update_of(first) is None:
+        # Only a run of two or more is decoded here (`on_frame` validates a lone frame: once).
+        if not (self.can_edit and _looks_like_update(first)) or not _looks_like_update(
+            self.peek_queued()
+        ):
+            return first
+        if _update_of(first) is None:
             return first
         run: list[bytes | str] = [first]
         size = len(first)
@@ -339,6 +348,12 @@ class YjsSession(Session):
         # Echoed to the sender too, like the reference server: the provider drops a connection
         # that received nothing for 30 s, and its own 15 s renewal coming back is what it expects.
         self.send(batch.yjs_frame)
+
+
+def _looks_like_update(frame: bytes | str | None) -> bool:
+    """Whether a frame starts like an incremental update (message 0 = sync, sync type 2), by
+    its first two bytes: a cheap filter before the strict decode of `_update_of`."""
+    return isinstance(frame, bytes) and frame[:2] == UPDATE_FRAME_PREFIX
 
 
 def _update_of(frame: bytes | str) -> bytes | None:

@@ -440,10 +440,13 @@ async def test_poison_message_on_the_subject_is_skipped(ctx, ws_port) -> None:
         await clients.insert_text("a", 0, "good")
         await clients.wait_json("a", {"text": "good"}, roots={"text": "text"})
         subject = f"collab.doc.{setup.doc_id}.update"
-        poison = await ctx.nats.jetstream.publish(subject, b"\xff\xff\xff\x7f garbage")
+        await ctx.nats.jetstream.publish(subject, b"\xff\xff\xff\x7f garbage")
+        # Headers naming this node do not make an entry trusted: only our own PubAck's seq does.
+        forged = {"Collab-Node": ctx.node_id, "Collab-Client": "x", "Collab-User": "y"}
+        poison = await ctx.nats.jetstream.publish(subject, b"\xff\xff\xff\x7f more", headers=forged)
         room = ctx.rooms.rooms[setup.doc_id]
         assert await room.wait_applied(poison.seq, 5)
-        assert POISON_UPDATES.labels(ctx.node_id)._value.get() == before + 1
+        assert POISON_UPDATES.labels(ctx.node_id)._value.get() == before + 2
         await clients.insert_text("a", 4, " after")
         await clients.connect("late", ws_base(ws_port), setup.doc_id, token)
         await clients.wait_synced("late")
