@@ -103,7 +103,12 @@ class UpdateBatch:
         self.updates = updates
 
     def only_from(self, conn_id: str) -> bool:
-        return all(u.conn_id == conn_id for u in self.updates)
+        """Whether every update of the batch came from `conn_id` (asked once per peer)."""
+        return self._senders == {conn_id}
+
+    @cached_property
+    def _senders(self) -> set[str | None]:
+        return {u.conn_id for u in self.updates}
 
     @cached_property
     def yjs_frame(self) -> bytes:
