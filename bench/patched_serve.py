@@ -12,6 +12,8 @@ bench/run.py `--patches` sets it and labels the rows. Nothing here is meant to s
   queued -- no Future and no callback per frame; only a short write goes through the IOStream.
 * `no-coalesce`: a room flushes after every applied update instead of once per event-loop turn
   (to measure what the engine's coalescing saves).
+* `uvloop` / `asyncio-loop`: run the node on uvloop's event loop / on the standard library's
+  (to measure the event loop alone, whichever the shipped default is).
 * `no-unload-snapshot`: rooms do not compact their document when they unload (with the snapshot
   job off: a late joiner replays the whole log, as after a node crash; bench/late_joiner.py).
 Diagnostics, switched by SIGUSR1 (start) / SIGUSR2 (stop and write):
@@ -23,6 +25,7 @@ Diagnostics, switched by SIGUSR1 (start) / SIGUSR2 (stop and write):
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sys
@@ -107,9 +110,21 @@ def _flush_every_update(self: room.Room) -> None:
     self._flush()
 
 
+def _event_loop(name: str) -> None:
+    if name == "uvloop":
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    else:
+        asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())
+    os.environ["COLLAB_EVENT_LOOP"] = name
+
+
 PATCHES: dict[str, Callable[[], None]] = {
     "direct-frame": lambda: setattr(ws_documents.DocumentSocketHandler, "send", _direct_frame_send),
     "socket-send": lambda: setattr(ws_documents.DocumentSocketHandler, "send", _socket_send),
+    "uvloop": lambda: _event_loop("uvloop"),
+    "asyncio-loop": lambda: _event_loop("asyncio"),
     "no-coalesce": lambda: setattr(room.Room, "_schedule_flush", _flush_every_update),
     "no-unload-snapshot": lambda: setattr(
         rooms.RoomManager, "_snapshot_unloaded", _no_unload_snapshot
