@@ -14,6 +14,8 @@ bench/run.py `--patches` sets it and labels the rows. Nothing here is meant to s
   (to measure what the engine's coalescing saves).
 * `uvloop` / `asyncio-loop`: run the node on uvloop's event loop / on the standard library's
   (to measure the event loop alone, whichever the shipped default is).
+* `processes2`: `collab serve --processes 2` (two worker processes, each a node, behind one
+  listening socket; bench/run.py counts the CPU of the supervisor and its workers).
 * `no-unload-snapshot`: rooms do not compact their document when they unload (with the snapshot
   job off: a late joiner replays the whole log, as after a node crash; bench/late_joiner.py).
 Diagnostics, switched by SIGUSR1 (start) / SIGUSR2 (stop and write):
@@ -125,6 +127,7 @@ PATCHES: dict[str, Callable[[], None]] = {
     "socket-send": lambda: setattr(ws_documents.DocumentSocketHandler, "send", _socket_send),
     "uvloop": lambda: _event_loop("uvloop"),
     "asyncio-loop": lambda: _event_loop("asyncio"),
+    "processes2": lambda: os.environ.__setitem__("COLLAB_PROCESSES", "2"),
     "no-coalesce": lambda: setattr(room.Room, "_schedule_flush", _flush_every_update),
     "no-unload-snapshot": lambda: setattr(
         rooms.RoomManager, "_snapshot_unloaded", _no_unload_snapshot

@@ -32,6 +32,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[_UTIME_INDEX]) + int(fields[_STIME_INDEX])) / CLOCK_TICKS_PER_S
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """`cpu_seconds` of the process and all its descendants (`collab serve --processes N`: the
+    supervisor and its workers); children that exit meanwhile drop out, so read it while they
+    live."""
+    total = 0.0
+    for member in [pid, *descendants(pid)]:
+        try:
+            total += cpu_seconds(member)
+        except OSError:
+            continue  # exited while we looked
+    return total
+
+
 def _status_kib(pid: int, key: str, path: str | None = None) -> int:
     """A numeric field of /proc/<pid>/status (kB for memory fields, a count for others)."""
     for line in Path(path or f"/proc/{pid}/status").read_text().splitlines():

@@ -171,7 +171,11 @@ def our_launch(name: str, profiler: Profiler | None) -> tuple[dict[str, str], st
 
 
 def cpu_of(pids: dict[str, int]) -> dict[str, float]:
-    return {role: procstat.cpu_seconds(pid) for role, pid in pids.items()}
+    """CPU seconds so far per role; the server's includes its worker processes, if any."""
+    return {
+        role: procstat.tree_cpu_seconds(pid) if role == "server" else procstat.cpu_seconds(pid)
+        for role, pid in pids.items()
+    }
 
 
 def wait_for_quiet(max_wait_s: float) -> float:
