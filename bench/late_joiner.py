@@ -160,7 +160,7 @@ class Steps:
         snapshot_seq = None
         if variant.snapshot:
             assert self.stack is not None
-            snapshot_seq = self.stack.wait_snapshot(room, self.args.updates, SNAPSHOT_WAIT_S)
+            snapshot_seq = self.stack.wait_snapshot(room, SNAPSHOT_WAIT_S)
         cold = []
         for _ in range(COLD_JOINS):
             time.sleep(SETTLE_S)  # every client left: ours unloads the room

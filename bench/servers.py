@@ -7,6 +7,7 @@ scenario gets a fresh server process, so a scenario's peak RSS is its own.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import hashlib
@@ -27,9 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nats
 import psycopg2
 
 from bench import procstat
+from bus.jetstream import DOCS_STREAM, doc_update_subject
 from models.migrate import migrate
 from server.embedded import EmbeddedStack, _die_with_parent, free_port
 
@@ -349,22 +352,31 @@ class OurStack:
             )
             return [str(row[0]) for row in cur.fetchall()]
 
-    def wait_snapshot(self, doc_id: str, updates: int, timeout_s: float) -> int:
-        """Wait until snapshots of `doc_id` have compacted at least `updates` log entries;
-        returns the snapshot's stream sequence."""
+    def wait_snapshot(self, doc_id: str, timeout_s: float) -> int:
+        """Wait until a snapshot of `doc_id` covers its whole log (the newest entry of its
+        subject); returns the snapshot's stream sequence. (Not a count of updates: a socket
+        merges a run of queued updates into one log entry, so a fast fill writes fewer.)"""
+        last = asyncio.run(self._last_log_seq(doc_id))
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             with self._sql() as cur:
                 cur.execute(
-                    "SELECT seq FROM document_snapshots WHERE document_id = %s"
-                    " AND update_count >= %s",
-                    (doc_id, updates),
+                    "SELECT seq FROM document_snapshots WHERE document_id = %s AND seq >= %s",
+                    (doc_id, last),
                 )
                 row = cur.fetchone()
             if row is not None:
                 return int(row[0])
             time.sleep(0.2)
-        raise BenchError(f"no snapshot of {doc_id} covering {updates} updates in {timeout_s}s")
+        raise BenchError(f"no snapshot of {doc_id} up to seq {last} in {timeout_s}s")
+
+    async def _last_log_seq(self, doc_id: str) -> int:
+        nc = await nats.connect(self.stack.nats.url)
+        try:
+            msg = await nc.jetstream().get_last_msg(DOCS_STREAM, doc_update_subject(doc_id))
+            return int(msg.seq or 0)
+        finally:
+            await nc.close()
 
     @contextlib.contextmanager
     def _sql(self) -> Any:
