@@ -97,7 +97,8 @@ class Stamp:
 @dataclass(frozen=True)
 class CacheLookup:
     """`value`: the cached decision (a hit). `stamp`: what to store a fresh decision under; None
-    when the resource's workspace was not known yet (store only teaches the mapping then)."""
+    when the resource's workspace was not known yet (store only teaches the mapping then).
+    The value is JSON as stored in Redis (`policy.Access.to_cache`); the policy reads it back."""
 
     value: dict[str, Any] | None
     stamp: Stamp | None

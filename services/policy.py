@@ -167,6 +167,7 @@ class Access:
         return self.resource_role is not None and self.resource_role >= needed
 
     def to_cache(self) -> dict[str, Any]:
+        """The decision as the JSON stored in Redis (`services/permissions_cache.py`)."""
         return {
             "workspace_id": self.workspace_id,
             "workspace_role": self.workspace_role.label if self.workspace_role else None,
