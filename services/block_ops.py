@@ -20,7 +20,7 @@ editors apply it like a collaborator's keystrokes and their concurrent edits mer
 
 Bad input raises `BlockEditError` (field → messages) before anything is written.
 
-Types: blocks come in as BlockNote's JSON (`dict[str, Any]`), open on purpose: validated against the
+Types: blocks come in as BlockNote's JSON (plain dicts), open on purpose: validated against the
 editor's JSON Schema (`services/block_schema.py`) before they reach this module.
 """
 

@@ -6,7 +6,7 @@ with the product's mention inline content (`tests/js/product_schema.mjs`) —
 never written by hand — and `tests/test_block_schema.py` fails when the package and the file
 disagree. It is served at `GET /api/v1/schemas/blocks.json` so clients validate the same way.
 
-Types: the schema and the blocks it checks are JSON (`dict[str, Any]`), open on purpose: the JSON
+Types: the schema and the blocks it checks are JSON (plain dicts), open on purpose: the JSON
 Schema is the type.
 """
 

@@ -19,8 +19,8 @@ and `{"type": <node>, "props": {…}}` for other inline nodes (mentions and othe
 content). Styles come from y-prosemirror's marks: `{"bold": {}}` → `bold: true`,
 `{"textColor": {"stringValue": "red"}}` → `textColor: "red"`.
 
-Types: blocks, their props, inline content and styles are BlockNote's JSON, so `dict[str, Any]`
-here is open JSON on purpose: their shape is the editor's schema (`blocknote_schema.json`, checked
+Types: blocks, their props, inline content and styles are BlockNote's JSON, so their dicts
+here are open JSON on purpose: their shape is the editor's schema (`blocknote_schema.json`, checked
 by `services/block_schema.py`), which a Python class would only copy and fall behind.
 """
 

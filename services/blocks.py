@@ -7,7 +7,7 @@ per-document server-write lock, `Nats-Msg-Id: block:<op>:<key>`, `Collab-Client:
 merges. Writes are checked against BlockNote's JSON Schema (services/block_schema.py) before
 anything is read or written. A retry with the same idempotency key gets the first result back.
 
-Types: a block is BlockNote's JSON (`dict[str, Any]`), open on purpose and checked against the
+Types: a block is BlockNote's JSON (plain dicts), open on purpose and checked against the
 editor's JSON Schema instead of a Python class that would copy it (see `services/block_tree.py`).
 """
 

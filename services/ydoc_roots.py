@@ -16,7 +16,7 @@ each root's type is read from what it holds:
 Each probe reads the root as one type in its own doc (yrs fixes a root's type on first access), so
 one doc per type is loaded, never one per root.
 
-Types: a root's JSON (`dict[str, Any]`) is open on purpose: it mirrors whatever a client wrote into
+Types: a root's JSON (plain dicts) is open on purpose: it mirrors whatever a client wrote into
 the Yjs doc (XML nodes, attributes, marks, maps), which no schema of ours constrains.
 """
 
