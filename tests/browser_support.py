@@ -25,7 +25,13 @@ from playwright.async_api import expect
 from tests.documents_support import join, make_workspace
 
 CHROMIUM = os.environ.get("COLLAB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+#: Where the README's screenshots are refreshed from: `COLLAB_SCREENSHOT_DIR=docs/screenshots pytest
+#: tests/test_webapp_documents.py tests/test_webapp_boards.py`. By default a run still takes them
+#: (a broken page fails the screenshot too) but into a temp dir, so a test run leaves the checkout clean.
+SCREENSHOTS = Path(
+    os.environ.get("COLLAB_SCREENSHOT_DIR")
+    or Path(tempfile.gettempdir()) / f"collab-screenshots-{os.getuid()}"
+)
 #: Chromium's first line on stderr once the DevTools endpoint listens (a cold start takes ~1 s).
 _LISTENING = re.compile(r"DevTools listening on (ws://\S+)")
 #: Long enough for a loaded 2-core CI machine; every wait in these tests is on an event.
