@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bus.events import EventSchemaError
 from bus.outbox import OutboundEvent, activity_event
 from bus.schemas.activity import ActivityEventSchema
+
+if TYPE_CHECKING:
+    # Annotation only: board_changes stages its copies through this module.
+    from services.board_changes import BoardEvent
 
 # Board event types that are not interesting for the workspace activity log (reports, audit).
 NOT_ACTIVITY = frozenset({"positions.rebalanced"})
@@ -69,20 +73,20 @@ def event(
     return activity_event(build_event(workspace_id, event_type, actor_id, data))
 
 
-def board_copy(board_event: dict[str, Any]) -> OutboundEvent | None:
+def board_copy(board_event: BoardEvent) -> OutboundEvent | None:
     """The workspace activity copy of a board event (same id), or None if it has none."""
-    if board_event["type"] in NOT_ACTIVITY:
+    if board_event.type in NOT_ACTIVITY:
         return None
     body = {
-        "type": ACTIVITY_TYPE_RENAMES.get(board_event["type"], board_event["type"]),
-        "id": board_event["id"],
-        "workspace_id": board_event["workspace_id"],
-        "actor_id": board_event["actor_id"],
-        "at": board_event["at"],
+        "type": ACTIVITY_TYPE_RENAMES.get(board_event.type, board_event.type),
+        "id": board_event.id,
+        "workspace_id": board_event.workspace_id,
+        "actor_id": board_event.actor_id,
+        "at": board_event.at,
         "data": {
-            "board_id": board_event["board_id"],
-            "seq": board_event["seq"],
-            "entity": board_event["entity"],
+            "board_id": board_event.board_id,
+            "seq": board_event.seq,
+            "entity": board_event.entity,
         },
     }
-    return activity_event(body, f"activity:board:{board_event['board_id']}:{board_event['seq']}")
+    return activity_event(body, f"activity:board:{board_event.board_id}:{board_event.seq}")

@@ -22,6 +22,7 @@ numbers its events:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -71,6 +72,26 @@ def check_version(kind: str, expected: int | None, current: Versioned, schema: S
         raise StaleVersion(kind, schema.dump(current))
 
 
+@dataclass(frozen=True)
+class BoardEvent:
+    """One board event: the envelope `bus/schemas/board_events.py` checks when it is emitted."""
+
+    id: str
+    type: str
+    board_id: str
+    workspace_id: str
+    seq: int
+    actor_id: str | None
+    at: str
+    # The changed board, list, card, label, member or rebalance as its entity schema serialised
+    # it: JSON already (the schema the event's type names checks it again at emit).
+    entity: dict[str, Any]
+
+    def body(self) -> dict[str, Any]:
+        """The event as the bus carries it (JSON)."""
+        return dataclasses.asdict(self)
+
+
 @dataclass
 class BoardChange:
     uow: UnitOfWork
@@ -91,24 +112,22 @@ class BoardChange:
         return self._next_seq.get(board_id, self.boards[board_id].event_seq) + 1
 
     async def emit(self, board_id: str, event_type: str, entity: dict[str, Any]) -> None:
-        """Record one event of this change (validated now: a bad event rolls the change back).
-
-        `entity` is the changed object as its entity schema serialised it, and the event is the
-        envelope `bus/schemas/board_events.py` checks: both are the JSON the bus carries."""
+        """Record one event of this change (validated now: a bad event rolls the change back);
+        `entity`: the changed object as its entity schema serialised it."""
         board = self.boards[board_id]
         seq = self.next_seq(board_id)
         self._next_seq[board_id] = seq
-        event: dict[str, Any] = {
-            "id": str(uuid.uuid4()),
-            "type": event_type,
-            "board_id": str(board_id),
-            "workspace_id": str(board.workspace_id),
-            "seq": seq,
-            "actor_id": None if self.actor_id is None else str(self.actor_id),
-            "at": datetime.now(UTC).isoformat(),
-            "entity": entity,
-        }
-        await self.uow.emit(board_event(event))
+        event = BoardEvent(
+            id=str(uuid.uuid4()),
+            type=event_type,
+            board_id=str(board_id),
+            workspace_id=str(board.workspace_id),
+            seq=seq,
+            actor_id=None if self.actor_id is None else str(self.actor_id),
+            at=datetime.now(UTC).isoformat(),
+            entity=entity,
+        )
+        await self.uow.emit(board_event(event.body()))
         copy = activity.board_copy(event)
         if copy is not None:
             await self.uow.emit(copy)
