@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import Any, ClassVar, Final, Self
 
 
 class Unset(enum.Enum):
@@ -27,3 +27,18 @@ def given(command: object, names: Iterable[str]) -> dict[str, object]:
     """Of `names`, the command's fields that are set: the column changes a repository writes."""
     values = {name: getattr(command, name) for name in names}
     return {name: value for name, value in values.items() if value is not UNSET}
+
+
+class ColumnPatch:
+    """Mixin of a PATCH command (a dataclass) whose fields are exactly the `columns` it may set."""
+
+    columns: ClassVar[tuple[str, ...]]
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> Self:
+        """From a validated body: the columns it names, the others UNSET."""
+        return cls(**named_in(body, cls.columns))
+
+    def changes(self) -> dict[str, object]:
+        """The columns to write."""
+        return given(self, self.columns)

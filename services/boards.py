@@ -23,7 +23,7 @@ import asyncpg
 
 from bus.schemas.board_entities import BoardSchema, LabelSchema, MemberSchema
 from core.errors import Conflict, NotFound, ValidationFailed
-from core.patch import UNSET, Unset, given, named_in
+from core.patch import UNSET, ColumnPatch, Unset, named_in
 from models.repo import boards as boards_repo
 from models.repo import cards as cards_repo
 from services import notifications, permissions_cache, policy
@@ -64,28 +64,22 @@ class NewBoard:
 
 
 @dataclass(frozen=True)
-class BoardPatch:
+class BoardPatch(ColumnPatch):
     """The fields of a board to change; UNSET ones stay as they are."""
 
+    columns = BOARD_COLUMNS
     name: str | Unset = UNSET
     description: str | Unset = UNSET
     color: str | Unset | None = UNSET
     background: str | Unset | None = UNSET
     is_private: bool | Unset = UNSET
 
-    @classmethod
-    def of(cls, body: Mapping[str, Any]) -> BoardPatch:
-        return cls(**named_in(body, BOARD_COLUMNS))
-
 
 @dataclass(frozen=True)
-class LabelPatch:
+class LabelPatch(ColumnPatch):
+    columns = LABEL_COLUMNS
     name: str | Unset = UNSET
     color: str | Unset = UNSET
-
-    @classmethod
-    def of(cls, body: Mapping[str, Any]) -> LabelPatch:
-        return cls(**named_in(body, LABEL_COLUMNS))
 
 
 async def require_board(ctx: Deps, actor_id: str, action: Action, board_id: str) -> policy.Access:
@@ -168,7 +162,7 @@ async def update_board(
     async with board_change(ctx, [board_id], actor_id) as change:
         current = change.board(board_id)
         check_version("board", expected_version, current, _board)
-        row = await boards_repo.update_board(change.conn, board_id, given(patch, BOARD_COLUMNS))
+        row = await boards_repo.update_board(change.conn, board_id, patch.changes())
         board = await _emit_board(change, "board.updated", row)
     if patch.is_private is not UNSET and patch.is_private != current.is_private:
         await permissions_cache.invalidate_resource(
@@ -295,9 +289,7 @@ async def update_label(ctx: Deps, actor_id: str, label_id: str, patch: LabelPatc
     async with board_change(ctx, [board_id], actor_id) as change:
         try:
             async with change.conn.transaction():
-                row = await boards_repo.update_label(
-                    change.conn, label_id, given(patch, LABEL_COLUMNS)
-                )
+                row = await boards_repo.update_label(change.conn, label_id, patch.changes())
         except asyncpg.UniqueViolationError as err:
             raise _label_exists() from err
         updated = Label.from_row(row)

@@ -20,7 +20,7 @@ from uuid import UUID
 
 from bus.schemas.board_entities import CardSchema, ListSchema
 from core.errors import Conflict, NotFound, ValidationFailed
-from core.patch import UNSET, Unset, given, named_in
+from core.patch import UNSET, ColumnPatch, Unset, given, named_in
 from models.repo import boards as boards_repo
 from models.repo import cards as cards_repo
 from models.repo import positions
@@ -131,13 +131,10 @@ class CardPatch:
 
 
 @dataclass(frozen=True)
-class ChecklistItemPatch:
+class ChecklistItemPatch(ColumnPatch):
+    columns = CHECKLIST_COLUMNS
     text: str | Unset = UNSET
     is_done: bool | Unset = UNSET
-
-    @classmethod
-    def of(cls, body: Mapping[str, Any]) -> ChecklistItemPatch:
-        return cls(**named_in(body, CHECKLIST_COLUMNS))
 
 
 async def _place(
@@ -556,8 +553,7 @@ async def _checklist_change(
         if patch is None:
             await cards_repo.delete_checklist_item(change.conn, item_id)
         else:
-            columns = given(patch, CHECKLIST_COLUMNS)
-            await cards_repo.update_checklist_item(change.conn, item_id, columns)
+            await cards_repo.update_checklist_item(change.conn, item_id, patch.changes())
         await cards_repo.update_card(change.conn, card_id, {})
         card = await _card_entity(change, card_id)
         await _emit_card(change, board_id, "card.updated", card)
