@@ -19,11 +19,17 @@ from handlers.schemas.comments import (
 )
 from services import comments as service
 from services.auth_guard import Principal
+from services.comment_entities import Comment, Thread
 from services.comments import Anchor, ListQuery, Target, Written
 
+_thread = ThreadSchema()
+_comment = CommentSchema()
 
-def _written(written: Written) -> dict[str, Any]:
-    return {**written.entity, "unnotified_mentions": written.unnotified_mentions}
+
+def _written(written: Written[Thread] | Written[Comment]) -> dict[str, Any]:
+    entity = written.entity
+    dumped = _thread.dump(entity) if isinstance(entity, Thread) else _comment.dump(entity)
+    return {**dumped, "unnotified_mentions": written.unnotified_mentions}
 
 
 def _anchor(data: dict[str, Any] | None) -> Anchor | None:
@@ -46,12 +52,12 @@ class _TargetThreadsHandler(BaseHandler):
             self.ctx, self.principal_id, target, where, limit + 1, offset
         )
         page = {
-            "items": rows[:limit],
+            "items": _thread.dump(rows[:limit], many=True),
             "limit": limit,
             "offset": offset,
             "next_offset": offset + limit if len(rows) > limit else None,
         }
-        self.send(page)  # the items are entities already (`ThreadSchema` dumps)
+        self.send(page)
 
     async def _create(self, target: Target) -> None:
         data = self.load_body(ThreadCreateSchema())
@@ -122,7 +128,7 @@ class ThreadHandler(BaseHandler):
 
     @signed_in
     async def get(self, principal: Principal, thread_id: str) -> None:
-        self.send(await service.get_thread(self.ctx, principal.user_id, thread_id))
+        self.send(_thread.dump(await service.get_thread(self.ctx, principal.user_id, thread_id)))
 
 
 class ThreadCommentsHandler(BaseHandler):
@@ -156,9 +162,10 @@ class ThreadResolveHandler(BaseHandler):
     @signed_in
     async def post(self, principal: Principal, thread_id: str) -> None:
         self.load_body(EmptySchema())
-        self.send(
-            await service.set_status(self.ctx, principal.user_id, thread_id, self.target_status)
+        thread = await service.set_status(
+            self.ctx, principal.user_id, thread_id, self.target_status
         )
+        self.send(_thread.dump(thread))
 
 
 class ThreadReopenHandler(ThreadResolveHandler):
@@ -195,7 +202,9 @@ class CommentHandler(BaseHandler):
     @signed_in
     async def delete(self, principal: Principal, comment_id: str) -> None:
         self.load_body(EmptySchema())
-        self.send(await service.delete_comment(self.ctx, principal.user_id, comment_id))
+        self.send(
+            _comment.dump(await service.delete_comment(self.ctx, principal.user_id, comment_id))
+        )
 
 
 class ReactionHandler(BaseHandler):
@@ -215,12 +224,14 @@ class ReactionHandler(BaseHandler):
     @signed_in
     async def put(self, principal: Principal, comment_id: str, emoji: str) -> None:
         self.load_body(EmptySchema())
-        self.send(await service.react(self.ctx, principal.user_id, comment_id, emoji, True))
+        comment = await service.react(self.ctx, principal.user_id, comment_id, emoji, True)
+        self.send(_comment.dump(comment))
 
     @signed_in
     async def delete(self, principal: Principal, comment_id: str, emoji: str) -> None:
         self.load_body(EmptySchema())
-        self.send(await service.react(self.ctx, principal.user_id, comment_id, emoji, False))
+        comment = await service.react(self.ctx, principal.user_id, comment_id, emoji, False)
+        self.send(_comment.dump(comment))
 
 
 ROUTES = [

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from bus.outbox import doc_event
 from bus.schemas.comment_entities import REACTIONS, CommentSchema, ThreadSchema
@@ -38,6 +38,7 @@ from services import notifications, policy
 from services.anchor_text import anchor_of, content_of
 from services.board_changes import BoardChange, board_change
 from services.comment_body import mentioned_ids, plain_text
+from services.comment_entities import Comment, CommentRef, Thread, ThreadHead
 from services.deps import Deps
 from services.doc_content import ContentError
 from services.doc_state import load_state
@@ -100,15 +101,14 @@ class Scope:
         }[what]
 
     @classmethod
-    def of_thread(cls, row: dict[str, Any]) -> Scope:
-        if row["document_id"] is not None:
-            return cls(
-                Resource.document(str(row["document_id"])), document_id=str(row["document_id"])
-            )
+    def of_thread(cls, thread: ThreadHead) -> Scope:
+        if thread.document_id is not None:
+            doc_id = str(thread.document_id)
+            return cls(Resource.document(doc_id), document_id=doc_id)
         return cls(
-            Resource.board(str(row["board_id"])),
-            board_id=str(row["board_id"]),
-            card_id=None if row["card_id"] is None else str(row["card_id"]),
+            Resource.board(str(thread.board_id)),
+            board_id=str(thread.board_id),
+            card_id=None if thread.card_id is None else str(thread.card_id),
         )
 
 
@@ -117,17 +117,22 @@ class Anchor:
     """Where a document thread points: a block, optionally a text range inside it."""
 
     block_id: str
+    # Yjs relative positions (`ThreadAnchor`): the client library's JSON, checked where it comes
+    # in (`handlers/schemas/comments.RelativePositionSchema`), kept as it came.
     start: dict[str, Any] | None = None
     end: dict[str, Any] | None = None
     quoted_text: str | None = None
 
 
+E = TypeVar("E", Thread, Comment)
+
+
 @dataclass(frozen=True)
-class Written:
+class Written(Generic[E]):
     """A write's result: the entity, and the mentioned members who cannot read it (told to the
     writer only: nobody is notified about a place they cannot see)."""
 
-    entity: dict[str, Any]
+    entity: E
     unnotified_mentions: list[str]
 
 
@@ -150,22 +155,24 @@ async def _require(ctx: Deps, actor_id: str, scope: Scope, what: What) -> policy
 
 async def _thread_for(
     ctx: Deps, actor_id: str, thread_id: str, what: What
-) -> tuple[dict[str, Any], Scope]:
+) -> tuple[ThreadHead, Scope]:
     row = await repo.get_thread(ctx.db, thread_id)
     if row is None:
         raise NotFound("thread not found")
-    scope = Scope.of_thread(row)
+    thread = ThreadHead.from_row(row)
+    scope = Scope.of_thread(thread)
     await _require(ctx, actor_id, scope, what)
-    return row, scope
+    return thread, scope
 
 
 async def _comment_for(
     ctx: Deps, actor_id: str, comment_id: str, what: What
-) -> tuple[dict[str, Any], dict[str, Any], Scope]:
-    comment = await repo.get_comment(ctx.db, comment_id)
-    if comment is None:
+) -> tuple[CommentRef, ThreadHead, Scope]:
+    row = await repo.get_comment(ctx.db, comment_id)
+    if row is None:
         raise NotFound("comment not found")
-    thread, scope = await _thread_for(ctx, actor_id, str(comment["thread_id"]), what)
+    comment = CommentRef.from_row(row)
+    thread, scope = await _thread_for(ctx, actor_id, str(comment.thread_id), what)
     return comment, thread, scope
 
 
@@ -178,53 +185,19 @@ async def _spend(ctx: CommentDeps, actor_id: str) -> None:
 # --- entities --------------------------------------------------------------------------------
 
 
-def _with_flags(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        **row,
-        "mentions": [str(u) for u in row["mentions"] or []],
-        "edited": row["edited_at"] is not None,
-        "deleted": row["deleted_at"] is not None,
-        "reactions": row.get("reactions", []),
-    }
-
-
-def comment_entity(row: dict[str, Any]) -> dict[str, Any]:
-    return _comment.dump(_with_flags(row))
-
-
-def thread_entity(row: dict[str, Any], comments: list[dict[str, Any]]) -> dict[str, Any]:
-    anchor = None
-    if row["block_id"] is not None:
-        anchor = {
-            "block_id": row["block_id"],
-            "start": row["anchor_start"],
-            "end": row["anchor_end"],
-            "state": row["anchor_state"],
-            "quoted_text": row["quoted_text"],
-        }
-    return _thread.dump(
-        {
-            **row,
-            "anchor": anchor,
-            "comment_count": len(comments),
-            "comments": [_with_flags(c) for c in comments],
-        }
-    )
-
-
-async def load_thread(db: Any, thread_id: str) -> dict[str, Any]:
+async def load_thread(db: Any, thread_id: str) -> Thread:
     row = await repo.get_thread(db, thread_id)
     if row is None:
         raise NotFound("thread not found")
     comments = await repo.comments_of(db, [thread_id])
-    return thread_entity(row, comments.get(thread_id, []))
+    return Thread.of(row, comments.get(thread_id, []))
 
 
-async def _load_comment(db: Any, thread_id: str, comment_id: str) -> dict[str, Any]:
+async def _load_comment(db: Any, thread_id: str, comment_id: str) -> Comment:
     comments = await repo.comments_of(db, [thread_id])
     for row in comments.get(thread_id, []):
         if str(row["id"]) == comment_id:
-            return comment_entity(row)
+            return Comment.from_row(row)
     raise NotFound("comment not found")
 
 
@@ -238,6 +211,9 @@ class Mentions:
     unreadable: list[str]  # members who may not: reported to the writer
 
 
+# A comment's `body` stays `dict[str, Any]` here and below: it is the editor's rich-text JSON,
+# open by nature, checked once where it comes in (`comment_body.CommentBodySchema`) and read by
+# `comment_body`'s walkers, never by field in this module.
 async def _mentions(ctx: Deps, workspace_id: str, scope: Scope, body: dict[str, Any]) -> Mentions:
     ids = mentioned_ids(body)
     members = await repo.known_members(ctx.db, workspace_id, ids) if ids else set()
@@ -278,7 +254,9 @@ class CommentChange:
     actor_id: str | None
     board: BoardChange | None = None
 
-    async def emit(self, event_type: str, thread_id: str, entity: dict[str, Any]) -> None:
+    async def emit(self, event_type: str, thread_id: str, changed: Thread | Comment) -> None:
+        """Emit `event_type` with the changed thread or comment as its entity schema dumps it."""
+        entity = _thread.dump(changed) if isinstance(changed, Thread) else _comment.dump(changed)
         if self.board is not None:
             assert self.scope.board_id is not None
             await self.board.emit(self.scope.board_id, event_type, entity)
@@ -303,15 +281,15 @@ class CommentChange:
         recipients: list[str],
         kind: str,
         thread_id: str,
-        comment: dict[str, Any] | None = None,
+        comment: Comment | None = None,
     ) -> None:
         """Tell each recipient (never the actor; never one who may not view the target, nor
         one who turned the kind off: `notifications.notify` decides)."""
         if not recipients:
             return
         data = {"title": await self._title()}
-        if comment is not None and comment["text"]:
-            data["excerpt"] = comment["text"][:EXCERPT_CHARS]
+        if comment is not None and comment.text:
+            data["excerpt"] = comment.text[:EXCERPT_CHARS]
         for recipient in recipients:
             await notifications.notify(
                 self.uow,
@@ -324,7 +302,7 @@ class CommentChange:
                     board_id=_uuid(self.scope.board_id),
                     card_id=_uuid(self.scope.card_id),
                     thread_id=uuid.UUID(thread_id),
-                    comment_id=None if comment is None else uuid.UUID(str(comment["id"])),
+                    comment_id=None if comment is None else comment.id,
                     data=data,
                 ),
             )
@@ -403,7 +381,7 @@ async def create_thread(
     target: Target,
     body: dict[str, Any],
     anchor: Anchor | None = None,
-) -> Written:
+) -> Written[Thread]:
     """A new thread with its first comment (`body`), anchored to a block when `anchor` is given."""
     scope = await _scope_of(ctx, target)
     access = await _require(ctx, actor_id, scope, "comment")
@@ -434,12 +412,12 @@ async def create_thread(
         )
         entity = await load_thread(conn, thread_id)
         await change.emit("thread.created", thread_id, entity)
-        top = entity["comments"][0]
+        top = entity.comments[0]
         await change.notify(mentions.readers, notifications.COMMENT_MENTION, thread_id, top)
     return Written(entity, mentions.unreadable)
 
 
-async def get_thread(ctx: Deps, actor_id: str, thread_id: str) -> dict[str, Any]:
+async def get_thread(ctx: Deps, actor_id: str, thread_id: str) -> Thread:
     await _thread_for(ctx, actor_id, thread_id, "view")
     return await load_thread(ctx.db, thread_id)
 
@@ -453,7 +431,7 @@ class ListQuery:
 
 async def list_threads(
     ctx: Deps, actor_id: str, target: Target, query: ListQuery, limit: int, offset: int
-) -> list[dict[str, Any]]:
+) -> list[Thread]:
     """Threads of a document or card, oldest first, each with its comments (three queries)."""
     scope = await _scope_of(ctx, target)
     await _require(ctx, actor_id, scope, "view")
@@ -466,16 +444,16 @@ async def list_threads(
     )
     rows = await repo.list_threads(ctx.db, where, limit, offset)
     comments = await repo.comments_of(ctx.db, [str(r["id"]) for r in rows])
-    return [thread_entity(r, comments.get(str(r["id"]), [])) for r in rows]
+    return [Thread.of(r, comments.get(str(r["id"]), [])) for r in rows]
 
 
 async def set_status(
     ctx: CommentDeps, actor_id: str, thread_id: str, status: Literal["open", "resolved"]
-) -> dict[str, Any]:
+) -> Thread:
     """Resolve or reopen (anyone who may comment); the same status again changes nothing."""
     thread, scope = await _thread_for(ctx, actor_id, thread_id, "comment")
     await _spend(ctx, actor_id)
-    async with comment_change(ctx, scope, str(thread["workspace_id"]), actor_id) as change:
+    async with comment_change(ctx, scope, str(thread.workspace_id), actor_id) as change:
         conn = change.uow.conn
         row = await repo.get_thread(conn, thread_id, lock=True)
         if row is None:
@@ -496,12 +474,14 @@ async def set_status(
 # --- comments --------------------------------------------------------------------------------
 
 
-async def reply(ctx: CommentDeps, actor_id: str, thread_id: str, body: dict[str, Any]) -> Written:
+async def reply(
+    ctx: CommentDeps, actor_id: str, thread_id: str, body: dict[str, Any]
+) -> Written[Comment]:
     """A reply at the end of the thread (one level: its parent is the top comment)."""
     thread, scope = await _thread_for(ctx, actor_id, thread_id, "comment")
     await _spend(ctx, actor_id)
-    mentions = await _mentions(ctx, str(thread["workspace_id"]), scope, body)
-    async with comment_change(ctx, scope, str(thread["workspace_id"]), actor_id) as change:
+    mentions = await _mentions(ctx, str(thread.workspace_id), scope, body)
+    async with comment_change(ctx, scope, str(thread.workspace_id), actor_id) as change:
         conn = change.uow.conn
         if await repo.get_thread(conn, thread_id, lock=True) is None:
             raise NotFound("thread not found")
@@ -523,31 +503,32 @@ async def reply(ctx: CommentDeps, actor_id: str, thread_id: str, body: dict[str,
     return Written(entity, mentions.unreadable)
 
 
-def _alive(comment: dict[str, Any]) -> None:
-    if comment["deleted_at"] is not None:
+def _alive(comment: CommentRef) -> None:
+    if comment.deleted_at is not None:
         raise Conflict("the comment was deleted", code="comment_deleted")
 
 
-async def _locked_comment(change: CommentChange, comment_id: str) -> dict[str, Any]:
-    comment = await repo.get_comment(change.uow.conn, comment_id, lock=True)
-    if comment is None:
+async def _locked_comment(change: CommentChange, comment_id: str) -> CommentRef:
+    row = await repo.get_comment(change.uow.conn, comment_id, lock=True)
+    if row is None:
         raise NotFound("comment not found")
+    comment = CommentRef.from_row(row)
     _alive(comment)
     return comment
 
 
 async def edit_comment(
     ctx: CommentDeps, actor_id: str, comment_id: str, body: dict[str, Any]
-) -> Written:
+) -> Written[Comment]:
     """Only the author edits (with the comment right still theirs); marks the comment edited."""
     comment, thread, scope = await _comment_for(ctx, actor_id, comment_id, "comment")
-    if str(comment["author_id"]) != actor_id:
+    if str(comment.author_id) != actor_id:
         raise Forbidden("only the author can edit a comment", code="not_author")
     _alive(comment)
     await _spend(ctx, actor_id)
-    mentions = await _mentions(ctx, str(thread["workspace_id"]), scope, body)
-    thread_id = str(thread["id"])
-    async with comment_change(ctx, scope, str(thread["workspace_id"]), actor_id) as change:
+    mentions = await _mentions(ctx, str(thread.workspace_id), scope, body)
+    thread_id = str(thread.id)
+    async with comment_change(ctx, scope, str(thread.workspace_id), actor_id) as change:
         before = await _locked_comment(change, comment_id)
         names = await _names(ctx, mentions.members)
         conn = change.uow.conn
@@ -555,22 +536,22 @@ async def edit_comment(
         entity = await _load_comment(conn, thread_id, comment_id)
         await change.emit("comment.updated", thread_id, entity)
         # Only people the edit newly mentions are told (an edit is not a new message).
-        known = {str(u) for u in before["mentions"] or []}
+        known = set(before.mentions)
         added = [u for u in mentions.readers if u not in known]
         await change.notify(added, notifications.COMMENT_MENTION, thread_id, entity)
     return Written(entity, mentions.unreadable)
 
 
-async def delete_comment(ctx: CommentDeps, actor_id: str, comment_id: str) -> dict[str, Any]:
+async def delete_comment(ctx: CommentDeps, actor_id: str, comment_id: str) -> Comment:
     """The author (who may still comment) or a moderator; leaves a tombstone in the thread."""
     comment, thread, scope = await _comment_for(ctx, actor_id, comment_id, "view")
-    own = str(comment["author_id"]) == actor_id
+    own = str(comment.author_id) == actor_id
     what: What = "comment" if own else "moderate"
     if not await policy.can(ctx, actor_id, scope.action(what), scope.resource):
         raise Forbidden("only the author or a moderator can delete a comment", code="forbidden")
     await _spend(ctx, actor_id)
-    thread_id = str(thread["id"])
-    async with comment_change(ctx, scope, str(thread["workspace_id"]), actor_id) as change:
+    thread_id = str(thread.id)
+    async with comment_change(ctx, scope, str(thread.workspace_id), actor_id) as change:
         await _locked_comment(change, comment_id)
         await repo.tombstone_comment(change.uow.conn, comment_id, actor_id)
         entity = await _load_comment(change.uow.conn, thread_id, comment_id)
@@ -586,16 +567,14 @@ def _emoji(emoji: str) -> str:
     return emoji
 
 
-async def react(
-    ctx: CommentDeps, actor_id: str, comment_id: str, emoji: str, on: bool
-) -> dict[str, Any]:
+async def react(ctx: CommentDeps, actor_id: str, comment_id: str, emoji: str, on: bool) -> Comment:
     """Add (`on`) or take back the caller's reaction; idempotent either way."""
     _emoji(emoji)
     comment, thread, scope = await _comment_for(ctx, actor_id, comment_id, "comment")
     _alive(comment)
     await _spend(ctx, actor_id)
-    thread_id = str(thread["id"])
-    async with comment_change(ctx, scope, str(thread["workspace_id"]), actor_id) as change:
+    thread_id = str(thread.id)
+    async with comment_change(ctx, scope, str(thread.workspace_id), actor_id) as change:
         await _locked_comment(change, comment_id)
         conn = change.uow.conn
         if on:
