@@ -8,6 +8,8 @@ of the route table (no OpenAPI operation, no CORS grant — the app's own origin
 * `/assets/<file>`: Vite's content-hashed files, cacheable for a year (a new build = new names).
 * `/` and `/w/...`: the app's pages (history routing), all answered with `index.html`, never
   cached, so a deploy is picked up on the next load. Anything else keeps the JSON 404.
+* `/invite/<token>`: the page an invitation mail links to (the app signs the person in or up,
+  then accepts). Its own route, so its template names the token and the logs redact it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from typing import Any
 import tornado.web
 
 from core.errors import NotFound
+from core.paths import template_regex
 from handlers.base import JsonErrors
+from services.workspaces import INVITE_PAGE
 
 WEBAPP_DIR = Path(__file__).resolve().parent / "webapp_static"
 _YEAR_S = 365 * 24 * 3600
@@ -54,7 +58,7 @@ class AppAssetHandler(JsonErrors, tornado.web.StaticFileHandler):
 class AppPageHandler(JsonErrors):
     """Every page of the single-page app is its `index.html`; the app routes on the client."""
 
-    def get(self) -> None:
+    def get(self, **_path_args: str) -> None:
         index = WEBAPP_DIR / "index.html"
         if not index.is_file():
             raise NotFound("the web app is not built: run `npm ci && npm run build` in web/")
@@ -65,7 +69,7 @@ class AppPageHandler(JsonErrors):
         self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         self.write(index.read_bytes())
 
-    def head(self) -> None:
+    def head(self, **_path_args: str) -> None:
         self.get()
 
 
@@ -78,6 +82,7 @@ def url_specs() -> list[tornado.web.URLSpec]:
             {"path": str(WEBAPP_DIR / "assets")},
         ),
         tornado.web.url(r"/(?:w(?:/.*)?)?", _named(AppPageHandler, "/")),
+        tornado.web.url(template_regex(INVITE_PAGE), _named(AppPageHandler, INVITE_PAGE)),
     ]
 
 

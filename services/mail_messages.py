@@ -96,7 +96,8 @@ def invitation_message(payload: dict[str, Any], settings: Settings) -> EmailMess
         "inviter_name": payload.get("inviter_name"),
         "workspace_name": payload["workspace_name"],
         "role": payload["role"],
-        "accept_url": absolute_url(settings, payload["accept_path"]),
+        # Rows queued before the mail linked to the web app carry the API path instead.
+        "accept_url": absolute_url(settings, payload.get("invite_path") or payload["accept_path"]),
         "expires_at": payload["expires_at"],
     }
     return compose(settings, payload["to"], render("invitation", context))

@@ -76,7 +76,7 @@ async def _invitation(
 
 
 MAIL_KINDS = (
-    MailKind(INVITATION_EMAIL_KIND, _invitation, secret_keys=("accept_path",)),
+    MailKind(INVITATION_EMAIL_KIND, _invitation, secret_keys=("invite_path", "accept_path")),
     MailKind(PASSWORD_RESET_EMAIL_KIND, account_tokens.password_reset_mail),
     MailKind(VERIFICATION_EMAIL_KIND, account_tokens.verification_mail),
     MailKind(notification_mail.NOTIFICATION_EMAIL_KIND, notification_mail.notification_mail),

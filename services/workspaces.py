@@ -85,7 +85,18 @@ class PurgedWorkspace:
 
 
 def accept_path(token: str) -> str:
+    """The API route that accepts (POST, signed in); what the invite response gives API clients."""
     return f"/api/v1/invitations/{token}/accept/"
+
+
+#: The web app's page for an invitation (served by `handlers/webapp.py`, which redacts `{token}`
+#: in logs): what the mail links to, since a browser opening a link sends a GET, and accepting
+#: needs the invitee signed in first.
+INVITE_PAGE = "/invite/{token}"
+
+
+def invite_path(token: str) -> str:
+    return INVITE_PAGE.format(token=token)
 
 
 def hash_token(token: str) -> str:
@@ -456,7 +467,7 @@ def _invitation_email(
         "inviter_id": str(inviter.id) if inviter else None,
         "inviter_name": inviter.display_name if inviter else None,
         "role": invitation.role,
-        "accept_path": accept_path(token),
+        "invite_path": invite_path(token),
         "expires_at": invitation.expires_at.isoformat(),
     }
 

@@ -14,8 +14,11 @@ from bus.jetstream import workspace_activity_subject
 from bus.schemas.activity import ActivityEventSchema
 from tests.ws_helpers import Collector, fast_user, invite, workspace_with, ws_path
 
-# An accept path in a log line whose token segment is anything but the redaction marker.
-_LOGGED_ACCEPT_TOKEN = re.compile(r"/invitations/(?!\[REDACTED\]/)[^/\s\"']+/accept")
+# An accept path or the web app's invitation page (the mail's link) in a log line whose token
+# segment is anything but the redaction marker.
+_LOGGED_ACCEPT_TOKEN = re.compile(
+    r"/invitations/(?!\[REDACTED\]/)[^/\s\"']+/accept|/invite/(?!\[REDACTED\])[^/\s\"'?]+"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +56,7 @@ async def test_invite_returns_the_token_once_and_stores_only_its_hash(api, ctx):
     assert payload["to"] == email
     assert payload["workspace_name"] == workspace["name"]
     assert payload["inviter_name"] == users["owner"].display_name
-    assert payload["accept_path"] == body["accept_path"]
+    assert payload["invite_path"] == f"/invite/{token}"  # the web app's page, not the API route
     assert payload["role"] == "member"
 
 
@@ -323,3 +326,25 @@ async def test_invitation_tokens_never_reach_the_logs(api, ctx, caplog):
     assert token not in logged
     assert logged.count("/api/v1/invitations/[REDACTED]/accept/") >= 3
     assert "token=[REDACTED]" in logged
+
+
+async def test_the_invitation_page_keeps_its_token_out_of_the_logs(api, ctx, caplog):
+    """The mail's link is a web app page: its access log line names the route, not the token;
+    opening it changes nothing (the page accepts only once the person is signed in)."""
+    workspace, users = await workspace_with(api, ctx)
+    invitee = await fast_user(ctx, "invitee")
+    created = await invite(api, workspace["id"], users["owner"], invitee.email, "member")
+    token = created.body["token"]
+    caplog.clear()
+    for path in (f"/invite/{token}", f"/invite/{token}/", f"/invite/{token}?token={token}"):
+        page = await api.get(path)
+        assert page.status == 200, path
+        assert '<div id="root">' in page.body
+    assert (await api.request("HEAD", f"/invite/{token}")).status == 200
+    logged = caplog.text
+    assert token not in logged
+    assert logged.count("/invite/[REDACTED]") >= 4
+    pending = await api.get(
+        f"/api/v1/workspaces/{workspace['id']}/invitations/", token=users["owner"].access_token
+    )
+    assert created.body["id"] in [item["id"] for item in pending.body["items"]]

@@ -12,7 +12,7 @@ import pytest
 
 from server.settings import ConfigError, Settings
 from services.mailer import MAIL_JOB
-from tests.mail_support import PUBLIC_URL, parsed, settle_other_mail, smtp_settings
+from tests.mail_support import PUBLIC_URL, link_in, parsed, settle_other_mail, smtp_settings
 from tests.ws_helpers import invite, workspace_with
 
 
@@ -47,7 +47,7 @@ async def make_due(ctx, invitation_id: str) -> None:
     )
 
 
-async def test_invitation_is_sent_over_smtp_with_the_accept_link(api, ctx, smtp):
+async def test_invitation_is_sent_over_smtp_with_the_web_app_link(api, ctx, smtp):
     to, created = await invited(api, ctx)
     before = datetime.now(UTC).replace(microsecond=0)
     run = await ctx.scheduler.run_now(MAIL_JOB)
@@ -60,11 +60,15 @@ async def test_invitation_is_sent_over_smtp_with_the_accept_link(api, ctx, smtp)
     assert message["Subject"] == f"Owner invited you to {created['workspace_name']} on Collab"
     # Date is required by RFC 5322 (`collab mailbox list` showed an empty date column).
     assert before <= parsedate_to_datetime(message["Date"]) <= datetime.now(UTC)
-    link = f"{PUBLIC_URL}/api/v1/invitations/{created['token']}/accept/"
-    text = message.get_body(("plain",)).get_content()
-    html = message.get_body(("html",)).get_content()
-    assert link in text
-    assert f'href="{link}"' in html
+    # The link opens the web app's invitation page (a browser's GET), not the POST-only API
+    # route (which answered 405 JSON to a click).
+    path = link_in(message, "/invite/")
+    assert path == f"/invite/{created['token']}"
+    page = await api.get(path)
+    assert page.status == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert page.headers["Referrer-Policy"] == "no-referrer"  # the token stays off other sites
+    assert '<div id="root">' in page.body
     row = await outbox_row(ctx, created["id"])
     assert row["processed_at"] is not None and row["failed_at"] is None
     assert (row["attempts"], row["last_error"]) == (1, None)
@@ -156,7 +160,7 @@ async def test_console_backend_prints_instead_of_sending(api, ctx, smtp, capsys)
     assert (await ctx.scheduler.run_now(MAIL_JOB)).result == 1
     printed = capsys.readouterr().out
     assert f"To: {to}" in printed
-    assert f"{PUBLIC_URL}/api/v1/invitations/{created['token']}/accept/" in printed
+    assert f"{PUBLIC_URL}/invite/{created['token']}" in printed
     assert smtp.inbox.messages == []
     assert (await outbox_row(ctx, created["id"]))["processed_at"] is not None
 
