@@ -20,7 +20,6 @@ from typing import Any
 import tornado.web
 
 from core.errors import NotFound
-from core.paths import template_regex
 from handlers.base import JsonErrors
 from services.workspaces import INVITE_PAGE
 
@@ -58,7 +57,7 @@ class AppAssetHandler(JsonErrors, tornado.web.StaticFileHandler):
 class AppPageHandler(JsonErrors):
     """Every page of the single-page app is its `index.html`; the app routes on the client."""
 
-    def get(self, **_path_args: str) -> None:
+    def get(self) -> None:
         index = WEBAPP_DIR / "index.html"
         if not index.is_file():
             raise NotFound("the web app is not built: run `npm ci && npm run build` in web/")
@@ -69,7 +68,7 @@ class AppPageHandler(JsonErrors):
         self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         self.write(index.read_bytes())
 
-    def head(self, **_path_args: str) -> None:
+    def head(self) -> None:
         self.get()
 
 
@@ -82,7 +81,9 @@ def url_specs() -> list[tornado.web.URLSpec]:
             {"path": str(WEBAPP_DIR / "assets")},
         ),
         tornado.web.url(r"/(?:w(?:/.*)?)?", _named(AppPageHandler, "/")),
-        tornado.web.url(template_regex(INVITE_PAGE), _named(AppPageHandler, INVITE_PAGE)),
+        # No group captures the token: Tornado would decode it (a link with bad UTF-8 would be
+        # a 400, not the page); the template names it for the logs' redaction.
+        tornado.web.url(r"/invite/[^/]+/?", _named(AppPageHandler, INVITE_PAGE)),
     ]
 
 

@@ -344,6 +344,8 @@ async def test_the_invitation_page_keeps_its_token_out_of_the_logs(api, ctx, cap
     logged = caplog.text
     assert token not in logged
     assert logged.count("/invite/[REDACTED]") >= 4
+    # A mangled link (not UTF-8) is still the page, which then says the link is not valid.
+    assert (await api.get("/invite/%ff%00")).status == 200
     pending = await api.get(
         f"/api/v1/workspaces/{workspace['id']}/invitations/", token=users["owner"].access_token
     )

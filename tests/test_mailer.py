@@ -72,6 +72,7 @@ async def test_invitation_is_sent_over_smtp_with_the_web_app_link(api, ctx, smtp
     row = await outbox_row(ctx, created["id"])
     assert row["processed_at"] is not None and row["failed_at"] is None
     assert (row["attempts"], row["last_error"]) == (1, None)
+    assert created["token"] not in str(row["payload"])  # the link is dropped once sent
     # Sent once: the next run finds nothing.
     assert (await ctx.scheduler.run_now(MAIL_JOB)).result == 0
     assert len(smtp.inbox.messages) == 1

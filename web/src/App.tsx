@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'react'
 import { onSession, session as currentSession, signIn, signUp, type Session } from './api'
+import { InviteNotice, InvitePage, useInviteToken } from './Invite'
 import { Shell } from './Shell'
 import { ErrorText, useAction } from './ui'
 
@@ -11,11 +12,13 @@ export function App () {
     if (reason === 'ended') setEnded(true)
     if (reason === 'signed_in') setEnded(false)
   }), [])
-  if (!session) return <AuthScreen ended={ended} />
+  const invite = useInviteToken()
+  if (!session) return <AuthScreen ended={ended} notice={invite ? <InviteNotice /> : null} />
+  if (invite) return <InvitePage token={invite} session={session} />
   return <Shell session={session} />
 }
 
-function AuthScreen ({ ended }: { ended: boolean }) {
+function AuthScreen ({ ended, notice }: { ended: boolean, notice?: React.ReactNode }) {
   const [mode, setMode] = useState<'login' | 'signup'>('login')
   const [email, setEmail] = useState('')
   const [password, setPassword] = useState('')
@@ -29,6 +32,7 @@ function AuthScreen ({ ended }: { ended: boolean }) {
     <main className='auth'>
       <form className='card auth-card' onSubmit={submit} aria-label={mode === 'login' ? 'Sign in' : 'Create account'}>
         <h1><span className='logo' aria-hidden='true' /> collab</h1>
+        {notice}
         {ended && (
           <p className='notice revoked' role='alert' data-testid='session-ended'>
             Your session was ended (signed out elsewhere, password changed or access revoked). Sign in again.
