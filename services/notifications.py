@@ -65,6 +65,7 @@ from models.notifications import (
 )
 from models.repo import notifications as repo
 from services import policy
+from services.notification_entities import InboxItem, InboxPage, Notification, Preference
 from services.policy import VIEW_ACTION, Resource
 from services.unit_of_work import TransactionDeps, UnitOfWork, unit_of_work
 
@@ -110,7 +111,8 @@ class NotificationDraft:
     card_id: UUID | None = None
     thread_id: UUID | None = None
     comment_id: UUID | None = None
-    data: Mapping[str, Any] = field(default_factory=dict)  # title, excerpt, ...
+    # The preview (title, excerpt, ...): open JSON, kind-specific (`Notification.data`).
+    data: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def group_key(self) -> str:
@@ -150,11 +152,14 @@ async def notify(uow: UnitOfWork, draft: NotificationDraft) -> UUID | None:
     if channel == OFF or not await may_see(uow.conn, draft):
         return None
     record = await repo.insert(uow.conn, _new_row(draft, data, channel))
-    await emit_change(uow, recipient, "notification.created", notification=to_wire(record))
-    return UUID(str(record["id"]))
+    created = Notification.from_row(record)
+    await emit_change(uow, recipient, "notification.created", notification=to_wire(created))
+    return UUID(str(created.id))
 
 
 def _checked_data(draft: NotificationDraft) -> dict[str, Any]:
+    """The draft's preview as the JSON it will be stored as: an open, kind-specific object
+    (`Notification.data`), so a dict; only its kind, size and JSON-ness are checked."""
     if draft.kind not in NOTIFICATION_KINDS:
         raise EventSchemaError(f"unknown notification kind {draft.kind!r}")
     try:
@@ -209,14 +214,10 @@ def _new_row(draft: NotificationDraft, data: dict[str, Any], channel: str) -> re
 _NOTIFICATION = NotificationSchema()
 
 
-def notification_fields(record: Mapping[str, Any]) -> dict[str, Any]:
-    """An inbox row's public fields (native types: the REST schemas serialise them)."""
-    return {name: record[name] for name in _NOTIFICATION.fields}
-
-
-def to_wire(record: Mapping[str, Any]) -> dict[str, Any]:
-    """An inbox row in its public JSON form (`bus/schemas/notifications.NotificationSchema`)."""
-    wire: dict[str, Any] = _NOTIFICATION.dump(notification_fields(record))
+def to_wire(notification: Notification) -> dict[str, Any]:
+    """An inbox row in its public JSON form (`bus/schemas/notifications.NotificationSchema`):
+    the `notification` of a `notification.created` event."""
+    wire: dict[str, Any] = _NOTIFICATION.dump(notification)
     return wire
 
 
@@ -280,28 +281,18 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     raise ValidationFailed("invalid cursor", fields={"cursor": ["invalid cursor"]})
 
 
-async def list_inbox(db: Executor, user_id: str, query: InboxQuery) -> dict[str, Any]:
+async def list_inbox(db: Executor, user_id: str, query: InboxQuery) -> InboxPage:
     """A page of inbox items (one per group, newest first), the next page's cursor and the unread
     total. Only the caller's own rows exist for them."""
     before = decode_cursor(query.cursor) if query.cursor else None
     rows = await repo.inbox_groups(db, user_id, repo.GroupPage(query.view, before, query.limit + 1))
     page = rows[: query.limit]
     more = len(rows) > query.limit
-    return {
-        "items": [_inbox_item(row) for row in page],
-        "next_cursor": encode_cursor(page[-1]["latest_at"], str(page[-1]["id"])) if more else None,
-        "unread_count": await repo.unread_count(db, user_id),
-    }
-
-
-def _inbox_item(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "group_key": row["group_key"],
-        "count": row["count"],
-        "unread_count": row["unread"],
-        "actor_ids": [str(a) for a in row["actor_ids"] or []],
-        "latest": notification_fields(row),
-    }
+    return InboxPage(
+        items=tuple(InboxItem.from_row(row) for row in page),
+        next_cursor=encode_cursor(page[-1]["latest_at"], str(page[-1]["id"])) if more else None,
+        unread_count=await repo.unread_count(db, user_id),
+    )
 
 
 async def unread_count(db: Executor, user_id: str) -> int:
@@ -332,18 +323,18 @@ async def change_state(
 # --- preferences -------------------------------------------------------------------------------
 
 
-async def list_preferences(db: Executor, user_id: str) -> list[dict[str, Any]]:
+async def list_preferences(db: Executor, user_id: str) -> list[Preference]:
     """Every kind with the caller's effective channel and the default it falls back to."""
     chosen = await repo.preferences(db, user_id)
     return [_preference(kind, chosen.get(kind)) for kind in NOTIFICATION_KINDS]
 
 
-def _preference(kind: str, chosen: str | None) -> dict[str, Any]:
+def _preference(kind: str, chosen: str | None) -> Preference:
     default = default_channel(kind)
-    return {"kind": kind, "channel": chosen or default, "default_channel": default}
+    return Preference(kind, chosen or default, default)
 
 
-async def set_preference(db: Executor, user_id: str, kind: str, channel: str) -> dict[str, Any]:
+async def set_preference(db: Executor, user_id: str, kind: str, channel: str) -> Preference:
     if kind not in NOTIFICATION_KINDS:
         raise ValidationFailed("unknown notification kind", fields={"kind": ["unknown kind"]})
     if channel not in CHANNELS:
