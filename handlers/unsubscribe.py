@@ -16,6 +16,7 @@ from handlers.routing import route
 from handlers.schemas.auth import EmptySchema
 from handlers.schemas.unsubscribe import UnsubscribeQuerySchema, UnsubscribeResultSchema
 from services import notification_mail
+from services.notification_mail import UnsubscribeLink
 
 ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"
 
@@ -66,13 +67,13 @@ class UnsubscribeHandler(BaseHandler):
             )
         return True
 
-    def _page(self, found: dict, token: str, *, done: bool) -> None:
+    def _page(self, found: UnsubscribeLink, token: str, *, done: bool) -> None:
         self.send_html(
             "unsubscribe_page",
             {
                 "subject": "Unsubscribed" if done else "Unsubscribe",
-                "email": found["email"],
-                "labels": ", ".join(kind["label"] for kind in found["kinds"]),
+                "email": found.email,
+                "labels": ", ".join(kind.label for kind in found.kinds),
                 "done": done,
                 "action": f"{self.request.path}?{urlencode({'token': token})}",
             },

@@ -35,14 +35,15 @@ import hashlib
 import hmac
 import json
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
 
+from core.entity import FromRow
 from core.errors import Gone
 from models.db import Database
 from models.notifications import (
@@ -109,6 +110,71 @@ KIND_LABELS = {
 GENERIC_SUMMARY = "{actor}: new activity"
 
 
+@dataclass(frozen=True)
+class Pending(FromRow):
+    """A notification waiting for its mail, with what a mail about it says (`repo.pending`)."""
+
+    id: UUID
+    recipient_id: UUID
+    kind: str
+    actor_id: UUID | None
+    workspace_id: UUID
+    document_id: UUID | None
+    board_id: UUID | None
+    card_id: UUID | None
+    thread_id: UUID | None
+    # The notification's preview: open JSON (`notification_entities.Notification.data`).
+    data: Any
+    group_key: str
+    created_at: datetime
+    read_at: datetime | None
+    archived_at: datetime | None
+    # The recipient's choice for the kind now; None: the kind's default.
+    current_channel: str | None
+    recipient_email: str
+    recipient_name: str
+    recipient_active: bool
+    actor_name: str | None
+    workspace_name: str
+    document_title: str | None
+    board_name: str | None
+    card_title: str | None
+
+
+@dataclass(frozen=True)
+class MailLine:
+    """One notification in a mail."""
+
+    kind: str
+    actor_name: str
+    summary: str
+    excerpt: str
+
+
+@dataclass(frozen=True)
+class MailGroup:
+    """A mail's items about one place (an inbox group), with the place's name and link."""
+
+    where: str
+    url: str
+    items: list[MailLine]
+
+
+@dataclass(frozen=True)
+class UnsubscribeKind:
+    kind: str
+    label: str
+    channel: str
+
+
+@dataclass(frozen=True)
+class UnsubscribeLink:
+    """What an unsubscribe link is about: the recipient's address and, per kind, their channel."""
+
+    email: str
+    kinds: list[UnsubscribeKind]
+
+
 # --- the job -----------------------------------------------------------------------------------
 
 
@@ -117,8 +183,8 @@ class Plan:
     """What one run decided: notifications to settle without mail, and mails to queue."""
 
     settled: dict[str, list[str]]
-    immediate: dict[tuple[str, str], list[dict[str, Any]]]
-    digests: dict[tuple[str, str], list[dict[str, Any]]]
+    immediate: dict[tuple[str, str], list[Pending]]
+    digests: dict[tuple[str, str], list[Pending]]
 
 
 async def send_pending_notifications(ctx: MailDeps) -> dict[str, int]:
@@ -135,14 +201,14 @@ async def send_pending_notifications(ctx: MailDeps) -> dict[str, int]:
     for items in plan.immediate.values():
         first = items[0]
         last = await repo.last_mailed(
-            db, str(first["recipient_id"]), _str(first["document_id"]), first["group_key"]
+            db, str(first.recipient_id), _str(first.document_id), first.group_key
         )
         if last is not None and now - last < window:
             await _hold(db, items, last + window, counts)
             continue
         counts["mails"] += await _queue(db, settings, items, digest_period=None)
     for (recipient, channel), items in plan.digests.items():
-        due = min(item["created_at"] for item in items) + DIGEST_PERIOD[channel]
+        due = min(item.created_at for item in items) + DIGEST_PERIOD[channel]
         if now < due:
             await _hold(db, items, due, counts)
             continue
@@ -162,45 +228,45 @@ async def _settle(db: Database, plan: Plan, counts: dict[str, int]) -> None:
 
 
 async def _hold(
-    db: Database, items: list[dict[str, Any]], until: datetime, counts: dict[str, int]
+    db: Database, items: list[Pending], until: datetime, counts: dict[str, int]
 ) -> None:
-    await repo.hold(db, [str(item["id"]) for item in items], until)
+    await repo.hold(db, [str(item.id) for item in items], until)
     counts["held"] += len(items)
 
 
-async def _plan(db: Database, rows: list[dict[str, Any]]) -> Plan:
+async def _plan(db: Database, rows: Iterable[Mapping[str, Any]]) -> Plan:
     plan = Plan(defaultdict(list), defaultdict(list), defaultdict(list))
-    for row in rows:
-        channel = row["current_channel"] or default_channel(row["kind"])
+    for row in map(Pending.from_row, rows):
+        channel = row.current_channel or default_channel(row.kind)
         if channel not in EMAIL_CHANNELS:
-            plan.settled[repo.UNSUBSCRIBED].append(str(row["id"]))
-        elif row["read_at"] is not None or row["archived_at"] is not None:
-            plan.settled[repo.SEEN].append(str(row["id"]))
-        elif not row["recipient_active"] or not await may_see(db, _draft(row)):
-            plan.settled[repo.NO_ACCESS].append(str(row["id"]))
+            plan.settled[repo.UNSUBSCRIBED].append(str(row.id))
+        elif row.read_at is not None or row.archived_at is not None:
+            plan.settled[repo.SEEN].append(str(row.id))
+        elif not row.recipient_active or not await may_see(db, _draft(row)):
+            plan.settled[repo.NO_ACCESS].append(str(row.id))
         elif channel == EMAIL_IMMEDIATE:
-            subject = _str(row["document_id"]) or row["group_key"]
-            plan.immediate[(str(row["recipient_id"]), subject)].append(row)
+            subject = _str(row.document_id) or row.group_key
+            plan.immediate[(str(row.recipient_id), subject)].append(row)
         else:
-            plan.digests[(str(row["recipient_id"]), channel)].append(row)
+            plan.digests[(str(row.recipient_id), channel)].append(row)
     return plan
 
 
-def _draft(row: dict[str, Any]) -> NotificationDraft:
+def _draft(row: Pending) -> NotificationDraft:
     """The row as the draft it was written from, for the access check."""
 
-    def uuid_or_none(value: Any) -> UUID | None:
+    def uuid_or_none(value: UUID | None) -> UUID | None:
         return None if value is None else UUID(str(value))
 
     return NotificationDraft(
-        recipient_id=UUID(str(row["recipient_id"])),
-        kind=row["kind"],
-        actor_id=uuid_or_none(row["actor_id"]),
-        workspace_id=UUID(str(row["workspace_id"])),
-        document_id=uuid_or_none(row["document_id"]),
-        board_id=uuid_or_none(row["board_id"]),
-        card_id=uuid_or_none(row["card_id"]),
-        thread_id=uuid_or_none(row["thread_id"]),
+        recipient_id=UUID(str(row.recipient_id)),
+        kind=row.kind,
+        actor_id=uuid_or_none(row.actor_id),
+        workspace_id=UUID(str(row.workspace_id)),
+        document_id=uuid_or_none(row.document_id),
+        board_id=uuid_or_none(row.board_id),
+        card_id=uuid_or_none(row.card_id),
+        thread_id=uuid_or_none(row.thread_id),
     )
 
 
@@ -209,7 +275,7 @@ def _str(value: Any) -> str | None:
 
 
 async def _queue(
-    db: Database, settings: Settings, items: list[dict[str, Any]], digest_period: str | None
+    db: Database, settings: Settings, items: list[Pending], digest_period: str | None
 ) -> int:
     """One mail about `items` into the outbox, in the transaction that marks them mailed; 0 if
     they were settled meanwhile (a read between planning and now wins)."""
@@ -217,24 +283,26 @@ async def _queue(
     groups = _groups(settings, items)
     if digest_period is None:
         template = _immediate_template(items)
-        context: dict[str, Any] = {"group": groups[0]} if len(groups) == 1 else {}
+        # The template's context, stored in the outbox as JSON: plain dicts from here on.
+        context: dict[str, Any] = {"group": asdict(groups[0])} if len(groups) == 1 else {}
         if len(groups) > 1:  # one document, several threads: the digest layout, one mail
-            template, context = "notification", {"group": _merged(groups)}
+            template, context = "notification", {"group": asdict(_merged(groups))}
     else:
         template = "digest"
         period = "hourly" if digest_period == EMAIL_DIGEST_HOURLY else "daily"
-        context = {"groups": groups, "total": len(items), "period": period}
+        context = {"groups": [asdict(g) for g in groups], "total": len(items), "period": period}
+    ids = [str(item.id) for item in items]
     payload = {
-        "user_id": str(first["recipient_id"]),
-        "to": first["recipient_email"],
+        "user_id": str(first.recipient_id),
+        "to": first.recipient_email,
         "template": template,
-        "context": {"display_name": first["recipient_name"], **context},
-        "kinds": sorted({item["kind"] for item in items}),
-        "notification_ids": [str(item["id"]) for item in items],
+        "context": {"display_name": first.recipient_name, **context},
+        "kinds": sorted({item.kind for item in items}),
+        "notification_ids": ids,
     }
     try:
         async with db.transaction() as conn:
-            marked = await repo.settle(conn, payload["notification_ids"], repo.MAILED)
+            marked = await repo.settle(conn, ids, repo.MAILED)
             if len(marked) != len(items):
                 raise _Changed  # roll back: the next run plans again
             await outbox_repo.insert(conn, NOTIFICATION_EMAIL_KIND, payload)
@@ -247,8 +315,8 @@ class _Changed(Exception):
     """Some of a mail's notifications were settled by someone else between plan and queue."""
 
 
-def _immediate_template(items: list[dict[str, Any]]) -> str:
-    kinds = {item["kind"] for item in items}
+def _immediate_template(items: list[Pending]) -> str:
+    kinds = {item.kind for item in items}
     if kinds <= {COMMENT_MENTION, DOCUMENT_MENTION}:
         return "mention"
     if kinds == {THREAD_REPLY}:
@@ -256,64 +324,63 @@ def _immediate_template(items: list[dict[str, Any]]) -> str:
     return "notification"
 
 
-def _groups(settings: Settings, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _groups(settings: Settings, items: list[Pending]) -> list[MailGroup]:
     """Items per inbox group (a thread, or a kind and its target), ordered by document then
     time; each with the place's name and link."""
-    by_group: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for item in sorted(items, key=lambda i: (_str(i["document_id"]) or "", i["created_at"])):
-        by_group[item["group_key"]].append(item)
+    by_group: dict[str, list[Pending]] = defaultdict(list)
+    for item in sorted(items, key=lambda i: (_str(i.document_id) or "", i.created_at)):
+        by_group[item.group_key].append(item)
     return [
-        {
-            "where": _where(group[0]),
-            "url": absolute_url(settings, _app_path(group[0])),
-            "items": [_line(item) for item in group],
-        }
+        MailGroup(
+            where=_where(group[0]),
+            url=absolute_url(settings, _app_path(group[0])),
+            items=[_line(item) for item in group],
+        )
         for group in by_group.values()
     ]
 
 
-def _merged(groups: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "where": groups[0]["where"],
-        "url": groups[0]["url"],
-        "items": [item for group in groups for item in group["items"]],
-    }
+def _merged(groups: list[MailGroup]) -> MailGroup:
+    return MailGroup(
+        where=groups[0].where,
+        url=groups[0].url,
+        items=[item for group in groups for item in group.items],
+    )
 
 
-def _where(row: dict[str, Any]) -> str:
-    if row["document_id"] is not None:
-        return f"“{row['document_title'] or 'Untitled'}”"
-    if row["card_id"] is not None:
-        return f"the card “{row['card_title']}” on {row['board_name']}"
-    if row["board_id"] is not None:
-        return f"the board {row['board_name']}"
-    return f"the workspace {row['workspace_name']}"
+def _where(row: Pending) -> str:
+    if row.document_id is not None:
+        return f"“{row.document_title or 'Untitled'}”"
+    if row.card_id is not None:
+        return f"the card “{row.card_title}” on {row.board_name}"
+    if row.board_id is not None:
+        return f"the board {row.board_name}"
+    return f"the workspace {row.workspace_name}"
 
 
-def _app_path(row: dict[str, Any]) -> str:
+def _app_path(row: Pending) -> str:
     """Where the web app shows it (`web/`: /w/<workspace>/d/<doc>, /w/<workspace>/b/<board>)."""
-    workspace = f"/w/{row['workspace_id']}"
-    if row["document_id"] is not None:
-        return f"{workspace}/d/{row['document_id']}"
-    if row["board_id"] is not None:
-        return f"{workspace}/b/{row['board_id']}"
+    workspace = f"/w/{row.workspace_id}"
+    if row.document_id is not None:
+        return f"{workspace}/d/{row.document_id}"
+    if row.board_id is not None:
+        return f"{workspace}/b/{row.board_id}"
     return workspace
 
 
-def _line(row: dict[str, Any]) -> dict[str, Any]:
-    data = row["data"] if isinstance(row["data"], dict) else {}
+def _line(row: Pending) -> MailLine:
+    data: Mapping[str, Any] = row.data if isinstance(row.data, dict) else {}
     excerpt = data.get("excerpt")
     text = " ".join(excerpt.split()) if isinstance(excerpt, str) else ""
     if len(text) > EXCERPT_CHARS:
         text = text[: EXCERPT_CHARS - 1] + "…"
-    return {
-        "kind": row["kind"],
-        "actor_name": row["actor_name"] or "Someone",
-        "summary": SUMMARIES.get(row["kind"], GENERIC_SUMMARY).format(
-            actor=row["actor_name"] or "Someone"
-        ),
-        "excerpt": text,
-    }
+    actor = row.actor_name or "Someone"
+    return MailLine(
+        kind=row.kind,
+        actor_name=actor,
+        summary=SUMMARIES.get(row.kind, GENERIC_SUMMARY).format(actor=actor),
+        excerpt=text,
+    )
 
 
 # --- the message (built by the mail job when it sends) -----------------------------------------
@@ -386,27 +453,27 @@ def read_unsubscribe_token(settings: Settings, token: str) -> tuple[str, list[st
     return user_id, kinds
 
 
-async def describe_unsubscribe(db: Database, settings: Settings, token: str) -> dict[str, Any]:
+async def describe_unsubscribe(db: Database, settings: Settings, token: str) -> UnsubscribeLink:
     """What the link would do (GET: no change, mail scanners follow links)."""
     user_id, kinds = read_unsubscribe_token(settings, token)
     user = await users_repo.get_user(db, user_id)
     if user is None:
         raise _invalid()
     chosen = await notifications_repo.preferences(db, user_id)
-    return {
-        "email": user["email"],
-        "kinds": [
-            {
-                "kind": kind,
-                "label": KIND_LABELS.get(kind, kind),
-                "channel": chosen.get(kind) or default_channel(kind),
-            }
+    return UnsubscribeLink(
+        email=user["email"],
+        kinds=[
+            UnsubscribeKind(
+                kind=kind,
+                label=KIND_LABELS.get(kind, kind),
+                channel=chosen.get(kind) or default_channel(kind),
+            )
             for kind in kinds
         ],
-    }
+    )
 
 
-async def unsubscribe(db: Database, settings: Settings, token: str) -> dict[str, Any]:
+async def unsubscribe(db: Database, settings: Settings, token: str) -> UnsubscribeLink:
     """Stop email for the token's kinds: each one on an email channel becomes `in_app` (the
     inbox keeps them); a kind already `in_app` or `off` stays as it is. Idempotent."""
     user_id, kinds = read_unsubscribe_token(settings, token)
