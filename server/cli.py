@@ -28,6 +28,7 @@ from server.dev_services import DevServices, remove_services, write_services
 from server.dev_watch import ServiceWatch, describe_death
 from server.embedded import PR_SET_PDEATHSIG, EmbeddedStack
 from server.error_tracking import require_sdk
+from server.event_loop import install_event_loop
 from server.logging import configure_logging
 from server.settings import ConfigError, Settings
 
@@ -81,6 +82,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
             settings, public_base_url=dev_public_url(settings.host, settings.port)
         )
     configure_logging(settings.log_level, settings.log_format)
+    try:
+        install_event_loop(settings)
+    except ConfigError as err:
+        print(f"collab dev: {err}", file=sys.stderr)
+        return ExitCode.CONFIG
     data_dir = settings.data_dir.resolve()
     external = settings.database_url and settings.nats_url and settings.redis_url
     lock = DataDirLock(data_dir)
@@ -225,6 +231,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         settings.require_production()
         require_sdk(settings)
+        loop = install_event_loop(settings)
     except ConfigError as err:
         print(f"collab serve: {err}", file=sys.stderr)
         return ExitCode.CONFIG
@@ -236,6 +243,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings, node_id=f"{settings.node_id}-{task_id}")
     from server.runner import serve_until_signalled
 
+    print(f"collab serve: node {settings.node_id} on the {loop} event loop", file=sys.stderr)
     asyncio.run(serve_until_signalled(settings, sockets))
     return 0
 

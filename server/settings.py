@@ -253,6 +253,8 @@ class Settings:
 
     log_level: str = "INFO"
     log_format: str = "json"
+    # server/event_loop.py: auto (uvloop when installed), uvloop or asyncio.
+    event_loop: str = "auto"
     # Error tracking (server/error_tracking.py): off unless a DSN is set; needs collab[sentry].
     sentry_dsn: str = ""
     sentry_environment: str = "production"
@@ -413,6 +415,7 @@ ENV_VARIABLES: dict[str, str] = {
     "notification_mail_suppress_s": "COLLAB_NOTIFICATION_MAIL_SUPPRESS_S",
     "log_level": "COLLAB_LOG_LEVEL",
     "log_format": "COLLAB_LOG_FORMAT",
+    "event_loop": "COLLAB_EVENT_LOOP",
     "sentry_dsn": "COLLAB_SENTRY_DSN",
     "sentry_environment": "COLLAB_SENTRY_ENVIRONMENT",
 }
