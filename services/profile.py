@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
+from core.entity import FromRow
 from core.errors import NotFound, ValidationFailed
 from models.repo import users as users_repo
 
@@ -17,6 +20,18 @@ if TYPE_CHECKING:
     from services.auth import AuthService, TokenPair
     from services.auth_guard import Principal
     from services.deps import Deps
+
+
+@dataclass(frozen=True)
+class Profile(FromRow):
+    """The caller's own account as `/api/v1/auth/me/` shows it (`handlers/schemas/auth.UserSchema`)."""
+
+    id: UUID
+    email: str
+    display_name: str
+    # When the address was confirmed through a link sent to it; None: not (yet) verified.
+    email_verified_at: datetime | None
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -52,16 +67,16 @@ class ProfileChange:
         return cls(None if name is None else name.strip(), password)
 
 
-async def get_profile(ctx: Deps, user_id: str) -> dict[str, Any]:
+async def get_profile(ctx: Deps, user_id: str) -> Profile:
     user = await users_repo.get_user(ctx.db, user_id)
     if user is None:
         raise NotFound("user not found")
-    return user
+    return Profile.from_row(user)
 
 
 async def change_profile(
     ctx: Deps, auth: AuthService, principal: Principal, change: ProfileChange, ip: str
-) -> tuple[dict[str, Any], TokenPair | None]:
+) -> tuple[Profile, TokenPair | None]:
     """Apply `change`; a password change revokes every session and returns the caller's new one."""
     pair = None
     if change.password is not None:
@@ -69,7 +84,8 @@ async def change_profile(
             principal, change.password.current, change.password.new, ip
         )
     if change.display_name is not None:
-        user = await users_repo.update_profile(ctx.db, principal.user_id, change.display_name)
+        row = await users_repo.update_profile(ctx.db, principal.user_id, change.display_name)
+        user = Profile.from_row(row)
     else:
         user = await get_profile(ctx, principal.user_id)
     return user, pair
