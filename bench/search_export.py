@@ -153,7 +153,7 @@ async def freshness(ctx: Any, workspace_id: str, owner_id: str, edits: int) -> d
         await writer.add_block(f"live{i}", f"typed {word}")
         while True:
             page = await search(ctx, owner_id, SearchRequest(q=word, kinds=("block",)))
-            if any(r["block_id"] == f"live{i}" for r in page["results"]):
+            if any(r.block_id == f"live{i}" for r in page.results):
                 break
             await asyncio.sleep(0.02)
         lags.append(time.perf_counter() - started)

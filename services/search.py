@@ -20,10 +20,13 @@ import base64
 import binascii
 import html
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
+from core.entity import FromRow
 from core.errors import ValidationFailed
 from server.settings import ConfigError
 from services import policy
@@ -188,7 +191,35 @@ def highlight(snippet: str) -> str:
     return escaped.replace(_OPEN, "<mark>").replace(_CLOSE, "</mark>")
 
 
-def _link(row: dict[str, Any]) -> str:
+@dataclass(frozen=True)
+class SearchHit(FromRow):
+    """One thing found: a block, document, card or comment, where it is and why it matched."""
+
+    type: str  # one of KINDS
+    document_id: UUID | None
+    block_id: str | None
+    card_id: UUID | None
+    thread_id: UUID | None  # comment hits: the thread
+    comment_id: UUID | None
+    board_id: UUID | None
+    workspace_id: UUID
+    title: str
+    snippet: str  # HTML-escaped text, matches in <mark>
+    rank: float
+    author_id: UUID | None
+    updated_at: datetime
+    link: str  # API path of the block, card, thread or document
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """Hits best first; `next_cursor`: where the next page starts (None: this was the last)."""
+
+    results: list[SearchHit]
+    next_cursor: str | None
+
+
+def _link(row: Mapping[str, Any]) -> str:
     if row["type"] == "comment":
         return f"/api/v1/threads/{row['thread_id']}/"
     if row["type"] == "card":
@@ -198,7 +229,7 @@ def _link(row: dict[str, Any]) -> str:
     return f"/api/v1/documents/{row['document_id']}/"
 
 
-async def search(ctx: Deps, actor_id: str, request: SearchRequest) -> dict[str, Any]:
+async def search(ctx: Deps, actor_id: str, request: SearchRequest) -> SearchPage:
     """A page of hits the caller may view, best first, and the cursor of the next page."""
     words = query_words(request.q)
     after: tuple[float | None, str | None] = (None, None)
@@ -219,29 +250,13 @@ async def search(ctx: Deps, actor_id: str, request: SearchRequest) -> dict[str, 
         HEADLINE_OPTIONS,
     )
     page = [dict(r) for r in rows[: request.limit]]
-    results = []
-    for row in page:
-        results.append(
-            {
-                "type": row["type"],
-                "document_id": row["document_id"],
-                "block_id": row["block_id"],
-                "card_id": row["card_id"],
-                "thread_id": row["thread_id"],
-                "comment_id": row["comment_id"],
-                "board_id": row["board_id"],
-                "workspace_id": row["workspace_id"],
-                "title": row["title"],
-                "snippet": highlight(row["snippet"] or ""),
-                "rank": row["rank"],
-                "author_id": row["author_id"],
-                "updated_at": row["updated_at"],
-                "link": _link(row),
-            }
-        )
+    results = [
+        SearchHit.from_row({**row, "snippet": highlight(row["snippet"] or ""), "link": _link(row)})
+        for row in page
+    ]
     more = len(rows) > request.limit
     next_cursor = encode_cursor(page[-1]["rank"], page[-1]["key"]) if more and page else None
-    return {"results": results, "next_cursor": next_cursor}
+    return SearchPage(results, next_cursor)
 
 
 class SearchIndex:
