@@ -9,7 +9,6 @@ documents stops there; this is the early warning. Run it from cron/monitoring, o
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from bus.doc_usage import CRITICAL_AT, WARN_AT, Finding, StreamUsage, assess
 from ops._runtime import add_common_arguments, ops_context, run_command
@@ -41,7 +40,7 @@ def render(usage: StreamUsage, findings: list[Finding]) -> str:
     return "\n".join(lines)
 
 
-async def health(settings: Settings) -> dict[str, Any]:
+async def health(settings: Settings) -> stream_health.StreamHealth:
     async with ops_context(settings, need_db=False) as ctx:
         return await stream_health.report(ctx.nats)
 
@@ -51,6 +50,6 @@ def run(args: argparse.Namespace) -> int:
         args,
         health,
         need_db=False,
-        render=lambda payload: render(payload["usage"], assess(payload["usage"])),
-        exit_code=lambda payload: EXIT_CODES[payload["level"]],
+        render=lambda payload: render(payload.usage, assess(payload.usage)),
+        exit_code=lambda payload: EXIT_CODES[payload.level],
     )
