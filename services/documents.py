@@ -26,7 +26,7 @@ from models.repo import documents as repo
 from services import activity, comments, permissions_cache, policy
 from services.doc_content import to_json
 from services.doc_state import DocState, load_state
-from services.document_entities import Document, DocumentMeta, Privacy
+from services.document_entities import Document, DocumentMeta, DocumentSummary, Privacy
 from services.policy import Action, Resource
 from services.snapshots import refresh_projection
 from services.unit_of_work import UnitOfWork, unit_of_work
@@ -216,7 +216,7 @@ class ListFilter:
 
 async def list_documents(
     ctx: Deps, actor_id: str, where: ListFilter, limit: int, offset: int
-) -> list[dict[str, Any]]:
+) -> list[DocumentSummary]:
     """Documents the caller may view, oldest first, in one query (visibility is in the SQL)."""
     access = await policy.require(
         ctx, actor_id, Action.WORKSPACE_VIEW, Resource.workspace(where.workspace_id)
@@ -234,7 +234,7 @@ async def list_documents(
         offset,
     )
     # Listed privacy is the effective one (a sub-page inherits its parent's unless it sets its own).
-    return [{**dict(r), "is_private": r["effective_private"]} for r in rows]
+    return [DocumentSummary.from_row({**r, "is_private": r["effective_private"]}) for r in rows]
 
 
 async def update_document(ctx: Deps, actor_id: str, doc_id: str, patch: DocumentPatch) -> Document:

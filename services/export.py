@@ -95,7 +95,7 @@ async def subpages(
     metadata, not part of the versioned content."""
     where = ListFilter(str(doc["workspace_id"]), parent_id=str(doc["id"]))
     rows = await list_documents(ctx, actor_id, where, MAX_SUBPAGES, 0)
-    return [SubPage(str(row["title"] or ""), link(str(row["id"]))) for row in rows]
+    return [SubPage(row.title or "", link(str(row.id))) for row in rows]
 
 
 def render_pdf(page: str) -> bytes:

@@ -77,7 +77,7 @@ async def visible_pages(ctx: Deps, actor_id: str, workspace_id: str) -> list[Pag
     while True:
         rows = await list_documents(ctx, actor_id, where, PAGE_SIZE, len(pages))
         pages += [
-            Page(str(r["id"]), None if r["parent_id"] is None else str(r["parent_id"]), r["title"])
+            Page(str(r.id), None if r.parent_id is None else str(r.parent_id), r.title)
             for r in rows
         ]
         if len(rows) < PAGE_SIZE:
