@@ -211,7 +211,7 @@ class Mentions:
     unreadable: list[str]  # members who may not: reported to the writer
 
 
-# A comment's `body` stays `dict[str, Any]` here and below: it is the editor's rich-text JSON,
+# A comment's `body` stays a plain dict here and below: it is the editor's rich-text JSON,
 # open by nature, checked once where it comes in (`comment_body.CommentBodySchema`) and read by
 # `comment_body`'s walkers, never by field in this module.
 async def _mentions(ctx: Deps, workspace_id: str, scope: Scope, body: dict[str, Any]) -> Mentions:
