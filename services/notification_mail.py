@@ -43,7 +43,6 @@ from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
 
-from core.entity import FromRow
 from core.errors import Gone
 from models.db import Database
 from models.notifications import (
@@ -69,6 +68,7 @@ from models.repo import outbox as outbox_repo
 from models.repo import users as users_repo
 from server.settings import Settings
 from services.mail_messages import MailDeps, absolute_url, compose, render
+from services.notification_entities import Notification
 from services.notifications import NotificationDraft, default_channel, may_see
 
 NOTIFICATION_MAIL_JOB = "send_pending_notifications"
@@ -111,24 +111,10 @@ GENERIC_SUMMARY = "{actor}: new activity"
 
 
 @dataclass(frozen=True)
-class Pending(FromRow):
+class Pending(Notification):
     """A notification waiting for its mail, with what a mail about it says (`repo.pending`)."""
 
-    id: UUID
     recipient_id: UUID
-    kind: str
-    actor_id: UUID | None
-    workspace_id: UUID
-    document_id: UUID | None
-    board_id: UUID | None
-    card_id: UUID | None
-    thread_id: UUID | None
-    # The notification's preview: open JSON (`notification_entities.Notification.data`).
-    data: Any
-    group_key: str
-    created_at: datetime
-    read_at: datetime | None
-    archived_at: datetime | None
     # The recipient's choice for the kind now; None: the kind's default.
     current_channel: str | None
     recipient_email: str

@@ -33,7 +33,7 @@ async def pending(
     rows = await db.fetch(
         """
         SELECT n.id, n.recipient_id, n.kind, n.actor_id, n.workspace_id, n.document_id,
-               n.board_id, n.card_id, n.thread_id, n.data, n.group_key, n.channel,
+               n.board_id, n.card_id, n.thread_id, n.comment_id, n.data, n.group_key, n.channel,
                n.created_at, n.read_at, n.archived_at,
                p.channel AS current_channel,
                u.email AS recipient_email, u.display_name AS recipient_name,
