@@ -71,12 +71,30 @@ def root_names(update: bytes) -> list[str]:
     return sorted(load_doc(update).keys())
 
 
+class _Probes(dict[RootKind, Doc]):
+    """One doc per kind to read roots as that kind (a root read once as a type stays that type),
+    each loaded only when a root is first probed as that kind: loading a large fragmented state
+    costs seconds of event-loop time (bench/FINDINGS.md §6.1), and most documents need two or
+    three kinds, not four."""
+
+    def __init__(self, update: bytes, first: Doc) -> None:
+        super().__init__()
+        self._update = update
+        self._spare: Doc | None = first  # the doc the names were read from: unbound, reusable
+
+    def __missing__(self, kind: RootKind) -> Doc:
+        doc, self._spare = self._spare or load_doc(self._update), None
+        self[kind] = doc
+        return doc
+
+
 def root_kinds(update: bytes) -> dict[str, RootKind | None]:
     """Each root's type, inferred from its content (module docstring); None: empty."""
-    names = root_names(update)
+    doc = load_doc(update)
+    names = sorted(doc.keys())
     if not names:
         return {}
-    probes = {kind: load_doc(update) for kind in RootKind}
+    probes = _Probes(update, doc)
     return {name: _kind_of(name, probes) for name in names}
 
 
