@@ -21,6 +21,7 @@ last one ended (its cursor).
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -39,6 +40,11 @@ log = structlog.get_logger(__name__)
 
 DOC_UPDATES = "collab.doc.*.update"
 QUEUE_GROUP = "collab-projections"
+# A refresh is CPU work on the event loop (the whole state loaded into pycrdt docs): for a large
+# document one takes seconds, and refreshing again every period would leave the sockets and joins
+# only the gaps (bench/FINDINGS.md §6.1). The pause after a batch is at least this many times the
+# batch's duration, so the refresher takes at most 1 / (1 + this) of the loop.
+PAUSE_PER_REFRESH_TIME = 4.0
 _T = TypeVar("_T")
 
 
@@ -79,13 +85,16 @@ class ProjectionRefresher:
             self._wake.set()
 
     async def _run(self) -> None:
+        pause = self.period_s
         while True:
             await self._wake.wait()
-            await asyncio.sleep(self.period_s)  # let the burst finish: one refresh per period
+            await asyncio.sleep(pause)  # let the burst finish: one refresh per period
             self._wake.clear()
             batch, self.dirty = self.dirty, set()
+            started = time.monotonic()
             for doc_id in sorted(batch):
                 await self.refresh(doc_id)
+            pause = max(self.period_s, PAUSE_PER_REFRESH_TIME * (time.monotonic() - started))
 
     async def refresh(self, doc_id: str) -> None:
         """One document; a failure is logged and never stops the others (the next edit or the
