@@ -15,7 +15,7 @@ from pycrdt import Decoder, Doc, StickyIndex, XmlElement, XmlFragment, XmlText
 
 from core.yjs import ProtocolError, call_pycrdt
 from services.block_tree import Block, walk
-from services.doc_content import block_tree
+from services.doc_content import Tree, block_tree
 from services.ydoc_roots import bind_roots, load_doc
 
 
@@ -37,7 +37,11 @@ class Content:
 
 def content_of(state: bytes, fragment: str) -> Content:
     """The document's blocks (raises `ContentError` for an unreadable state)."""
-    tree = block_tree(bind_roots(state), fragment)
+    return content_of_tree(state, block_tree(bind_roots(state), fragment))
+
+
+def content_of_tree(state: bytes, tree: Tree) -> Content:
+    """`content_of` for a tree already read from `state`."""
     blocks = {block.id: block for block, _parent, _pos, _path in walk(tree.blocks)}
     return Content(state, tree.fragment, blocks)
 

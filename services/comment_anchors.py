@@ -20,28 +20,22 @@ from __future__ import annotations
 import structlog
 
 from models.repo import comments as repo
-from services.anchor_text import anchor_of, content_of
+from services.anchor_text import anchor_of, content_of_tree
 from services.comments import CommentChange, Scope, load_thread
-from services.doc_content import ContentError
+from services.doc_content import Tree
 from services.policy import Resource
 from services.unit_of_work import UnitOfWork
 
 log = structlog.get_logger(__name__)
 
 
-async def follow_content(
-    uow: UnitOfWork, doc_id: str, seq: int, state: bytes, fragment: str
-) -> int:
+async def follow_content(uow: UnitOfWork, doc_id: str, seq: int, state: bytes, tree: Tree) -> int:
     """In the transaction that moved the document's projection to `seq`: bring its threads'
     anchors up to date and emit `thread.anchor_changed` for each that changed; returns how many."""
     threads = await repo.anchored_threads(uow.conn, doc_id)
     if not threads:
         return 0
-    try:
-        content = content_of(state, fragment)
-    except ContentError as err:
-        log.error("anchors.unreadable_state", doc_id=doc_id, seq=seq, error=repr(err))
-        return 0
+    content = content_of_tree(state, tree)
     changed = 0
     for thread in threads:
         anchor_state, quoted = anchor_of(content, thread)

@@ -43,6 +43,7 @@ __all__ = [
     "ContentError",
     "RootTypeConflict",
     "Tree",
+    "block_rows",
     "block_tree",
     "choose_fragment",
     "fresh_client_id",
@@ -101,7 +102,11 @@ def project_blocks(update: bytes, fragment: str = DEFAULT_FRAGMENT) -> list[Bloc
 
     A block id seen twice (two clients pasted the same block concurrently) keeps its first
     occurrence: the projection's key is (document, block id)."""
-    tree = block_tree(bind_roots(update), fragment)
+    return block_rows(block_tree(bind_roots(update), fragment))
+
+
+def block_rows(tree: Tree) -> list[BlockRow]:
+    """`project_blocks` of a tree already read (the refresher reads it once for rows and anchors)."""
     rows: list[BlockRow] = []
     seen: set[str] = set()
     for block, parent, position, path in walk(tree.blocks):

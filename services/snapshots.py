@@ -44,10 +44,11 @@ from models.repo import doc_content as content_repo
 from models.repo import doc_snapshots
 from models.repo import documents as documents_repo
 from services import comment_anchors
-from services.doc_content import ContentError, project_blocks, state_vector
+from services.doc_content import ContentError, block_rows, block_tree, state_vector
 from services.unit_of_work import UnitOfWork
 from services.version_authors import spans_of
 from services.version_retention import RetentionPolicy, prune_document, retention_of
+from services.ydoc_roots import bind_roots
 
 if TYPE_CHECKING:
     from services.deps import SnapshotDeps
@@ -226,13 +227,13 @@ async def refresh_projection(
     conn = uow.conn
     fragment = await documents_repo.get_fragment(conn, doc_id) or default_fragment
     try:
-        rows = project_blocks(state, fragment)
+        tree = block_tree(bind_roots(state), fragment)  # read once: rows and anchors
     except ContentError as err:
         log.error("projection.unreadable_state", doc_id=doc_id, seq=seq, error=repr(err))
         return False
-    if not await content_repo.replace_blocks(conn, doc_id, seq, rows):
+    if not await content_repo.replace_blocks(conn, doc_id, seq, block_rows(tree)):
         return False
-    await comment_anchors.follow_content(uow, doc_id, seq, state, fragment)
+    await comment_anchors.follow_content(uow, doc_id, seq, state, tree)
     return True
 
 
