@@ -1,21 +1,24 @@
 """Keeps the `blocks` projection within seconds of live edits, not only at snapshot time.
 
-Every document update is published on `collab.doc.<id>.update`; JetStream stores it, and core
-NATS also delivers it to plain subscribers. This component subscribes with a **queue group**, so
-each update wakes exactly one node of the cluster (not all of them), marks the document dirty, and
-after `projection_refresh_s` re-projects every dirty document once from snapshot + log
-(`services.documents.refresh_projection_now`): a burst of keystrokes costs one refresh per
-document per period. Projections are fenced by stream sequence (a slow refresher never installs
-an older one), so two nodes refreshing the same document is harmless.
+Every document update is published through this node's `DocLog` (sockets and REST writes alike);
+after each new stored update the log tells this component which document changed
+(`DocLog.on_published`). So each update marks its document dirty on exactly one node of the
+cluster -- the one that published it -- with no subscription to the update subjects (a queue
+subscription to `collab.doc.*.update` did the same at the price of one more NATS message parsed
+per edit on the hot path, issue 15). After `projection_refresh_s` this component re-projects every
+dirty document once from snapshot + log (`services.documents.refresh_projection_now`): a burst of
+keystrokes costs one refresh per document per period. Projections are fenced by stream sequence
+(a slow refresher never installs an older one), so two nodes refreshing the same document is
+harmless.
 
 Each refresh also scans the state it projected for new body mentions (services/body_mentions.py):
 the refresher is what already follows every update within seconds, so mentions are detected from
 the updates as they arrive, on one node per update, with no second subscription.
 
-Core NATS delivery is at most once: a refresh missed during a NATS hiccup is made up by the next
-edit or by the snapshot, which projects in its own transaction (the projection is a cache of the
-CRDT doc, never its source); a missed mention scan by the next edit's scan, which starts where the
-last one ended (its cursor).
+A refresh missed because its node stopped before the period ended is made up by the next edit or
+by the snapshot, which projects in its own transaction (the projection is a cache of the CRDT doc,
+never its source); a missed mention scan by the next edit's scan, which starts where the last one
+ended (its cursor).
 """
 
 from __future__ import annotations
@@ -38,8 +41,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-DOC_UPDATES = "collab.doc.*.update"
-QUEUE_GROUP = "collab-projections"
 # A refresh is CPU work on the event loop (the whole state loaded into pycrdt docs): for a large
 # document one takes seconds, and refreshing again every period would leave the sockets and joins
 # only the gaps (bench/FINDINGS.md §6.1). The pause after a batch is at least this many times the
@@ -48,41 +49,29 @@ PAUSE_PER_REFRESH_TIME = 4.0
 _T = TypeVar("_T")
 
 
-def doc_id_of(subject: str) -> str | None:
-    parts = subject.split(".")
-    return parts[2] if len(parts) == 4 else None
-
-
 class ProjectionRefresher:
     def __init__(self, ctx: Deps) -> None:
         self.ctx = ctx
         self.period_s = ctx.settings.projection_refresh_s
         self.dirty: set[str] = set()
         self._wake = asyncio.Event()
-        self._sub: Any = None
         self._task: asyncio.Task[Any] | None = None
 
     async def start(self) -> None:
         if self.period_s <= 0:
             return
-        self._sub = await self.ctx.nats.nc.subscribe(
-            DOC_UPDATES, queue=QUEUE_GROUP, cb=self._on_update
-        )
+        self.ctx.doc_log.on_published(self.mark_dirty)
         self._task = self.ctx.spawn(self._run(), name="projection-refresher")
 
     async def stop(self) -> None:
-        if self._sub is not None:
-            await self._sub.unsubscribe()
-            self._sub = None
         if self._task is not None:
             self._task.cancel()
             self._task = None
 
-    async def _on_update(self, msg: Any) -> None:
-        doc_id = doc_id_of(msg.subject)
-        if doc_id is not None:
-            self.dirty.add(doc_id)
-            self._wake.set()
+    def mark_dirty(self, doc_id: str) -> None:
+        """An update of `doc_id` was stored by this node: refresh it after the period."""
+        self.dirty.add(doc_id)
+        self._wake.set()
 
     async def _run(self) -> None:
         pause = self.period_s
