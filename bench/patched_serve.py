@@ -22,7 +22,8 @@ Diagnostics, switched by SIGUSR1 (start) / SIGUSR2 (stop and write):
 * $COLLAB_BENCH_CPROFILE_OUT: a cProfile of the window (pstats; bench/run.py `--cprofile`);
 * $COLLAB_BENCH_TRACEMALLOC_OUT: Python allocations still alive at the end of the window that
   were not at its start, grouped by where they were allocated (bench/late_joiner.py
-  `--tracemalloc`, to find what room churn leaves behind).
+  `--tracemalloc`, to find what room churn leaves behind; bench/run.py `--tracemalloc`, what
+  connected clients hold): totals by file and by line first, then by traceback.
 """
 
 from __future__ import annotations
@@ -176,9 +177,21 @@ def _install_tracemalloc_signals(output: str) -> None:
 
     def stop(_signum: int, _frame: Any) -> None:
         gc.collect()
-        grown = tracemalloc.take_snapshot().compare_to(baseline[0], "traceback")
-        lines = []
-        for stat in grown[:TRACEMALLOC_TOP]:
+        snapshot = tracemalloc.take_snapshot()
+        total = sum(stat.size_diff for stat in snapshot.compare_to(baseline[0], "filename"))
+        lines = [f"{total / 1024:+.1f} KiB in all (Python allocations only)"]
+        for group in ("filename", "lineno"):
+            lines.append(f"\nby {group}:")
+            for stat in snapshot.compare_to(baseline[0], group)[:TRACEMALLOC_TOP]:
+                frame = stat.traceback[0]  # grouped by file or line: one frame
+                where = (
+                    frame.filename if group == "filename" else f"{frame.filename}:{frame.lineno}"
+                )
+                lines.append(
+                    f"{stat.size_diff / 1024:+10.1f} KiB {stat.count_diff:+8d} blocks  {where}"
+                )
+        lines.append("\nby traceback:")
+        for stat in snapshot.compare_to(baseline[0], "traceback")[:TRACEMALLOC_TOP]:
             lines.append(f"{stat.size_diff / 1024:+10.1f} KiB {stat.count_diff:+8d} blocks")
             lines += [f"        {frame}" for frame in stat.traceback.format()[-8:]]
         with open(output, "w") as handle:

@@ -63,6 +63,17 @@ def rss_mb(pid: int) -> float:
     return _status_kib(pid, "VmRSS") / 1024
 
 
+def reset_peak_rss(pid: int) -> bool:
+    """Make VmHWM start again from the current VmRSS (`5` into /proc/<pid>/clear_refs, Linux ≥
+    4.0), so a later `peak_rss_mb` is the peak of what happened since, not of start-up; False if
+    the kernel or permissions refuse (the peak then covers the process's whole life)."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
 def descendants(pid: int) -> list[int]:
     """Child processes, recursively (Postgres backends under the postmaster)."""
     children: dict[int, list[int]] = {}

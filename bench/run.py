@@ -117,6 +117,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="DIR",
         help="cProfile our server over each measured window; pstats files into DIR",
     )
+    parser.add_argument(
+        "--tracemalloc",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="our server's Python allocations alive with every client connected that were not "
+        "before they connected (tracemalloc, grouped by site); text files into DIR",
+    )
     args = parser.parse_args(argv)
     if args.duration is None:
         args.duration = 3.0 if args.quick else 20.0
@@ -160,7 +168,7 @@ def our_launch(name: str, profiler: Profiler | None) -> tuple[dict[str, str], st
     """(extra env, module) to start our server variant `name` with `profiler`."""
     patches = name.split("+")[1:]
     env = profiler.env() if profiler else {}
-    if not patches and not isinstance(profiler, CProfile):
+    if not patches and not isinstance(profiler, CProfile | Tracemalloc):
         return env, "server.cli"
     return {**env, "COLLAB_BENCH_PATCHES": ",".join(patches)}, "bench.patched_serve"
 
@@ -258,7 +266,38 @@ class CProfile:
             time.sleep(0.1)
 
 
-Profiler = PySpy | CProfile
+class Tracemalloc:
+    """Our server under bench/patched_serve.py with tracemalloc on from start-up: a snapshot just
+    before the clients connect, another at the end of the window (every client still connected),
+    and the difference, grouped by allocation site, written to DIR/<label>.txt. Tracing costs
+    time and memory of its own: for finding where per-connection memory goes, never the table."""
+
+    DUMP_TIMEOUT_S = 60.0
+
+    def __init__(self, out_dir: Path, label: str) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.output = out_dir / f"{label}.txt"
+        self.output.unlink(missing_ok=True)
+
+    def env(self) -> dict[str, str]:
+        return {"COLLAB_BENCH_TRACEMALLOC_OUT": str(self.output.resolve())}
+
+    def before_clients(self, pid: int) -> None:
+        os.kill(pid, signal.SIGUSR1)
+
+    def start(self, pid: int) -> None:
+        """The snapshot to compare with was taken before the clients connected."""
+
+    def stop(self, pid: int) -> None:
+        os.kill(pid, signal.SIGUSR2)
+
+    def finish(self) -> None:
+        deadline = time.monotonic() + self.DUMP_TIMEOUT_S
+        while not self.output.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+Profiler = PySpy | CProfile | Tracemalloc
 
 
 def _pump_lines(stream: Any, sink: queue.Queue[str | None]) -> None:
@@ -303,6 +342,7 @@ def run_driver(
     cpu_start: dict[str, float] = {}
     cpu_end: dict[str, float] = {}
     busy_start = busy_end = 0.0
+    rss_drained = 0.0
     switches = 0
     result: dict[str, Any] | None = None
     try:
@@ -316,6 +356,8 @@ def run_driver(
             elif message.get("phase") == "drained":
                 cpu_end, busy_end = cpu_of(pids), procstat.system_busy_seconds()
                 switches = procstat.voluntary_switches(server.pid) - switches
+                # Every client is still connected here (the driver closes them after its result).
+                rss_drained = procstat.rss_mb(server.pid)
                 if profiler is not None:
                     profiler.stop(server.pid)
             elif message.get("event") == "result":
@@ -337,9 +379,48 @@ def run_driver(
         role: round(procstat.peak_rss_mb(pid), 1) for role, pid in pids.items()
     }
     result["server_wakeups"] = switches
+    result["connected_rss_mb"] = round(rss_drained, 1)
     ours = sum(result["cpu_s"].values()) + result["client"]["cpu_s"]
     result["other_cpu_s"] = round(max(0.0, busy_end - busy_start - ours), 3)
     return result
+
+
+@dataclass(frozen=True)
+class MemoryBaseline:
+    """The server's memory once it is ready and the run's rooms exist, just before the clients
+    connect; its peak (VmHWM) is then reset, so the peak read after the run is that of the
+    connected clients alone, not of start-up (imports, the seeding's password hashes)."""
+
+    rss_mb: float
+    startup_peak_mb: float
+    peak_reset: bool
+
+    @classmethod
+    def take(cls, pid: int) -> MemoryBaseline:
+        startup_peak, rss = procstat.peak_rss_mb(pid), procstat.rss_mb(pid)
+        return cls(rss, startup_peak, procstat.reset_peak_rss(pid))
+
+    def record(self, result: dict[str, Any], pid: int) -> None:
+        """Add `result["memory"]` (read while the server still runs) and keep `peak_rss_mb` the
+        peak of the server's whole life, as before the reset."""
+        connected_peak = procstat.peak_rss_mb(pid)
+        lifetime_peak = max(self.startup_peak_mb, connected_peak)
+        result["peak_rss_mb"]["server"] = round(lifetime_peak, 1)
+        connections = result["connected"]
+        result["memory"] = {
+            "baseline_rss_mb": round(self.rss_mb, 1),
+            "startup_peak_rss_mb": round(self.startup_peak_mb, 1),
+            # Without the reset (an old kernel) this is the lifetime peak: flagged.
+            "connected_peak_rss_mb": round(connected_peak, 1),
+            "peak_reset": self.peak_reset,
+            "connected_rss_mb": result["connected_rss_mb"],
+            "connections": connections,
+            "rss_per_connection_kb": (
+                round((connected_peak - self.rss_mb) * 1024 / connections, 1)
+                if connections
+                else None
+            ),
+        }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -353,6 +434,7 @@ def summarize(server: str, scenario: Scenario, result: dict[str, Any]) -> dict[s
     server_cpu = result["cpu_s"]["server"]
     stack_cpu = sum(result["cpu_s"].values())
     latency = result["latency"]
+    memory = result["memory"]
     return {
         "scenario": scenario.label,
         "server": server,
@@ -367,6 +449,11 @@ def summarize(server: str, scenario: Scenario, result: dict[str, Any]) -> dict[s
         "deliveries_per_cpu_s_server": round(deliveries / server_cpu) if server_cpu else None,
         "deliveries_per_cpu_s_stack": round(deliveries / stack_cpu) if stack_cpu else None,
         "peak_rss_mb": result["peak_rss_mb"]["server"],
+        "baseline_rss_mb": memory["baseline_rss_mb"],
+        "connected_peak_rss_mb": memory["connected_peak_rss_mb"],
+        "connected_rss_mb": memory["connected_rss_mb"],
+        "connections": memory["connections"],
+        "rss_per_connection_kb": memory["rss_per_connection_kb"],
         "edits_per_frame": result["edits_per_frame"],
         "server_wakeups_per_edit": round(result["server_wakeups"] / max(1, result["edits"]), 2),
         "client_cpu_share": result["client"]["cpu_share"],
@@ -381,6 +468,8 @@ def make_profiler(
 ) -> Profiler | None:
     if args.cprofile:
         return CProfile(args.cprofile, label)
+    if args.tracemalloc:
+        return Tracemalloc(args.tracemalloc, label)
     if args.py_spy:
         return PySpy(args.py_spy, label, args.duration, client_cpus)
     return None
@@ -409,6 +498,9 @@ def run_one(setup: Setup, name: str, scenario: Scenario, label: str) -> dict[str
         token = token_for(server, setup.stack)
         print(f"… {label}", file=sys.stderr, flush=True)
         busy_before = wait_for_quiet(setup.args.quiet_wait)
+        memory = MemoryBaseline.take(server.pid)
+        if isinstance(profiler, Tracemalloc):
+            profiler.before_clients(server.pid)
         result = run_driver(
             server,
             rooms,
@@ -419,6 +511,7 @@ def run_one(setup: Setup, name: str, scenario: Scenario, label: str) -> dict[str
             setup.workdir,
             profiler,
         )
+        memory.record(result, server.pid)
     result["busy_before_cores"] = busy_before
     result["profiled"] = profiler is not None
     return result
@@ -536,6 +629,9 @@ TABLE_COLUMNS = [
     ("deliveries / CPU-s (server)", "deliveries_per_cpu_s_server"),
     ("deliveries / CPU-s (server + nats-server)", "deliveries_per_cpu_s_stack"),
     ("peak RSS MB", "peak_rss_mb"),
+    ("RSS before clients MB", "baseline_rss_mb"),
+    ("peak RSS with clients MB", "connected_peak_rss_mb"),
+    ("KB / connection", "rss_per_connection_kb"),
     ("other load (cores)", "other_cpu_share"),
 ]
 
@@ -556,14 +652,26 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def target_summary(rows: list[dict[str, Any]]) -> list[str]:
-    """Ours vs reference for each scenario where both ran: the issue's two targets."""
+def target_summary(rows: list[dict[str, Any]], idle: bool = False) -> list[str]:
+    """Ours vs reference for each scenario where both ran: the issue's targets (with `idle`, a
+    `--rate 0` run, the one on peak RSS per idle connection)."""
     by_key = {(row["scenario"], row["server"]): row for row in rows}
     notes = []
     for (scenario, server), ours in by_key.items():
         reference = by_key.get((scenario, "reference"))
         if not is_ours(server) or reference is None:
             continue
+        if (
+            idle
+            and ours["rss_per_connection_kb"] is not None
+            and reference["rss_per_connection_kb"]
+        ):
+            per_conn, ref_conn = ours["rss_per_connection_kb"], reference["rss_per_connection_kb"]
+            met = "met" if per_conn <= ref_conn else "NOT met"
+            notes.append(
+                f"{scenario}: peak RSS per idle connection {server} {per_conn} KB vs reference "
+                f"{ref_conn} KB (target ≤ reference: {met})"
+            )
         if not reference["deliveries_per_cpu_s_stack"] or not ours["deliveries_per_cpu_s_stack"]:
             continue
         ratio = ours["deliveries_per_cpu_s_stack"] / reference["deliveries_per_cpu_s_stack"]
@@ -591,7 +699,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat > 1:
         print(f"medians of {args.repeat} runs per row (each run: bench/results JSON `runs`)")
     print(markdown_table(report["rows"]))
-    for note in target_summary(report["rows"]):
+    for note in target_summary(report["rows"], idle=args.rate == 0):
         print(note)
     print(f"\nsource: {report['source']}\nmachine: {report['machine']}\nresults: {args.output}")
     return 0
