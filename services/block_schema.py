@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator, ValidationError
+if TYPE_CHECKING:
+    from jsonschema import ValidationError
 
 SCHEMA_FILE = "blocknote_schema.json"
 
@@ -72,6 +73,9 @@ def block_errors(block: dict[str, Any], prefix: str = "") -> dict[str, list[str]
     if content_kind(kind) == "none" and "content" in block:
         # jsonschema reports a `false` subschema without the property's path: said here instead.
         return {f"{prefix}content": [f"a {kind} block has no content"]}
+    # Imported here: jsonschema and its dependencies are ~10 MB that only REST block writes use.
+    from jsonschema import Draft202012Validator
+
     schema = {"$ref": f"#/$defs/block.{kind}", "$defs": block_schema()["$defs"]}
     errors: dict[str, list[str]] = {}
     for error in Draft202012Validator(schema).iter_errors(block):

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
-import aiosmtplib
 import structlog
 
 from models.db import Database
@@ -96,6 +95,8 @@ def retry_delay_s(settings: Settings, attempts_so_far: int) -> float:
 
 async def send_smtp(settings: Settings, message: EmailMessage) -> None:
     """One message to the configured SMTP server; raises `PermanentMailError` on a 5xx."""
+    import aiosmtplib  # only the smtp backend needs it (~2.4 MB a node need not load)
+
     try:
         await aiosmtplib.send(
             message,
@@ -115,6 +116,14 @@ async def send_smtp(settings: Settings, message: EmailMessage) -> None:
         if err.code >= 500:
             raise PermanentMailError(f"{err.code} {err.message}") from err
         raise
+
+
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    """What a send may raise that a retry can cure. Evaluated only when a send raised, so the
+    print backend never imports aiosmtplib (an smtp send already has)."""
+    import aiosmtplib
+
+    return (aiosmtplib.SMTPException, OSError, TimeoutError)
 
 
 def print_message(message: EmailMessage) -> None:
@@ -155,7 +164,7 @@ async def _deliver(
         await outbox_repo.mark_failed(db, row_id, str(err), kind.secret_keys)
         log.error("mail.failed", kind=kind.outbox_kind, outbox_id=row_id, error=str(err))
         return 0
-    except (aiosmtplib.SMTPException, OSError, TimeoutError) as err:
+    except _transient_errors() as err:
         if attempts + 1 >= settings.mail_max_attempts:
             await outbox_repo.mark_failed(db, row_id, repr(err), kind.secret_keys)
             log.error("mail.failed", kind=kind.outbox_kind, outbox_id=row_id, error=repr(err))

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
-
-from markdown_it import MarkdownIt
-from markdown_it.tree import SyntaxTreeNode
+from typing import TYPE_CHECKING, Any
 
 from services.block_ops import new_block_id
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from markdown_it.tree import SyntaxTreeNode
 
 Block = dict[str, Any]
 # A Markdown body gives at most this many blocks, a table cell counting as one (building and
@@ -50,6 +51,10 @@ class Imported:
 
 
 def _parser() -> MarkdownIt:
+    # Imported here, as in `parse_markdown`: only an import uses the parser (`collab serve` does
+    # not load it until then).
+    from markdown_it import MarkdownIt
+
     # html off: raw HTML is text (never markup in our model); `<u>` is read back by hand.
     return MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
 
@@ -232,6 +237,8 @@ def _cells(block: Block) -> int:
 def parse_markdown(text: str, *, title_from_heading: bool) -> Imported:
     """The blocks of a Markdown text; with `title_from_heading`, a leading `# heading` is taken
     out as the title (the export writes the title that way)."""
+    from markdown_it.tree import SyntaxTreeNode
+
     tree = SyntaxTreeNode(_parser().parse(text))
     nodes = list(tree.children)
     title = None

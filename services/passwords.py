@@ -30,8 +30,10 @@ T = TypeVar("T")
 # next successful login (`needs_rehash`).
 _hasher = PasswordHasher(parallelism=1)
 # Verified against when the email is unknown, so "no such user" costs the same time as
-# "wrong password" (no account enumeration by timing).
-_DUMMY_HASH = _hasher.hash("not-a-real-password-used-for-timing")
+# "wrong password" (no account enumeration by timing). A constant made once with `_hasher`'s
+# parameters (tests/test_passwords.py checks they still match): hashing it at import cost every
+# process -- `collab serve`, each CLI command -- a hash's CPU and 64 MiB of peak RSS at start-up.
+_DUMMY_HASH = "$argon2id$v=19$m=65536,t=3,p=1$XyuNa6iza2J5AO6ZSHrFUA$ToyX7ww/eDY2cmTP4TeZ69ECgn7AThes9/wdtnVF/Fw"
 MIN_PASSWORD_LENGTH = 10
 # What a refused caller is told to wait: about the time the queue takes to drain a little.
 BUSY_RETRY_AFTER_S = 1

@@ -10,6 +10,7 @@ import threading
 import pytest
 
 from core.errors import Unavailable
+from services import passwords
 from services.passwords import PasswordHashing
 
 pytestmark = pytest.mark.timeout(60)
@@ -31,6 +32,14 @@ async def test_hash_and_verify_round_trip() -> None:
         assert not await pool.verify("not-a-hash", "anything")
     finally:
         await pool.stop()
+
+
+def test_unknown_user_hash_has_todays_parameters() -> None:
+    """The constant an unknown email is checked against costs what a real account's hash does:
+    made with the hasher's parameters (memory, passes, lanes), so a parameter change that forgets
+    it fails here instead of making "no such user" answer faster (account enumeration)."""
+    assert not passwords._hasher.check_needs_rehash(passwords._DUMMY_HASH)
+    assert passwords._hasher.verify(passwords._DUMMY_HASH, "not-a-real-password-used-for-timing")
 
 
 async def test_parallel_checks_use_at_most_the_configured_threads() -> None:
