@@ -16,10 +16,10 @@ import nats
 import nats.errors
 import nats.js.errors
 import structlog
-from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from bus.jetstream import ensure_streams
+from bus.nats_client import Client as NATS
 from server.settings import Settings
 
 log = structlog.get_logger(__name__)

@@ -44,6 +44,7 @@ _UNREACHABLE = (
     nats.errors.NoRespondersError,
     nats.errors.ConnectionClosedError,
 )
+_V1_ACK_TOKENS = 9
 HEADER_CLIENT = "Collab-Client"
 HEADER_USER = "Collab-User"
 HEADER_NODE = "Collab-Node"
@@ -71,13 +72,27 @@ class LogEntry:
     def from_msg(cls, msg: Msg) -> LogEntry:
         headers = msg.headers or {}
         return cls(
-            seq=msg.metadata.sequence.stream,
+            seq=stream_seq(msg),
             update=msg.data,
             msg_id=headers.get(HEADER_MSG_ID),
             client=headers.get(HEADER_CLIENT),
             user=headers.get(HEADER_USER),
             node=headers.get(HEADER_NODE),
         )
+
+
+def stream_seq(msg: Msg) -> int:
+    """The stream sequence of a pushed JetStream message, from its reply subject.
+
+    Why not `msg.metadata`: it also builds a datetime and the other counters for every message,
+    and this runs for every update of every open document (issue 15). The common v1 reply
+    (`$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>`) is read directly;
+    any other form goes through nats-py.
+    """
+    tokens = (msg.reply or "").split(".")
+    if len(tokens) == _V1_ACK_TOKENS and tokens[0] == "$JS" and tokens[1] == "ACK":
+        return int(tokens[5])
+    return msg.metadata.sequence.stream
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,59 @@
+"""The cheaper NATS header parser (bus/nats_client.py) returns what nats-py's own parser returns,
+and a pushed message's stream sequence is read from its reply subject like nats-py reads it."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from nats.aio.client import Client as NatsPyClient
+from nats.aio.msg import Msg
+
+from bus.doc_log import stream_seq
+from bus.nats_client import Client, parse_header_lines
+
+EDGE_CASES = [
+    b"",
+    b"\r\n",
+    b"Nats-Msg-Id: abc\r\nCollab-Client: c1\r\nCollab-User: u\r\nCollab-Node: n1\r\n\r\n",
+    b"a b: c\r\n",  # whitespace inside a name: skipped
+    b" A :  v \r\n",  # surrounding whitespace stripped
+    b"A\x1c: v\r\n",  # a separator char counts as whitespace for str.isspace
+    b"\xc3\xa9: v\r\n",  # non-ASCII name: skipped
+    b"A: \xff\xfe\r\n",  # invalid UTF-8 value: replaced
+    b"A:b:c\r\n",  # only the first colon splits
+    b"no colon\r\n",
+    b"A:\tv\r\n",
+    b"A: 1\r\nA: 2\r\n",  # the last wins
+    b"\x0bA\x0b: v\r\n",
+    b"A\x85: v",
+]
+
+
+@pytest.mark.parametrize("raw", EDGE_CASES)
+def test_same_headers_as_nats_py(raw: bytes) -> None:
+    assert parse_header_lines(raw) == NatsPyClient._parse_header_lines(raw)
+
+
+def test_same_headers_as_nats_py_on_random_blocks() -> None:
+    rng = random.Random(15)
+    alphabet = b" :\r\n\t\x0b\x1cAb\xc3\xa9\x85\xff-"
+    for _ in range(5000):
+        raw = bytes(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        assert parse_header_lines(raw) == NatsPyClient._parse_header_lines(raw), raw
+
+
+def test_the_client_uses_it() -> None:
+    assert Client._parse_header_lines is parse_header_lines
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "$JS.ACK.COLLAB_DOCS.consumer-x.1.4242.17.1733150000000000000.0",
+        "$JS.ACK.hub.ACCHASH.COLLAB_DOCS.consumer-x.1.4242.17.1733150000000000000.0.rnd",
+    ],
+)
+def test_stream_seq_like_nats_py(reply: str) -> None:
+    msg = Msg(_client=None, subject="collab.doc.d.update", reply=reply)  # type: ignore[arg-type]
+    assert stream_seq(msg) == msg.metadata.sequence.stream == 4242
