@@ -104,6 +104,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-pin", action="store_true", help="do not pin server/client to cores")
     parser.add_argument("--output", type=Path, default=DEFAULT_RESULTS, help="results JSON path")
     parser.add_argument(
+        "--callgrind",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="run our server under callgrind, instrumented over each measured window only; "
+        "reports server_instructions_per_edit / _per_delivery (use a light scenario)",
+    )
+    parser.add_argument(
         "--py-spy",
         type=Path,
         default=None,
@@ -297,7 +305,54 @@ class Tracemalloc:
             time.sleep(0.1)
 
 
-Profiler = PySpy | CProfile | Tracemalloc
+class Callgrind:
+    """Our server under `valgrind --tool=callgrind`, instrumented only over the measured window:
+    the instructions it executed there, which other load on the box cannot change (CPU seconds
+    on a shared 2-core box move ±15 % between runs). Valgrind runs the server ~50× slower, so use
+    a light scenario (e.g. `--scenarios 2x10 --rate 5`) and compare instructions per edit and per
+    delivery between two exports of the code, not its latencies."""
+
+    def __init__(self, out_dir: Path, label: str) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.output = out_dir / f"{label}.callgrind"
+        for old in out_dir.glob(f"{label}.callgrind*"):
+            old.unlink()
+        self.instructions: int | None = None
+
+    def env(self) -> dict[str, str]:
+        return {}
+
+    def argv_prefix(self) -> list[str]:
+        return [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            "--quiet",
+            f"--callgrind-out-file={self.output}",
+        ]
+
+    def start(self, pid: int) -> None:
+        subprocess.run(
+            ["callgrind_control", "--instr=on", str(pid)], check=True, capture_output=True
+        )
+
+    def stop(self, pid: int) -> None:
+        subprocess.run(
+            ["callgrind_control", "--instr=off", str(pid)], check=True, capture_output=True
+        )
+        subprocess.run(["callgrind_control", "--dump", str(pid)], check=True, capture_output=True)
+
+    def finish(self) -> None:
+        total = 0
+        for dump in self.output.parent.glob(f"{self.output.name}*"):
+            for line in dump.read_text(errors="replace").splitlines():
+                if line.startswith("totals:"):
+                    total += int(line.split()[1])
+                    break
+        self.instructions = total or None
+
+
+Profiler = PySpy | CProfile | Tracemalloc | Callgrind
 
 
 def _pump_lines(stream: Any, sink: queue.Queue[str | None]) -> None:
@@ -460,12 +515,26 @@ def summarize(server: str, scenario: Scenario, result: dict[str, Any]) -> dict[s
         # Cores' worth of CPU other work on the box used while we measured (noise indicator).
         "other_cpu_share": round(result["other_cpu_s"] / result["window_s"], 2),
         "errors": sum(v for k, v in result["errors"].items() if k != "samples"),
+        **instruction_figures(result),
+    }
+
+
+def instruction_figures(result: dict[str, Any]) -> dict[str, Any]:
+    """Callgrind runs only: the server's instructions in the window per edit and per delivery."""
+    instructions = result.get("server_instructions")
+    if not instructions:
+        return {}
+    return {
+        "server_instructions_per_edit": round(instructions / max(1, result["edits"])),
+        "server_instructions_per_delivery": round(instructions / max(1, result["deliveries"])),
     }
 
 
 def make_profiler(
     args: argparse.Namespace, label: str, client_cpus: set[int] | None
 ) -> Profiler | None:
+    if args.callgrind:
+        return Callgrind(args.callgrind, label)
     if args.cprofile:
         return CProfile(args.cprofile, label)
     if args.tracemalloc:
@@ -491,8 +560,9 @@ def run_one(setup: Setup, name: str, scenario: Scenario, label: str) -> dict[str
     """One scenario on a fresh process of server `name`."""
     profiler = make_profiler(setup.args, label, setup.client_cpus) if is_ours(name) else None
     env, module = our_launch(name, profiler)
+    prefix = profiler.argv_prefix() if isinstance(profiler, Callgrind) else []
     with server_under_test(
-        name, setup.stack, setup.workdir, setup.server_cpus, env=env, module=module
+        name, setup.stack, setup.workdir, setup.server_cpus, env=env, module=module, prefix=prefix
     ) as server:
         rooms = new_rooms(server, setup.stack, scenario.rooms)
         token = token_for(server, setup.stack)
@@ -514,6 +584,8 @@ def run_one(setup: Setup, name: str, scenario: Scenario, label: str) -> dict[str
         memory.record(result, server.pid)
     result["busy_before_cores"] = busy_before
     result["profiled"] = profiler is not None
+    if isinstance(profiler, Callgrind):
+        result["server_instructions"] = profiler.instructions
     return result
 
 

@@ -45,6 +45,7 @@ REFERENCE_BIN = BENCH_DIR / "node_modules" / "@y" / "websocket-server" / "src" /
 NPM_INSTALL_TIMEOUT_S = 300.0
 #: Our server connects to Postgres, NATS and Redis and declares its streams before it is ready.
 SERVER_START_TIMEOUT_S = 60.0
+VALGRIND_SLOWDOWN = 10  # start-up under valgrind (instrumentation off until measured)
 SERVER_STOP_TIMEOUT_S = 20.0
 HTTP_TIMEOUT_S = 30.0
 #: Tokens must outlive the longest run (connections are opened at each scenario's start).
@@ -118,8 +119,14 @@ def child_preexec(cpus: set[int] | None) -> Callable[[], None]:
     return preexec
 
 
-def _wait_listening(url: str, proc: subprocess.Popen[bytes], name: str, log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+def _wait_listening(
+    url: str,
+    proc: subprocess.Popen[bytes],
+    name: str,
+    log: Path,
+    timeout_s: float = SERVER_START_TIMEOUT_S,
+) -> None:
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise BenchError(f"{name} exited with {proc.returncode}: {tail(log)}")
@@ -127,7 +134,7 @@ def _wait_listening(url: str, proc: subprocess.Popen[bytes], name: str, log: Pat
             if response.status == 200:
                 return
         time.sleep(0.1)
-    raise BenchError(f"{name} not ready at {url} within {SERVER_START_TIMEOUT_S}s: {tail(log)}")
+    raise BenchError(f"{name} not ready at {url} within {timeout_s}s: {tail(log)}")
 
 
 def tail(path: Path, lines: int = 40) -> str:
@@ -265,7 +272,11 @@ class OurStack:
         return env
 
     def start_server(
-        self, env: dict[str, str] | None = None, module: str = "server.cli", label: str = "ours"
+        self,
+        env: dict[str, str] | None = None,
+        module: str = "server.cli",
+        label: str = "ours",
+        prefix: list[str] | None = None,
     ) -> ServerProcess:
         """A fresh `python -m server.cli serve` (one process). `env` overrides settings
         (COLLAB_*) for this process; `module` runs another entry point with the same CLI
@@ -273,7 +284,9 @@ class OurStack:
         self._server_count += 1
         port = free_port()
         log = self.workdir / f"our-server-{self._server_count}.log"
-        argv = [sys.executable, "-m", module, "serve", "--port", str(port), "--no-migrate"]
+        argv = [*(prefix or []), sys.executable, "-m", module, "serve", "--port", str(port)]
+        argv.append("--no-migrate")
+        timeout_s = SERVER_START_TIMEOUT_S * (VALGRIND_SLOWDOWN if prefix else 1)
         proc = _spawn(argv, {**self.server_env(), **(env or {})}, log, self.cpus)
         server = ServerProcess(
             label,
@@ -283,7 +296,7 @@ class OurStack:
             companions={"nats-server": self.nats_pid},
         )
         try:
-            _wait_listening(f"http://127.0.0.1:{port}/readyz", proc, "our server", log)
+            _wait_listening(f"http://127.0.0.1:{port}/readyz", proc, "our server", log, timeout_s)
         except BaseException:
             server.stop()
             raise
@@ -401,6 +414,7 @@ def server_under_test(
     cpus: set[int] | None,
     env: dict[str, str] | None = None,
     module: str = "server.cli",
+    prefix: list[str] | None = None,
 ) -> Iterator[ServerProcess]:
     """A fresh server process ("reference", or ours under any label), stopped on exit; ours is
     seeded once. `env` and `module` apply to ours only (the reference has no settings to vary)."""
@@ -408,7 +422,7 @@ def server_under_test(
         server = start_reference_server(workdir, cpus)
     else:
         assert stack is not None, "our server needs the embedded stack"
-        server = stack.start_server(env=env, module=module, label=name)
+        server = stack.start_server(env=env, module=module, label=name, prefix=prefix)
         if not stack.token:
             stack.seed(server)
     try:

@@ -14,7 +14,7 @@ from bus.doc_log import DocLog
 from bus.jetstream import DOCS_STREAM, ensure_streams
 from models.repo import doc_snapshots
 from server.embedded import EmbeddedNats
-from services.doc_state import load_state, merge
+from services.doc_state import advance_state, load_state, merge
 
 
 def text_update(doc: pycrdt.Doc, text: str) -> bytes:
@@ -114,6 +114,48 @@ async def test_load_state_combines_snapshot_and_log(ctx, doc_log):
     state = await load_state(ctx.db, doc_log, doc_id)
     assert text_of(state.update) == "01234"
     assert state.snapshot_seq == snap_seq and len(state.entries) == 2
+
+
+async def test_advance_state_reads_only_what_is_new(ctx, doc_log):
+    doc_id = await make_document(ctx)
+    source = pycrdt.Doc()
+    for i in range(3):
+        await doc_log.publish(
+            doc_id, text_update(source, str(i)), msg_id=f"adv{i}", client="c", user="u"
+        )
+    base = await load_state(ctx.db, doc_log, doc_id)
+    same = await advance_state(ctx.db, doc_log, doc_id, base)
+    assert same.seq == base.seq and same.entries == [] and text_of(same.update) == "012"
+    for i in range(3, 5):
+        await doc_log.publish(
+            doc_id, text_update(source, str(i)), msg_id=f"more{i}", client="c", user="u"
+        )
+    now = await advance_state(ctx.db, doc_log, doc_id, base)
+    assert text_of(now.update) == "01234"
+    assert [e.update for e in now.entries] == [
+        e.update for e in (await load_state(ctx.db, doc_log, doc_id)).entries[3:]
+    ]
+    assert now.snapshot_seq == base.seq and now.snapshot_update == base.update
+    assert now.seq == (await load_state(ctx.db, doc_log, doc_id)).seq
+
+
+async def test_advance_state_after_a_snapshot_and_purge_past_its_base_loads_in_full(ctx, doc_log):
+    """A base older than a snapshot whose purge removed entries after it: reading the log from
+    the base would silently start after the hole; the whole state is loaded instead."""
+    doc_id = await make_document(ctx)
+    source = pycrdt.Doc()
+    await doc_log.publish(doc_id, text_update(source, "a"), msg_id="full0", client="c", user="u")
+    base = await load_state(ctx.db, doc_log, doc_id)
+    await doc_log.publish(doc_id, text_update(source, "b"), msg_id="full1", client="c", user="u")
+    full = await load_state(ctx.db, doc_log, doc_id)
+    assert await doc_snapshots.save_snapshot(
+        ctx.db, doc_id, seq=full.seq, state=full.update, state_vector=b"", update_count=2
+    )
+    await doc_log.purge_through(doc_id, full.seq)  # "b" is now only in the snapshot
+    await doc_log.publish(doc_id, text_update(source, "c"), msg_id="full2", client="c", user="u")
+    now = await advance_state(ctx.db, doc_log, doc_id, base)
+    assert text_of(now.update) == "abc"
+    assert now.snapshot_seq == full.seq and len(now.entries) == 1
 
 
 async def test_pending_update_survives_snapshot_and_purge(ctx, doc_log):
