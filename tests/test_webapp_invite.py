@@ -102,7 +102,9 @@ async def test_bad_invitation_links_say_why_and_change_nothing(
         "UPDATE invitations SET expires_at = now() - interval '1 second' WHERE id = $1",
         expired.body["id"],
     )
-    foreign = await invite(api, workspace_id, owner, f"x-{uuid.uuid4().hex[:8]}@example.com", "member")
+    foreign = await invite(
+        api, workspace_id, owner, f"x-{uuid.uuid4().hex[:8]}@example.com", "member"
+    )
     before = await members(ctx, workspace_id)
     invitations_before = await ctx.db.fetch(
         "SELECT id, accepted_at, revoked_at FROM invitations WHERE workspace_id = $1 ORDER BY id",
