@@ -84,7 +84,7 @@ def close_for(err: BaseException) -> tuple[CloseCode, str]:
     return CloseCode.INTERNAL_ERROR, CloseCode.INTERNAL_ERROR.reason
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Identity:
     """The authenticated user behind a socket; `token` is kept to re-check it on revocations."""
 
@@ -97,6 +97,8 @@ class Identity:
 
 class TokenBucket:
     """`rate` units per second on average, bursts up to `burst`."""
+
+    __slots__ = ("burst", "rate", "tokens", "updated")
 
     def __init__(self, rate: float, burst: int) -> None:
         self.rate = rate
@@ -118,7 +120,7 @@ class TokenBucket:
         return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SocketLimits:
     """The per-socket limits of one socket kind (settings or the kind's named constants)."""
 
@@ -148,6 +150,26 @@ class Connection:
     `apply_access`, `resource` and `affected_by`; `receive` and `send` are the same for all."""
 
     kind: ClassVar[str] = "abstract"
+    # One instance per open socket: slots instead of a __dict__ each (issue 15, memory per idle
+    # connection; bench/FINDINGS.md). Subclasses that add attributes declare theirs.
+    __slots__ = (
+        "_bad",
+        "_bucket",
+        "_expiry",
+        "_queue",
+        "_queued_bytes",
+        "_room_in_queue",
+        "_task",
+        "_wakeup",
+        "closed",
+        "conn_id",
+        "connected_at",
+        "identity",
+        "limits",
+        "transport",
+        "user_id",
+        "workspace_id",
+    )
 
     def __init__(
         self,
@@ -168,7 +190,9 @@ class Connection:
         self.connected_at = time.time()
         self._queue: deque[bytes | str] = deque()
         self._queued_bytes = 0
-        self._wakeup = asyncio.Event()
+        # What the idle worker awaits, made when it starts waiting (an asyncio.Event per socket
+        # held a deque and a dict of its own for the socket's whole life).
+        self._wakeup: asyncio.Future[None] | None = None
         self._bucket = TokenBucket(limits.rate_per_s, limits.burst)
         self._room_in_queue: asyncio.Future[None] | None = None
         self._bad = 0
@@ -198,7 +222,7 @@ class Connection:
 
     def _mark_closed(self) -> None:
         self.closed = True
-        self._wakeup.set()
+        self._wake()
         self._resume_reading()
         if self._expiry is not None:
             self._expiry.cancel()
@@ -222,8 +246,8 @@ class Connection:
     async def _process(self) -> None:
         while not self.closed:
             if not self._queue:
-                self._wakeup.clear()
-                await self._wakeup.wait()
+                self._wakeup = asyncio.get_running_loop().create_future()
+                await self._wakeup
                 continue
             await self._pace()
             if self.closed:
@@ -292,12 +316,18 @@ class Connection:
             return None
         self._queue.append(message)
         self._queued_bytes += size
-        self._wakeup.set()
+        self._wake()
         if not self._queue_full():
             return None
         if self._room_in_queue is None:
             self._room_in_queue = asyncio.get_running_loop().create_future()
         return self._room_in_queue
+
+    def _wake(self) -> None:
+        """Resume the worker if it waits for a frame (or for the close)."""
+        waiter, self._wakeup = self._wakeup, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     @property
     def queued_frames(self) -> int:
@@ -373,6 +403,7 @@ class JsonConnection(Connection):
     and the parsing of an inbound frame (a bad one is answered through `reject`)."""
 
     protocol_name: ClassVar[str] = "this"
+    __slots__ = ()
 
     def send_json(self, frame: dict[str, Any]) -> None:
         if not self.closed:

@@ -16,6 +16,7 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Protocol
 
 import pycrdt
@@ -75,8 +76,10 @@ class RoomSource(Protocol):
     async def acquire(self, doc_id: str) -> Room: ...
 
 
+@lru_cache(maxsize=8)
 def document_limits(settings: Settings) -> SocketLimits:
-    """The document socket's limits: all settings (a frame's size is Tornado's, 1009)."""
+    """The document socket's limits: all settings (a frame's size is Tornado's, 1009); one
+    instance per settings, shared by every socket of the node."""
     return SocketLimits(
         rate_per_s=settings.ws_rate_per_s,
         burst=settings.ws_burst,
@@ -97,6 +100,19 @@ class SessionDeps:
 
 class Session(Connection):
     """What both document protocols share: the room, the role, access changes."""
+
+    __slots__ = (
+        "_held_events",
+        "can_edit",
+        "deps",
+        "doc_id",
+        "events",
+        "events_cursor",
+        "events_since",
+        "role",
+        "room",
+        "settings",
+    )
 
     def __init__(
         self,
@@ -243,6 +259,7 @@ class YjsSession(Session):
     """
 
     kind = "yjs"
+    __slots__ = ()
 
     async def _open(self, room: Room) -> None:
         room.join(self)
@@ -371,6 +388,15 @@ class JsonSession(Session):
     """The JSON envelope on text frames (docs/realtime.md)."""
 
     kind = "json"
+    __slots__ = (
+        "_catching_up",
+        "_fields",
+        "_presence_at",
+        "_presence_clock",
+        "cursor",
+        "presence_id",
+        "since",
+    )
 
     def __init__(self, *, since: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)

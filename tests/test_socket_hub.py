@@ -5,6 +5,7 @@ expiry and the close funnel. A toy kind (echo) stands in for the next socket (no
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 from core.errors import CloseCode, NotFound
@@ -103,7 +104,7 @@ async def test_frames_are_handled_in_order_and_echoed() -> None:
 async def test_a_flood_is_paced_by_back_pressure_never_dropped() -> None:
     """Over the rate the worker waits for tokens; once the queue is full `receive` hands the
     transport an awaitable (stop reading until it resolves). Every frame is handled, in order."""
-    limits = SocketLimits(**{**LIMITS.__dict__, "rate_per_s": 50.0, "queue_max_msgs": 4})
+    limits = dataclasses.replace(LIMITS, rate_per_s=50.0, queue_max_msgs=4)
     transport = CountingTransport(20)
     conn = Echo(transport)
     conn.limits = limits
@@ -126,7 +127,7 @@ async def test_a_flood_is_paced_by_back_pressure_never_dropped() -> None:
 
 
 async def test_closing_releases_a_paused_reader() -> None:
-    limits = SocketLimits(**{**LIMITS.__dict__, "queue_max_msgs": 1})
+    limits = dataclasses.replace(LIMITS, queue_max_msgs=1)
     conn = Echo(FakeTransport())
     conn.limits = limits
     wait = conn.receive("x")  # no worker: the queue stays full
