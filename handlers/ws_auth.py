@@ -9,6 +9,7 @@ offered, because a browser requires one of its offers back).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import urllib.parse
 from collections.abc import Awaitable
@@ -118,6 +119,7 @@ class AuthenticatedSocketHandler(JsonErrors, tornado.websocket.WebSocketHandler)
         self._seat: Seat | None = None
         self._pending_bytes = 0
         self._direct_frames: bool | None = None
+        self._pong = False
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
         refusal = handshake_refusal(self.request, self.ctx.settings)
@@ -208,6 +210,7 @@ class AuthenticatedSocketHandler(JsonErrors, tornado.websocket.WebSocketHandler)
             return
         self.connection = self.make_connection()
         self.hub.connect(self.connection)
+        self.ctx.pinger.add(self)
         log.info(
             "ws.open",
             conn=self.connection.conn_id,
@@ -244,6 +247,7 @@ class AuthenticatedSocketHandler(JsonErrors, tornado.websocket.WebSocketHandler)
             return None
 
     def on_close(self) -> None:
+        self.ctx.pinger.discard(self)
         if self._seat is not None:
             self._seat.release()
         if self.connection is None:
@@ -265,6 +269,22 @@ class AuthenticatedSocketHandler(JsonErrors, tornado.websocket.WebSocketHandler)
 
     def check_origin(self, origin: str) -> bool:
         return origin_allowed(self.ctx.settings, origin, self.request.headers.get("Host"))
+
+    # --- live.pinger.Pingable: the node's one pinger instead of a Tornado task per socket -----
+
+    def send_ping(self) -> None:
+        self._pong = False
+        with contextlib.suppress(tornado.websocket.WebSocketClosedError):
+            self.ping(b"")
+
+    def on_pong(self, data: bytes) -> None:
+        self._pong = True
+
+    def answered_ping(self) -> bool:
+        return self._pong
+
+    def ping_timed_out(self) -> None:
+        self.close(reason="ping timed out")  # what Tornado's own pinger says
 
     # --- live.hub.Transport: what the connection calls ---------------------------------------
 

@@ -162,9 +162,9 @@ def make_app(ctx: AppContext, **overrides: Any) -> tornado.web.Application:
         default_handler_args={"ctx": ctx},
         log_function=log_request,
         websocket_max_message_size=ctx.settings.max_frame_bytes,
-        websocket_ping_interval=ctx.settings.websocket_ping_interval_s,
-        # Tornado (6.6 here) caps the timeout at the interval and warns on every socket above it.
-        websocket_ping_timeout=ctx.settings.websocket_ping_interval_s,
+        # Keep-alive pings are the node's pinger (live/pinger.py, same rule as Tornado's with the
+        # timeout equal to the interval), not a Tornado task per socket.
+        websocket_ping_interval=0,
         compress_response=False,
         xheaders=ctx.settings.xheaders,
         **overrides,

@@ -23,6 +23,7 @@ from bus.outbox import OutboxRelay
 from live.admission import Admission, SocketCaps
 from live.board_feed import BoardFeed
 from live.inbox_feed import InboxFeed
+from live.pinger import SocketPinger
 from live.rooms import RoomManager
 from models.cache import Cache
 from models.db import Database
@@ -63,6 +64,9 @@ class AppContext:
         self.draining = False
         # The socket caps of this node, every socket kind counted together (live/admission.py).
         self.admission = Admission(SocketCaps.from_settings(settings))
+        # Keep-alive pings of every socket kind, one task for the node (live/pinger.py).
+        self.pinger = SocketPinger(settings.websocket_ping_interval_s)
+        self.add_component(self.pinger)
         # The after-commit outbox: every unit of work hands its events to it (bus/outbox.py).
         self.outbox = OutboxRelay(self.db, self.nats, self.spawn)
         self.add_component(self.outbox)
