@@ -110,6 +110,19 @@ class AuthenticatedSocketHandler(JsonErrors, tornado.websocket.WebSocketHandler)
     """
 
     query_schema: type[marshmallow.Schema]
+    # Our attributes in slots, so the instance __dict__ holds Tornado's ~28 only: CPython keeps
+    # the dicts of a class's instances in a compact shared-key form up to 29 keys and gives each
+    # a full hash table beyond (~1.3 KB more per idle socket; issue 15, bench/FINDINGS.md).
+    __slots__ = (
+        "_direct_frames",
+        "_pending_bytes",
+        "_pong",
+        "_rejection",
+        "_seat",
+        "accepted",
+        "connection",
+        "ctx",
+    )
 
     def initialize(self, ctx: AppContext) -> None:
         self.ctx = ctx

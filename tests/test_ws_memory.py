@@ -1,0 +1,33 @@
+"""What an open document socket keeps (issue 15, memory per idle connection; bench/FINDINGS.md):
+the upgrade request's headers and arguments are let go after `open()`, and the handler's instance
+__dict__ stays small enough for CPython's shared-key form (29 keys at most: one more attribute and
+every socket's handler carries a full hash table, ~1.3 KB). Found in a live node with `gc`."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+from handlers.ws_documents import DocumentSocketHandler
+from tests.realtime_support import RawSocket, document_with
+
+pytestmark = pytest.mark.timeout(60)
+
+#: CPython 3.11+ keeps instance dicts split (keys shared by the class) up to this many keys.
+SHARED_KEY_DICT_MAX = 29
+
+
+async def test_an_open_socket_keeps_a_small_handler(ctx, ws_port) -> None:
+    setup = await document_with(ctx, "editor")
+    sock = await RawSocket.open(ws_port, setup.doc_id, setup.users["editor"].access_token)
+    try:
+        await sock.wait_for(lambda _message: True)  # open() has run: the first sync frame came
+        handlers = [o for o in gc.get_objects() if isinstance(o, DocumentSocketHandler)]
+        handler = next(h for h in handlers if h.connection is not None and not h.connection.closed)
+        assert len(handler.__dict__) <= SHARED_KEY_DICT_MAX, sorted(handler.__dict__)
+        request = handler.request
+        assert dict(request.headers) == {} and request.query_arguments == {}
+        assert "token" not in request.uri and request.path in request.uri
+    finally:
+        await sock.aclose()
