@@ -236,9 +236,10 @@ class AuthenticatedSocketHandler(JsonErrors, tornado.websocket.WebSocketHandler)
     def _release_upgrade_request(self) -> None:
         """Drop what only the handshake needed. Tornado keeps this handler, and the handler its
         upgrade request, for the socket's whole life, but reads neither the request's headers nor
-        its arguments after `open()` (nor do we: the connection holds what it needs). Held, they
-        were a few KB of each idle socket's memory (issue 15, bench/FINDINGS.md), the access
-        token among them. The request's path, method and address stay for log lines."""
+        its arguments after `open()`, nor the 101 response's headers once they are written (nor
+        do we: the connection holds what it needs). Held, they were ~2 KB of each idle socket's
+        memory (issue 15, bench/FINDINGS.md), the access token among them. The request's path,
+        method and address stay for log lines."""
         request = self.request
         # Emptied in place: Tornado's HTTP connection object holds the same headers object.
         request.headers.clear()
@@ -246,6 +247,8 @@ class AuthenticatedSocketHandler(JsonErrors, tornado.websocket.WebSocketHandler)
         request.query_arguments.clear()
         request.uri, request.query = request.path, ""
         self.accepted = {}
+        # Written with the 101 before open(); after the upgrade Tornado disables set_header & co.
+        self._headers = tornado.httputil.HTTPHeaders()
 
     def on_message(self, message: str | bytes) -> Awaitable[None] | None:
         """Hand a frame to the connection. While the awaitable it may return is pending,

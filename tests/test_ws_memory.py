@@ -29,5 +29,6 @@ async def test_an_open_socket_keeps_a_small_handler(ctx, ws_port) -> None:
         request = handler.request
         assert dict(request.headers) == {} and request.query_arguments == {}
         assert "token" not in request.uri and request.path in request.uri
+        assert dict(handler._headers) == {}  # the 101's headers, written long ago
     finally:
         await sock.aclose()
