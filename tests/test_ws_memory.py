@@ -28,6 +28,7 @@ async def test_an_open_socket_keeps_a_small_handler(ctx, ws_port) -> None:
         assert len(handler.__dict__) <= SHARED_KEY_DICT_MAX, sorted(handler.__dict__)
         request = handler.request
         assert dict(request.headers) == {} and request.query_arguments == {}
+        assert request.connection is None and request.server_connection is None
         assert "token" not in request.uri and request.path in request.uri
         assert dict(handler._headers) == {}  # the 101's headers, written long ago
     finally:
