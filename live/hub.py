@@ -38,6 +38,7 @@ import structlog
 
 from bus.revocations import Revocation, subscribe_revocations
 from core.errors import AppError, CloseCode, Unauthorized
+from live.expiry import ExpiryClock
 from server.metrics import OPEN_WEBSOCKETS
 from services import policy
 from services.auth_guard import authenticate_token
@@ -198,17 +199,25 @@ class Connection:
         self._room_in_queue: asyncio.Future[None] | None = None
         self._bad = 0
         self._task: asyncio.Task[None] | None = None
-        self._expiry: asyncio.TimerHandle | None = None
+        self._expiry: ExpiryClock | asyncio.TimerHandle | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> asyncio.Task[None]:
-        """Arm the token expiry and start the worker (open, then frames in arrival order)."""
-        loop = asyncio.get_running_loop()
-        delay = max(0.0, self.identity.expires_at - time.time())
-        self._expiry = loop.call_later(delay, self.close, CloseCode.UNAUTHORIZED, "token expired")
+    def start(self, expiries: ExpiryClock | None = None) -> asyncio.Task[None]:
+        """Arm the token expiry -- on the hub's clock (live/expiry.py), or a timer of its own
+        without one -- and start the worker (open, then frames in arrival order)."""
+        if expiries is not None:
+            expiries.add(self, self.identity.expires_at)
+            self._expiry = expiries
+        else:
+            delay = max(0.0, self.identity.expires_at - time.time())
+            self._expiry = asyncio.get_running_loop().call_later(delay, self.expire)
         self._task = asyncio.create_task(self._run(), name=f"ws-{self.conn_id}")
         return self._task
+
+    def expire(self) -> None:
+        """The token expired: 4401, the client refreshes it and reconnects."""
+        self.close(CloseCode.UNAUTHORIZED, "token expired")
 
     def close(self, code: CloseCode, reason: str | None = None) -> None:
         """Close the socket with `code` (and its default reason unless given); idempotent."""
@@ -225,8 +234,11 @@ class Connection:
         self.closed = True
         self._wake()
         self._resume_reading()
-        if self._expiry is not None:
-            self._expiry.cancel()
+        expiry, self._expiry = self._expiry, None
+        if isinstance(expiry, ExpiryClock):
+            expiry.discard(self, self.identity.expires_at)
+        elif expiry is not None:
+            expiry.cancel()
 
     async def wait_closed(self) -> None:
         if self._task is not None:
@@ -443,6 +455,8 @@ class Hub(Generic[C]):
         self.settings = ctx.settings
         self.sockets: dict[str, C] = {}
         self.stopping = False
+        # Token expiry of every socket of this hub, from one timer (live/expiry.py).
+        self.expiries = ExpiryClock()
         self._ids = itertools.count(1)
         self._heartbeat: asyncio.Task[None] | None = None
 
@@ -466,6 +480,7 @@ class Hub(Generic[C]):
             waits = [asyncio.ensure_future(c.wait_closed()) for c in sockets]
             await asyncio.wait(waits, timeout=spread_s + DRAIN_TIMEOUT_S)
         await self.stop_rooms()
+        self.expiries.stop()
         gone = [c for c in sockets if self._unregister(c)]
         await asyncio.gather(*(self.forget(c) for c in gone), return_exceptions=True)
 
@@ -480,7 +495,7 @@ class Hub(Generic[C]):
         self.sockets[conn.conn_id] = conn
         OPEN_WEBSOCKETS.labels(conn.kind).inc()
         self.joined(conn)
-        conn.start()
+        conn.start(self.expiries)
 
     def disconnect(self, conn: C) -> None:
         """The transport is gone: forget the socket (idempotent)."""

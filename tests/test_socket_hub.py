@@ -9,6 +9,7 @@ import dataclasses
 import time
 
 from core.errors import CloseCode, NotFound
+from live.expiry import ExpiryClock
 from live.hub import Connection, Identity, SocketLimits, TokenBucket
 
 LIMITS = SocketLimits(
@@ -158,6 +159,27 @@ async def test_slow_reader_is_closed_with_1008_and_nothing_more_is_queued() -> N
         conn.send("y" * 100)
     assert transport.closed is not None and transport.closed[0] == CloseCode.SLOW_READER == 1008
     assert transport.unsent == 1000  # ten frames fit the bound; nothing was queued after it
+
+
+async def test_the_hub_clock_closes_each_socket_at_its_token_expiry() -> None:
+    """A hub's sockets wait on one expiry clock (live/expiry.py) instead of a timer each: the one
+    whose token expired is closed with 4401, one closed before is forgotten, a later one stays."""
+    clock = ExpiryClock()
+    transports = {name: FakeTransport() for name in ("later", "expired", "gone")}
+    conns = {
+        name: Echo(transport, expires_in_s=3600 if name == "later" else 0)
+        for name, transport in transports.items()
+    }
+    for conn in conns.values():  # the later one first: the clock re-arms for the earlier
+        conn.start(clock)
+    conns["gone"].close(CloseCode.GOING_AWAY)
+    await settle()
+    assert transports["expired"].closed == (CloseCode.UNAUTHORIZED, "token expired")
+    assert transports["gone"].closed == (CloseCode.GOING_AWAY, CloseCode.GOING_AWAY.reason)
+    assert transports["later"].closed is None and len(clock) == 1
+    conns["later"].close(CloseCode.GOING_AWAY)
+    assert len(clock) == 0
+    clock.stop()
 
 
 async def test_expired_token_and_failed_open_go_through_the_funnel() -> None:
