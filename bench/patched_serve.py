@@ -130,6 +130,11 @@ PATCHES: dict[str, Callable[[], None]] = {
     "asyncio-loop": lambda: _event_loop("asyncio"),
     "processes2": lambda: os.environ.__setitem__("COLLAB_PROCESSES", "2"),
     "no-coalesce": lambda: setattr(room.Room, "_schedule_flush", _flush_every_update),
+    # permessage-deflate offered to clients (stock y-websocket over Node's `ws` accepts it): each
+    # peer then has its own compression context, so frames go through Tornado's writer per peer.
+    "deflate": lambda: setattr(
+        ws_documents.DocumentSocketHandler, "get_compression_options", lambda self: {}
+    ),
     "no-unload-snapshot": lambda: setattr(
         rooms.RoomManager, "_snapshot_unloaded", _no_unload_snapshot
     ),
