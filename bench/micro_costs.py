@@ -126,7 +126,7 @@ async def bench_consume(doc_log: DocLog, doc_id: str, n: int, nats_pid: int) -> 
     done = asyncio.Event()
     seen = 0
 
-    async def on_entry(_entry: Any) -> None:
+    def on_entry(_entry: Any) -> None:
         nonlocal seen
         seen += 1
         if seen >= n:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import nats.errors
@@ -22,6 +22,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from bus.connection import NatsConnection
 from bus.jetstream import DOCS_STREAM, doc_update_subject
+from bus.nats_client import deliver_directly
 from core.errors import AppError, CloseCode, Unavailable
 
 log = structlog.get_logger(__name__)
@@ -101,7 +102,8 @@ class PublishAck:
     duplicate: bool
 
 
-EntryHandler = Callable[[LogEntry], Awaitable[None]]
+# Called as nats-py's reader parses each entry (bus/nats_client.deliver_directly): synchronous.
+EntryHandler = Callable[[LogEntry], None]
 PublishListener = Callable[[str], None]
 
 
@@ -223,20 +225,20 @@ class DocLog:
         else:
             config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
 
-        async def on_msg(msg: Msg) -> None:
-            await handler(LogEntry.from_msg(msg))
+        def on_msg(msg: Msg) -> None:
+            handler(LogEntry.from_msg(msg))
 
         try:
             sub = await self.nats.jetstream.subscribe(
                 doc_update_subject(doc_id),
                 stream=DOCS_STREAM,
-                cb=on_msg,
                 config=config,
                 ordered_consumer=True,
                 idle_heartbeat=CONSUMER_IDLE_HEARTBEAT_S,
             )
         except (nats.errors.Error, nats.js.errors.Error) as err:
             raise Unavailable("document log unavailable") from err
+        deliver_directly(sub._sub, on_msg)
         return LogSubscription(sub)
 
     async def read(self, doc_id: str, after_seq: int) -> list[LogEntry]:
@@ -247,7 +249,7 @@ class DocLog:
         entries: list[LogEntry] = []
         done = asyncio.Event()
 
-        async def collect(entry: LogEntry) -> None:
+        def collect(entry: LogEntry) -> None:
             if entry.seq <= target:
                 entries.append(entry)
             if entry.seq >= target:

@@ -1,4 +1,4 @@
-"""nats-py's client with a cheaper parser for message headers.
+"""nats-py's client, made cheaper where the document update path crosses it.
 
 Every document update carries four headers (`Nats-Msg-Id`, `Collab-Client`, `Collab-User`,
 `Collab-Node`: the subject contract) and nats-py parses them for every message it receives —
@@ -8,13 +8,32 @@ the 10 × 10 benchmark it was ~10 % of the server's CPU (issue 15). This parser 
 the same dict for every input (tests/test_nats_client.py compares the two on edge cases): names are
 stripped of ASCII whitespace and must be ASCII with no whitespace left inside, values are
 stripped and decoded as UTF-8 with replacement.
+
+**Direct delivery.** nats-py hands each message of a callback subscription to a queue that a
+task per subscription drains: one more event-loop wake-up per message. For the two kinds of
+message every update brings -- the PubAck of the JetStream publish (the request mux) and the
+update pushed back by the room's ordered consumer -- `deliver_directly` replaces that queue with
+a call: the handler runs as nats-py's reader parses the message (handlers are synchronous and
+short: resolve a future, apply an entry). Order is unchanged (the reader parses in wire order),
+flow control still works (nats-py then counts a message delivered as soon as it is parsed, which
+is when it was handled). This relies on nats-py internals (`Subscription._pending_queue`,
+`_pending_size`, `_cb`, `Client._resp_map`, `_resp_sub_prefix`, `_inbox_prefix`);
+tests/test_nats_client.py pins them, so an upgrade that moves them fails loudly.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Callable
+from typing import Any
 
+import structlog
 from nats.aio.client import Client as _NatsPyClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+log = structlog.get_logger(__name__)
 
 _CRLF = b"\r\n"
 # What `str.isspace` is true for among ASCII characters (the names are ASCII by then).
@@ -35,7 +54,67 @@ def parse_header_lines(raw: bytes) -> dict[str, str]:
     return out
 
 
+MessageHandler = Callable[[Msg], None]
+
+
+class _DirectDelivery:
+    """Stands in for a subscription's pending queue: `put_nowait` is the handler call."""
+
+    def __init__(self, sub: Subscription, handle: MessageHandler) -> None:
+        self._sub = sub
+        self._handle = handle
+
+    def put_nowait(self, msg: Msg) -> None:
+        self._sub._pending_size -= len(msg.data)
+        try:
+            self._handle(msg)
+        except Exception as err:  # one bad message must not stop nats-py's reader
+            log.error("nats.handler_failed", subject=msg.subject, error=repr(err), exc_info=True)
+
+    def qsize(self) -> int:
+        return 0
+
+    def empty(self) -> bool:
+        return True
+
+    def task_done(self) -> None:
+        return None
+
+    async def join(self) -> None:
+        return None
+
+
+def deliver_directly(sub: Subscription, handle: MessageHandler) -> None:
+    """Hand every message of `sub` (subscribed without a callback) to `handle` as it is parsed;
+    messages that reached the queue before this call are handed over first, in order."""
+    if sub._cb is not None:
+        raise ValueError("a subscription with a callback has its own task")
+    queued: asyncio.Queue[Msg] = sub._pending_queue
+    direct = _DirectDelivery(sub, handle)
+    sub._pending_queue = direct  # type: ignore[assignment]
+    while not queued.empty():
+        direct.put_nowait(queued.get_nowait())
+
+
 class Client(_NatsPyClient):
-    """nats-py's `Client`, parsing headers with `parse_header_lines`."""
+    """nats-py's `Client`: headers parsed with `parse_header_lines`, request replies (PubAcks,
+    JetStream API answers) resolved as they are parsed."""
 
     _parse_header_lines = staticmethod(parse_header_lines)
+
+    async def _init_request_sub(self) -> None:
+        await super()._init_request_sub()
+        assert self._resp_sub_prefix is not None
+        mux = self._resp_sub_prefix.decode() + "*"
+        sub = next(s for s in self._subs.values() if s.subject == mux)
+        # The callback nats-py gave it is replaced: its task would stay idle; stop it.
+        sub._stop_processing()
+        sub._cb = None
+        deliver_directly(sub, self._resolve_request)
+
+    def _resolve_request(self, msg: Msg) -> None:
+        """nats-py's `_request_sub_callback`, synchronously."""
+        token = msg.subject[len(self._inbox_prefix) + 22 + 2 :]
+        future: Any = self._resp_map.get(token)
+        if future is not None and not future.done():
+            future.set_result(msg)

@@ -22,8 +22,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import structlog
 from prometheus_client import Counter
@@ -128,10 +128,10 @@ class LogFollower:
 
     # --- entries -----------------------------------------------------------------------------
 
-    def _entry_handler(self) -> Callable[[LogEntry], Coroutine[Any, Any, None]]:
+    def _entry_handler(self) -> Callable[[LogEntry], None]:
         generation = self._generation
 
-        async def on_entry(entry: LogEntry) -> None:
+        def on_entry(entry: LogEntry) -> None:
             if generation == self._generation:
                 self.apply(entry)
 

@@ -57,3 +57,16 @@ def test_the_client_uses_it() -> None:
 def test_stream_seq_like_nats_py(reply: str) -> None:
     msg = Msg(_client=None, subject="collab.doc.d.update", reply=reply)  # type: ignore[arg-type]
     assert stream_seq(msg) == msg.metadata.sequence.stream == 4242
+
+
+def test_the_nats_py_internals_it_relies_on_are_there() -> None:
+    """bus/nats_client.py reaches into these; a nats-py upgrade that moves one must fail here."""
+    from nats.aio.subscription import Subscription
+
+    sub = Subscription(conn=None, id=1, subject="s")  # type: ignore[arg-type]
+    for name in ("_pending_queue", "_pending_size", "_cb", "_stop_processing"):
+        assert hasattr(sub, name), name
+    client = NatsPyClient()
+    for name in ("_resp_map", "_resp_sub_prefix", "_inbox_prefix", "_subs"):
+        assert hasattr(client, name), name
+    assert callable(NatsPyClient._init_request_sub)

@@ -39,7 +39,7 @@ class LiveEditor:
         self.seq = 0
         self.changed = asyncio.Event()
 
-    async def on_entry(self, entry: LogEntry) -> None:
+    def on_entry(self, entry: LogEntry) -> None:
         self.doc.apply_update(entry.update)
         self.seq = entry.seq
         self.changed.set()
