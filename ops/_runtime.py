@@ -37,6 +37,7 @@ from ops.exit_codes import ExitCode
 from server.dev_services import StaleServicesFile, find_running, services_path
 from server.logging import configure_logging
 from server.settings import ConfigError, Settings
+from services.projection_worker import ProjectionWorker
 
 
 class OpsError(RuntimeError):
@@ -132,13 +133,15 @@ def _from_dev_stack(settings: Settings, data_dir: Path, missing: list[str]) -> S
 
 
 class OpsContext:
-    """What an ops command works with: Postgres, NATS and the document log."""
+    """What an ops command works with: Postgres, NATS, the document log and the projection
+    worker (a snapshot projects the state it saves)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.db = Database.from_settings(settings)
         self.nats = NatsConnection(settings)
         self.doc_log = DocLog(self.nats, f"ops-{settings.node_id}")
+        self.projection_worker = ProjectionWorker(settings)
 
 
 @contextlib.asynccontextmanager
@@ -150,6 +153,7 @@ async def ops_context(settings: Settings, *, need_db: bool = True) -> AsyncItera
         await ctx.nats.start_for_tool(f"collab-ops-{settings.node_id}")
         yield ctx
     finally:
+        await ctx.projection_worker.stop()
         await ctx.nats.nc.close()
         if need_db:
             await ctx.db.stop()

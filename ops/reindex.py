@@ -25,7 +25,7 @@ from ops.exit_codes import ExitCode
 from ops.verify import all_doc_ids
 from server.settings import Settings
 from services.doc_state import load_state
-from services.snapshots import refresh_projection
+from services.projection import compute_projection, write_projection
 from services.unit_of_work import UnitOfWork
 
 
@@ -36,11 +36,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 async def reindex_doc(ctx: OpsContext, doc_id: str) -> dict[str, Any]:
     state = await load_state(ctx.db, ctx.doc_log, doc_id)
+    fragment = ctx.settings.content_fragment
+    worker = ctx.projection_worker
+    projection = await compute_projection(worker, ctx.db, doc_id, state.seq, state.update, fragment)
     async with ctx.db.transaction() as conn:
         await content_repo.reset_projection(conn, doc_id)
         # Anchor events it stages are published by the nodes' outbox relay job.
-        written = await refresh_projection(
-            UnitOfWork(conn), doc_id, state.seq, state.update, ctx.settings.content_fragment
+        written = projection is not None and await write_projection(
+            UnitOfWork(conn), doc_id, state.seq, projection
         )
     return {"doc_id": doc_id, "seq": state.seq, "rebuilt": written}
 

@@ -2,8 +2,9 @@
 
 `AppContext.__init__` is the one place a node is wired: the clients first (Postgres, Redis, NATS),
 then what is built on them (the outbox, the document log, the denylist, auth, the board and
-inbox feeds, the projection refresher, the document rooms and their probe, the scheduler) — each
-handed the context as the small `Protocol` it declares (`services/deps.py`), never looked up by name.
+inbox feeds, the projection refresher, the document rooms and their probe, the scheduler, the
+projection worker) — each handed the context as the small `Protocol` it declares
+(`services/deps.py`), never looked up by name.
 `server.app.build_context` adds the job list and the OpenAPI document. A node is stateless: what
 lives here is connections and caches that can be rebuilt. Components register with
 `add_component` and get an explicit `start()`/`stop()`; shutdown runs in reverse order so nothing
@@ -35,6 +36,7 @@ from services.auth import AuthService
 from services.denylist import Denylist
 from services.presence import PresenceService
 from services.projection_refresher import ProjectionRefresher
+from services.projection_worker import ProjectionWorker
 from services.ratelimit import RateLimiter
 from services.search import SearchIndex
 
@@ -90,6 +92,11 @@ class AppContext:
         # Started last, stopped first: no job runs against components that are shutting down.
         self.scheduler: Scheduler[AppContext] = Scheduler(self)
         self.add_component(self.scheduler)
+        # The projection's CPU work runs in a worker process (services/projection_worker.py).
+        # Stopped before everything else: it kills a long refresh at once, so neither the
+        # scheduler (which waits for its running jobs) nor SIGTERM waits for one.
+        self.projection_worker = ProjectionWorker(settings)
+        self.add_component(self.projection_worker)
         self.openapi: dict[str, Any] = openapi or {}
 
     def add_component(self, component: Component) -> None:

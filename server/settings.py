@@ -206,6 +206,14 @@ class Settings:
     # per period, services/projection_refresher.py); 0: only at snapshots and REST writes. Off in
     # a directly built Settings (tests turn it on), on from the environment.
     projection_refresh_s: float = 0.0
+    # The projection's CPU work (loading the state into pycrdt, the block rows, comment anchors,
+    # body mentions) runs in one worker process (services/projection_worker.py), off the event
+    # loop: a 100k-update document held the loop ~11 s per refresh (bench/FINDINGS.md §6.1).
+    # False: on the event loop, in-process (debugging, profiling). A worker task running longer
+    # than projection_timeout_s is taken as hung: the worker is killed, the refresh fails (logged)
+    # and the next one gets a new worker.
+    projection_worker: bool = True
+    projection_timeout_s: float = 300.0
     # Full-text search (services/search.py): the Postgres text search configuration (language) the
     # index is built with, e.g. `english`, `french`, `simple` (no stemming). A change re-indexes
     # every row once at the next startup.
@@ -391,6 +399,8 @@ ENV_VARIABLES: dict[str, str] = {
     "stream_health_interval_s": "COLLAB_STREAM_HEALTH_INTERVAL_S",
     "content_fragment": "COLLAB_CONTENT_FRAGMENT",
     "projection_refresh_s": "COLLAB_PROJECTION_REFRESH_S",
+    "projection_worker": "COLLAB_PROJECTION_WORKER",
+    "projection_timeout_s": "COLLAB_PROJECTION_TIMEOUT_S",
     "search_language": "COLLAB_SEARCH_LANGUAGE",
     "export_sync_max_blocks": "COLLAB_EXPORT_SYNC_MAX_BLOCKS",
     "export_ttl_s": "COLLAB_EXPORT_TTL_S",

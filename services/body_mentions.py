@@ -1,10 +1,12 @@
 """Mentions in document bodies: found in the CRDT updates as they arrive, each notified once.
 
 **When.** The projection refresher (services/projection_refresher.py) already wakes on every
-update of a document (a NATS queue group: one node per update) and re-reads the document within
-`COLLAB_PROJECTION_REFRESH_S` (2 s); after the blocks it calls `scan`, so a mention an editor types
-reaches the mentioned user's inbox within seconds — not a periodic diff of every document, not the
-automatic versions.
+update of a document (on the node that published it) and re-reads the document within
+`COLLAB_PROJECTION_REFRESH_S` (2 s); after the blocks it calls `scan` with the mentions the
+projection found, so a mention an editor types reaches the mentioned user's inbox within seconds —
+not a periodic diff of every document, not the automatic versions. Reading mentions from a state
+(services/mention_finder.py) is CPU work and runs in the projection worker
+(services/projection_worker.py), like the projection.
 
 **What is a mention.** The editor's `mention` inline node (a BlockNote custom inline content,
 `tests/js/product_schema.mjs`: `<mention user="<user id>">` inside a block's content node), read
@@ -37,8 +39,6 @@ still notified, without an actor, and a no-access one reported to nobody.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -47,100 +47,30 @@ import asyncpg
 import structlog
 
 from bus.doc_log import LogEntry
-from core.yjs import merge
 from models.mentions import NO_ACCESS, NOTIFIED, SILENT
 from models.notifications import DOCUMENT_MENTION, DOCUMENT_MENTION_NO_ACCESS
 from models.repo import document_mentions as repo
 from models.repo import documents as documents_repo
 from models.repo.document_mentions import SeenMention
 from services import policy
-from services.block_tree import Block, walk
-from services.doc_content import block_tree
 from services.doc_state import DocState
+from services.mention_finder import Pair, canonical_uuid, may_touch_mentions, mentions_in
 from services.notifications import NotificationDraft, notify
 from services.policy import Action, Resource
+from services.projection_compute import Projection, first_mentioned, mentions_of
 from services.unit_of_work import UnitOfWork, unit_of_work
-from services.ydoc_roots import bind_roots
 
 if TYPE_CHECKING:
     from services.deps import Deps
 
+__all__ = ["may_touch_mentions", "mentions_in", "scan"]
+
 log = structlog.get_logger(__name__)
 
-MENTION_NODE = "mention"
-USER_PROP = "user"
-# Bytes an update holds when it creates a mention node or changes its `user` attribute.
-_TOUCH_MARKERS = (MENTION_NODE.encode(), USER_PROP.encode())
 # Server writes that copy content nobody typed now (services/doc_writes.py, duplicate_document).
 SILENT_CLIENTS = frozenset({"server:restore", "server:duplicate"})
 BASELINE = -1  # a scan cursor that records what is there silently (migration 0018)
 EXCERPT_CHARS = 200  # the notification previews the block, it does not copy it
-
-Pair = tuple[str, str]  # (block id, user id)
-
-
-# --- pure: finding mentions --------------------------------------------------------------------
-
-
-def _canonical_uuid(value: Any) -> str | None:
-    try:
-        return str(uuid.UUID(value)) if isinstance(value, str) else None
-    except ValueError:
-        return None
-
-
-def _mentioned(content: Any) -> Iterator[str]:
-    """User ids of the mention nodes in a block's content (inline runs, links, table cells)."""
-    if isinstance(content, dict):  # a table
-        for row in content.get("rows", []):
-            for cell in row.get("cells", []):
-                yield from _mentioned(cell.get("content") if isinstance(cell, dict) else cell)
-        return
-    for item in content if isinstance(content, list) else []:
-        if not isinstance(item, dict):
-            continue
-        if item.get("type") == MENTION_NODE:
-            user = _canonical_uuid((item.get("props") or {}).get(USER_PROP))
-            if user is not None:
-                yield user
-        elif isinstance(item.get("content"), list):
-            yield from _mentioned(item["content"])
-
-
-def mentions_in(blocks: list[Block]) -> dict[Pair, Block]:
-    """Every (block id, user id) mention of a block tree, with its block."""
-    found: dict[Pair, Block] = {}
-    for block, _parent, _position, _path in walk(blocks):
-        for user in _mentioned(block.content):
-            found.setdefault((block.id, user), block)
-    return found
-
-
-def read_mentions(update: bytes, fragment: str) -> dict[Pair, Block]:
-    return mentions_in(block_tree(bind_roots(update), fragment).blocks)
-
-
-def may_touch_mentions(update: bytes) -> bool:
-    return any(marker in update for marker in _TOUCH_MARKERS)
-
-
-def first_seen(
-    base: bytes, entries: list[LogEntry], fragment: str, wanted: set[Pair]
-) -> dict[Pair, LogEntry]:
-    """For each wanted pair, the first entry after which the document holds it, replayed from
-    `base`; the document is read only after entries that may touch mentions."""
-    found: dict[Pair, LogEntry] = {}
-    state, pending = base, []
-    for entry in entries:
-        pending.append(entry.update)
-        if not may_touch_mentions(entry.update):
-            continue
-        state, pending = merge([state, *pending]), []
-        for pair in (wanted & read_mentions(state, fragment).keys()) - found.keys():
-            found[pair] = entry
-        if len(found) == len(wanted):
-            break
-    return found
 
 
 # --- the scan ----------------------------------------------------------------------------------
@@ -170,10 +100,10 @@ class _Window:
         """The entries since the cursor are all still in the log (no snapshot compacted any)."""
         return self.after >= self.state.snapshot_seq and not self.baseline
 
-    def base(self) -> bytes:
-        """The document as the cursor left it."""
-        seen = (e.update for e in self.state.entries if e.seq <= self.after)
-        return merge([self.state.snapshot_update, *seen])
+    def base(self) -> list[bytes]:
+        """The document as the cursor left it, as the updates to merge (in the worker)."""
+        seen = [e.update for e in self.state.entries if e.seq <= self.after]
+        return [self.state.snapshot_update, *seen]
 
 
 @dataclass(frozen=True)
@@ -182,13 +112,13 @@ class _Found:
 
     block_id: str
     user_id: str
-    block: Block
+    text: str  # the block's plain text
     entry: LogEntry | None
     baseline: bool
     seq: int
 
     def author(self, active: set[str]) -> str | None:
-        user = _canonical_uuid(self.entry.user) if self.entry is not None else None
+        user = canonical_uuid(self.entry.user) if self.entry is not None else None
         return user if user in active else None
 
     @property
@@ -196,9 +126,13 @@ class _Found:
         return self.entry is not None and self.entry.client in SILENT_CLIENTS
 
 
-async def scan(ctx: Deps, doc_id: str, state: DocState) -> list[SeenMention]:
+async def scan(
+    ctx: Deps, doc_id: str, state: DocState, projection: Projection | None = None
+) -> list[SeenMention]:
     """Record and notify the mentions `state` brings that the document had not held; the new
-    rows (empty when nothing was new or another scan got there first)."""
+    rows (empty when nothing was new or another scan got there first). `projection`: the one
+    just computed from `state` (the refresher's), whose mentions are used instead of reading the
+    state again."""
     cursor = await repo.scan_seq(ctx.db, doc_id)
     if cursor is not None and cursor >= state.seq:
         return []
@@ -209,7 +143,7 @@ async def scan(ctx: Deps, doc_id: str, state: DocState) -> list[SeenMention]:
     document = await documents_repo.get_document(ctx.db, doc_id)
     if document is None:  # deleted meanwhile: nobody is to hear about it
         return []
-    found = await _new_mentions(ctx, document, window)
+    found = await _new_mentions(ctx, document, window, projection)
     active = await repo.active_users(ctx.db, _people(found))
     settled = []
     async with unit_of_work(ctx) as uow:
@@ -224,20 +158,30 @@ async def scan(ctx: Deps, doc_id: str, state: DocState) -> list[SeenMention]:
     return settled
 
 
-async def _new_mentions(ctx: Deps, document: dict[str, Any], window: _Window) -> list[_Found]:
-    """The pairs the document holds now and `document_mentions` does not, with their entries."""
+async def _new_mentions(
+    ctx: Deps, document: dict[str, Any], window: _Window, projection: Projection | None
+) -> list[_Found]:
+    """The pairs the document holds now and `document_mentions` does not, with their entries.
+    Reading the state (and replaying the window) is CPU work: the projection worker's."""
     doc_id = str(document["id"])
     fragment = document["fragment"] or ctx.settings.content_fragment
-    present = read_mentions(window.state.update, fragment)
+    worker = ctx.projection_worker
+    if projection is not None and projection.fragment == fragment:
+        present = projection.mentions
+    else:
+        present = await worker.run(mentions_of, window.state.update, fragment)
     new = present.keys() - await repo.seen_pairs(ctx.db, doc_id)
     entries: dict[Pair, LogEntry] = {}
     if new and window.replayable:
-        entries = first_seen(window.base(), window.entries, fragment, set(new))
+        replayed = window.entries
+        updates = [entry.update for entry in replayed]
+        first = await worker.run(first_mentioned, window.base(), updates, fragment, set(new))
+        entries = {pair: replayed[index] for pair, index in first.items()}
     return [
         _Found(
             block_id=pair[0],
             user_id=pair[1],
-            block=present[pair],
+            text=present[pair],
             entry=entries.get(pair),
             baseline=window.baseline,
             seq=entries[pair].seq if pair in entries else window.state.seq,
@@ -250,7 +194,7 @@ def _people(found: list[_Found]) -> list[str]:
     """Mentioned users and authors, as UUIDs (the log's `Collab-User` may name a tool)."""
     ids = {item.user_id for item in found}
     ids |= {item.entry.user for item in found if item.entry is not None and item.entry.user}
-    return sorted(filter(None, map(_canonical_uuid, ids)))
+    return sorted(filter(None, map(canonical_uuid, ids)))
 
 
 async def _settle(
@@ -284,7 +228,7 @@ def _draft(
 ) -> NotificationDraft:
     data: dict[str, Any] = {"title": document["title"], "block_id": found.block_id}
     if kind == DOCUMENT_MENTION:
-        data["excerpt"] = found.block.text[:EXCERPT_CHARS]
+        data["excerpt"] = found.text[:EXCERPT_CHARS]
     else:  # to the author: which id they wrote has no access, nothing more
         data["mentioned_user_id"] = found.user_id
     return NotificationDraft(

@@ -18,6 +18,7 @@ from bus.outbox import OutboxRelay
 from models.cache import Cache
 from models.db import Database
 from server.settings import Settings
+from services.projection_worker import ProjectionWorker
 
 if TYPE_CHECKING:
     from services.denylist import Denylist
@@ -37,10 +38,14 @@ class ClientDeps(Protocol):
 
 
 class SnapshotDeps(ClientDeps, Protocol):
-    """The document log and its compaction bookkeeping: snapshots, the snapshot job, ops."""
+    """The document log and its compaction bookkeeping: snapshots, the snapshot job, ops; the
+    worker process the projection of a state is computed in."""
 
     @property
     def doc_log(self) -> DocLog: ...
+
+    @property
+    def projection_worker(self) -> ProjectionWorker: ...
 
 
 class RevocationDeps(ClientDeps, Protocol):

@@ -28,7 +28,8 @@ from services.doc_content import to_json
 from services.doc_state import DocState, load_state
 from services.document_entities import Document, DocumentMeta, DocumentSummary, Privacy
 from services.policy import Action, Resource
-from services.snapshots import refresh_projection
+from services.projection import compute_projection, write_projection
+from services.projection_compute import Projection
 from services.unit_of_work import UnitOfWork, unit_of_work
 
 if TYPE_CHECKING:
@@ -410,12 +411,31 @@ async def _write_content(
     return DocState(state, ack.seq, 0, [])
 
 
-async def refresh_projection_now(ctx: Deps, doc_id: str) -> DocState:
-    """After a REST write: project the document as it is now (including concurrent edits); the
-    state it projected (the refresher also scans it for mentions)."""
+@dataclass(frozen=True)
+class Refreshed:
+    """What `refresh_projection_now` read: the state, and what it projected (None when the
+    projection already covered that state, or the state could not be read)."""
+
+    state: DocState
+    projection: Projection | None
+
+
+async def refresh_projection_now(ctx: Deps, doc_id: str) -> Refreshed:
+    """After a REST write (and for the refresher): project the document as it is now (including
+    concurrent edits). The projection is computed in the projection worker before a transaction
+    opens; the unit of work is open only for the write."""
     state = await load_state(ctx.db, ctx.doc_log, doc_id)
-    async with unit_of_work(ctx) as uow:
-        await refresh_projection(
-            uow, doc_id, state.seq, state.update, ctx.settings.content_fragment
-        )
-    return state
+    if await content_repo.projection_covers(ctx.db, doc_id, state.seq):
+        return Refreshed(state, None)  # nothing newer to install (`replace_blocks`' own fence)
+    projection = await compute_projection(
+        ctx.projection_worker,
+        ctx.db,
+        doc_id,
+        state.seq,
+        state.update,
+        ctx.settings.content_fragment,
+    )
+    if projection is not None:
+        async with unit_of_work(ctx) as uow:
+            await write_projection(uow, doc_id, state.seq, projection)
+    return Refreshed(state, projection)

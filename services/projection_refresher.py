@@ -41,10 +41,10 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-# A refresh is CPU work on the event loop (the whole state loaded into pycrdt docs): for a large
-# document one takes seconds, and refreshing again every period would leave the sockets and joins
-# only the gaps (bench/FINDINGS.md §6.1). The pause after a batch is at least this many times the
-# batch's duration, so the refresher takes at most 1 / (1 + this) of the loop.
+# A refresh is CPU work (the whole state loaded into pycrdt docs): for a large document one takes
+# seconds. It runs in the projection worker, off the event loop (services/projection_worker.py),
+# but still on one of the host's cores: the pause after a batch is at least this many times the
+# batch's duration, so refreshing takes at most 1 / (1 + this) of a core (bench/FINDINGS.md §6.1).
 PAUSE_PER_REFRESH_TIME = 4.0
 _T = TypeVar("_T")
 
@@ -92,9 +92,10 @@ class ProjectionRefresher:
             uuid.UUID(doc_id)
         except ValueError:
             return  # not a document subject of ours (S3: injected); the snapshot job purges it
-        state = await _guarded("projection", doc_id, refresh_projection_now(self.ctx, doc_id))
-        if state is not None:  # the scan reads the state the projection was made from
-            await _guarded("mentions", doc_id, body_mentions.scan(self.ctx, doc_id, state))
+        done = await _guarded("projection", doc_id, refresh_projection_now(self.ctx, doc_id))
+        if done is not None:  # the scan reads the state the projection was made from
+            scan = body_mentions.scan(self.ctx, doc_id, done.state, done.projection)
+            await _guarded("mentions", doc_id, scan)
 
 
 async def _guarded(step: str, doc_id: str, work: Awaitable[_T]) -> _T | None:

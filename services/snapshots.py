@@ -43,12 +43,11 @@ from models.locks import LockNamespace, try_xact_fence_shared, try_xact_lock
 from models.repo import doc_content as content_repo
 from models.repo import doc_snapshots
 from models.repo import documents as documents_repo
-from services import comment_anchors
-from services.doc_content import ContentError, block_rows, block_tree, state_vector
+from services.doc_content import state_vector
+from services.projection import refresh_projection
 from services.unit_of_work import UnitOfWork
 from services.version_authors import spans_of
 from services.version_retention import RetentionPolicy, prune_document, retention_of
-from services.ydoc_roots import bind_roots
 
 if TYPE_CHECKING:
     from services.deps import SnapshotDeps
@@ -182,7 +181,12 @@ async def _snapshot_in_transaction(
     # Anchor events staged here are published by the outbox relay job (a snapshot has no
     # after-commit publisher); live edits reach the projection first, through the refresher.
     await refresh_projection(
-        UnitOfWork(conn), doc_id, new_seq, state, ctx.settings.content_fragment
+        UnitOfWork(conn),
+        ctx.projection_worker,
+        doc_id,
+        new_seq,
+        state,
+        ctx.settings.content_fragment,
     )
     auto_version = await _keep_auto_version(conn, doc_id, new_seq, state, retention_of(ctx))
     await _call(hooks.before_commit, conn)
@@ -217,24 +221,6 @@ def _fold(doc_id: str, previous: bytes, entries: list[LogEntry]) -> tuple[bytes,
 
     state = merge_skipping([previous, *(e.update for e in entries)], skip)
     return state, len(skipped)
-
-
-async def refresh_projection(
-    uow: UnitOfWork, doc_id: str, seq: int, state: bytes, default_fragment: str
-) -> bool:
-    """Rebuild the `blocks` rows from `state` (covering `seq`) unless a newer projection exists;
-    when it moved, the comment anchors follow in the same transaction (`comment_anchors`)."""
-    conn = uow.conn
-    fragment = await documents_repo.get_fragment(conn, doc_id) or default_fragment
-    try:
-        tree = block_tree(bind_roots(state), fragment)  # read once: rows and anchors
-    except ContentError as err:
-        log.error("projection.unreadable_state", doc_id=doc_id, seq=seq, error=repr(err))
-        return False
-    if not await content_repo.replace_blocks(conn, doc_id, seq, block_rows(tree)):
-        return False
-    await comment_anchors.follow_content(uow, doc_id, seq, state, tree)
-    return True
 
 
 async def _keep_auto_version(

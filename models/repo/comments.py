@@ -167,6 +167,18 @@ async def move_card_threads(conn: asyncpg.Connection, card_id: str, board_id: st
     )
 
 
+async def anchor_positions(db: Executor, doc_id: str) -> list[dict[str, Any]]:
+    """Where the document's live anchored threads point (`anchored_threads`' rows, unlocked):
+    what a projection computes their anchors from before its transaction opens."""
+    rows = await db.fetch(
+        "SELECT t.id, t.block_id, t.anchor_start, t.anchor_end FROM comment_threads t"
+        " WHERE t.document_id = $1 AND t.block_id IS NOT NULL AND t.archived_at IS NULL"
+        " ORDER BY t.id",
+        doc_id,
+    )
+    return [dict(r) for r in rows]
+
+
 async def anchored_threads(conn: asyncpg.Connection, doc_id: str) -> list[dict[str, Any]]:
     """The document's live threads anchored to a block, locked (anchor tracking updates them)."""
     rows = await conn.fetch(

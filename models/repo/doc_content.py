@@ -69,6 +69,15 @@ async def reset_projection(conn: asyncpg.Connection, doc_id: str) -> None:
     await conn.execute("UPDATE document_projections SET seq = -1 WHERE document_id = $1", doc_id)
 
 
+async def projection_covers(db: Executor, doc_id: str, seq: int) -> bool:
+    """Whether the projection already reflects `seq` or newer (`replace_blocks` would write
+    nothing): the costly part of a refresh can be skipped."""
+    covered = await db.fetchval(
+        "SELECT seq >= $2 FROM document_projections WHERE document_id = $1", doc_id, seq
+    )
+    return bool(covered)
+
+
 async def projection_seq(db: Executor, doc_id: str) -> int:
     seq = await db.fetchval("SELECT seq FROM document_projections WHERE document_id = $1", doc_id)
     return int(seq or 0)
