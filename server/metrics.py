@@ -57,3 +57,15 @@ JOB_ITEMS = Counter(
     "Items a job handled, by kind (the counts of its history row)",
     ["job", "item"],
 )
+
+# The projection worker (services/projection_worker.py): a backlog means refreshes lag behind
+# edits; failures are workers killed (died, hung past the timeout, abandoned by a cancelled caller).
+PROJECTION_WORKER_CALLS = Gauge(
+    "collab_projection_worker_calls",
+    "Projection computations handed to the worker process and not finished (running + queued)",
+)
+PROJECTION_WORKER_FAILURES = Counter(
+    "collab_projection_worker_failures_total",
+    "Projection worker processes lost, by reason (died, hung, abandoned)",
+    ["reason"],
+)

@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 import structlog
 
 from core.errors import Unavailable
+from server.metrics import PROJECTION_WORKER_CALLS, PROJECTION_WORKER_FAILURES
 from server.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -71,6 +72,7 @@ class ProjectionWorker:
         self.timeout_s = settings.projection_timeout_s
         self._pool: ProcessPoolExecutor | None = None
         self._stopped = False
+        self.busy = 0  # calls handed to the worker and not finished (running + queued)
 
     async def start(self) -> None:
         """The worker starts on first use."""
@@ -91,26 +93,39 @@ class ProjectionWorker:
             future = pool.submit(func, *args)
         except (BrokenProcessPool, RuntimeError) as err:  # broke between two calls
             self._discard(pool, kill=True)
-            raise ProjectionUnavailable("the projection worker died") from err
-        return await self._result(pool, future)
+            raise ProjectionUnavailable(self._lost()) from err
+        self.busy += 1
+        PROJECTION_WORKER_CALLS.inc()
+        try:
+            return await self._result(pool, future)
+        finally:
+            self.busy -= 1
+            PROJECTION_WORKER_CALLS.dec()
 
     async def _result(self, pool: ProcessPoolExecutor, future: Future[_T]) -> _T:
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout_s)
         except BrokenProcessPool as err:
-            self._discard(pool, kill=True)
-            log.error("projection_worker.died", error=repr(err))
-            raise ProjectionUnavailable("the projection worker died") from err
+            # Every call the worker held fails with this; the first to see it reports it. (After
+            # `stop()` or a kill below the pool is already discarded: nothing new to report.)
+            if self._discard(pool, kill=True):
+                PROJECTION_WORKER_FAILURES.labels("died").inc()
+                log.error("projection_worker.died", error=repr(err))
+            raise ProjectionUnavailable(self._lost()) from err
         except TimeoutError as err:
-            self._discard(pool, kill=True)
-            log.error("projection_worker.hung", timeout_s=self.timeout_s)
+            if self._discard(pool, kill=True):
+                PROJECTION_WORKER_FAILURES.labels("hung").inc()
+                log.error("projection_worker.hung", timeout_s=self.timeout_s)
             raise ProjectionUnavailable(
                 f"the projection took longer than {self.timeout_s:g} s; worker killed"
             ) from err
         except asyncio.CancelledError:
-            if not future.cancel() and future.running():  # abandon it, free the worker
-                self._discard(pool, kill=True)
+            if not future.cancel() and future.running() and self._discard(pool, kill=True):
+                PROJECTION_WORKER_FAILURES.labels("abandoned").inc()  # free the one worker
             raise
+
+    def _lost(self) -> str:
+        return "the projection worker is stopped" if self._stopped else "the projection worker died"
 
     def _new_pool(self) -> ProcessPoolExecutor:
         context = multiprocessing.get_context("forkserver")
@@ -120,16 +135,18 @@ class ProjectionWorker:
         )
         return self._pool
 
-    def _discard(self, pool: ProcessPoolExecutor, *, kill: bool) -> None:
-        """Forget `pool` (the next call makes a new one), killing its worker first if asked;
-        queued calls fail with `BrokenProcessPool` or are cancelled."""
-        if self._pool is pool:
+    def _discard(self, pool: ProcessPoolExecutor, *, kill: bool) -> bool:
+        """Forget `pool` (the next call makes a new one), killing its worker first if asked:
+        the calls it still holds fail with `BrokenProcessPool`. False if it was already gone."""
+        current = self._pool is pool
+        if current:
             self._pool = None
         if kill:
             # ProcessPoolExecutor has no public kill before Python 3.14 (`kill_workers`).
-            for process in list(getattr(pool, "_processes", {}).values()):
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
                 process.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=False)
+        return current
 
     def worker_pids(self) -> list[int]:
         """The live worker's process id(s) (tests and diagnostics)."""
