@@ -11,6 +11,8 @@ there: bytes and plain values in, plain values back.
 * `forkserver`, with the compute module preloaded: a new worker (first use, after a crash, after
   a kill) is a fork of a small server process that has already imported pycrdt -- milliseconds --
   and never a fork of the node itself (its sockets, threads and event loop).
+* The worker runs at a lower CPU priority than the node (`WORKER_NICE`): where it shares a core
+  with the node, live traffic comes first and the projection lags a little more.
 * A worker that dies (a Rust abort, the OOM killer, a kill) breaks the pool: the caller gets
   `ProjectionUnavailable` (an `Unavailable`: the refresher logs `projection.refresh_failed`, the
   next edit or snapshot retries) and the next call gets a new worker. A call running longer than
@@ -29,11 +31,13 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import multiprocessing
+import os
 import signal
 import sys
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import forkserver
 from typing import Any, TypeVar
 
 import structlog
@@ -48,6 +52,11 @@ _T = TypeVar("_T")
 # Imported once by the fork server, so each worker starts with them loaded.
 WORKER_MODULES = ["services.projection_compute", "services.projection_worker"]
 _PR_SET_PDEATHSIG = 1
+# The worker's CPU priority below the node's: a refresh is background work, and on a core it
+# shares with the node (a small host, or a pinned benchmark) the sockets and joins come first.
+# Nice 10 leaves the worker ~10 % of a core the node saturates (CFS weights 110 vs 1024), so a
+# refresh slows down under load instead of stopping (`projection_timeout_s` still bounds it).
+WORKER_NICE = 10
 
 
 class ProjectionUnavailable(Unavailable):
@@ -56,12 +65,23 @@ class ProjectionUnavailable(Unavailable):
     code = "projection_unavailable"
 
 
-def _die_with_parent() -> None:
-    """Worker initializer: a worker outlives nothing. Its parent is the fork server, which exits
-    when the node does (even on SIGKILL), so the worker is killed then too instead of finishing a
-    long refresh for nobody."""
+def _init_worker() -> None:
+    """Worker initializer: a lower CPU priority (`WORKER_NICE`), and no outliving the node, even
+    one killed by SIGKILL.
+
+    Its parent is the fork server, which exits once every holder of its "alive" pipe is gone;
+    each forked child inherits one end of it, so the worker closes its copy -- then the node alone
+    keeps the fork server up -- and asks the kernel for SIGKILL when the fork server exits.
+    (Without this an orphaned worker and fork server kept each other alive for ever, the worker
+    blocked on its call queue, whose write end it also holds.)"""
+    alive_fd = getattr(forkserver._forkserver, "_forkserver_alive_fd", None)
+    if alive_fd is not None:
+        os.close(alive_fd)  # (the worker starts no processes: nothing reads it again)
     if sys.platform == "linux":
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the fork server was already gone before the line above
+        os._exit(1)
+    os.nice(WORKER_NICE)
 
 
 class ProjectionWorker:
@@ -131,7 +151,7 @@ class ProjectionWorker:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(WORKER_MODULES)
         self._pool = ProcessPoolExecutor(
-            max_workers=1, mp_context=context, initializer=_die_with_parent
+            max_workers=1, mp_context=context, initializer=_init_worker
         )
         return self._pool
 

@@ -23,7 +23,7 @@ from pycrdt import Doc, XmlElement, XmlFragment
 from models.repo import doc_content as content_repo
 from services.projection_compute import project
 from services.projection_refresher import ProjectionRefresher
-from services.projection_worker import ProjectionUnavailable, ProjectionWorker
+from services.projection_worker import WORKER_NICE, ProjectionUnavailable, ProjectionWorker
 from tests.app_nodes import AppNode, node_env
 from tests.content_docs import bn_block
 from tests.realtime_support import DocSetup, document_with
@@ -95,7 +95,10 @@ async def test_a_worker_killed_holding_a_refresh_fails_it_and_the_next_works(ctx
 
     await refresher.refresh(setup.doc_id)  # what the next edit or snapshot does
     assert await block_ids(ctx, setup.doc_id) == {"a", "b"}
-    assert worker.worker_pids() and pid not in worker.worker_pids()
+    [new_pid] = worker.worker_pids()
+    assert new_pid != pid
+    # Background work: below the node's CPU priority (services/projection_worker.py WORKER_NICE).
+    assert psutil.Process(new_pid).nice() == psutil.Process().nice() + WORKER_NICE
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
@@ -219,5 +222,24 @@ async def test_sigterm_during_a_refresh_in_the_worker_exits_without_waiting(
         assert (await writing) in (503, 599)  # answered "retry later", or the connection closed
         _gone, alive = psutil.wait_procs([worker, forkserver], timeout=WAIT_S)
         assert alive == [], "the node left its worker behind"
+    finally:
+        await node.aclose()
+
+
+async def test_a_killed_node_leaves_no_worker_behind(ctx, stack, settings, tmp_path):
+    """SIGKILL runs no shutdown code: the worker and its fork server still go with the node."""
+    setup = await document_with(ctx)
+    env = node_env(stack.postgres.url(), stack.nats.url, stack.redis.url, settings.jwt_secret)
+    node = AppNode(f"projworker-{uuid.uuid4().hex[:6]}", env, tmp_path)
+    await node.start()
+    try:
+        code, body = await add_block(node, setup, "first")
+        assert code == 201, body
+        worker = worker_of(node)
+        assert worker is not None, node.log_tail()
+        forkserver = worker.parent()
+        await node.kill()
+        _gone, alive = psutil.wait_procs([worker, forkserver], timeout=WAIT_S)
+        assert alive == [], "the killed node left its worker behind"
     finally:
         await node.aclose()
