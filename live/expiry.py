@@ -14,6 +14,10 @@ import heapq
 import time
 from typing import Protocol
 
+import structlog
+
+log = structlog.get_logger(__name__)
+
 
 class Expiring(Protocol):
     """A socket as the clock sees it (live/hub.py's `Connection`)."""
@@ -64,7 +68,10 @@ class ExpiryClock:
         now = time.time()
         while self._seconds and self._seconds[0] <= now:
             for socket in list(self._due.pop(heapq.heappop(self._seconds), ())):
-                socket.expire()
+                try:
+                    socket.expire()
+                except Exception as err:  # one socket's failure must not keep the others open
+                    log.error("ws.expire_failed", error=repr(err))
         while self._seconds and self._seconds[0] not in self._due:
             heapq.heappop(self._seconds)  # every socket of that second closed before it came
         if self._seconds:

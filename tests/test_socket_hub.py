@@ -182,6 +182,21 @@ async def test_the_hub_clock_closes_each_socket_at_its_token_expiry() -> None:
     clock.stop()
 
 
+class BrokenSocket:
+    def expire(self) -> None:
+        raise RuntimeError("close failed")
+
+
+async def test_a_failing_expiry_does_not_keep_later_sockets_open() -> None:
+    clock = ExpiryClock()
+    clock.add(BrokenSocket(), int(time.time()) - 1)  # an earlier second: handled first
+    transport = FakeTransport()
+    Echo(transport, expires_in_s=0).start(clock)
+    await settle()
+    assert transport.closed == (CloseCode.UNAUTHORIZED, "token expired")
+    clock.stop()
+
+
 async def test_expired_token_and_failed_open_go_through_the_funnel() -> None:
     expiring = FakeTransport()
     conn = Echo(expiring, expires_in_s=0)
