@@ -25,7 +25,7 @@ from models.repo import doc_content as content_repo
 from models.repo import documents as repo
 from services import activity, comments, permissions_cache, policy
 from services.doc_content import to_json
-from services.doc_state import DocState, load_state
+from services.doc_state import DocState, advance_state, load_state
 from services.document_entities import Document, DocumentMeta, DocumentSummary, Privacy
 from services.policy import Action, Resource
 from services.projection import compute_projection, write_projection
@@ -420,11 +420,15 @@ class Refreshed:
     projection: Projection | None
 
 
-async def refresh_projection_now(ctx: Deps, doc_id: str) -> Refreshed:
+async def refresh_projection_now(ctx: Deps, doc_id: str, base: DocState | None = None) -> Refreshed:
     """After a REST write (and for the refresher): project the document as it is now (including
     concurrent edits). The projection is computed in the projection worker before a transaction
-    opens; the unit of work is open only for the write."""
-    state = await load_state(ctx.db, ctx.doc_log, doc_id)
+    opens; the unit of work is open only for the write. `base`: a state of the document read
+    earlier (the refresher's last one); only the log after it is read (`advance_state`)."""
+    if base is None:
+        state = await load_state(ctx.db, ctx.doc_log, doc_id)
+    else:
+        state = await advance_state(ctx.db, ctx.doc_log, doc_id, base)
     if await content_repo.projection_covers(ctx.db, doc_id, state.seq):
         return Refreshed(state, None)  # nothing newer to install (`replace_blocks`' own fence)
     projection = await compute_projection(

@@ -6,7 +6,8 @@ after each new stored update the log tells this component which document changed
 cluster -- the one that published it -- with no subscription to the update subjects (a queue
 subscription to `collab.doc.*.update` did the same at the price of one more NATS message parsed
 per edit on the hot path, issue 15). After `projection_refresh_s` this component re-projects every
-dirty document once from snapshot + log (`services.documents.refresh_projection_now`): a burst of
+dirty document once (`services.documents.refresh_projection_now`) from the state its last refresh
+read plus the log after it (snapshot + log the first time, or when a snapshot passed it): a burst of
 keystrokes costs one refresh per document per period. Projections are fenced by stream sequence
 (a slow refresher never installs an older one), so two nodes refreshing the same document is
 harmless.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -33,6 +35,7 @@ import structlog
 
 from core.errors import AppError
 from services import body_mentions
+from services.doc_state import DocState
 from services.documents import refresh_projection_now
 from services.ydoc_roots import ContentError
 
@@ -46,6 +49,10 @@ log = structlog.get_logger(__name__)
 # but still on one of the host's cores: the pause after a batch is at least this many times the
 # batch's duration, so refreshing takes at most 1 / (1 + this) of a core (bench/FINDINGS.md §6.1).
 PAUSE_PER_REFRESH_TIME = 4.0
+# The state each refresh read is kept (most recently refreshed first, up to this many bytes in
+# all), so the next refresh of that document reads only the log after it instead of everything
+# since the snapshot (which at 20 edits/s was most of the node's NATS messages, issue 15).
+KEPT_STATES_MAX_BYTES = 64 * 1024 * 1024
 _T = TypeVar("_T")
 
 
@@ -56,6 +63,7 @@ class ProjectionRefresher:
         self.dirty: set[str] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[Any] | None = None
+        self._states: OrderedDict[str, DocState] = OrderedDict()
 
     async def start(self) -> None:
         if self.period_s <= 0:
@@ -92,10 +100,22 @@ class ProjectionRefresher:
             uuid.UUID(doc_id)
         except ValueError:
             return  # not a document subject of ours (S3: injected); the snapshot job purges it
-        done = await _guarded("projection", doc_id, refresh_projection_now(self.ctx, doc_id))
-        if done is not None:  # the scan reads the state the projection was made from
+        base = self._states.pop(doc_id, None)
+        work = refresh_projection_now(self.ctx, doc_id, base)
+        done = await _guarded("projection", doc_id, work)
+        if done is not None:
+            self._keep(doc_id, done.state)  # the scan reads the state the projection was made from
             scan = body_mentions.scan(self.ctx, doc_id, done.state, done.projection)
             await _guarded("mentions", doc_id, scan)
+
+    def _keep(self, doc_id: str, state: DocState) -> None:
+        """Remember `state` as the base of the document's next refresh (its entries are not
+        needed for that), dropping the least recently refreshed beyond the byte budget."""
+        self._states[doc_id] = DocState(state.update, state.seq, state.seq, [], state.update)
+        total = sum(len(kept.update) for kept in self._states.values())
+        while total > KEPT_STATES_MAX_BYTES and self._states:
+            _, dropped = self._states.popitem(last=False)
+            total -= len(dropped.update)
 
 
 async def _guarded(step: str, doc_id: str, work: Awaitable[_T]) -> _T | None:

@@ -8,9 +8,11 @@ import asyncio
 import dataclasses
 import time
 
+import pycrdt
 import pytest
 
 from models.repo import doc_content as content_repo
+from services.doc_state import load_state
 from services.projection_refresher import ProjectionRefresher
 from tests.realtime_support import document_with
 from tests.test_editor_content import BLOCKNOTE_DOC, connected
@@ -51,3 +53,43 @@ async def test_projection_follows_live_edits(api, ctx, ws_port):
         rows = await rows_when(ctx, setup.doc_id, lambda r: r["h1"]["text"] == "Plan typed live")
         await clients.editor_write("ada", "blocknote", [{"id": "only", "type": "paragraph"}])
         rows = await rows_when(ctx, setup.doc_id, lambda r: set(r) == {"only"})
+
+
+async def test_each_refresh_reads_only_the_log_after_the_state_it_read_last(api, ctx, ws_port):
+    """The refresher keeps the state it projected; the next refresh of that document reads the
+    log from there (not from the snapshot again), and the projection is the same as a full read."""
+    refresher = next(c for c in ctx.components if isinstance(c, ProjectionRefresher))
+    setup = await document_with(ctx, "editor")
+    reads: list[tuple[str, int]] = []
+    real_read = ctx.doc_log.read
+
+    async def recording_read(doc_id: str, after_seq: int):  # type: ignore[no-untyped-def]
+        reads.append((doc_id, after_seq))
+        return await real_read(doc_id, after_seq)
+
+    ctx.doc_log.read = recording_read
+    try:
+        async with YjsNodeClients() as clients:
+            await connected(clients, setup, ws_port, "ada")
+            await clients.editor_write("ada", "blocknote", BLOCKNOTE_DOC)
+            await rows_when(ctx, setup.doc_id, lambda r: "c2" in r)
+            kept = refresher._states[setup.doc_id]
+            await clients.editor_append("ada", "h1", " typed live")
+            rows = await rows_when(
+                ctx, setup.doc_id, lambda r: r["h1"]["text"] == "Plan typed live"
+            )
+    finally:
+        ctx.doc_log.read = real_read
+    ours = [after for doc_id, after in reads if doc_id == setup.doc_id]
+    assert kept.seq > 0 and kept.seq in ours  # a later refresh started where `kept` ended
+    assert refresher._states[setup.doc_id].seq > kept.seq
+    full = await load_state(ctx.db, ctx.doc_log, setup.doc_id)
+    now = refresher._states[setup.doc_id]
+    assert now.seq == full.seq and rows["h1"]["text"] == "Plan typed live"
+    assert state_vector(now.update) == state_vector(full.update)
+
+
+def state_vector(update: bytes) -> bytes:
+    doc = pycrdt.Doc()
+    doc.apply_update(update)
+    return doc.get_state()
