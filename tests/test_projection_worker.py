@@ -20,12 +20,16 @@ import tornado.escape
 import tornado.httpclient
 from pycrdt import Doc, XmlElement, XmlFragment
 
+from core.yjs import merge
 from models.repo import doc_content as content_repo
-from services.projection_compute import project
+from services.doc_content import block_rows, block_tree
+from services.mention_finder import mention_texts
+from services.projection_compute import AnchorInput, AnchorResult, compacted, project
 from services.projection_refresher import ProjectionRefresher
 from services.projection_worker import WORKER_NICE, ProjectionUnavailable, ProjectionWorker
+from services.ydoc_roots import bind_roots
 from tests.app_nodes import AppNode, node_env
-from tests.content_docs import bn_block
+from tests.content_docs import blocknote_doc, blocknote_group, bn_block
 from tests.realtime_support import DocSetup, document_with
 
 pytestmark = pytest.mark.timeout(120)
@@ -140,6 +144,26 @@ async def test_a_cancelled_call_frees_the_worker(settings):
         await worker.stop()
     with pytest.raises(ProjectionUnavailable, match="stopped"):
         await worker.run(project, state, "prosemirror", [])
+
+
+def test_the_compacted_state_reads_the_same_and_is_smaller() -> None:
+    """`project` reads a re-encoded copy of the state (services/projection_compute.py
+    `compacted`): a state merged from many small updates, with deletions, projects the same."""
+    doc = blocknote_doc()
+    updates = [doc.get_update()]
+    doc.observe(lambda event: updates.append(event.update))
+    group = blocknote_group(doc)
+    for i in range(30):
+        bn_block(group, f"b{i}", [(f"block {i} ", None), (f"<@{i}>", {"bold": {}})])
+    del group.children[5]
+    del group.children[7]
+    merged = merge(updates)
+    tree = block_tree(bind_roots(merged), "prosemirror")
+    projection = project(merged, "prosemirror", [AnchorInput("t", "b9", None, None)])
+    assert len(compacted(merged)) < len(merged)
+    assert projection.rows == block_rows(tree) and len(projection.rows) == 32
+    assert projection.mentions == mention_texts(tree.blocks)
+    assert projection.anchors["t"][1] == AnchorResult("anchored", None)
 
 
 # --- SIGTERM on a real node --------------------------------------------------------------------
