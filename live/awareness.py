@@ -153,6 +153,18 @@ class AwarenessRegistry:
                 changes.append(self._store(record, removal, now))
         return changes
 
+    def held_by_others(self, conn_id: str, client_ids: list[int]) -> bool:
+        """Whether every id names a live state bound to another local connection: then nothing
+        an entry for it says can change anything (`apply_local` ignores such entries whatever
+        their clock or state: `_may_claim` is false, no nudge). Stock y-websocket providers send
+        every awareness update they receive back to the server, so most awareness frames a room
+        gets are such echoes; they are dropped without parsing their JSON states."""
+        for client_id in client_ids:
+            record = self._records.get(client_id)
+            if record is None or record.state is None or record.owner in (None, conn_id):
+                return False
+        return bool(client_ids)
+
     def bound_ids(self, conn_id: str) -> list[int]:
         return [cid for cid, r in self._records.items() if r.owner == conn_id]
 

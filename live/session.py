@@ -41,6 +41,7 @@ from live.protocol import (
     SyncStep2,
     SyncUpdate,
     YSyncMessageType,
+    awareness_frame_client_ids,
     call_pycrdt,
     decode_message,
     encode_awareness,
@@ -67,6 +68,7 @@ BAD_MESSAGES_BEFORE_CLOSE = 20
 ACK_ORDER_WAIT_S = 2.0
 # How an incremental-update frame starts: both varuints are below 128, so one byte each.
 UPDATE_FRAME_PREFIX = bytes((MessageType.SYNC, YSyncMessageType.SYNC_UPDATE))
+_AWARENESS_TYPE = bytes((MessageType.AWARENESS,))
 # JSON connections get a synthetic awareness client id above the 32-bit ids Yjs draws, so it can
 # never collide with a real Yjs client.
 SYNTHETIC_CLIENT_ID_MIN = 2**32
@@ -308,6 +310,8 @@ class YjsSession(Session):
         if isinstance(message, str):
             self.reject("unsupported_frame", "text frames need ?format=json")
             return
+        if message[:1] == _AWARENESS_TYPE and self._echo_of_others(room, message):
+            return
         try:
             decoded = decode_message(message)
         except ProtocolError as err:
@@ -328,6 +332,14 @@ class YjsSession(Session):
                 self.send(encode_awareness(encode_awareness_entries(room.awareness.states())))
             case AuthMessage():
                 pass  # servers send these; a client's is meaningless and harmless
+
+    def _echo_of_others(self, room: Room, frame: bytes) -> bool:
+        """An awareness frame that only repeats states other local connections hold (what a
+        stock provider sends back for every awareness update it receives): ignored unread, as
+        the full path would ignore it after parsing every JSON state (issue 15: at 50 × 20 most
+        awareness frames are these)."""
+        client_ids = awareness_frame_client_ids(frame)
+        return client_ids is not None and room.awareness.held_by_others(self.conn_id, client_ids)
 
     async def _on_update(self, room: Room, update: bytes, *, initial: bool) -> None:
         if update == EMPTY_UPDATE:

@@ -191,3 +191,61 @@ async def wait_presence(api, path: str, token: str, users: int):  # type: ignore
             return response
         assert asyncio.get_running_loop().time() < deadline, response.body
         await asyncio.sleep(0.05)
+
+
+def test_awareness_frame_client_ids_reads_ids_without_the_states() -> None:
+    from live.protocol import awareness_frame_client_ids
+
+    frame = awareness_frame(AwarenessEntry(7, 3, CURSOR), AwarenessEntry(9, 1, None))
+    assert awareness_frame_client_ids(frame) == [7, 9]
+    # A state that is not JSON is skipped, not parsed (the full decode is what rejects it).
+    assert awareness_frame_client_ids(encode_awareness(b"\x01\x07\x01\x03{{{")) == [7]
+    for bad in (
+        frame[:-1],  # truncated
+        frame + b"\x00",  # trailing bytes
+        encode_awareness(b"\x05\x07"),  # a count the bytes cannot hold
+        b"\x00\x00",  # not an awareness frame
+        b"\x01" + write_var_uint(10) + b"\x01\x07\x01" + write_var_uint(10**6) + b"xxxx",
+    ):
+        assert awareness_frame_client_ids(bad) is None, bad
+
+
+def test_only_states_held_by_other_local_connections_count_as_echoes() -> None:
+    from live.awareness import AwarenessRegistry
+
+    registry = AwarenessRegistry("node-a")
+    registry.apply_local("c1", "u1", [AwarenessEntry(7, 1, CURSOR)], 0.0)
+    registry.apply_local("c2", "u2", [AwarenessEntry(9, 1, CURSOR)], 0.0)
+    assert registry.held_by_others("c2", [7])
+    assert not registry.held_by_others("c1", [7])  # its own state
+    assert not registry.held_by_others("c2", [7, 9])  # one of them is its own
+    assert not registry.held_by_others("c2", [8])  # unknown id: it may claim it
+    assert not registry.held_by_others("c2", [])
+    registry.apply_local("c1", "u1", [AwarenessEntry(7, 2, None)], 0.0)
+    assert not registry.held_by_others("c2", [7])  # no live state: the full rules decide
+
+
+async def test_stock_providers_echo_of_other_states_changes_nothing(ctx, ws_port) -> None:
+    """What a stock provider sends back for every awareness update it receives -- others' states,
+    here with any clock and even a state that is not JSON -- is ignored: no change, no error."""
+    setup = await document_with(ctx, "editor", "member")
+    url = ws_base(ws_port)
+    async with YjsNodeClients() as clients:
+        alice = await clients.connect(
+            "alice", url, setup.doc_id, setup.users["editor"].access_token
+        )
+        await clients.connect("observer", url, setup.doc_id, setup.users["editor"].access_token)
+        await asyncio.gather(clients.wait_synced("alice"), clients.wait_synced("observer"))
+        await clients.set_awareness("alice", CURSOR)
+        await clients.wait_awareness("observer", alice, CURSOR)
+
+        echoer = await RawSocket.open(ws_port, setup.doc_id, setup.users["member"].access_token)
+        await echoer.send(awareness_frame(AwarenessEntry(alice, 10**6, {"evil": True})))
+        clock = write_var_uint(10**6 + 1)
+        await echoer.send(encode_awareness(b"\x01" + write_var_uint(alice) + clock + b"\x03{{{"))
+        marker_id = 6_000_000
+        await echoer.send(awareness_frame(AwarenessEntry(marker_id, 1, {"marker": 1})))
+        await clients.wait_awareness("observer", marker_id, {"marker": 1})
+        assert (await clients.awareness("observer"))[alice] == CURSOR
+        assert len(await clients.permission_denied("observer")) == 0
+        await echoer.aclose()

@@ -127,5 +127,32 @@ def decode_awareness_frame(reader: Reader) -> AwarenessMessage:
     return AwarenessMessage(payload=payload, entries=tuple(decode_awareness(payload)))
 
 
+def awareness_frame_client_ids(frame: bytes) -> list[int] | None:
+    """The client ids an awareness frame's entries name, read without parsing their states.
+
+    None when `frame` is not a well-formed awareness frame (the full decode then says why). The
+    sizes are checked as `decode_awareness` checks them; the states are skipped, not parsed.
+    """
+    try:
+        reader = Reader(frame)
+        if reader.read_uint8("message type") != MessageType.AWARENESS:
+            return None
+        payload = Reader(reader.read_var_bytes("awareness payload"))
+        reader.expect_end("the message")
+        count = payload.read_count("awareness entry count", _MIN_AWARENESS_ENTRY_BYTES)
+        ids = []
+        for _ in range(count):
+            ids.append(payload.read_var_uint("awareness client id"))
+            payload.read_var_uint("awareness clock")
+            length = payload.read_var_uint("awareness state length")
+            if length > MAX_AWARENESS_STATE_BYTES:
+                return None
+            payload.read_bytes(length, "awareness state")
+        payload.expect_end("the awareness update")
+    except ProtocolError:
+        return None
+    return ids
+
+
 def decode_query_awareness(_reader: Reader) -> QueryAwareness:
     return QueryAwareness()
