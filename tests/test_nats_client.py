@@ -70,3 +70,34 @@ def test_the_nats_py_internals_it_relies_on_are_there() -> None:
     for name in ("_resp_map", "_resp_sub_prefix", "_inbox_prefix", "_subs"):
         assert hasattr(client, name), name
     assert callable(NatsPyClient._init_request_sub)
+
+
+async def test_a_request_without_a_reply_times_out_and_leaves_nothing_behind(tmp_path) -> None:
+    """The request path (every JetStream publish) resolves replies directly; one that gets none
+    fails with nats-py's TimeoutError after its timeout and forgets its reply slot."""
+    import nats.errors
+
+    from server.embedded import EmbeddedNats
+
+    server = EmbeddedNats(tmp_path / "nats")
+    server.start()
+    client = Client()
+    try:
+        await client.connect(server.url)
+
+        async def answer(msg: Msg) -> None:
+            await client.publish(msg.reply, b"pong:" + msg.data)
+
+        await client.subscribe("svc.echo", cb=answer)
+        replies = [await client.request("svc.echo", str(i).encode(), timeout=2) for i in range(3)]
+        assert [r.data for r in replies] == [b"pong:0", b"pong:1", b"pong:2"]
+        async def ignore(_msg: Msg) -> None:
+            return None
+
+        await client.subscribe("svc.silent", cb=ignore)
+        with pytest.raises(nats.errors.TimeoutError):
+            await client.request("svc.silent", b"?", timeout=0.2)
+        assert client._resp_map == {}
+    finally:
+        await client.close()
+        server.stop()
