@@ -23,6 +23,9 @@ from core.errors import ValidationFailed
 MAX_JSON_DEPTH = 64
 # Every integer the API takes fits Postgres bigint; larger ones cannot name or count anything.
 MAX_JSON_INT = 2**63 - 1
+# The largest resume point a socket query accepts: stream sequences are uint64 in JetStream and
+# bigint in Postgres; beyond this a `since` can only be a mistake (refused with 4400).
+MAX_STREAM_SEQ = 2**63 - 1
 _INT_DIGITS = len(str(MAX_JSON_INT))
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 IDEMPOTENCY_HEADER = "Idempotency-Key"

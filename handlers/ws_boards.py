@@ -15,6 +15,7 @@ import marshmallow
 from marshmallow import fields, validate
 
 from handlers.base import parse_uuid
+from handlers.input_guard import MAX_STREAM_SEQ
 from handlers.routing import route
 from handlers.ws_auth import AuthenticatedSocketHandler
 from live.board_feed import BoardConnection, BoardFeed
@@ -25,7 +26,9 @@ from services.policy import Action, Resource
 
 class BoardSocketQuerySchema(marshmallow.Schema):
     token = fields.String(load_default=None)
-    since = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0))
+    since = fields.Integer(
+        load_default=None, allow_none=True, validate=validate.Range(min=0, max=MAX_STREAM_SEQ)
+    )
 
 
 class BoardSocketHandler(AuthenticatedSocketHandler):

@@ -20,6 +20,7 @@ import marshmallow
 from marshmallow import fields, validate
 
 from handlers.base import parse_uuid
+from handlers.input_guard import MAX_STREAM_SEQ
 from handlers.routing import route
 from handlers.ws_auth import AuthenticatedSocketHandler
 from live.rooms import RoomManager
@@ -32,12 +33,14 @@ from services.policy import Action, Resource
 class SocketQuerySchema(marshmallow.Schema):
     token = fields.String(load_default=None)
     format = fields.String(load_default="yjs", validate=validate.OneOf(["yjs", "json"]))
-    since = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0))
+    since = fields.Integer(
+        load_default=None, allow_none=True, validate=validate.Range(min=0, max=MAX_STREAM_SEQ)
+    )
     # The document's JSON events (comment threads) as text frames: always with `format=json`;
     # y-websocket sockets opt in (a stock provider cannot read text frames).
     events = fields.Boolean(load_default=None, allow_none=True)
     events_since = fields.Integer(
-        load_default=None, allow_none=True, validate=validate.Range(min=0)
+        load_default=None, allow_none=True, validate=validate.Range(min=0, max=MAX_STREAM_SEQ)
     )
 
 

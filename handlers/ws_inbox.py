@@ -13,6 +13,7 @@ from typing import Any
 import marshmallow
 from marshmallow import fields, validate
 
+from handlers.input_guard import MAX_STREAM_SEQ
 from handlers.routing import route
 from handlers.schemas.notifications import INBOX_FRAMES
 from handlers.ws_auth import AuthenticatedSocketHandler
@@ -25,7 +26,7 @@ class InboxSocketQuerySchema(marshmallow.Schema):
     since = fields.Integer(
         load_default=None,
         allow_none=True,
-        validate=validate.Range(min=0, max=2**63 - 1),
+        validate=validate.Range(min=0, max=MAX_STREAM_SEQ),
         metadata={"description": "resume after this COLLAB_EVENTS stream sequence"},
     )
 

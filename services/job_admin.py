@@ -43,9 +43,15 @@ class JobTable(Protocol):
     async def run_now(self, name: str) -> RunResult: ...
 
 
+# Job names are short identifiers; a longer one is named back only by its start (a 5,000-character
+# name was echoed whole).
+MAX_NAME_SHOWN = 64
+
+
 def _require_job(table: JobTable, name: str) -> None:
     if name not in table.jobs:
-        raise NotFound(f"no such job: {name}", code="job_not_found")
+        shown = name if len(name) <= MAX_NAME_SHOWN else name[:MAX_NAME_SHOWN] + "…"
+        raise NotFound(f"no such job: {shown}", code="job_not_found")
 
 
 async def _view(

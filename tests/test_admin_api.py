@@ -179,3 +179,6 @@ async def test_jobs_view_and_run_now(api, ctx, make_user):
         await audit.stop()
     unknown = await api.post("/api/v1/admin/jobs/nope/run/", {}, token=admin.access_token)
     assert (unknown.status, unknown.error_code) == (404, "job_not_found")
+    long = await api.post(f"/api/v1/admin/jobs/{'x' * 5000}/run/", {}, token=admin.access_token)
+    assert (long.status, long.error_code) == (404, "job_not_found")
+    assert len(str(long.body)) < 1000  # named back by its start only

@@ -89,7 +89,12 @@ def test_readme_close_code_table_uses_the_enum() -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["/ws/documents/{id}/?format=json&since=abc", "/ws/boards/{id}/?since=-1"]
+    "path",
+    [
+        "/ws/documents/{id}/?format=json&since=abc",
+        "/ws/boards/{id}/?since=-1",
+        "/ws/boards/{id}/?since=" + str(2**63),
+    ],
 )
 async def test_refused_query_closes_with_a_human_reason(ws_port: int, path: str) -> None:
     """Issue 17 item 9: the reason names the field in words, not a Python dict repr."""

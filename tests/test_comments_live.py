@@ -110,7 +110,13 @@ async def test_document_comment_events_reach_every_node_and_resume(api, ctx, set
 
 async def test_bad_event_queries_close_4400(api, ctx, ws_port):
     w = await comment_world(api, ctx)
-    for query in ("events_since=-1", "events_since=x", "events=maybe"):
+    for query in (
+        "events_since=-1",
+        "events_since=x",
+        "events=maybe",
+        f"events_since={2**63}",  # past any stream sequence (the inbox socket's rule too)
+        f"since={2**63}",
+    ):
         sock = await RawSocket.json(ws_port, w.doc_id, w.token("viewer"), query=query)
         assert await sock.wait_closed() == 4400, query
 
