@@ -119,7 +119,7 @@ class NotificationDraft:
         if self.thread_id is not None:
             return f"thread:{self.thread_id}"
         about = self.document_id or self.card_id or self.board_id or self.workspace_id
-        return f"{self.kind}:{about}"
+        return group_key_of(self.kind, about)
 
     @property
     def resource(self) -> Resource:
@@ -129,6 +129,19 @@ class NotificationDraft:
         if self.board_id is not None:
             return Resource.board(str(self.board_id))
         return Resource.workspace(str(self.workspace_id))
+
+
+def group_key_of(kind: str, about: object) -> str:
+    """The inbox group of a notification not in a thread: its kind and what it is about."""
+    return f"{kind}:{about}"
+
+
+async def settle_invitation(uow: UnitOfWork, user_id: str, workspace_id: str) -> None:
+    """The invitee joined the workspace: its `workspace.invited` notification has done its job
+    and is marked read (it stayed unread, counted in the badge, after the accept)."""
+    target = repo.Target(group_key=group_key_of(WORKSPACE_INVITED, workspace_id))
+    if await repo.set_state(uow.conn, user_id, "read", target):
+        await emit_change(uow, user_id, _STATE_EVENTS[("read", True)], group_key=target.group_key)
 
 
 def default_channel(kind: str) -> str:

@@ -546,6 +546,7 @@ async def accept_invitation(ctx: Deps, user_id: str, token: str) -> MyWorkspace:
         added = {"user_id": user_id, "role": role, "via": "invitation"}
         await uow.emit(activity.event(workspace_id, "invitation.accepted", user_id, accepted))
         await uow.emit(activity.event(workspace_id, "member.added", user_id, added))
+        await notifications.settle_invitation(uow, user_id, workspace_id)
         workspace = await repo.get_workspace(conn, workspace_id)
         _invalidate_on_commit(uow, ctx, workspace_id, user_id)
     assert workspace is not None

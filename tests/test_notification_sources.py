@@ -53,6 +53,13 @@ async def test_an_existing_user_invited_to_a_workspace_sees_it_in_the_inbox(api,
     assert latest["data"]["workspace_name"] == workspace["name"]
     assert latest["data"]["invitation_id"] == invited.body["id"]
     assert "token" not in str(latest["data"])  # the accept link stays in the email
+    assert item["unread_count"] == 1
+    before = (await api.get(INBOX, token=invitee.access_token)).body["unread_count"]
+    accepted = await api.post(invited.body["accept_path"], token=invitee.access_token)
+    assert accepted.status in (200, 201), accepted.body
+    [item] = await items(api, invitee, "workspace.invited")
+    assert item["unread_count"] == 0  # joining settles the invitation's notification
+    assert (await api.get(INBOX, token=invitee.access_token)).body["unread_count"] == before - 1
     stranger = await invite(api, workspace["id"], owner, "nobody-here@example.com", "member")
     assert stranger.status == 201
     rows = await ctx.db.fetchval(
