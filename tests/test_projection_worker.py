@@ -6,13 +6,16 @@ its worker instead of waiting for it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
 import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -218,9 +221,11 @@ async def worker_calls(node: AppNode) -> float:
     return 0.0
 
 
-async def test_sigterm_during_a_refresh_in_the_worker_exits_without_waiting(
-    ctx, stack, settings, tmp_path
-):
+@contextlib.asynccontextmanager
+async def node_with_worker(
+    ctx: Any, stack: Any, settings: Any, tmp_path: Path
+) -> AsyncIterator[tuple[AppNode, DocSetup, psutil.Process]]:
+    """A real `collab serve` whose projection worker is running (a block write started it)."""
     setup = await document_with(ctx)
     env = node_env(stack.postgres.url(), stack.nats.url, stack.redis.url, settings.jwt_secret)
     node = AppNode(f"projworker-{uuid.uuid4().hex[:6]}", env, tmp_path)
@@ -230,6 +235,15 @@ async def test_sigterm_during_a_refresh_in_the_worker_exits_without_waiting(
         assert code == 201, body
         worker = worker_of(node)
         assert worker is not None, node.log_tail()
+        yield node, setup, worker
+    finally:
+        await node.aclose()
+
+
+async def test_sigterm_during_a_refresh_in_the_worker_exits_without_waiting(
+    ctx, stack, settings, tmp_path
+):
+    async with node_with_worker(ctx, stack, settings, tmp_path) as (node, setup, worker):
         forkserver = worker.parent()
         worker.suspend()  # from here on, the refresh in the worker never ends by itself
         writing = asyncio.ensure_future(add_block_or_closed(node, setup, "second"))
@@ -246,24 +260,12 @@ async def test_sigterm_during_a_refresh_in_the_worker_exits_without_waiting(
         assert (await writing) in (503, 599)  # answered "retry later", or the connection closed
         _gone, alive = psutil.wait_procs([worker, forkserver], timeout=WAIT_S)
         assert alive == [], "the node left its worker behind"
-    finally:
-        await node.aclose()
 
 
 async def test_a_killed_node_leaves_no_worker_behind(ctx, stack, settings, tmp_path):
     """SIGKILL runs no shutdown code: the worker and its fork server still go with the node."""
-    setup = await document_with(ctx)
-    env = node_env(stack.postgres.url(), stack.nats.url, stack.redis.url, settings.jwt_secret)
-    node = AppNode(f"projworker-{uuid.uuid4().hex[:6]}", env, tmp_path)
-    await node.start()
-    try:
-        code, body = await add_block(node, setup, "first")
-        assert code == 201, body
-        worker = worker_of(node)
-        assert worker is not None, node.log_tail()
+    async with node_with_worker(ctx, stack, settings, tmp_path) as (node, _setup, worker):
         forkserver = worker.parent()
         await node.kill()
         _gone, alive = psutil.wait_procs([worker, forkserver], timeout=WAIT_S)
         assert alive == [], "the killed node left its worker behind"
-    finally:
-        await node.aclose()

@@ -19,7 +19,7 @@ from live.protocol import (
     encode_query_awareness,
 )
 from models.cache import Cache
-from tests.realtime_support import RawSocket, document_with, ws_base
+from tests.realtime_support import DocSetup, RawSocket, document_with, ws_base
 from tests.yjs_client import YjsNodeClients
 
 pytestmark = pytest.mark.timeout(60)
@@ -87,19 +87,24 @@ async def test_a_reconnecting_client_is_visible_again_at_once(ctx, ws_port) -> N
         await clients.wait_awareness("bob", alice, CURSOR, timeout_s=5)
 
 
+async def with_cursor_seen(clients: YjsNodeClients, url: str, setup: DocSetup, name: str) -> int:
+    """`name` (an editor) with CURSOR as its awareness state, seen by an "observer" editor; its
+    awareness client id."""
+    client_id = await clients.connect(name, url, setup.doc_id, setup.users["editor"].access_token)
+    await clients.connect("observer", url, setup.doc_id, setup.users["editor"].access_token)
+    await asyncio.gather(clients.wait_synced(name), clients.wait_synced("observer"))
+    await clients.set_awareness(name, CURSOR)
+    await clients.wait_awareness("observer", client_id, CURSOR)
+    return client_id
+
+
 async def test_spoofed_awareness_for_another_client_is_ignored(ctx, ws_port) -> None:
     """S2: a higher clock or a null for the victim's id, 10k entries, an oversized or non-object
     state: the victim's state persists and nobody else is affected."""
     setup = await document_with(ctx, "editor", "member")
     url = ws_base(ws_port)
     async with YjsNodeClients() as clients:
-        victim = await clients.connect(
-            "victim", url, setup.doc_id, setup.users["editor"].access_token
-        )
-        await clients.connect("observer", url, setup.doc_id, setup.users["editor"].access_token)
-        await asyncio.gather(clients.wait_synced("victim"), clients.wait_synced("observer"))
-        await clients.set_awareness("victim", CURSOR)
-        await clients.wait_awareness("observer", victim, CURSOR)
+        victim = await with_cursor_seen(clients, url, setup, "victim")
 
         attacker = await RawSocket.open(ws_port, setup.doc_id, setup.users["member"].access_token)
         await attacker.send(awareness_frame(AwarenessEntry(victim, 1000, {"evil": True})))
@@ -231,13 +236,7 @@ async def test_stock_providers_echo_of_other_states_changes_nothing(ctx, ws_port
     setup = await document_with(ctx, "editor", "member")
     url = ws_base(ws_port)
     async with YjsNodeClients() as clients:
-        alice = await clients.connect(
-            "alice", url, setup.doc_id, setup.users["editor"].access_token
-        )
-        await clients.connect("observer", url, setup.doc_id, setup.users["editor"].access_token)
-        await asyncio.gather(clients.wait_synced("alice"), clients.wait_synced("observer"))
-        await clients.set_awareness("alice", CURSOR)
-        await clients.wait_awareness("observer", alice, CURSOR)
+        alice = await with_cursor_seen(clients, url, setup, "alice")
 
         echoer = await RawSocket.open(ws_port, setup.doc_id, setup.users["member"].access_token)
         await echoer.send(awareness_frame(AwarenessEntry(alice, 10**6, {"evil": True})))
