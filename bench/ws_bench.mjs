@@ -74,7 +74,17 @@ const noteError = (kind, detail) => {
 /** Latency samples (ms) of measured edits, appended by every peer; sorted once at the end. */
 let latencies = new Float64Array(1 << 16)
 let latencyCount = 0
-const recordLatency = (ms) => {
+/** Per measured second (by send time): the slowest delivery and how many took over 50 ms, so a
+ * tail can be placed in time (periodic server work, a stall) rather than only counted. */
+const slowBySecond = new Map()
+let measureStartedAt = 0
+const SLOW_MS = 50
+const recordLatency = (ms, sentAt) => {
+  const second = Math.floor((sentAt - measureStartedAt) / 1000)
+  const slot = slowBySecond.get(second) || { s: second, max_ms: 0, over_50ms: 0 }
+  slot.max_ms = Math.max(slot.max_ms, Number(ms.toFixed(1)))
+  if (ms > SLOW_MS) slot.over_50ms += 1
+  slowBySecond.set(second, slot)
   if (latencyCount === latencies.length) {
     const grown = new Float64Array(latencies.length * 2)
     grown.set(latencies)
@@ -149,7 +159,7 @@ class Client {
     const before = this.delivered
     while (this.nextEdit < room.editClock.length && room.editClock[this.nextEdit] <= clock) {
       if (room.editMeasured[this.nextEdit]) {
-        recordLatency(receivedAt - room.editTime[this.nextEdit])
+        recordLatency(receivedAt - room.editTime[this.nextEdit], room.editTime[this.nextEdit])
         this.delivered += 1
       }
       this.nextEdit += 1
@@ -250,7 +260,8 @@ const latencySummary = () => {
     p50_ms: percentile(sorted, latencyCount, 50),
     p95_ms: percentile(sorted, latencyCount, 95),
     p99_ms: percentile(sorted, latencyCount, 99),
-    max_ms: latencyCount ? Number(sorted[latencyCount - 1].toFixed(3)) : null
+    max_ms: latencyCount ? Number(sorted[latencyCount - 1].toFixed(3)) : null,
+    by_second: [...slowBySecond.values()].sort((a, b) => a.s - b.s)
   }
 }
 
@@ -275,6 +286,7 @@ const main = async () => {
   const cpuBefore = process.cpuUsage()
   measuring = true
   const measureStart = now()
+  measureStartedAt = measureStart
   phase('measure_start')
   await runWriters(measureStart + MEASURE_MS)
   measuring = false

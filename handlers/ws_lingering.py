@@ -25,6 +25,7 @@ import tornado.iostream
 import tornado.websocket
 
 from core.errors import CloseCode
+from handlers.ws_reader import ChunkReadingProtocol
 
 log = structlog.get_logger("collab.ws")
 
@@ -36,9 +37,9 @@ LINGER_MAX_BYTES = 64 * 1024 * 1024
 _READ_CHUNK = 64 * 1024
 
 
-class LingeringCloseProtocol(tornado.websocket.WebSocketProtocol13):
-    """`WebSocketProtocol13` whose abort after a 1009 close drains the socket instead of resetting
-    it (see the module docstring)."""
+class LingeringCloseProtocol(ChunkReadingProtocol):
+    """The socket protocol (frames read by handlers/ws_reader.py) whose abort after a 1009 close
+    drains the socket instead of resetting it (see the module docstring)."""
 
     _refused_frame = False
     _lingering = False

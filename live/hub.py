@@ -326,6 +326,8 @@ class Connection:
         if limits.max_frame_bytes is not None and size > limits.max_frame_bytes:
             self.close(CloseCode.TOO_BIG, f"frames are limited to {limits.max_frame_bytes} bytes")
             return None
+        if self._wakeup is not None and self.settles_at_once(message) and self._take_token():
+            return None
         self._queue.append(message)
         self._queued_bytes += size
         self._wake()
@@ -334,6 +336,17 @@ class Connection:
         if self._room_in_queue is None:
             self._room_in_queue = asyncio.get_running_loop().create_future()
         return self._room_in_queue
+
+    def settles_at_once(self, message: bytes | str) -> bool:
+        """Whether `message` needs no work at all (a kind overrides this): then, while the worker
+        is idle -- nothing queued before it, nothing in progress -- it is settled where it is read
+        instead of queued for the worker: the wake-up costs more than the frame (issue 15)."""
+        return False
+
+    def _take_token(self) -> bool:
+        """A unit of the token bucket now, if there is one (a settled frame still counts against
+        the socket's rate: a flood of them is paced like any other frame)."""
+        return self._bucket.take(time.monotonic())
 
     def _wake(self) -> None:
         """Resume the worker if it waits for a frame (or for the close)."""

@@ -333,6 +333,16 @@ class YjsSession(Session):
             case AuthMessage():
                 pass  # servers send these; a client's is meaningless and harmless
 
+    def settles_at_once(self, message: bytes | str) -> bool:
+        """An awareness echo of others' states (below) is ignored whenever it is handled."""
+        room = self.room
+        return (
+            room is not None
+            and isinstance(message, bytes)
+            and message[:1] == _AWARENESS_TYPE
+            and self._echo_of_others(room, message)
+        )
+
     def _echo_of_others(self, room: Room, frame: bytes) -> bool:
         """An awareness frame that only repeats states other local connections hold (what a
         stock provider sends back for every awareness update it receives): ignored unread, as

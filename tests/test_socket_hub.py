@@ -127,6 +127,56 @@ async def test_a_flood_is_paced_by_back_pressure_never_dropped() -> None:
     await conn.wait_closed()
 
 
+class Ignoring(Echo):
+    """Echo, but frames starting with `~` need no work (like a stock provider's awareness echo)."""
+
+    kind = "ignoring"
+
+    def __init__(self, transport: FakeTransport) -> None:
+        super().__init__(transport)
+        self.handled: list[bytes | str] = []
+
+    def settles_at_once(self, message: bytes | str) -> bool:
+        return isinstance(message, str) and message.startswith("~")
+
+    async def on_frame(self, message: bytes | str) -> None:
+        self.handled.append(message)
+        await super().on_frame(message)
+
+
+async def test_a_frame_that_needs_no_work_is_settled_without_the_worker_when_it_is_idle() -> None:
+    transport = FakeTransport()
+    conn = Ignoring(transport)
+    conn.start()
+    await settle()
+    tokens = conn._bucket.tokens
+    assert conn.receive("~echo") is None
+    assert conn.queued_frames == 0 and conn._bucket.tokens == tokens - 1  # it still costs a token
+    await settle()
+    assert conn.handled == [] and transport.sent == []
+    conn.close(CloseCode.GOING_AWAY)
+    await conn.wait_closed()
+
+
+async def test_with_the_worker_busy_or_out_of_tokens_such_a_frame_waits_its_turn() -> None:
+    """Settled in place only when that is where the worker would handle it next: not behind
+    queued frames (their order and effects come first), not ahead of the token bucket."""
+    transport = FakeTransport()
+    conn = Ignoring(transport)
+    conn.start()
+    await settle()
+    conn.receive("a")  # wakes the worker; until it runs, the next frame queues behind it
+    conn.receive("~behind a")
+    await settle()
+    assert conn.handled == ["a", "~behind a"]
+    conn._bucket.tokens = 0.0
+    conn._bucket.updated = time.monotonic() + 3600  # no token for the next hour
+    conn.receive("~no token")
+    assert conn.queued_frames == 1
+    conn.close(CloseCode.GOING_AWAY)
+    await conn.wait_closed()
+
+
 async def test_closing_releases_a_paused_reader() -> None:
     limits = dataclasses.replace(LIMITS, queue_max_msgs=1)
     conn = Echo(FakeTransport())
