@@ -287,6 +287,7 @@ const main = async () => {
   measuring = true
   const measureStart = now()
   measureStartedAt = measureStart
+  const measureStartUnixMs = Date.now()
   phase('measure_start')
   await runWriters(measureStart + MEASURE_MS)
   measuring = false
@@ -311,6 +312,7 @@ const main = async () => {
     warmup_s: WARMUP_MS / 1000,
     measured_s: Number(((sendEnd - measureStart) / 1000).toFixed(3)),
     window_s: Number(windowS.toFixed(3)),
+    measure_start_unix_ms: measureStartUnixMs, // to line latency.by_second up with server-side logs
     connected,
     connect_ms: Math.round(connectMs),
     edits: measuredEdits,

@@ -143,7 +143,7 @@ class Peer(Protocol):
 
     def deliver_updates(self, batch: UpdateBatch) -> None: ...
 
-    def deliver_awareness(self, batch: AwarenessBatch, origin: str | None) -> None: ...
+    def deliver_awareness(self, batch: AwarenessBatch) -> None: ...
 
     def deliver_event(self, seq: int, event: dict[str, Any]) -> None: ...
 
@@ -179,6 +179,7 @@ class Room:
         self.peers: dict[str, Peer] = {}
         self._reserved = 0  # bytes of updates being published right now (budget)
         self._outbox: list[AppliedUpdate] = []
+        self._awareness_outbox: list[AwarenessChange] = []
         self._flush_scheduled = False
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._tasks = TaskSet(doc_id)
@@ -351,6 +352,11 @@ class Room:
             for peer in list(self.peers.values()):
                 self._deliver(peer, peer.deliver_updates, batch)
         self._release_waiters()
+        changes, self._awareness_outbox = self._awareness_outbox, []
+        if changes:
+            awareness = AwarenessBatch(changes)
+            for peer in list(self.peers.values()):
+                self._deliver(peer, peer.deliver_awareness, awareness)
 
     def _release_waiters(self) -> None:
         self.delivered_seq = delivered = self.last_applied_seq
@@ -378,9 +384,18 @@ class Room:
             self._deliver(peer, peer.deliver_event, seq, event)
 
     def _fanout_awareness(self, changes: list[AwarenessChange], origin: str | None) -> None:
-        batch = AwarenessBatch(changes)
-        for peer in list(self.peers.values()):
-            self._deliver(peer, peer.deliver_awareness, batch, origin)
+        """Sent with the loop turn's flush, all of the turn's changes in one frame per peer.
+
+        Every provider renews its state every 15 s and the room sends each renewal to every
+        peer; each stock provider then sends what it received back (live/session.py). Providers
+        that connected together renew together, so a room of twenty made four hundred frames in
+        and out per burst, one pair per renewal -- the bursts that set the p99 of a busy node
+        (issue 15). Renewals that arrive in one loop turn now go out as one frame, and come back
+        as one echo. Entries keep their order (y-protocols applies them one by one, the clock
+        decides), and nothing waits longer than the turn.
+        """
+        self._awareness_outbox.extend(changes)
+        self._schedule_flush()
 
     # --- upkeep ------------------------------------------------------------------------------
 

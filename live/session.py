@@ -245,7 +245,7 @@ class Session(Connection):
     def deliver_updates(self, batch: UpdateBatch) -> None:
         raise NotImplementedError
 
-    def deliver_awareness(self, batch: AwarenessBatch, origin: str | None) -> None:
+    def deliver_awareness(self, batch: AwarenessBatch) -> None:
         raise NotImplementedError
 
     def renew_presence(self, now: float) -> None:
@@ -383,7 +383,7 @@ class YjsSession(Session):
         if not batch.only_from(self.conn_id):
             self.send(batch.yjs_frame)
 
-    def deliver_awareness(self, batch: AwarenessBatch, origin: str | None) -> None:
+    def deliver_awareness(self, batch: AwarenessBatch) -> None:
         # Echoed to the sender too, like the reference server: the provider drops a connection
         # that received nothing for 30 s, and its own 15 s renewal coming back is what it expects.
         self.send(batch.yjs_frame)
@@ -637,7 +637,7 @@ class JsonSession(Session):
             if update.conn_id != self.conn_id:  # its own operations are acknowledged instead
                 self.send(batch.json_messages[index])
 
-    def deliver_awareness(self, batch: AwarenessBatch, origin: str | None) -> None:
+    def deliver_awareness(self, batch: AwarenessBatch) -> None:
         for change in batch.changes:
             if change.entry.client_id != self.presence_id and change.changed:
                 for text in envelope.presence_messages(

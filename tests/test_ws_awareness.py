@@ -248,3 +248,37 @@ async def test_stock_providers_echo_of_other_states_changes_nothing(ctx, ws_port
         assert (await clients.awareness("observer"))[alice] == CURSOR
         assert len(await clients.permission_denied("observer")) == 0
         await echoer.aclose()
+
+
+async def test_awareness_changes_of_one_loop_turn_go_out_as_one_frame(ctx, ws_port) -> None:
+    """Renewals that arrive together (providers that connected together renew together) are sent
+    to every peer in one frame, entries in order -- not one frame per renewal per peer."""
+    setup = await document_with(ctx, "editor")
+    token = setup.users["editor"].access_token
+    sockets = [await RawSocket.open(ws_port, setup.doc_id, token) for _ in range(3)]
+    for sock in sockets:  # its sync step 1 is sent once it joined the room
+        await sock.wait_for(lambda message: message[:2] == b"\x00\x00")
+    room = ctx.rooms.rooms[setup.doc_id]
+    assert len(room.peers) == 3
+    first, second = list(room.peers.values())[:2]
+    starts = [len(sock.messages) for sock in sockets]
+    room.apply_awareness(first, [AwarenessEntry(8_000_001, 1, {"n": 1})])
+    room.apply_awareness(second, [AwarenessEntry(8_000_002, 1, {"n": 2})])
+    room.apply_awareness(first, [AwarenessEntry(8_000_001, 2, {"n": 3})])
+    for sock, start in zip(sockets, starts, strict=True):
+        raw = await sock.wait_for(is_awareness_of(8_000_002), start=start)
+        frame = decode_message(raw)
+        assert isinstance(frame, AwarenessMessage)
+        assert [(e.client_id, e.clock, e.state) for e in frame.entries] == [
+            (8_000_001, 1, {"n": 1}),
+            (8_000_002, 1, {"n": 2}),
+            (8_000_001, 2, {"n": 3}),
+        ]
+        others = [
+            decode_message(m)
+            for m in sock.messages[start:]
+            if m != raw and is_awareness_of(8_000_001)(m)
+        ]
+        assert not others, others
+    for sock in sockets:
+        await sock.aclose()
