@@ -20,6 +20,7 @@ from tornado.httpserver import HTTPServer
 from server.app import build_context, make_app
 from server.context import AppContext
 from server.error_tracking import init_error_tracking
+from server.gc_tuning import tune_collector
 from server.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -73,6 +74,7 @@ async def serve_until_signalled(
     settings: Settings, sockets: list[socket.socket] | None = None
 ) -> None:
     node = await start_node(settings, sockets)
+    log.info("node.gc_tuned", collector=tune_collector(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

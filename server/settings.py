@@ -263,6 +263,9 @@ class Settings:
     log_format: str = "json"
     # server/event_loop.py: auto (uvloop when installed), uvloop or asyncio.
     event_loop: str = "auto"
+    # server/gc_tuning.py: allocations between young garbage collections once a node serves
+    # (startup's objects frozen); 0 keeps CPython's defaults.
+    gc_gen0_threshold: int = 20_000
     # Error tracking (server/error_tracking.py): off unless a DSN is set; needs collab[sentry].
     sentry_dsn: str = ""
     sentry_environment: str = "production"
@@ -426,6 +429,7 @@ ENV_VARIABLES: dict[str, str] = {
     "log_level": "COLLAB_LOG_LEVEL",
     "log_format": "COLLAB_LOG_FORMAT",
     "event_loop": "COLLAB_EVENT_LOOP",
+    "gc_gen0_threshold": "COLLAB_GC_GEN0_THRESHOLD",
     "sentry_dsn": "COLLAB_SENTRY_DSN",
     "sentry_environment": "COLLAB_SENTRY_ENVIRONMENT",
 }
