@@ -78,6 +78,9 @@ __all__ = ["POISON_UPDATES", "AppliedUpdate", "AwarenessBatch", "DocumentTooLarg
 
 MAINTENANCE_MIN_INTERVAL_S = 0.2
 MAINTENANCE_MAX_INTERVAL_S = 3.0  # the y-protocols check interval
+#: Awareness renewals (a state sent again unchanged, to keep it alive: y-protocols renews every
+#: 15 s and drops a state after 30 s) wait this long to be sent, with the others of the window.
+RENEWAL_BATCH_S = 1.0
 
 
 class DocumentTooLarge(AppError):
@@ -180,6 +183,8 @@ class Room:
         self._reserved = 0  # bytes of updates being published right now (budget)
         self._outbox: list[AppliedUpdate] = []
         self._awareness_outbox: list[AwarenessChange] = []
+        self._renewals: list[AwarenessChange] = []
+        self._renewals_due: asyncio.TimerHandle | None = None
         self._flush_scheduled = False
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._tasks = TaskSet(doc_id)
@@ -213,6 +218,8 @@ class Room:
     async def stop(self) -> None:
         """Stop following the log; the manager has closed the peers already."""
         self.stopped = True
+        if self._renewals_due is not None:
+            self._renewals_due.cancel()
         if self._maintenance is not None:
             self._maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -384,17 +391,35 @@ class Room:
             self._deliver(peer, peer.deliver_event, seq, event)
 
     def _fanout_awareness(self, changes: list[AwarenessChange], origin: str | None) -> None:
-        """Sent with the loop turn's flush, all of the turn's changes in one frame per peer.
+        """Changes go out with the loop turn's flush, all of the turn's in one frame per peer;
+        renewals with the others of their second (`_flush_renewals`).
 
         Every provider renews its state every 15 s and the room sends each renewal to every
         peer; each stock provider then sends what it received back (live/session.py). Providers
-        that connected together renew together, so a room of twenty made four hundred frames in
-        and out per burst, one pair per renewal -- the bursts that set the p99 of a busy node
-        (issue 15). Renewals that arrive in one loop turn now go out as one frame, and come back
-        as one echo. Entries keep their order (y-protocols applies them one by one, the clock
-        decides), and nothing waits longer than the turn.
+        that connected together renew together, so a room of twenty made forty frames in and
+        out per renewal, in bursts -- the bursts that set the p99 of a busy node (issue 15).
+        Entries keep their order (y-protocols applies them one by one, the clock decides: a
+        renewal sent after a newer change of the same state is ignored by the peers).
         """
-        self._awareness_outbox.extend(changes)
+        renewals = [change for change in changes if not change.changed]
+        if len(renewals) < len(changes):
+            self._awareness_outbox.extend(changes)
+            self._schedule_flush()
+            return
+        self._renewals.extend(renewals)
+        if self._renewals_due is None:
+            loop = asyncio.get_running_loop()
+            self._renewals_due = loop.call_later(RENEWAL_BATCH_S, self._flush_renewals)
+
+    def _flush_renewals(self) -> None:
+        """The renewals of the last `RENEWAL_BATCH_S` join the next flush's frame. A renewal only
+        keeps a state alive (its clock and the same state), so the second it waits is nothing
+        to a peer's 30 s timeout; batched, a room-wide renewal burst (every provider that
+        connected with the others renews with them) costs each peer one frame in and one echo
+        out per second instead of one per renewal."""
+        self._renewals_due = None
+        renewals, self._renewals = self._renewals, []
+        self._awareness_outbox.extend(renewals)
         self._schedule_flush()
 
     # --- upkeep ------------------------------------------------------------------------------

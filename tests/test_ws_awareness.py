@@ -282,3 +282,34 @@ async def test_awareness_changes_of_one_loop_turn_go_out_as_one_frame(ctx, ws_po
         assert not others, others
     for sock in sockets:
         await sock.aclose()
+
+
+async def test_renewals_wait_for_the_others_of_their_second(ctx, ws_port, monkeypatch) -> None:
+    """A renewal (same state, next clock) only keeps a state alive: it goes out batched with the
+    other renewals of its window, after changes made meanwhile -- one frame, not one per renewal."""
+    monkeypatch.setattr("live.room.RENEWAL_BATCH_S", 0.3)
+    setup = await document_with(ctx, "editor")
+    token = setup.users["editor"].access_token
+    sockets = [await RawSocket.open(ws_port, setup.doc_id, token) for _ in range(3)]
+    for sock in sockets:
+        await sock.wait_for(lambda message: message[:2] == b"\x00\x00")
+    room = ctx.rooms.rooms[setup.doc_id]
+    first, second = list(room.peers.values())[:2]
+    room.apply_awareness(first, [AwarenessEntry(8_000_001, 1, {"n": 1})])
+    room.apply_awareness(second, [AwarenessEntry(8_000_002, 1, {"n": 2})])
+    observer = sockets[2]
+    await observer.wait_for(is_awareness_of(8_000_002))
+    start = len(observer.messages)
+    room.apply_awareness(first, [AwarenessEntry(8_000_001, 2, {"n": 1})])  # renewals
+    room.apply_awareness(second, [AwarenessEntry(8_000_002, 2, {"n": 2})])
+    await asyncio.sleep(0)
+    room.apply_awareness(first, [AwarenessEntry(8_000_003, 1, {"n": 3})])  # a change
+    renewed = await observer.wait_for(is_awareness_of(8_000_002), start=start)
+    frames = observer.messages[start:]
+    changed = next(m for m in frames if is_awareness_of(8_000_003)(m))
+    assert frames.index(changed) < frames.index(renewed)
+    decoded = decode_message(renewed)
+    assert isinstance(decoded, AwarenessMessage)
+    assert [(e.client_id, e.clock) for e in decoded.entries] == [(8_000_001, 2), (8_000_002, 2)]
+    for sock in sockets:
+        await sock.aclose()
