@@ -25,6 +25,8 @@ import tornado.iostream
 import tornado.websocket
 from tornado.util import _websocket_mask
 
+from core.errors import CloseCode
+
 #: One read takes at most this much (Tornado's own read chunk size).
 READ_CHUNK = 64 * 1024
 #: Yield to the event loop after this much parsing in one go, like Tornado's reader does, so a
@@ -112,7 +114,7 @@ class ChunkReadingProtocol(tornado.websocket.WebSocketProtocol13):
             offset += 8
         fragments = self._fragmented_message_buffer
         if length + (len(fragments) if fragments is not None else 0) > self.params.max_message_size:
-            self.close(1009, "message too big")
+            self.close(CloseCode.TOO_BIG, "message too big")
             self._abort()
             return None
         mask = None
