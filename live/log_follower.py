@@ -144,15 +144,14 @@ class LogFollower:
         self.last_applied_seq = entry.seq
         if entry.seq in self._validated:
             self._validated.discard(entry.seq)
-            self._sink.applied(entry)
-            return
-        try:
-            validate_update_structure(entry.update)
-        except ProtocolError as err:
-            POISON_UPDATES.labels(self.node_id).inc()
-            log.error("room.poison_update", doc_id=self.doc_id, seq=entry.seq, error=str(err))
-            self._sink.applied(None)
-            return
+        elif not self._log.vouched(self.doc_id, entry):
+            try:
+                validate_update_structure(entry.update)
+            except ProtocolError as err:
+                POISON_UPDATES.labels(self.node_id).inc()
+                log.error("room.poison_update", doc_id=self.doc_id, seq=entry.seq, error=str(err))
+                self._sink.applied(None)
+                return
         self._sink.applied(entry)
 
     # --- stalls and resubscribes -------------------------------------------------------------

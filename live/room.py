@@ -292,7 +292,12 @@ class Room:
         self._reserved += len(update)
         try:
             ack = await self._log.publish(
-                self.doc_id, update, msg_id=msg_id, client=peer.conn_id, user=peer.user_id
+                self.doc_id,
+                update,
+                msg_id=msg_id,
+                client=peer.conn_id,
+                user=peer.user_id,
+                validated=True,
             )
         finally:
             self._reserved -= len(update)

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import structlog
 
 from bus.connection import NatsConnection
-from bus.doc_log import DocLog
+from bus.doc_log import DocLog, signing_key
 from bus.outbox import OutboxRelay
 from live.admission import Admission, SocketCaps
 from live.board_feed import BoardFeed
@@ -72,7 +72,7 @@ class AppContext:
         # The after-commit outbox: every unit of work hands its events to it (bus/outbox.py).
         self.outbox = OutboxRelay(self.db, self.nats, self.spawn)
         self.add_component(self.outbox)
-        self.doc_log = DocLog(self.nats, self.node_id)
+        self.doc_log = DocLog(self.nats, self.node_id, signing_key(settings.jwt_secret))
         self.denylist = Denylist(self)
         # Per-user rate limits of domain actions (comments); Redis-backed, local when it is down.
         self.limiter = RateLimiter(self.cache)

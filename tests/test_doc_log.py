@@ -10,7 +10,7 @@ import pycrdt
 import pytest
 
 from bus.connection import NatsConnection
-from bus.doc_log import DocLog
+from bus.doc_log import DocLog, signing_key
 from bus.jetstream import DOCS_STREAM, ensure_streams
 from models.repo import doc_snapshots
 from server.embedded import EmbeddedNats
@@ -69,6 +69,25 @@ async def test_publish_dedupes_by_msg_id_and_reads_in_order(ctx, doc_log):
     assert text_of(merge([e.update for e in entries])) == "ab"
     assert await doc_log.read(doc_id, second.seq) == []
     assert await doc_log.last_seq(doc_id) == second.seq
+
+
+async def test_validated_publishes_are_signed_for_their_document(ctx):
+    """The node's own log (keyed from its JWT secret) signs what a caller validated, and a reader
+    with the same key vouches for it -- for that document only; unvalidated writes go unsigned."""
+    doc_log = ctx.doc_log
+    doc_id, other = str(uuid.uuid4()), str(uuid.uuid4())
+    source = pycrdt.Doc()
+    await doc_log.publish(
+        doc_id, text_update(source, "a"), msg_id="s1", client="c", user="u", validated=True
+    )
+    await doc_log.publish(doc_id, text_update(source, "b"), msg_id="s2", client="c", user="u")
+    signed, unsigned = await doc_log.read(doc_id, 0)
+    assert signed.signature is not None and doc_log.vouched(doc_id, signed)
+    assert not doc_log.vouched(other, signed)
+    assert unsigned.signature is None and not doc_log.vouched(doc_id, unsigned)
+    # Another node of the deployment (same secret) vouches too; one without a key does not.
+    assert DocLog(ctx.nats, "node-b", signing_key(ctx.settings.jwt_secret)).vouched(doc_id, signed)
+    assert not DocLog(ctx.nats, "node-c").vouched(doc_id, signed)
 
 
 async def test_purge_only_touches_one_document_and_never_below_two(ctx, doc_log):

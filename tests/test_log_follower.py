@@ -1,12 +1,13 @@
 """The log follower validates each update once: an entry at a seq this node's own publish was
-acknowledged with (a new message) holds the bytes that publish validated and is not walked again;
-every other entry -- whatever its headers say -- is validated, and a poison one is skipped."""
+acknowledged with (a new message) holds the bytes that publish validated and is not walked again,
+nor is an entry signed by a node of this deployment (`Collab-Sig`, bus/doc_log.py); every other
+entry -- whatever its other headers say -- is validated, and a poison one is skipped."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bus.doc_log import LogEntry
+from bus.doc_log import DocLog, LogEntry, signing_key
 from live.log_follower import LogFollower
 from live.merged_doc import POISON_UPDATES
 
@@ -28,8 +29,17 @@ class RecordingSink:
         return True
 
 
-def follower(sink: RecordingSink) -> LogFollower:
-    return LogFollower("doc", db=None, doc_log=None, node_id="n1", sink=sink)  # type: ignore[arg-type]
+KEY = signing_key("a deployment's JWT secret, 32+ characters")
+
+
+def follower(sink: RecordingSink, key: bytes | None = KEY) -> LogFollower:
+    doc_log = DocLog(None, "n1", key)  # type: ignore[arg-type]  # no NATS: vouching only
+    return LogFollower("doc", db=None, doc_log=doc_log, node_id="n1", sink=sink)
+
+
+def signed(seq: int, update: bytes, *, doc_id: str = "doc", key: bytes | None = KEY) -> LogEntry:
+    signature = DocLog(None, "n1", key)._signature(doc_id, update)  # type: ignore[arg-type]
+    return LogEntry(seq=seq, update=update, node="n2", client="c2", signature=signature)
 
 
 def poison_count() -> float:
@@ -63,3 +73,33 @@ def test_trusted_seqs_passed_over_by_a_snapshot_are_forgotten() -> None:
     log.last_applied_seq = 5  # a snapshot caught the room up past seq 5 without applying it
     assert not log.stalled(0.0)
     assert log._validated == {6}
+
+
+def test_entries_signed_for_this_document_are_not_walked_and_forgeries_are() -> None:
+    sink = RecordingSink()
+    log = follower(sink)
+    before = poison_count()
+    # Signed by a node of this deployment for this document: validated before it was published.
+    # (Garbage here only shows the walk is skipped.)
+    good = signed(1, GARBAGE)
+    log.apply(good)
+    forgeries = [
+        signed(2, GARBAGE, doc_id="another-doc"),  # a signed update copied to another document
+        LogEntry(seq=3, update=GARBAGE + b"!", signature=good.signature),  # bytes changed
+        signed(4, GARBAGE, key=signing_key("another deployment's secret, 32+ chars")),
+        LogEntry(seq=5, update=GARBAGE, signature="0" * 64),
+        LogEntry(seq=6, update=GARBAGE, signature="not hex at all"),
+    ]
+    for entry in forgeries:
+        log.apply(entry)
+    assert sink.applied_entries == [good, None, None, None, None, None]
+    assert poison_count() == before + len(forgeries)
+
+
+def test_without_a_key_every_signed_entry_is_walked() -> None:
+    sink = RecordingSink()
+    log = follower(sink, key=None)
+    before = poison_count()
+    log.apply(signed(1, GARBAGE))
+    assert sink.applied_entries == [None] and poison_count() == before + 1
+    assert signing_key("") is None

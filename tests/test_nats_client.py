@@ -91,6 +91,7 @@ async def test_a_request_without_a_reply_times_out_and_leaves_nothing_behind(tmp
         await client.subscribe("svc.echo", cb=answer)
         replies = [await client.request("svc.echo", str(i).encode(), timeout=2) for i in range(3)]
         assert [r.data for r in replies] == [b"pong:0", b"pong:1", b"pong:2"]
+
         async def ignore(_msg: Msg) -> None:
             return None
 

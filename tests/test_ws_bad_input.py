@@ -441,8 +441,14 @@ async def test_poison_message_on_the_subject_is_skipped(ctx, ws_port) -> None:
         await clients.wait_json("a", {"text": "good"}, roots={"text": "text"})
         subject = f"collab.doc.{setup.doc_id}.update"
         await ctx.nats.jetstream.publish(subject, b"\xff\xff\xff\x7f garbage")
-        # Headers naming this node do not make an entry trusted: only our own PubAck's seq does.
-        forged = {"Collab-Node": ctx.node_id, "Collab-Client": "x", "Collab-User": "y"}
+        # Headers naming this node, or a made-up signature, do not make an entry trusted: only
+        # our own PubAck's seq or a valid signature of this document's bytes does.
+        forged = {
+            "Collab-Node": ctx.node_id,
+            "Collab-Client": "x",
+            "Collab-User": "y",
+            "Collab-Sig": "0" * 64,
+        }
         poison = await ctx.nats.jetstream.publish(subject, b"\xff\xff\xff\x7f more", headers=forged)
         room = ctx.rooms.rooms[setup.doc_id]
         assert await room.wait_applied(poison.seq, 5)
