@@ -88,7 +88,7 @@ async def bench_apply(updates: list[bytes]) -> float:
     room = Room(
         "micro",
         db=None,  # type: ignore[arg-type]
-        doc_log=None,  # type: ignore[arg-type]
+        doc_log=DocLog(None, "micro"),  # type: ignore[arg-type]  # asked only about signatures
         nats_conn=None,  # type: ignore[arg-type]
         settings=Settings(node_id="micro"),
         on_empty=lambda _room: None,
