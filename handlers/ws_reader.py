@@ -69,10 +69,10 @@ class ChunkReadingProtocol(tornado.websocket.WebSocketProtocol13):
                     start = end
                     if handled is not None:
                         await handled
+                    if budget >= YIELD_AFTER_BYTES:  # mid-read too: one read holds 10k pings
+                        budget = 0
+                        await asyncio.sleep(0)
                 del buffer[:start]
-                if budget >= YIELD_AFTER_BYTES:
-                    budget = 0
-                    await asyncio.sleep(0)
         except tornado.iostream.StreamClosedError:
             self._abort()
         finally:

@@ -31,7 +31,7 @@ HEADER_USER = "Collab-User"
 HEADER_KIND = "Collab-Kind"  # "update" (default) or "query": "send me your local states"
 KIND_QUERY = "query"
 
-FanOut = Callable[[list[AwarenessChange], str | None], None]
+FanOut = Callable[[list[AwarenessChange]], None]
 
 
 class AwarenessRelay:
@@ -71,7 +71,7 @@ class AwarenessRelay:
         """A local connection's awareness update; returns entries to send back to it only."""
         result = self.registry.apply_local(conn_id, user_id, entries, now)
         if result.accepted:
-            self._fan_out(result.accepted, conn_id)
+            self._fan_out(result.accepted)
             self._publish(user_id, [c.entry for c in result.accepted])
         return result.nudges
 
@@ -79,14 +79,14 @@ class AwarenessRelay:
         """A local connection left: its states are removed here and on the other nodes."""
         removals = self.registry.release(conn_id, now)
         if removals:
-            self._fan_out(removals, None)
+            self._fan_out(removals)
             self._publish(user_id, [c.entry for c in removals])
 
     def expire(self, now: float, timeout_s: float) -> None:
         """y-protocols peers drop states not renewed within the timeout; so does the server."""
         expired = self.registry.expire(now, timeout_s)
         if expired:
-            self._fan_out(expired, None)
+            self._fan_out(expired)
 
     # --- the other nodes ---------------------------------------------------------------------
 
@@ -122,4 +122,4 @@ class AwarenessRelay:
         owner = headers.get(HEADER_USER) or None
         changes = self.registry.apply_remote(node, owner, entries, time.monotonic())
         if changes:
-            self._fan_out(changes, None)
+            self._fan_out(changes)

@@ -395,7 +395,7 @@ class Room:
         for peer in list(self.peers.values()):
             self._deliver(peer, peer.deliver_event, seq, event)
 
-    def _fanout_awareness(self, changes: list[AwarenessChange], origin: str | None) -> None:
+    def _fanout_awareness(self, changes: list[AwarenessChange]) -> None:
         """Changes go out with the loop turn's flush, all of the turn's in one frame per peer;
         renewals with the others of their second (`_flush_renewals`).
 

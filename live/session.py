@@ -310,7 +310,7 @@ class YjsSession(Session):
         if isinstance(message, str):
             self.reject("unsupported_frame", "text frames need ?format=json")
             return
-        if message[:1] == _AWARENESS_TYPE and self._echo_of_others(room, message):
+        if self.settles_at_once(message):
             return
         try:
             decoded = decode_message(message)
@@ -334,21 +334,14 @@ class YjsSession(Session):
                 pass  # servers send these; a client's is meaningless and harmless
 
     def settles_at_once(self, message: bytes | str) -> bool:
-        """An awareness echo of others' states (below) is ignored whenever it is handled."""
-        room = self.room
-        return (
-            room is not None
-            and isinstance(message, bytes)
-            and message[:1] == _AWARENESS_TYPE
-            and self._echo_of_others(room, message)
-        )
-
-    def _echo_of_others(self, room: Room, frame: bytes) -> bool:
         """An awareness frame that only repeats states other local connections hold (what a
         stock provider sends back for every awareness update it receives): ignored unread, as
         the full path would ignore it after parsing every JSON state (issue 15: at 50 × 20 most
-        awareness frames are these)."""
-        client_ids = awareness_frame_client_ids(frame)
+        awareness frames are these) -- by the worker, or where it is read (live/hub.py)."""
+        room = self.room
+        if room is None or not isinstance(message, bytes) or message[:1] != _AWARENESS_TYPE:
+            return False
+        client_ids = awareness_frame_client_ids(message)
         return client_ids is not None and room.awareness.held_by_others(self.conn_id, client_ids)
 
     async def _on_update(self, room: Room, update: bytes, *, initial: bool) -> None:

@@ -243,3 +243,33 @@ async def test_a_pending_on_message_stops_the_reading() -> None:
     seen, _ = await run_script(ChunkReadingHandler, chunks, release_after=0.2)
     assert messages(seen) == [b"hold", b"after 1", b"after 2"]
     assert seen[-1] == ("close", 1000, None)
+
+
+class TurnCountingHandler(ChunkReadingHandler):
+    """Notes, for each ping, how many event-loop turns a probe task had seen by then."""
+
+    turns = 0
+
+    def on_ping(self, data: bytes) -> None:
+        self.seen.append(("ping at turn", TurnCountingHandler.turns))
+
+
+async def test_one_read_full_of_frames_still_lets_the_loop_turn() -> None:
+    """A hostile client packs one read with thousands of pings (no on_message awaitable to pause
+    on): the reader yields to the loop within the read, as Tornado's reader does between frames,
+    instead of answering all of them in one go."""
+
+    async def count_turns() -> None:
+        while True:
+            TurnCountingHandler.turns += 1
+            await asyncio.sleep(0)
+
+    probe = asyncio.ensure_future(count_turns())
+    try:
+        pings = frame(0x9, b"") * 2000  # 12 kB: one read; 2000 frames cost ~2 MB of budget
+        seen, _ = await run_script(TurnCountingHandler, [pings + close_frame(1000)])
+    finally:
+        probe.cancel()
+    turns = [entry[1] for entry in seen if entry[0] == "ping at turn"]
+    assert len(turns) == 2000
+    assert turns[-1] > turns[0]  # other tasks ran while the read was being answered
