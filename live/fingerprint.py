@@ -14,7 +14,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from live.yjs_state import decode_state_vector
+from core.yjs_state import decode_state_vector
 from services.doc_content import state_vector, to_json
 
 

@@ -1,6 +1,7 @@
-"""One document's state as merged Yjs updates: pure, no I/O, no asyncio (the room's document part).
+"""One document's state as Yjs updates: pure, no I/O, no asyncio (the room's document part).
 
-The document is held as *merged Yjs updates* (`pycrdt.merge_updates`), not as a pycrdt `Doc`:
+The document is held as one Yjs update (merged with `pycrdt.merge_updates`, or re-encoded), never
+as a live pycrdt `Doc`:
 
 * measured with pycrdt 0.14.13: once a Yjs client splits a UTF-16 surrogate pair (deleting half of
   an emoji, which stock Yjs clients do and repair with U+FFFD), `Doc.get_update()` encodes an
@@ -11,7 +12,14 @@ The document is held as *merged Yjs updates* (`pycrdt.merge_updates`), not as a 
   encoding, while merged updates keep them (DESIGN.md §7), so nothing is lost for joiners;
 * it is the representation the snapshots already use.
 
-New entries go to a tail that is merged into the state lazily (when someone needs the state, or
+But merged updates keep every update's items apart, so a long-edited document grows several times
+larger than what a `Doc` (or the reference server's `Y.Doc`) would send a joiner, and yrs loads it
+very slowly. So while the state is a `Doc`'s re-encoding (`compact`: a new document, a re-encoded
+snapshot) the entries since are kept, and every `COMPACT_AFTER_ENTRIES` the base and those entries
+are re-encoded by core/compaction.py, which refuses whenever that could lose or corrupt anything
+(then the document stays merged until a re-encoded snapshot resets it).
+
+New entries go to a tail that is folded into the state lazily (when someone needs the state, or
 when the tail grows past a fraction of the state), so appending an update costs O(update).
 """
 
@@ -21,6 +29,7 @@ import pycrdt
 import structlog
 from prometheus_client import Counter
 
+from core.compaction import Coverage, reencode
 from core.yjs import EMPTY_UPDATE, ProtocolError, call_pycrdt, merge_skipping
 
 log = structlog.get_logger(__name__)
@@ -28,37 +37,54 @@ log = structlog.get_logger(__name__)
 POISON_UPDATES = Counter(
     "collab_poison_updates_total", "Log entries pycrdt refused to apply (skipped)", ["node"]
 )
+REENCODINGS = Counter(
+    "collab_room_reencodings_total",
+    "Room documents re-encoded (outcome=reencoded) or left merged because a re-encoding could"
+    " lose something (outcome=kept_merged)",
+    ["outcome"],
+)
 
 # The tail of unmerged entries is folded into the state once it holds this many entries or this
 # fraction of the state's bytes (merging costs O(state): ~70 ms for 8 MB, so not per update).
 TAIL_MAX_ENTRIES = 512
 TAIL_MIN_BYTES = 64 * 1024
 TAIL_STATE_FRACTION = 8
+#: Re-encode once this many entries arrived since the last re-encoding (~10 ms for a 100k-insert
+#: document's 0.27 MB state plus 256 entries; merging the 2.3 MB merged form costs more).
+COMPACT_AFTER_ENTRIES = 256
 
 
 class MergedDoc:
-    """The whole document as one Yjs v1 update plus a tail of updates not merged in yet."""
+    """The whole document as one Yjs v1 update plus a tail of updates not folded in yet."""
 
     def __init__(self, doc_id: str) -> None:
         self.doc_id = doc_id
-        self._state = EMPTY_UPDATE  # merged updates up to the tail
-        self._tail: list[bytes] = []  # entries appended since the last merge
+        self._state = EMPTY_UPDATE  # everything up to the tail
+        self._tail: list[bytes] = []  # entries appended since the last fold
         self._tail_bytes = 0
+        # While `_state` is a re-encoding: that base, and the entries folded in since (merged).
+        # None: the state is merged for good (an input re-encoding refused, an unknown snapshot).
+        self._base: bytes | None = EMPTY_UPDATE
+        self._since: list[bytes] = []
+        self._coverage: Coverage | None = None  # of `_state`, built on demand
 
-    def reset(self, state: bytes) -> None:
+    def reset(self, state: bytes, *, compact: bool = False) -> None:
         """Start over from a snapshot's state, checked by yrs' own parse.
 
         Snapshots are merged by our job from the log (which would fail on poison first), so yrs'
         parse is check enough; the pure-Python walk costs ~0.2 s per MB of a fragmented document,
-        on the event loop. Raises ProtocolError for a state yrs cannot read.
+        on the event loop. `compact`: the snapshot is a re-encoding (its row says so), so later
+        entries can be re-encoded onto it. Raises ProtocolError for a state yrs cannot read.
         """
         self._tail, self._tail_bytes = [], 0
         self._state = state or EMPTY_UPDATE
+        self._base = self._state if compact else None
+        self._since, self._coverage = [], None
         if self._state != EMPTY_UPDATE:
             call_pycrdt("snapshot", pycrdt.get_state, self._state)
 
     def append(self, update: bytes) -> None:
-        """Add a validated update (O(update); merged into the state later)."""
+        """Add a validated update (O(update); folded into the state later)."""
         if update == EMPTY_UPDATE:
             return
         self._tail.append(update)
@@ -67,15 +93,44 @@ class MergedDoc:
         if len(self._tail) >= TAIL_MAX_ENTRIES or self._tail_bytes >= threshold:
             self.full_state()
 
+    def absorb(self, state: bytes) -> None:
+        """Add a whole state (a newer snapshot that catches up a gap): merged, not re-encoded,
+        since a merged state may be one yrs loads very slowly."""
+        self._base, self._since = None, []
+        self.append(state)
+
     def full_state(self) -> bytes:
         """The whole document as one Yjs v1 update, pending structs included."""
-        if self._tail:
-            self._state = merge_skipping([self._state, *self._tail], self._skipped)
-            self._tail, self._tail_bytes = [], 0
+        if not self._tail:
+            return self._state
+        tail, self._tail, self._tail_bytes = self._tail, [], 0
+        self._coverage = None
+        if self._base is not None and len(self._since) + len(tail) >= COMPACT_AFTER_ENTRIES:
+            encoded = reencode([self._base, *self._since, *tail])
+            if encoded is not None:
+                REENCODINGS.labels("reencoded").inc()
+                self._state = self._base = encoded
+                self._since = []
+                return self._state
+            REENCODINGS.labels("kept_merged").inc()
+            log.info("room.stays_merged", doc_id=self.doc_id)
+            self._base, self._since = None, []
+        skipped: set[int] = set()
+        self._state = merge_skipping(
+            [self._state, *tail], lambda index, err: self._skipped(index, err, skipped)
+        )
+        if self._base is not None:
+            self._since.extend(u for index, u in enumerate(tail, 1) if index not in skipped)
         return self._state
 
-    def _skipped(self, _index: int, err: ProtocolError) -> None:
+    @property
+    def is_reencoded(self) -> bool:
+        """Whether the state is held as a re-encoding (plus entries merged onto it since)."""
+        return self._base is not None
+
+    def _skipped(self, index: int, err: ProtocolError, skipped: set[int]) -> None:
         """One that yrs refuses is dropped (logged) rather than losing the others."""
+        skipped.add(index)
         POISON_UPDATES.labels("merge").inc()
         log.error("room.unmergeable_update", doc_id=self.doc_id, error=str(err))
 
@@ -90,18 +145,20 @@ class MergedDoc:
         """Whether `update` adds anything to the document (without applying it).
 
         Read-only clients send their whole delete set in every SyncStep2; that is not an edit and
-        must not earn them a permission-denied message. Merging is deterministic: an update that
-        is already contained leaves the merged bytes unchanged.
+        must not earn them a permission-denied message. Asked of the state's state vector and
+        delete set (kept until the state changes), whichever way the state is encoded.
         """
         if update == EMPTY_UPDATE:
             return False
         state = self.full_state()
-        return call_pycrdt("merge", pycrdt.merge_updates, state, update) != state
+        if self._coverage is None:
+            self._coverage = Coverage(state)
+        return not self._coverage.contains(update)
 
     def size_estimate(self) -> int:
         """An upper bound of the merged size (the unmerged tail over-estimates: merging squashes)."""
         return len(self._state) + self._tail_bytes
 
     def size(self) -> int:
-        """The exact merged size (merges the tail: O(state))."""
+        """The exact size (folds the tail: O(state))."""
         return len(self.full_state())

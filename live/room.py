@@ -5,8 +5,8 @@ A room is a cache (DESIGN.md §1): it is built from the latest Postgres snapshot
 JetStream subject after the snapshot's sequence, and can be dropped and rebuilt at any time. Its
 parts, each in its own module:
 
-* `MergedDoc` (live/merged_doc.py) -- the document as merged Yjs updates (why not a pycrdt `Doc`:
-  see there); pure, no I/O;
+* `MergedDoc` (live/merged_doc.py) -- the document as one Yjs update, merged or (when provably
+  lossless) re-encoded (why not a live pycrdt `Doc`: see there); pure, no I/O;
 * `LogFollower` (live/log_follower.py) -- the ordered subscription: load with no gap, every entry
   exactly once and in order, poison skipped, stalls and NATS reconnects resubscribed;
 * `AwarenessRelay` (live/awareness_relay.py) -- the awareness registry and its core-NATS relay;
@@ -52,6 +52,7 @@ import structlog
 from bus.connection import NatsConnection
 from bus.doc_log import DocLog, LogEntry, PublishAck
 from core.errors import AppError, CloseCode, Unavailable
+from core.yjs_state import single_client
 from live import envelope
 from live.awareness import AwarenessChange, AwarenessRegistry
 from live.awareness_relay import AwarenessRelay
@@ -67,7 +68,6 @@ from live.protocol import (
     encode_update,
 )
 from live.tasks import TaskSet
-from live.yjs_state import single_client
 from models.db import Database
 from models.repo import doc_snapshots
 from server.settings import Settings
@@ -325,7 +325,7 @@ class Room:
         self._outbox = []
         self.delivered_seq = snapshot.seq
         try:
-            self.doc.reset(snapshot.state)
+            self.doc.reset(snapshot.state, compact=snapshot.compact)
         except ProtocolError as err:
             log.error("room.snapshot_unreadable", doc_id=self.doc_id, error=str(err))
             raise Unavailable("document state unreadable") from err
@@ -340,7 +340,7 @@ class Room:
     def caught_up(self, snapshot: doc_snapshots.Snapshot) -> None:
         call_pycrdt("snapshot", pycrdt.get_state, snapshot.state)
         before = self.doc.state_vector()
-        self.doc.append(snapshot.state)
+        self.doc.absorb(snapshot.state)
         missed = self.doc.diff(before)
         self._outbox.append(AppliedUpdate(snapshot.seq, missed, None, None))
         self._schedule_flush()

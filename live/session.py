@@ -25,6 +25,7 @@ import structlog
 from bus.doc_log import DocLog, DocLogRejected
 from bus.revocations import Revocation
 from core.errors import CloseCode, Unavailable
+from core.yjs_state import single_client
 from live import envelope
 from live.doc_events import Expired
 from live.hub import Connection, Identity, SocketLimits, Transport
@@ -53,7 +54,6 @@ from live.protocol import (
     validate_update,
 )
 from live.room import AwarenessBatch, DocumentTooLarge, Room, UpdateBatch
-from live.yjs_state import single_client
 from models.db import Database
 from models.repo import doc_snapshots
 from server.settings import Settings

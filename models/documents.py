@@ -69,6 +69,8 @@ class DocumentSnapshot(peewee.Model):
     state_vector = peewee.BlobField()
     update_count = peewee.BigIntegerField(default=0, constraints=[peewee.SQL("DEFAULT 0")])
     updated_at = timestamptz(default_now=True)
+    # The state is a `Doc`'s re-encoding (core/compaction.py), not merged updates.
+    compact = peewee.BooleanField(default=False, constraints=[peewee.SQL("DEFAULT false")])
 
     class Meta:
         table_name = "document_snapshots"

@@ -8,8 +8,10 @@ may call it at any time for any document:
    is snapshotting it: skip). A transaction-level lock, because asyncpg's pool would release a
    session lock with the connection (DESIGN.md §7); it dies with the transaction or the connection.
 2. Read the previous snapshot (state, S_prev) and the log after S_prev; nothing new ⇒ done.
-3. State = `merge_updates(prev_state, *raw updates)`: never a live doc's `get_update()`, which
-   would drop pending structs (R16) that the purge below then loses for good.
+3. State = the previous state and the raw updates re-encoded by a `Doc` when the previous state is
+   itself a re-encoding and core/compaction.py proves nothing is lost (no pending structs or
+   deletions (R16) that the purge below would then lose for good, no split surrogate pair); else
+   `merge_updates(prev_state, *raw updates)`. The row's `compact` says which.
 4. Save it at S_new with the monotonic upsert (`WHERE seq < S_new`): a lock is not a fence, a stale
    runner whose lock died with its connection cannot move the snapshot backwards (R9). In the same
    transaction: the compaction bookkeeping, the blocks projection, an automatic version.
@@ -37,6 +39,7 @@ import nats.js.errors
 import structlog
 
 from bus.doc_log import DocLog, LogEntry
+from core.compaction import reencode
 from core.errors import Unavailable
 from core.yjs import ProtocolError, merge_skipping
 from models.locks import LockNamespace, try_xact_fence_shared, try_xact_lock
@@ -150,7 +153,7 @@ async def _snapshot_in_transaction(
     entries = await doc_log.read(doc_id, previous.seq)
     if not entries:
         return await _finish_pending_purge(conn, doc_id, previous.seq, tight)
-    state, skipped = _fold(doc_id, previous.state, entries)
+    state, skipped, compact = _fold(doc_id, previous, entries)
     new_seq = entries[-1].seq
     result = SnapshotResult(
         doc_id,
@@ -168,6 +171,7 @@ async def _snapshot_in_transaction(
         state=state,
         state_vector=state_vector(state),
         update_count=len(entries),
+        compact=compact,
     )
     if not saved:
         log.warning("snapshot.fenced", doc_id=doc_id, seq=new_seq)
@@ -209,9 +213,19 @@ async def _finish_pending_purge(
     return _Plan(replace(result, prev_seq=compaction.prev_seq), purge_through=target)
 
 
-def _fold(doc_id: str, previous: bytes, entries: list[LogEntry]) -> tuple[bytes, int]:
-    """merge_updates over the raw log; an entry pycrdt cannot parse (S3: injected past the app's
-    validation) is skipped and logged instead of blocking compaction of the document forever."""
+def _fold(
+    doc_id: str, previous: doc_snapshots.Snapshot, entries: list[LogEntry]
+) -> tuple[bytes, int, bool]:
+    """The new state, the entries skipped and whether it is a re-encoding.
+
+    Re-encoded onto a re-encoded previous state when that provably loses nothing (a merged one
+    could take yrs seconds to load); else merge_updates over the raw log, where an entry pycrdt
+    cannot parse (S3: injected past the app's validation) is skipped and logged instead of
+    blocking compaction of the document forever."""
+    if previous.compact:
+        encoded = reencode([previous.state, *(e.update for e in entries)])
+        if encoded is not None:
+            return encoded, 0, True
     skipped: list[int] = []
 
     def skip(index: int, err: ProtocolError) -> None:
@@ -219,8 +233,8 @@ def _fold(doc_id: str, previous: bytes, entries: list[LogEntry]) -> tuple[bytes,
         seq = entries[index - 1].seq  # index 0 is `previous`
         log.error("snapshot.poison_skipped", doc_id=doc_id, seq=seq, error=str(err))
 
-    state = merge_skipping([previous, *(e.update for e in entries)], skip)
-    return state, len(skipped)
+    state = merge_skipping([previous.state, *(e.update for e in entries)], skip)
+    return state, len(skipped), False
 
 
 async def _keep_auto_version(

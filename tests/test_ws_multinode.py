@@ -10,7 +10,7 @@ import uuid
 import pycrdt
 import pytest
 
-from live.yjs_state import decode_state_vector
+from core.yjs_state import decode_state_vector
 from server.runner import start_node
 from tests.realtime_support import (
     RawSocket,

@@ -8,8 +8,8 @@ import dataclasses
 import pycrdt
 import pytest
 
+from core.yjs_state import decode_state_vector
 from live.rooms import RoomManager
-from live.yjs_state import decode_state_vector
 from models.repo import doc_snapshots
 from services.doc_state import load_state
 from services.snapshots import SnapshotResult

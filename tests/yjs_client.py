@@ -375,9 +375,13 @@ class YjsNodeClients:
         update frame), sent back to back with no pause: a program writing as fast as it can."""
         await self.request("burst_edits", name=name, count=count, key=key)
 
-    async def random_edits(self, name: str, count: int, seed: int) -> None:
-        """``count`` text/map/array edits on roots "text", "map", "array", deterministic by seed."""
-        await self.request("random_edits", name=name, count=count, seed=seed)
+    async def random_edits(
+        self, name: str, count: int, seed: int, *, alphabet: list[str] | None = None
+    ) -> None:
+        """``count`` text/map/array edits on roots "text", "map", "array", deterministic by seed.
+        Words are drawn from ``alphabet`` (default: tests/js/client.mjs's, which has an emoji whose
+        surrogate pair the edits split)."""
+        await self.request("random_edits", name=name, count=count, seed=seed, alphabet=alphabet)
 
     async def apply_update(self, name: str, update: bytes) -> None:
         await self.request("apply_update", name=name, update=base64.b64encode(update).decode())

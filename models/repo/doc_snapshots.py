@@ -13,17 +13,20 @@ from models.db import Database, Executor
 class Snapshot:
     state: bytes
     seq: int
+    compact: bool = False  # `state` is a Doc's re-encoding (core/compaction.py)
 
     @classmethod
     def empty(cls) -> Snapshot:
-        return cls(b"", 0)
+        return cls(b"", 0, compact=True)  # the empty document is its own re-encoding
 
 
 async def get_snapshot(db: Executor, doc_id: str) -> Snapshot:
     row = await db.fetchrow(
-        "SELECT state, seq FROM document_snapshots WHERE document_id = $1", doc_id
+        "SELECT state, seq, compact FROM document_snapshots WHERE document_id = $1", doc_id
     )
-    return Snapshot.empty() if row is None else Snapshot(bytes(row["state"]), int(row["seq"]))
+    if row is None:
+        return Snapshot.empty()
+    return Snapshot(bytes(row["state"]), int(row["seq"]), compact=bool(row["compact"]))
 
 
 async def get_snapshot_seq(db: Executor, doc_id: str) -> int:
@@ -39,14 +42,16 @@ async def save_snapshot(
     state: bytes,
     state_vector: bytes,
     update_count: int,
+    compact: bool = False,
 ) -> bool:
     """Move the snapshot forward; False if one at `seq` or newer is already stored (a fence
     against stale writers: a snapshot never goes backwards)."""
     row = await conn.fetchrow(
-        "INSERT INTO document_snapshots (document_id, seq, state, state_vector, update_count)"
-        " VALUES ($1, $2, $3, $4, $5)"
+        "INSERT INTO document_snapshots"
+        " (document_id, seq, state, state_vector, update_count, compact)"
+        " VALUES ($1, $2, $3, $4, $5, $6)"
         " ON CONFLICT (document_id) DO UPDATE SET seq = EXCLUDED.seq, state = EXCLUDED.state,"
-        " state_vector = EXCLUDED.state_vector,"
+        " state_vector = EXCLUDED.state_vector, compact = EXCLUDED.compact,"
         " update_count = document_snapshots.update_count + EXCLUDED.update_count,"
         " updated_at = now()"
         " WHERE document_snapshots.seq < EXCLUDED.seq"
@@ -56,6 +61,7 @@ async def save_snapshot(
         state,
         state_vector,
         update_count,
+        compact,
     )
     return row is not None
 

@@ -228,10 +228,10 @@ const seededRandom = (seed) => {
 
 const EDIT_ALPHABET = ['a', 'b', 'c', ' ', 'é', 'ß', '中', '👋', '\n']
 
-const randomEdits = (doc, count, seed, { textKey = 'text', mapKey = 'map', arrayKey = 'array' }) => {
+const randomEdits = (doc, count, seed, { textKey = 'text', mapKey = 'map', arrayKey = 'array', alphabet = EDIT_ALPHABET }) => {
   const random = seededRandom(seed)
   const int = (n) => Math.floor(random() * n)
-  const word = () => Array.from({ length: 1 + int(5) }, () => EDIT_ALPHABET[int(EDIT_ALPHABET.length)]).join('')
+  const word = () => Array.from({ length: 1 + int(5) }, () => alphabet[int(alphabet.length)]).join('')
   const text = doc.getText(textKey)
   const map = doc.getMap(mapKey)
   const array = doc.getArray(arrayKey)
@@ -331,9 +331,9 @@ const commands = {
     return {}
   },
 
-  random_edits: ({ name, count, seed, text_key, map_key, array_key }) => {
+  random_edits: ({ name, count, seed, text_key, map_key, array_key, alphabet }) => {
     const { doc } = client(name)
-    randomEdits(doc, count, seed, { textKey: text_key, mapKey: map_key, arrayKey: array_key })
+    randomEdits(doc, count, seed, { textKey: text_key, mapKey: map_key, arrayKey: array_key, alphabet: alphabet ?? EDIT_ALPHABET })
     return {}
   },
 

@@ -1,0 +1,114 @@
+"""Re-encoding a document's updates through a pycrdt `Doc`, used only when it provably loses nothing.
+
+Why: the merged updates the rooms and snapshots hold (`pycrdt.merge_updates`) keep every update's
+items apart. For 100k scattered one-character inserts that is 2.29 MB, which a joiner is sent and
+must apply (Yjs: ~150 ms) and which yrs loads pathologically (13.5 s, 4 GB); the same document
+re-encoded by a `Doc` is 0.27 MB and loads in 4 ms -- the size the reference server sends, since it
+keeps a `Y.Doc`. Applying the updates in log order to a `Doc` costs about what merging them does.
+
+Why "provably": live/merged_doc.py keeps merged updates for two reasons, and both are checked here
+on every re-encoding, falling back to the merged form when either could apply:
+
+* yrs mis-encodes a text whose UTF-16 surrogate pair a Yjs client split (it shifts the string by one
+  unit -- a state Yjs refuses), and the result looks structurally sound, so it cannot be detected
+  afterwards. A pair exists only where an update carries a 4-byte UTF-8 sequence, so inputs holding
+  one are not re-encoded (documents with emoji keep the merged form). Yjs client ids (random
+  32-bit varints) look like one in ~0.5 % of cases, so the document's client ids are masked before
+  looking; another binary value that looks like one only costs the optimisation;
+* a `Doc` leaves pending structs and deletions (those whose dependencies have not arrived) out of
+  its encoding. The re-encoding is kept only if it contains every input: no struct of any input
+  beyond its state vector, every deleted range of every input in its delete set (`Coverage`).
+
+An input larger than `MAX_INPUT_BYTES` (other than the first, a known re-encoded base) is not
+re-encoded either: a merged state published as one update would load as slowly as above.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Sequence
+
+import pycrdt
+
+from core.yjs import EMPTY_UPDATE, ProtocolError, call_pycrdt
+from core.yjs_state import (
+    DeleteSet,
+    decode_delete_set,
+    decode_state_vector,
+    encode_var_uint,
+    read_var_uint,
+)
+
+#: The UTF-8 form of a code point above U+FFFF (a UTF-16 surrogate pair in Yjs' strings).
+_ASTRAL = re.compile(rb"[\xf0-\xf4][\x80-\xbf]{3}")
+MAX_INPUT_BYTES = 256 * 1024
+_AFTER_ANY_END = 1 << 64  # (start, this) sorts after every held range starting at `start`
+
+
+class Coverage:
+    """What one state holds (state vector and delete set), to ask whether an update adds anything.
+
+    Independent of how the state is encoded (merged or re-encoded), unlike comparing merged bytes.
+    """
+
+    def __init__(self, state: bytes) -> None:
+        self.state_vector = call_pycrdt("state vector", pycrdt.get_state, state)
+        self.clocks = decode_state_vector(self.state_vector)
+        own = call_pycrdt("diff", pycrdt.get_update, state, self.state_vector)
+        structs, offset = read_var_uint(own, 0)
+        self.complete = structs == 0  # False: the state has structs past a gap (pending)
+        self.deleted: DeleteSet = decode_delete_set(own, offset) if self.complete else {}
+
+    def contains(self, update: bytes) -> bool:
+        """Whether `update` adds no struct and no deletion to the state."""
+        if update == EMPTY_UPDATE:
+            return True
+        diff = call_pycrdt("diff", pycrdt.get_update, update, self.state_vector)
+        structs, offset = read_var_uint(diff, 0)
+        if structs:
+            return False
+        for client, ranges in decode_delete_set(diff, offset).items():
+            held = self.deleted.get(client, [])
+            for start, end in ranges:
+                index = bisect_right(held, (start, _AFTER_ANY_END)) - 1
+                if index < 0 or held[index][1] < end:
+                    return False
+        return True
+
+
+def reencode(updates: Sequence[bytes]) -> bytes | None:
+    """`updates` (a base state first, then entries in log order) as one `Doc` encoding, or None
+    when that could lose or corrupt anything (see the module docstring)."""
+    present = [u for u in updates if u and u != EMPTY_UPDATE]
+    if not present:
+        return EMPTY_UPDATE
+    if any(len(u) > MAX_INPUT_BYTES for u in present[1:]):
+        return None
+    try:
+        doc: pycrdt.Doc = pycrdt.Doc()
+        for update in present:
+            call_pycrdt("apply", doc.apply_update, update)
+        encoded: bytes = call_pycrdt("encode", doc.get_update)
+        coverage = Coverage(encoded)
+        if not coverage.complete or not all(coverage.contains(u) for u in present):
+            return None
+        if _may_hold_astral(present, {*coverage.clocks, *coverage.deleted}):
+            return None
+    except ProtocolError:
+        return None
+    return encoded
+
+
+def _may_hold_astral(updates: Sequence[bytes], clients: set[int]) -> bool:
+    """Whether any update may carry a character above U+FFFF, client ids aside (a varint can
+    look like a 4-byte UTF-8 sequence; masked with a byte no sequence contains)."""
+    masks = [encode_var_uint(client) for client in clients]
+    for update in updates:
+        if not _ASTRAL.search(update):
+            continue
+        for mask in masks:
+            update = update.replace(mask, b"\x00")
+        if _ASTRAL.search(update):
+            return True
+    return False
