@@ -146,7 +146,10 @@ class MergedDoc:
 
         Read-only clients send their whole delete set in every SyncStep2; that is not an edit and
         must not earn them a permission-denied message. Asked of the state's state vector and
-        delete set (kept until the state changes), whichever way the state is encoded.
+        delete set (kept until the state changes), which holds whichever way the state is
+        encoded. A state holding pending structs answers "changes" for anything past the gap (as
+        comparing merged bytes did: merging is not byte-stable there); storing such an update
+        again is harmless, Yjs updates are idempotent.
         """
         if update == EMPTY_UPDATE:
             return False
