@@ -31,7 +31,7 @@ from collections.abc import Sequence
 
 import pycrdt
 
-from core.yjs import EMPTY_UPDATE, ProtocolError, call_pycrdt
+from core.yjs import EMPTY_UPDATE, ProtocolError, call_pycrdt, merge
 from core.yjs_state import (
     DeleteSet,
     decode_delete_set,
@@ -43,6 +43,8 @@ from core.yjs_state import (
 #: The UTF-8 form of a code point above U+FFFF (a UTF-16 surrogate pair in Yjs' strings).
 _ASTRAL = re.compile(rb"[\xf0-\xf4][\x80-\xbf]{3}")
 MAX_INPUT_BYTES = 256 * 1024
+#: Entries merged into one `apply_update` (see `reencode`).
+RUN = 32
 _AFTER_ANY_END = 1 << 64  # (start, this) sorts after every held range starting at `start`
 
 
@@ -86,12 +88,18 @@ def reencode(updates: Sequence[bytes]) -> bytes | None:
     if any(len(u) > MAX_INPUT_BYTES for u in present[1:]):
         return None
     try:
+        # The base, then the entries merged a few at a time: a `Doc` commits (and squashes) after
+        # every `apply_update`, ~12 µs each, so 25k entries applied one by one took 0.36 s and
+        # in runs of 32 take 0.1 s. (All in one transaction is far worse: without the squashes
+        # in between, integrating gets slow -- 13 s.) A run holds all of its entries' structs and
+        # deletions, so checking the runs checks the entries.
+        runs = [present[0], *(merge(present[i : i + RUN]) for i in range(1, len(present), RUN))]
         doc: pycrdt.Doc = pycrdt.Doc()
-        for update in present:
-            call_pycrdt("apply", doc.apply_update, update)
+        for run in runs:
+            call_pycrdt("apply", doc.apply_update, run)
         encoded: bytes = call_pycrdt("encode", doc.get_update)
         coverage = Coverage(encoded)
-        if not coverage.complete or not all(coverage.contains(u) for u in present):
+        if not coverage.complete or not all(coverage.contains(run) for run in runs):
             return None
         if _may_hold_astral(present, {*coverage.clocks, *coverage.deleted}):
             return None
