@@ -108,6 +108,24 @@ def reencode(updates: Sequence[bytes]) -> bytes | None:
     return encoded
 
 
+def worth_reencoding(state: bytes) -> bool:
+    """Whether a merged state could pass `reencode` (nothing pending, no character above U+FFFF):
+    a cheap check before the expensive part, loading that state into a `Doc`. (The delete set is
+    decoded only when a client id may have to be masked.)"""
+    try:
+        vector = call_pycrdt("state vector", pycrdt.get_state, state)
+        own = call_pycrdt("diff", pycrdt.get_update, state, vector)
+    except ProtocolError:
+        return False
+    structs, offset = read_var_uint(own, 0)
+    if structs:
+        return False
+    if _ASTRAL.search(state) is None:
+        return True
+    clients = {*decode_state_vector(vector), *decode_delete_set(own, offset)}
+    return not _may_hold_astral([state], clients)
+
+
 def _may_hold_astral(updates: Sequence[bytes], clients: set[int]) -> bool:
     """Whether any update may carry a character above U+FFFF, client ids aside (a varint can
     look like a 4-byte UTF-8 sequence; masked with a byte no sequence contains)."""

@@ -11,7 +11,9 @@ may call it at any time for any document:
 3. State = the previous state and the raw updates re-encoded by a `Doc` when the previous state is
    itself a re-encoding and core/compaction.py proves nothing is lost (no pending structs or
    deletions (R16) that the purge below would then lose for good, no split surrogate pair); else
-   `merge_updates(prev_state, *raw updates)`. The row's `compact` says which.
+   `merge_updates(prev_state, *raw updates)`, which the projection worker then re-encodes when
+   it can (never on the loop: loading a merged state into a `Doc` can take seconds). The row's
+   `compact` says which.
 4. Save it at S_new with the monotonic upsert (`WHERE seq < S_new`): a lock is not a fence, a stale
    runner whose lock died with its connection cannot move the snapshot backwards (R9). In the same
    transaction: the compaction bookkeeping, the blocks projection, an automatic version.
@@ -39,7 +41,7 @@ import nats.js.errors
 import structlog
 
 from bus.doc_log import DocLog, LogEntry
-from core.compaction import reencode
+from core.compaction import reencode, worth_reencoding
 from core.errors import Unavailable
 from core.yjs import ProtocolError, merge_skipping
 from models.locks import LockNamespace, try_xact_fence_shared, try_xact_lock
@@ -154,6 +156,8 @@ async def _snapshot_in_transaction(
     if not entries:
         return await _finish_pending_purge(conn, doc_id, previous.seq, tight)
     state, skipped, compact = _fold(doc_id, previous, entries)
+    if not compact:
+        state, compact = await _reencode_merged(ctx, doc_id, state)
     new_seq = entries[-1].seq
     result = SnapshotResult(
         doc_id,
@@ -235,6 +239,26 @@ def _fold(
 
     state = merge_skipping([previous.state, *(e.update for e in entries)], skip)
     return state, len(skipped), False
+
+
+async def _reencode_merged(ctx: SnapshotDeps, doc_id: str, state: bytes) -> tuple[bytes, bool]:
+    """A merged state re-encoded in the projection worker, when it can be: the snapshots written
+    before re-encoding existed (and any run that could not re-encode onto its base) would
+    otherwise keep every later room and snapshot of the document merged. Loading a merged state
+    into a `Doc` is the slow case (13.5 s for 100k scattered inserts), so it never runs on the
+    event loop, and a state that cannot pass (pending structs, a character above U+FFFF) is not
+    sent at all. Once it passes, the next runs re-encode onto it on the loop, cheaply."""
+    if not worth_reencoding(state):
+        return state, False
+    try:
+        encoded = await ctx.projection_worker.run(reencode, [state])
+    except Unavailable as err:
+        log.warning("snapshot.reencode_failed", doc_id=doc_id, error=str(err))
+        return state, False
+    if encoded is None:
+        return state, False
+    log.info("snapshot.reencoded", doc_id=doc_id, merged=len(state), reencoded=len(encoded))
+    return encoded, True
 
 
 async def _keep_auto_version(

@@ -9,7 +9,7 @@ import pytest
 
 import core.compaction
 import live.merged_doc
-from core.compaction import Coverage, reencode
+from core.compaction import Coverage, reencode, worth_reencoding
 from core.yjs import EMPTY_UPDATE
 from core.yjs_state import read_var_uint
 from live.merged_doc import POISON_UPDATES, MergedDoc
@@ -214,3 +214,11 @@ def test_a_snapshot_not_known_to_be_reencoded_is_never_loaded_into_a_doc(compact
     room.absorb(pycrdt.merge_updates(*updates))  # a newer snapshot catching up a gap
     assert not room.is_reencoded
     assert yjs_view([room.full_state()]) == yjs_view(updates)
+
+
+def test_worth_reencoding_tells_the_states_that_could_pass() -> None:
+    updates = edits(40)
+    assert worth_reencoding(pycrdt.merge_updates(*updates))
+    assert not worth_reencoding(pycrdt.merge_updates(updates[0], *updates[2:]))  # pending
+    assert not worth_reencoding(pycrdt.merge_updates(*updates, *SPLIT_SURROGATE_UPDATES))
+    assert not worth_reencoding(b"\x01\x02garbage")

@@ -491,3 +491,38 @@ async def test_orphaned_subjects_are_purged_when_old(ctx, doc_log, monkeypatch):
     monkeypatch.setattr(snapshot_job, "ORPHAN_MIN_AGE_S", -60.0)
     assert await snapshot_job.purge_orphans(ctx, [orphan]) == [orphan]
     assert await stored(ctx, orphan) == 0
+
+
+# --- re-encoding (core/compaction.py) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["ab", "a\U0001f44b"], ids=["plain", "emoji"])
+async def test_a_merged_snapshot_is_reencoded_by_the_next_run(ctx, doc_log, text):
+    """A snapshot stored merged (as every snapshot was before re-encoding; `compact` false) is
+    re-encoded by the next run, in the projection worker -- unless it holds a character a Yjs
+    client could split, which keeps it merged. The document is the same either way."""
+    writer = await writer_for(ctx, doc_log)
+    seqs = [await writer.type_text(text) for _ in range(30)]
+    entries = await doc_log.read(writer.doc_id, 0)
+    merged = pycrdt.merge_updates(*(e.update for e in entries[:20]))
+    assert await doc_snapshots.save_snapshot(
+        ctx.db,
+        writer.doc_id,
+        seq=seqs[19],
+        state=merged,
+        state_vector=pycrdt.get_state(merged),
+        update_count=20,
+        compact=False,
+    )
+
+    result = await snapshot_document(ctx, writer.doc_id)
+
+    assert result.status == "snapshotted" and result.seq == seqs[-1]
+    snapshot = await doc_snapshots.get_snapshot(ctx.db, writer.doc_id)
+    assert snapshot.compact is (text == "ab")
+    assert same_state(snapshot.state, writer.doc.get_update())
+    await writer.type_text(text)  # the next run re-encodes onto it (or merges, as before)
+    await snapshot_document(ctx, writer.doc_id)
+    snapshot = await doc_snapshots.get_snapshot(ctx.db, writer.doc_id)
+    assert snapshot.compact is (text == "ab")
+    assert same_state(snapshot.state, writer.doc.get_update())
