@@ -109,7 +109,7 @@ class MergedDoc:
         tail, self._tail, self._tail_bytes = self._tail, [], 0
         self._coverage = None
         if self._base is not None and len(self._since) + len(tail) >= COMPACT_AFTER_ENTRIES:
-            encoded = reencode([self._base, *self._since, *tail])
+            encoded = reencode(self._base, [*self._since, *tail])
             if encoded is not None:
                 REENCODINGS.labels("reencoded").inc()
                 self._state = self._base = encoded

@@ -8,12 +8,12 @@ may call it at any time for any document:
    is snapshotting it: skip). A transaction-level lock, because asyncpg's pool would release a
    session lock with the connection (DESIGN.md §7); it dies with the transaction or the connection.
 2. Read the previous snapshot (state, S_prev) and the log after S_prev; nothing new ⇒ done.
-3. State = the previous state and the raw updates re-encoded by a `Doc` when the previous state is
-   itself a re-encoding and core/compaction.py proves nothing is lost (no pending structs or
-   deletions (R16) that the purge below would then lose for good, no split surrogate pair); else
-   `merge_updates(prev_state, *raw updates)`, which the projection worker then re-encodes when
-   it can (never on the loop: loading a merged state into a `Doc` can take seconds). The row's
-   `compact` says which.
+3. State = the previous state and the raw updates re-encoded by a `Doc` in the projection worker
+   when the previous state is itself a re-encoding and core/compaction.py proves nothing is lost
+   (no pending structs or deletions (R16) that the purge below would then lose for good, no split
+   surrogate pair); else `merge_updates(prev_state, *raw updates)`, which the worker then
+   re-encodes when a cheap check says it could pass (never on the loop: loading a merged state
+   into a `Doc` can take seconds). The row's `compact` says which.
 4. Save it at S_new with the monotonic upsert (`WHERE seq < S_new`): a lock is not a fence, a stale
    runner whose lock died with its connection cannot move the snapshot backwards (R9). In the same
    transaction: the compaction bookkeeping, the blocks projection, an automatic version.
@@ -41,7 +41,7 @@ import nats.js.errors
 import structlog
 
 from bus.doc_log import DocLog, LogEntry
-from core.compaction import reencode, worth_reencoding
+from core.compaction import reencode_off_loop, worth_reencoding
 from core.errors import Unavailable
 from core.yjs import ProtocolError, merge_skipping
 from models.locks import LockNamespace, try_xact_fence_shared, try_xact_lock
@@ -155,9 +155,7 @@ async def _snapshot_in_transaction(
     entries = await doc_log.read(doc_id, previous.seq)
     if not entries:
         return await _finish_pending_purge(conn, doc_id, previous.seq, tight)
-    state, skipped, compact = _fold(doc_id, previous, entries)
-    if not compact:
-        state, compact = await _reencode_merged(ctx, doc_id, state)
+    state, skipped, compact = await _fold(ctx, doc_id, previous, entries)
     new_seq = entries[-1].seq
     result = SnapshotResult(
         doc_id,
@@ -217,17 +215,20 @@ async def _finish_pending_purge(
     return _Plan(replace(result, prev_seq=compaction.prev_seq), purge_through=target)
 
 
-def _fold(
-    doc_id: str, previous: doc_snapshots.Snapshot, entries: list[LogEntry]
+async def _fold(
+    ctx: SnapshotDeps, doc_id: str, previous: doc_snapshots.Snapshot, entries: list[LogEntry]
 ) -> tuple[bytes, int, bool]:
     """The new state, the entries skipped and whether it is a re-encoding.
 
-    Re-encoded onto a re-encoded previous state when that provably loses nothing (a merged one
-    could take yrs seconds to load); else merge_updates over the raw log, where an entry pycrdt
-    cannot parse (S3: injected past the app's validation) is skipped and logged instead of
-    blocking compaction of the document forever."""
+    Re-encoded in the projection worker (never on the loop: a long log, or a merged state, takes
+    yrs seconds to load) onto a re-encoded previous state, when that provably loses nothing;
+    else merge_updates over the raw log, where an entry pycrdt cannot parse (S3: injected past the
+    app's validation) is skipped and logged instead of blocking compaction of the document
+    forever -- and that merged state is re-encoded in the worker when a cheap check says it could
+    pass (every snapshot written before re-encoding existed is merged: this converts them)."""
+    updates = [e.update for e in entries]
     if previous.compact:
-        encoded = reencode([previous.state, *(e.update for e in entries)])
+        encoded = await _reencode_in_worker(ctx, doc_id, previous.state, updates)
         if encoded is not None:
             return encoded, 0, True
     skipped: list[int] = []
@@ -237,28 +238,23 @@ def _fold(
         seq = entries[index - 1].seq  # index 0 is `previous`
         log.error("snapshot.poison_skipped", doc_id=doc_id, seq=seq, error=str(err))
 
-    state = merge_skipping([previous.state, *(e.update for e in entries)], skip)
+    state = merge_skipping([previous.state, *updates], skip)
+    if worth_reencoding(state):
+        encoded = await _reencode_in_worker(ctx, doc_id, state, [])
+        if encoded is not None:
+            log.info("snapshot.reencoded", doc_id=doc_id, merged=len(state), size=len(encoded))
+            return encoded, len(skipped), True
     return state, len(skipped), False
 
 
-async def _reencode_merged(ctx: SnapshotDeps, doc_id: str, state: bytes) -> tuple[bytes, bool]:
-    """A merged state re-encoded in the projection worker, when it can be: the snapshots written
-    before re-encoding existed (and any run that could not re-encode onto its base) would
-    otherwise keep every later room and snapshot of the document merged. Loading a merged state
-    into a `Doc` is the slow case (13.5 s for 100k scattered inserts), so it never runs on the
-    event loop, and a state that cannot pass (pending structs, a character above U+FFFF) is not
-    sent at all. Once it passes, the next runs re-encode onto it on the loop, cheaply."""
-    if not worth_reencoding(state):
-        return state, False
+async def _reencode_in_worker(
+    ctx: SnapshotDeps, doc_id: str, base: bytes, updates: list[bytes]
+) -> bytes | None:
     try:
-        encoded = await ctx.projection_worker.run(reencode, [state])
+        return await ctx.projection_worker.run(reencode_off_loop, base, updates)
     except Unavailable as err:
         log.warning("snapshot.reencode_failed", doc_id=doc_id, error=str(err))
-        return state, False
-    if encoded is None:
-        return state, False
-    log.info("snapshot.reencoded", doc_id=doc_id, merged=len(state), reencoded=len(encoded))
-    return encoded, True
+        return None
 
 
 async def _keep_auto_version(

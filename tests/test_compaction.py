@@ -9,7 +9,7 @@ import pytest
 
 import core.compaction
 import live.merged_doc
-from core.compaction import Coverage, reencode, worth_reencoding
+from core.compaction import Coverage, reencode, reencode_off_loop, worth_reencoding
 from core.yjs import EMPTY_UPDATE
 from core.yjs_state import read_var_uint
 from live.merged_doc import POISON_UPDATES, MergedDoc
@@ -62,7 +62,7 @@ def yjs_view(updates: list[bytes]) -> dict:
 
 def test_reencoding_is_the_same_document_in_yjs() -> None:
     updates = edits(600)
-    encoded = reencode([EMPTY_UPDATE, *updates])
+    encoded = reencode(EMPTY_UPDATE, updates)
     assert encoded is not None
     assert yjs_view([encoded]) == yjs_view(updates)
     coverage = Coverage(encoded)
@@ -81,7 +81,7 @@ def test_a_long_edited_text_is_much_smaller_reencoded() -> None:
         text.insert((i * 7919) % (len(text) + 1), "x")
         inserts.append(doc.get_update(before))
     runs = [pycrdt.merge_updates(*inserts[i : i + 21]) for i in range(0, len(inserts), 21)]
-    encoded = reencode(runs)
+    encoded = reencode(EMPTY_UPDATE, runs)
     assert encoded is not None
     assert len(encoded) * 2 < len(pycrdt.merge_updates(*runs))
     assert run_yjs([encoded])["text"] == str(text)
@@ -89,15 +89,15 @@ def test_a_long_edited_text_is_much_smaller_reencoded() -> None:
 
 def test_reencoding_onto_a_reencoded_base_gives_the_same_document() -> None:
     updates = edits(400)
-    base = reencode(updates[:250])
+    base = reencode(EMPTY_UPDATE, updates[:250])
     assert base is not None
-    assert yjs_view([reencode([base, *updates[250:]]) or b""]) == yjs_view(updates)
+    assert yjs_view([reencode(base, updates[250:]) or b""]) == yjs_view(updates)
 
 
 def test_a_split_surrogate_pair_is_not_reencoded() -> None:
     """pycrdt's `Doc` encodes this text shifted by one UTF-16 unit (the state Yjs refuses), so any
     input carrying a character outside the BMP keeps the merged form."""
-    assert reencode(SPLIT_SURROGATE_UPDATES) is None
+    assert reencode(EMPTY_UPDATE, SPLIT_SURROGATE_UPDATES) is None
     assert run_yjs([pycrdt.merge_updates(*SPLIT_SURROGATE_UPDATES)])["text"] == (
         "helABClo \ufffd world and more text here"
     )
@@ -109,15 +109,15 @@ def test_a_client_id_that_looks_like_an_emoji_does_not_stop_reencoding() -> None
     text = doc.get("text", type=pycrdt.Text)
     text += "plain text"
     plain = doc.get_update()
-    assert reencode([plain]) is not None
+    assert reencode(plain, []) is not None
     before = doc.get_state()
     text += " \U0001f44b"
-    assert reencode([plain, doc.get_update(before)]) is None
+    assert reencode(plain, [doc.get_update(before)]) is None
 
 
 def test_pending_structs_are_not_reencoded() -> None:
     updates = edits(30)
-    assert reencode([updates[0], *updates[2:]]) is None  # the 2nd is missing: the rest waits
+    assert reencode(updates[0], updates[2:]) is None  # the 2nd is missing: the rest waits
 
 
 def test_a_pending_deletion_is_not_reencoded() -> None:
@@ -128,19 +128,36 @@ def test_a_pending_deletion_is_not_reencoded() -> None:
     before = writer.get_state()
     del writer.get("text", type=pycrdt.Text)[0:1]
     deletion = writer.get_update(before)  # deletes an item that `second` made
-    assert reencode([first, deletion]) is None
-    assert reencode([first, second, deletion]) is not None
+    assert reencode(first, [deletion]) is None
+    assert reencode(first, [second, deletion]) is not None
 
 
-def test_an_input_too_large_to_apply_quickly_is_not_reencoded(monkeypatch) -> None:
-    updates = edits(20)
-    monkeypatch.setattr(core.compaction, "MAX_INPUT_BYTES", max(map(len, updates[1:])) - 1)
-    assert reencode(updates) is None
-    assert reencode([pycrdt.merge_updates(*updates)]) is not None  # the base may be any size
+def test_entries_too_large_to_apply_on_the_loop_are_left_to_the_worker(monkeypatch) -> None:
+    updates = edits(60)
+    biggest = max(map(len, updates[1:]))
+    limits = core.compaction.Limits(entry_bytes=biggest - 1, total_bytes=10**9)
+    monkeypatch.setattr(core.compaction, "ON_LOOP_LIMITS", limits)
+    assert reencode(updates[0], updates[1:]) is None
+    total = sum(map(len, updates[1:]))
+    limits = core.compaction.Limits(entry_bytes=biggest, total_bytes=total - 1)
+    monkeypatch.setattr(core.compaction, "ON_LOOP_LIMITS", limits)
+    assert reencode(updates[0], updates[1:]) is None
+    merged = pycrdt.merge_updates(*updates)
+    assert reencode(merged, []) is not None  # the base may be any size
+    assert yjs_view([reencode_off_loop(updates[0], updates[1:]) or b""]) == yjs_view(updates)
+
+
+def test_runs_are_bounded_in_entries_and_bytes(monkeypatch) -> None:
+    monkeypatch.setattr(core.compaction, "RUN_BYTES", 300)
+    entries = [b"\x00\x00", b"a" * 200, b"b" * 200, b"c" * 500, *[b"\x00\x00"] * 40]
+    monkeypatch.setattr(core.compaction, "merge", lambda run: b"+".join(run))
+    runs = core.compaction._runs(entries)
+    assert runs[:3] == [b"\x00\x00+" + b"a" * 200, b"b" * 200, b"c" * 500]
+    assert [len(r.split(b"+")) for r in runs[3:]] == [32, 8]
 
 
 def test_unreadable_input_is_not_reencoded() -> None:
-    assert reencode([edits(1)[0], b"\x01\x02garbage"]) is None
+    assert reencode(edits(1)[0], [b"\x01\x02garbage"]) is None
 
 
 def test_coverage_tells_new_structs_and_deletions_from_known_ones() -> None:
@@ -208,7 +225,7 @@ def test_a_snapshot_not_known_to_be_reencoded_is_never_loaded_into_a_doc(compact
         room.append(update)
     assert not room.is_reencoded
     assert yjs_view([room.full_state()]) == yjs_view(updates)
-    room.reset(reencode(updates[:50]) or b"", compact=True)
+    room.reset(reencode(EMPTY_UPDATE, updates[:50]) or b"", compact=True)
     for update in updates[50:]:
         room.append(update)
     room.absorb(pycrdt.merge_updates(*updates))  # a newer snapshot catching up a gap
@@ -222,3 +239,19 @@ def test_worth_reencoding_tells_the_states_that_could_pass() -> None:
     assert not worth_reencoding(pycrdt.merge_updates(updates[0], *updates[2:]))  # pending
     assert not worth_reencoding(pycrdt.merge_updates(*updates, *SPLIT_SURROGATE_UPDATES))
     assert not worth_reencoding(b"\x01\x02garbage")
+
+
+def test_a_room_entry_too_large_for_the_loop_leaves_the_document_merged(
+    compact_often, monkeypatch
+) -> None:
+    updates = edits(100)
+    big = pycrdt.merge_updates(*updates[:60])  # a merged state published as one update
+    monkeypatch.setattr(
+        core.compaction, "ON_LOOP_LIMITS", core.compaction.Limits(len(big) - 1, 10**9)
+    )
+    room = MergedDoc("doc")
+    for update in [big, *updates[60:]]:
+        room.append(update)
+    state = room.full_state()
+    assert not room.is_reencoded
+    assert yjs_view([state]) == yjs_view(updates)
