@@ -15,9 +15,10 @@ as a live pycrdt `Doc`:
 But merged updates keep every update's items apart, so a long-edited document grows several times
 larger than what a `Doc` (or the reference server's `Y.Doc`) would send a joiner, and yrs loads it
 very slowly. So while the state is a `Doc`'s re-encoding (`compact`: a new document, a re-encoded
-snapshot) the entries since are kept, and every `COMPACT_AFTER_ENTRIES` the base and those entries
-are re-encoded by core/compaction.py, which refuses whenever that could lose or corrupt anything
-(then the document stays merged until a re-encoded snapshot resets it).
+snapshot) the entries since are kept, and every `COMPACT_AFTER_ENTRIES` (or `_BYTES`) the base
+and those entries are re-encoded by core/compaction.py, which refuses whenever that could lose or
+corrupt anything or take the loop too long (then the document stays merged until a re-encoded
+snapshot resets it: the snapshot job re-encodes in the projection worker).
 
 New entries go to a tail that is folded into the state lazily (when someone needs the state, or
 when the tail grows past a fraction of the state), so appending an update costs O(update).
@@ -55,6 +56,9 @@ TAIL_STATE_FRACTION = 8
 #: every 256 entries 0.44 s, every 1,024 0.27 s, every 4,096 0.26 s -- the re-encoded state
 #: stays at 0.3 MB, so the folds between re-encodings stay cheap too.
 COMPACT_AFTER_ENTRIES = 1024
+#: ... or once they hold this many bytes (large entries: a re-encoding on the loop takes at most
+#: `core.compaction.ON_LOOP_LIMITS.total_bytes`).
+COMPACT_AFTER_BYTES = 1024 * 1024
 
 
 class MergedDoc:
@@ -108,8 +112,11 @@ class MergedDoc:
             return self._state
         tail, self._tail, self._tail_bytes = self._tail, [], 0
         self._coverage = None
-        if self._base is not None and len(self._since) + len(tail) >= COMPACT_AFTER_ENTRIES:
-            encoded = reencode(self._base, [*self._since, *tail])
+        pending = [*self._since, *tail]
+        if self._base is not None and (
+            len(pending) >= COMPACT_AFTER_ENTRIES or sum(map(len, pending)) >= COMPACT_AFTER_BYTES
+        ):
+            encoded = reencode(self._base, pending)
             if encoded is not None:
                 REENCODINGS.labels("reencoded").inc()
                 self._state = self._base = encoded
