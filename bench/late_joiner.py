@@ -157,10 +157,11 @@ class Steps:
         room = new_rooms(self.server, self.stack, 1)[0]
         updates = ["--room", room, "--updates", str(self.args.updates)]
         fill = self.drive("fill", *updates, "--rate", str(self.args.fill_rate))
-        snapshot_seq = None
+        snapshot_seq, snapshot = None, {}
         if variant.snapshot:
             assert self.stack is not None
             snapshot_seq = self.stack.wait_snapshot(room, SNAPSHOT_WAIT_S)
+            snapshot = self.stack.snapshot_form(room)
         cold = []
         for _ in range(COLD_JOINS):
             time.sleep(SETTLE_S)  # every client left: ours unloads the room
@@ -169,6 +170,7 @@ class Steps:
         return {
             "fill_ms": fill["fill_ms"],
             "snapshot_seq": snapshot_seq,
+            "snapshot": snapshot,
             "cold_join_ms": cold,
             "cold_join_median_ms": sorted(cold)[len(cold) // 2],
             "warm_join_ms": warm["join_ms"],

@@ -383,6 +383,17 @@ class OurStack:
             time.sleep(0.2)
         raise BenchError(f"no snapshot of {doc_id} up to seq {last} in {timeout_s}s")
 
+    def snapshot_form(self, doc_id: str) -> dict[str, Any]:
+        """The stored snapshot's size and whether it is a `Doc`'s re-encoding (core/compaction.py)
+        rather than merged updates: what a cold joiner is sent."""
+        with self._sql() as cur:
+            cur.execute(
+                "SELECT length(state), compact FROM document_snapshots WHERE document_id = %s",
+                (doc_id,),
+            )
+            row = cur.fetchone()
+        return {} if row is None else {"bytes": int(row[0]), "reencoded": bool(row[1])}
+
     async def _last_log_seq(self, doc_id: str) -> int:
         nc = await nats.connect(self.stack.nats.url)
         try:
