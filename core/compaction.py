@@ -29,17 +29,13 @@ import re
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import pycrdt
+from pycrdt import Decoder, write_var_uint
 
 from core.yjs import EMPTY_UPDATE, ProtocolError, call_pycrdt, merge
-from core.yjs_state import (
-    DeleteSet,
-    decode_delete_set,
-    decode_state_vector,
-    encode_var_uint,
-    read_var_uint,
-)
+from core.yjs_state import DeleteSet, decode_delete_set, decode_state_vector
 
 #: The UTF-8 form of a code point above U+FFFF (a UTF-16 surrogate pair in Yjs' strings).
 _ASTRAL = re.compile(rb"[\xf0-\xf4][\x80-\xbf]{3}")
@@ -73,21 +69,28 @@ class Coverage:
 
     def __init__(self, state: bytes) -> None:
         self.state_vector = call_pycrdt("state vector", pycrdt.get_state, state)
-        self.clocks = decode_state_vector(self.state_vector)
-        own = call_pycrdt("diff", pycrdt.get_update, state, self.state_vector)
-        structs, offset = read_var_uint(own, 0)
-        self.complete = structs == 0  # False: the state has structs past a gap (pending)
-        self.deleted: DeleteSet = decode_delete_set(own, offset) if self.complete else {}
+        self._own = Decoder(call_pycrdt("diff", pycrdt.get_update, state, self.state_vector))
+        self.complete = self._own.read_var_uint() == 0  # else: structs past a gap (pending)
+
+    @cached_property
+    def deleted(self) -> DeleteSet:
+        """The state's delete set (decoded on first use: a long-edited document has many
+        ranges); empty for an incomplete state, whose structs would have to be walked first."""
+        return decode_delete_set(self._own) if self.complete else {}
+
+    @property
+    def clients(self) -> set[int]:
+        """Every client id the state names: with structs, or with deletions only."""
+        return {*decode_state_vector(self.state_vector), *self.deleted}
 
     def contains(self, update: bytes) -> bool:
         """Whether `update` adds no struct and no deletion to the state."""
         if update == EMPTY_UPDATE:
             return True
-        diff = call_pycrdt("diff", pycrdt.get_update, update, self.state_vector)
-        structs, offset = read_var_uint(diff, 0)
-        if structs:
+        diff = Decoder(call_pycrdt("diff", pycrdt.get_update, update, self.state_vector))
+        if diff.read_var_uint():  # structs
             return False
-        for client, ranges in decode_delete_set(diff, offset).items():
+        for client, ranges in decode_delete_set(diff).items():
             held = self.deleted.get(client, [])
             for start, end in ranges:
                 index = bisect_right(held, (start, _AFTER_ANY_END)) - 1
@@ -132,7 +135,7 @@ def _reencode(base: bytes, entries: Sequence[bytes], limits: Limits | None) -> b
         coverage = Coverage(encoded)
         if not coverage.complete or not all(coverage.contains(run) for run in runs):
             return None
-        if _may_hold_astral([base, *present], {*coverage.clocks, *coverage.deleted}):
+        if _may_hold_astral([base, *present], coverage.clients):
             return None
     except ProtocolError:
         return None
@@ -160,23 +163,18 @@ def worth_reencoding(state: bytes) -> bool:
     a cheap check before the expensive part, loading that state into a `Doc`. (The delete set is
     decoded only when a client id may have to be masked.)"""
     try:
-        vector = call_pycrdt("state vector", pycrdt.get_state, state)
-        own = call_pycrdt("diff", pycrdt.get_update, state, vector)
+        coverage = Coverage(state)
     except ProtocolError:
         return False
-    structs, offset = read_var_uint(own, 0)
-    if structs:
+    if not coverage.complete:
         return False
-    if _ASTRAL.search(state) is None:
-        return True
-    clients = {*decode_state_vector(vector), *decode_delete_set(own, offset)}
-    return not _may_hold_astral([state], clients)
+    return _ASTRAL.search(state) is None or not _may_hold_astral([state], coverage.clients)
 
 
 def _may_hold_astral(updates: Sequence[bytes], clients: set[int]) -> bool:
     """Whether any update may carry a character above U+FFFF, client ids aside (a varint can
     look like a 4-byte UTF-8 sequence; masked with a byte no sequence contains)."""
-    masks = [encode_var_uint(client) for client in clients]
+    masks = [write_var_uint(client) for client in clients]
     for update in updates:
         if not _ASTRAL.search(update):
             continue

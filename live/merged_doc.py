@@ -112,11 +112,8 @@ class MergedDoc:
             return self._state
         tail, self._tail, self._tail_bytes = self._tail, [], 0
         self._coverage = None
-        pending = [*self._since, *tail]
-        if self._base is not None and (
-            len(pending) >= COMPACT_AFTER_ENTRIES or sum(map(len, pending)) >= COMPACT_AFTER_BYTES
-        ):
-            encoded = reencode(self._base, pending)
+        if self._base is not None and self._reencode_due(tail):
+            encoded = reencode(self._base, [*self._since, *tail])
             if encoded is not None:
                 REENCODINGS.labels("reencoded").inc()
                 self._state = self._base = encoded
@@ -132,6 +129,12 @@ class MergedDoc:
         if self._base is not None:
             self._since.extend(u for index, u in enumerate(tail, 1) if index not in skipped)
         return self._state
+
+    def _reencode_due(self, tail: list[bytes]) -> bool:
+        entries = len(self._since) + len(tail)
+        return entries >= COMPACT_AFTER_ENTRIES or (
+            sum(map(len, self._since)) + sum(map(len, tail)) >= COMPACT_AFTER_BYTES
+        )
 
     @property
     def is_reencoded(self) -> bool:
