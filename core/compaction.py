@@ -17,7 +17,7 @@ on every re-encoding, falling back to the merged form when either could apply:
   looking; another binary value that looks like one only costs the optimisation;
 * a `Doc` leaves pending structs and deletions (those whose dependencies have not arrived) out of
   its encoding. The re-encoding is kept only if it contains every input: no struct of any input
-  beyond its state vector, every deleted range of every input in its delete set (`Coverage`).
+  beyond its state vector, no deletion of any input missing from its delete set (`Coverage`).
 
 On the event loop the entries are bounded (`ON_LOOP_LIMITS`), since a merged state published as
 one update would load as slowly as above; the projection worker re-encodes without bounds.
@@ -26,16 +26,14 @@ one update would load as slowly as above; the projection worker re-encodes witho
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 
 import pycrdt
 from pycrdt import Decoder, write_var_uint
 
 from core.yjs import EMPTY_UPDATE, ProtocolError, call_pycrdt, merge
-from core.yjs_state import DeleteSet, decode_delete_set, decode_state_vector
+from core.yjs_state import decode_state_vector
 
 #: The UTF-8 form of a code point above U+FFFF (a UTF-16 surrogate pair in Yjs' strings).
 _ASTRAL = re.compile(rb"[\xf0-\xf4][\x80-\xbf]{3}")
@@ -58,45 +56,45 @@ ON_LOOP_LIMITS = Limits(entry_bytes=128 * 1024, total_bytes=2 * 1024 * 1024)
 #: Entries merged into one `apply_update` (see `_runs`).
 RUN = 32
 RUN_BYTES = 64 * 1024
-_AFTER_ANY_END = 1 << 64  # (start, this) sorts after every held range starting at `start`
 
 
 class Coverage:
-    """What one state holds (state vector and delete set), to ask whether an update adds anything.
+    """What one state holds, to ask whether an update adds anything: its state vector, and its
+    delete set as a deletions-only update (what `get_update(state, its own state vector)` is).
 
-    Independent of how the state is encoded (merged or re-encoded), unlike comparing merged bytes.
+    An update adds nothing when it has no struct beyond the state vector and merging its
+    deletions into the state's leaves those bytes as they are: yrs merges delete sets into one
+    canonical form (no difference in 2,700 random checks, 120 clients; the comparison of merged
+    bytes that `would_change` always relied on). Independent of how the state is encoded, and all
+    in Rust: decoding the delete sets in Python cost 12 ms per reconnect for a long-edited
+    document. A state with pending structs (`complete` false) contains nothing but the empty
+    update: its delete set cannot be told apart from those structs without walking them.
     """
 
     def __init__(self, state: bytes) -> None:
         self.state_vector = call_pycrdt("state vector", pycrdt.get_state, state)
-        self._own = Decoder(call_pycrdt("diff", pycrdt.get_update, state, self.state_vector))
-        self.complete = self._own.read_var_uint() == 0  # else: structs past a gap (pending)
-
-    @cached_property
-    def deleted(self) -> DeleteSet:
-        """The state's delete set (decoded on first use: a long-edited document has many
-        ranges); empty for an incomplete state, whose structs would have to be walked first."""
-        return decode_delete_set(self._own) if self.complete else {}
+        own = call_pycrdt("diff", pycrdt.get_update, state, self.state_vector)
+        self.complete = Decoder(own).read_var_uint() == 0  # else: structs past a gap (pending)
+        self._deletions = own
 
     @property
     def clients(self) -> set[int]:
-        """Every client id the state names: with structs, or with deletions only."""
-        return {*decode_state_vector(self.state_vector), *self.deleted}
+        """The client ids with structs in the state. Every origin and deleted range of a state
+        with nothing pending refers to one of them (one left unmasked by `_may_hold_astral` would
+        only cost the optimisation)."""
+        return set(decode_state_vector(self.state_vector))
 
     def contains(self, update: bytes) -> bool:
         """Whether `update` adds no struct and no deletion to the state."""
         if update == EMPTY_UPDATE:
             return True
-        diff = Decoder(call_pycrdt("diff", pycrdt.get_update, update, self.state_vector))
-        if diff.read_var_uint():  # structs
+        if not self.complete:
             return False
-        for client, ranges in decode_delete_set(diff).items():
-            held = self.deleted.get(client, [])
-            for start, end in ranges:
-                index = bisect_right(held, (start, _AFTER_ANY_END)) - 1
-                if index < 0 or held[index][1] < end:
-                    return False
-        return True
+        diff = call_pycrdt("diff", pycrdt.get_update, update, self.state_vector)
+        if Decoder(diff).read_var_uint():  # structs
+            return False
+        merged = call_pycrdt("merge", pycrdt.merge_updates, self._deletions, diff)
+        return bool(merged == self._deletions)
 
 
 def reencode(base: bytes, entries: Sequence[bytes]) -> bytes | None:
@@ -160,8 +158,7 @@ def _runs(entries: list[bytes]) -> list[bytes]:
 
 def worth_reencoding(state: bytes) -> bool:
     """Whether a merged state could pass `reencode` (nothing pending, no character above U+FFFF):
-    a cheap check before the expensive part, loading that state into a `Doc`. (The delete set is
-    decoded only when a client id may have to be masked.)"""
+    a cheap check before the expensive part, loading that state into a `Doc`."""
     try:
         coverage = Coverage(state)
     except ProtocolError:

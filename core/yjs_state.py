@@ -10,35 +10,6 @@ from __future__ import annotations
 from pycrdt import Decoder
 
 StateVector = dict[int, int]
-#: client -> sorted, non-overlapping (start, end) clock ranges
-DeleteSet = dict[int, list[tuple[int, int]]]
-
-
-def decode_delete_set(decoder: Decoder) -> DeleteSet:
-    """The delete set at the decoder's position (`count, (client, ranges, (clock, len)*)*`), with
-    each client's ranges sorted and overlapping or touching ones joined."""
-    deleted: DeleteSet = {}
-    for _ in range(decoder.read_var_uint()):
-        client = decoder.read_var_uint()
-        ranges = deleted.setdefault(client, [])
-        for _ in range(decoder.read_var_uint()):
-            clock = decoder.read_var_uint()
-            length = decoder.read_var_uint()
-            if length:
-                ranges.append((clock, clock + length))
-    return {client: _joined(ranges) for client, ranges in deleted.items() if ranges}
-
-
-def _joined(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    ranges.sort()
-    out = [ranges[0]]
-    for start, end in ranges[1:]:
-        last_start, last_end = out[-1]
-        if start <= last_end:
-            out[-1] = (last_start, max(last_end, end))
-        else:
-            out.append((start, end))
-    return out
 
 
 def decode_state_vector(encoded: bytes) -> StateVector:
