@@ -27,6 +27,7 @@ import nats.errors
 from nats.aio.client import Client as NatsClient
 
 from bus.doc_log import LogEntry
+from core.yjs import merge
 from live.fingerprint import Fingerprint, fingerprint
 from models.repo import doc_content as content_repo
 from models.repo import doc_snapshots
@@ -43,7 +44,6 @@ from ops.exit_codes import ExitCode
 from server.room_probe import probe_subject
 from server.settings import Settings
 from services.doc_content import project_blocks
-from services.doc_state import merge
 
 # How long to collect room probe answers: nodes answer in milliseconds; the wait is for the
 # slowest of an unknown number of nodes.

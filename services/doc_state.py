@@ -14,7 +14,7 @@ import structlog
 
 from bus.doc_log import DocLog, LogEntry
 from core.errors import Unavailable
-from core.yjs import merge
+from core.yjs import ProtocolError, merge_skipping
 from models.db import Executor
 from models.repo import doc_snapshots
 
@@ -43,7 +43,7 @@ async def load_state(db: Executor, doc_log: DocLog, doc_id: str) -> DocState:
             log.info("doc_state.reload_after_snapshot", doc_id=doc_id, attempt=attempt)
             continue
         seq = entries[-1].seq if entries else snapshot.seq
-        state = merge([snapshot.state, *(e.update for e in entries)])
+        state = _fold(doc_id, snapshot.state, entries)
         return DocState(state, seq, snapshot.seq, entries, snapshot.state)
     raise Unavailable("document is being compacted, retry")
 
@@ -66,5 +66,18 @@ async def advance_state(db: Executor, doc_log: DocLog, doc_id: str, base: DocSta
         return await load_state(db, doc_log, doc_id)
     if not entries:
         return DocState(base.update, base.seq, base.seq, [], base.update)
-    state = merge([base.update, *(e.update for e in entries)])
+    state = _fold(doc_id, base.update, entries)
     return DocState(state, entries[-1].seq, base.seq, entries, base.update)
+
+
+def _fold(doc_id: str, base: bytes, entries: list[LogEntry]) -> bytes:
+    """`base` and the entries merged, skipping (and logging) one pycrdt cannot parse, as rooms and
+    snapshots do: a poison message on the subject (S3) must not make the document unreadable to
+    REST, search and the refresher until a snapshot happens to skip it."""
+
+    def skip(index: int, err: ProtocolError) -> None:
+        log.error(
+            "doc_state.poison_skipped", doc_id=doc_id, seq=entries[index - 1].seq, error=str(err)
+        )
+
+    return merge_skipping([base, *(e.update for e in entries)], skip)

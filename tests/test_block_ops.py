@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from core.yjs import merge
 from services import block_ops
 from services.block_diff import diff_states, text_diff
 from services.block_ops import BlockEditError, BlockNotFound, NotABlockTree, Place
 from services.doc_content import to_json
-from services.doc_state import merge
 from tests.content_docs import blocknote_doc, tiptap_doc
 
 FRAGMENT = "prosemirror"

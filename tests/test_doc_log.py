@@ -12,9 +12,10 @@ import pytest
 from bus.connection import NatsConnection
 from bus.doc_log import DocLog, signing_key
 from bus.jetstream import DOCS_STREAM, ensure_streams
+from core.yjs import merge
 from models.repo import doc_snapshots
 from server.embedded import EmbeddedNats
-from services.doc_state import advance_state, load_state, merge
+from services.doc_state import advance_state, load_state
 
 
 def text_update(doc: pycrdt.Doc, text: str) -> bytes:

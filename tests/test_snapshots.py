@@ -350,6 +350,17 @@ async def test_missing_document_and_poison_update(ctx, doc_log):
     assert root_text(to_json(snapshot.state)) == "ok!"
 
 
+async def test_a_poison_update_does_not_make_the_document_unreadable(ctx, doc_log):
+    """S3 from a second terminal: bytes published straight to the subject. REST, search and the
+    refresher read through `load_state`, before any snapshot has skipped them."""
+    writer = await writer_for(ctx, doc_log)
+    await writer.type_text("ok")
+    await writer.publish(b"\xff\xfe not a yjs update")
+    await writer.type_text("!")
+    state = await load_state(ctx.db, doc_log, writer.doc_id)
+    assert root_text(to_json(state.update)) == "ok!"
+
+
 # --- R6: Postgres down ---------------------------------------------------------------------------
 
 
