@@ -27,7 +27,7 @@ import nats.errors
 from nats.aio.client import Client as NatsClient
 
 from bus.doc_log import LogEntry
-from core.yjs import merge
+from core.yjs import merge_skipping
 from live.fingerprint import Fingerprint, fingerprint
 from models.repo import doc_content as content_repo
 from models.repo import doc_snapshots
@@ -90,7 +90,9 @@ class Parts:
     def state_at(self, seq: int) -> bytes | None:
         if seq < self.snapshot.seq or seq > self.seq:
             return None
-        return merge([self.snapshot.state, *(e.update for e in self.entries if e.seq <= seq)])
+        # An entry pycrdt refuses (poison, S3) is skipped, as rooms and every reader skip it.
+        updates = [e.update for e in self.entries if e.seq <= seq]
+        return merge_skipping([self.snapshot.state, *updates], lambda _index, _err: None)
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
