@@ -12,7 +12,7 @@ import pycrdt
 import pytest
 
 from models.repo import doc_content as content_repo
-from services.doc_state import load_state
+from services.doc_state import DocState, load_state
 from services.projection_refresher import ProjectionRefresher
 from tests.realtime_support import document_with
 from tests.test_editor_content import BLOCKNOTE_DOC, connected
@@ -73,7 +73,7 @@ async def test_each_refresh_reads_only_the_log_after_the_state_it_read_last(api,
             await connected(clients, setup, ws_port, "ada")
             await clients.editor_write("ada", "blocknote", BLOCKNOTE_DOC)
             await rows_when(ctx, setup.doc_id, lambda r: "c2" in r)
-            kept = refresher._states[setup.doc_id]
+            kept = await kept_state(refresher, setup.doc_id)
             await clients.editor_append("ada", "h1", " typed live")
             rows = await rows_when(
                 ctx, setup.doc_id, lambda r: r["h1"]["text"] == "Plan typed live"
@@ -82,11 +82,23 @@ async def test_each_refresh_reads_only_the_log_after_the_state_it_read_last(api,
         ctx.doc_log.read = real_read
     ours = [after for doc_id, after in reads if doc_id == setup.doc_id]
     assert kept.seq > 0 and kept.seq in ours  # a later refresh started where `kept` ended
-    assert refresher._states[setup.doc_id].seq > kept.seq
+    now = await kept_state(refresher, setup.doc_id, after_seq=kept.seq)
     full = await load_state(ctx.db, ctx.doc_log, setup.doc_id)
-    now = refresher._states[setup.doc_id]
     assert now.seq == full.seq and rows["h1"]["text"] == "Plan typed live"
     assert state_vector(now.update) == state_vector(full.update)
+
+
+async def kept_state(
+    refresher: ProjectionRefresher, doc_id: str, after_seq: int = 0, timeout_s: float = 5.0
+) -> DocState:
+    """The state the refresher keeps for `doc_id` once it is past `after_seq`: it is stored just
+    after the projection's rows are committed (and taken out while a refresh runs), so a reader
+    that saw the rows waits for it."""
+    deadline = time.monotonic() + timeout_s
+    while (kept := refresher._states.get(doc_id)) is None or kept.seq <= after_seq:
+        assert time.monotonic() < deadline, "the refresher never kept the state it projected"
+        await asyncio.sleep(0.01)
+    return kept
 
 
 def state_vector(update: bytes) -> bytes:
