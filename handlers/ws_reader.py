@@ -20,12 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from typing import cast
 
+import structlog
 import tornado.iostream
 import tornado.websocket
 from tornado.util import _websocket_mask
 
 from core.errors import CloseCode
+
+log = structlog.get_logger("collab.ws")
 
 #: One read takes at most this much (Tornado's own read chunk size).
 READ_CHUNK = 64 * 1024
@@ -47,39 +51,123 @@ _UNPACK_64 = struct.Struct("!Q").unpack_from
 
 
 class ChunkReadingProtocol(tornado.websocket.WebSocketProtocol13):
-    """`WebSocketProtocol13` that parses every frame of each read (see the module docstring)."""
+    """`WebSocketProtocol13` that parses every frame of each read (see the module docstring).
+
+    Reading is driven by callbacks, not by a coroutine: Tornado awaits `_receive_frame_loop` from
+    the upgrade request's handler coroutine, so a reading coroutine kept that whole chain -- the
+    request's task and four coroutine frames -- alive for every idle socket's life (issue 15,
+    memory per idle connection). Here `_receive_frame_loop` starts the first read and returns; each
+    read's completion parses what arrived and starts the next, and the request's task ends.
+    """
+
+    # Slots, not attributes: Tornado's protocol already has ~30 attributes, and one more key in
+    # its instance dict made CPython give the dict a table of its own (+1.5 KB per socket, seen
+    # with tracemalloc; the same limit as the handler's, bench/FINDINGS.md §6.2).
+    __slots__ = ("_budget", "_pending", "_reading_finished")
 
     async def _receive_frame_loop(self) -> None:
+        # The bytes read and not parsed yet: empty between frames (an idle socket holds no
+        # buffer), the read itself while it is parsed (no copy), a bytearray only while a long
+        # frame arrives read by read.
+        self._pending: bytes | bytearray = b""
+        self._budget = 0
+        self._reading_finished = False
+        self._read_more()
+
+    def _read_more(self) -> None:
+        """Start the next read; its completion continues in `_on_chunk`."""
         stream = self.stream
         assert stream is not None
-        buffer = bytearray()
-        budget = 0
         try:
-            while not self.client_terminated:
-                chunk = await stream.read_bytes(READ_CHUNK, partial=True)
-                self._wire_bytes_in += len(chunk)
-                buffer += chunk
-                start = 0
-                while not self.client_terminated:
-                    parsed = self._next_frame(buffer, start)
-                    if parsed is None:
-                        break
-                    end, handled = parsed
-                    budget += FRAME_COST_BYTES + end - start
-                    start = end
-                    if handled is not None:
-                        await handled
-                    if budget >= YIELD_AFTER_BYTES:  # mid-read too: one read holds 10k pings
-                        budget = 0
-                        await asyncio.sleep(0)
-                del buffer[:start]
+            # A Future (typed as an Awaitable), resolved at once if the bytes are already buffered
+            reading = cast("asyncio.Future[bytes]", stream.read_bytes(READ_CHUNK, partial=True))
         except tornado.iostream.StreamClosedError:
             self._abort()
-        finally:
-            self.handler.on_ws_connection_close(self.close_code, self.close_reason)
+            self._finished_reading()
+            return
+        reading.add_done_callback(self._on_chunk)
+
+    def _on_chunk(self, reading: asyncio.Future[bytes]) -> None:
+        try:
+            chunk = reading.result()
+        except tornado.iostream.StreamClosedError:
+            self._abort()
+            self._finished_reading()
+            return
+        self._wire_bytes_in += len(chunk)
+        pending = self._pending
+        if not pending:
+            self._pending = chunk
+        elif isinstance(pending, bytearray):
+            pending += chunk  # a long frame arriving read by read: amortised appends
+        else:
+            self._pending = (
+                pending + chunk
+                if len(pending) + len(chunk) <= READ_CHUNK
+                else (bytearray(pending) + chunk)
+            )
+        self._parse_guarded()
+
+    def _parse(self) -> None:
+        """Handle every complete frame in the buffer, then read on -- unless `on_message` asked
+        to wait (back-pressure: the socket's queue is full) or the budget says to let the loop
+        turn first; either continues here later."""
+        buffer = self._pending
+        start = 0
+        paused: asyncio.Future[None] | None = None
+        while not self.client_terminated:
+            parsed = self._next_frame(buffer, start)
+            if parsed is None:
+                break
+            end, handled = parsed
+            self._budget += FRAME_COST_BYTES + end - start
+            start = end
+            if handled is not None and not handled.done():
+                paused = handled
+                break
+            if self._budget >= YIELD_AFTER_BYTES:  # mid-read too: one read holds 10k pings
+                self._budget = 0
+                paused = asyncio.get_running_loop().create_future()
+                paused.set_result(None)  # resolved: its callback runs on the loop's next turn
+                break
+        if start >= len(buffer):
+            self._pending = b""
+        elif start:
+            self._pending = bytes(buffer[start:])  # the start of a frame: at most one read's worth
+        if self.client_terminated:
+            self._finished_reading()
+        elif paused is not None:
+            paused.add_done_callback(self._resume)
+        else:
+            self._read_more()
+
+    def _resume(self, paused: asyncio.Future[None]) -> None:
+        if paused.cancelled() or paused.exception() is not None:
+            self._abort()  # as an awaited failure ended Tornado's reading loop
+        if self.client_terminated:
+            self._finished_reading()
+        else:
+            self._parse_guarded()
+
+    def _parse_guarded(self) -> None:
+        """`_parse` from a callback: a bug must close the socket, not leave it unread (in a
+        coroutine it would have ended the reading loop)."""
+        try:
+            self._parse()
+        except Exception:
+            log.exception("ws.read_failed")
+            self._abort()
+            self._finished_reading()
+
+    def _finished_reading(self) -> None:
+        """The end of reading, whichever way it came (close frame, abort, closed stream); once."""
+        if self._reading_finished:
+            return
+        self._reading_finished = True
+        self.handler.on_ws_connection_close(self.close_code, self.close_reason)
 
     def _next_frame(
-        self, buffer: bytearray, start: int
+        self, buffer: bytes | bytearray, start: int
     ) -> tuple[int, asyncio.Future[None] | None] | None:
         """Handle the frame at `start` if it is complete: (where the next one starts, what
         `on_message` returned). None if the frame is incomplete or the socket was aborted."""

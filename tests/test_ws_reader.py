@@ -184,6 +184,10 @@ SCRIPTS: dict[str, list[bytes]] = {
         close_frame(1000, b"bye"),
     ],
     "long lengths": [frame(0x2, MEDIUM) + LONG_FRAME[:1000], LONG_FRAME[1000:] + close_frame(1000)],
+    "a long frame in many reads, a frame after it": [
+        *(LONG_FRAME[i : i + 4096] for i in range(0, len(LONG_FRAME), 4096)),
+        frame(0x2, b"after") + close_frame(1000),
+    ],
     "empty messages": [frame(0x2, b"") + frame(0x1, b"") + close_frame(1001)],
     "fragments with a ping between": [
         frame(0x1, b"hel", fin=False) + frame(0x9, b"are you there") + frame(0x0, b"lo", fin=False),
