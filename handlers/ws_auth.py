@@ -340,6 +340,8 @@ class AuthenticatedSocketHandler(JsonErrors, tornado.websocket.WebSocketHandler)
         direct = self._direct_frames
         if direct is None:
             direct = self._direct_frames = ws_wire.AVAILABLE and ws_wire.supported(connection)
+            if direct:
+                ws_wire.lighten(connection)
         return direct
 
     def _track(self, size: int, future: Any) -> None:

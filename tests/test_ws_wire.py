@@ -5,6 +5,7 @@ order, and the unsent-byte count the slow-reader rule reads still sees what the 
 from __future__ import annotations
 
 import asyncio
+import collections
 import socket
 from typing import Any
 
@@ -63,18 +64,26 @@ def test_the_same_message_is_framed_once_and_a_new_one_again() -> None:
     assert again == wire and again is not wire
 
 
-async def test_a_short_write_continues_through_the_stream_in_order() -> None:
+@pytest.mark.parametrize("lightened", [False, True])
+async def test_a_short_write_continues_through_the_stream_in_order(lightened: bool) -> None:
     """A peer that reads slowly: the kernel takes part of a frame, the rest and every later
-    frame queue in the stream (counted as unsent), and the reader gets every byte in order."""
+    frame queue in the stream (counted as unsent), and the reader gets every byte in order --
+    with Tornado's deques and with the lists `lighten` puts in their place."""
     server, client = socket.socketpair()
     server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stream = tornado.iostream.IOStream(server)
     connection = FakeConnection(stream)
     assert ws_wire.supported(connection)
+    if lightened:
+        ws_wire.lighten(connection)
+        assert type(stream._write_buffer._buffers) is not collections.deque
+        assert type(stream._write_futures) is not collections.deque
     frames = [ws_wire.wire_frame(bytes([i]) * 50_000) for i in range(6)]
     for wire in frames:
         ws_wire.write_wire(connection, wire)
+    written = stream.write(b"")  # resolves once everything before it reached the kernel
+    assert not written.done()
     assert ws_wire.unsent_bytes(connection) > 0  # the kernel could not take 300 KB at once
     assert connection._wire_bytes_out == sum(map(len, frames))
 
@@ -86,6 +95,8 @@ async def test_a_short_write_continues_through_the_stream_in_order() -> None:
         received += await asyncio.wait_for(loop.sock_recv(client, 65536), timeout=10)
     assert bytes(received) == expected
     assert ws_wire.unsent_bytes(connection) == 0
+    await asyncio.wait_for(written, timeout=5)
+    assert not stream._write_futures and not stream._write_buffer._buffers
     stream.close()
     client.close()
 
