@@ -16,6 +16,8 @@ bench/run.py `--patches` sets it and labels the rows. Nothing here is meant to s
   (to measure the event loop alone, whichever the shipped default is).
 * `processes2`: `collab serve --processes 2` (two worker processes, each a node, behind one
   listening socket; bench/run.py counts the CPU of the supervisor and its workers).
+* `no-refresher`: the projection refresher off (`COLLAB_PROJECTION_REFRESH_S=0`), to measure what
+  keeping the `blocks` projection within seconds of live edits costs per edit.
 * `no-unload-snapshot`: rooms do not compact their document when they unload (with the snapshot
   job off: a late joiner replays the whole log, as after a node crash; bench/late_joiner.py).
 Diagnostics, switched by SIGUSR1 (start) / SIGUSR2 (stop and write):
@@ -135,6 +137,8 @@ PATCHES: dict[str, Callable[[], None]] = {
     "deflate": lambda: setattr(
         ws_documents.DocumentSocketHandler, "get_compression_options", lambda self: {}
     ),
+    # the projection refresher off: what keeping `blocks` within seconds of live edits costs
+    "no-refresher": lambda: os.environ.__setitem__("COLLAB_PROJECTION_REFRESH_S", "0"),
     "no-unload-snapshot": lambda: setattr(
         rooms.RoomManager, "_snapshot_unloaded", _no_unload_snapshot
     ),
