@@ -6,7 +6,8 @@ presence), like Hocuspocus' one `ClientConnection` per socket with typed hooks:
 
 * `Connection` is one socket, without Tornado: token expiry, the inbound limits (frame size,
   malformed-frame budget, and a bounded queue with back-pressure paced by a token bucket), one
-  worker that handles the frames in arrival order under a catch-all, and the ONE outbound rule:
+  worker that handles the frames in arrival order under a catch-all (a task only while there are
+  frames to handle), and the ONE outbound rule:
   a frame is written at once,
   and a socket whose unsent bytes pass its kind's `max_pending_bytes` is a slow reader and is closed
   with 1008 (it reconnects and resyncs; memory per socket stays bounded, R18).
@@ -57,6 +58,8 @@ CLOSE_REASON_MAX_BYTES = 123
 DRAIN_TIMEOUT_S = 8.0
 # Then the rooms get this long to unsubscribe and stop their workers.
 ROOM_STOP_TIMEOUT_S = 10.0
+# A connection's life: started by the hub, then left its room once (after it closed).
+_NOT_STARTED, _STARTED, _LEFT = 0, 1, 2
 
 
 def close_delays(count: int, spread_s: float) -> list[float]:
@@ -156,11 +159,12 @@ class Connection:
         "_bad",
         "_bucket",
         "_expiry",
+        "_left_waiter",
         "_queue",
         "_queued_bytes",
         "_room_in_queue",
+        "_stage",
         "_task",
-        "_wakeup",
         "closed",
         "conn_id",
         "connected_at",
@@ -192,13 +196,13 @@ class Connection:
         # the queue is short (at most `queue_max_msgs`), so popping its front is cheap.
         self._queue: list[bytes | str] = []
         self._queued_bytes = 0
-        # What the idle worker awaits, made when it starts waiting (an asyncio.Event per socket
-        # held a deque and a dict of its own for the socket's whole life).
-        self._wakeup: asyncio.Future[None] | None = None
+        # The worker runs only while there is work (see `_run`): None while the socket is idle.
+        self._task: asyncio.Task[None] | None = None
+        self._stage = _NOT_STARTED
+        self._left_waiter: asyncio.Future[None] | None = None  # made by `wait_closed` if needed
         self._bucket = TokenBucket(limits.rate_per_s, limits.burst)
         self._room_in_queue: asyncio.Future[None] | None = None
         self._bad = 0
-        self._task: asyncio.Task[None] | None = None
         self._expiry: ExpiryClock | asyncio.TimerHandle | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -212,8 +216,9 @@ class Connection:
         else:
             delay = max(0.0, self.identity.expires_at - time.time())
             self._expiry = asyncio.get_running_loop().call_later(delay, self.expire)
-        self._task = asyncio.create_task(self._run(), name=f"ws-{self.conn_id}")
-        return self._task
+        self._stage = _STARTED
+        task = self._task = asyncio.create_task(self._run(opening=True), name=f"ws-{self.conn_id}")
+        return task
 
     def expire(self) -> None:
         """The token expired: 4401, the client refreshes it and reconnects."""
@@ -241,27 +246,52 @@ class Connection:
             expiry.cancel()
 
     async def wait_closed(self) -> None:
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Until the socket has closed and its worker has left the room."""
+        while self._stage == _STARTED:
+            task = self._task
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                continue
+            waiter = self._left_waiter
+            if waiter is None or waiter.done():
+                waiter = self._left_waiter = asyncio.get_running_loop().create_future()
+            await waiter
 
-    async def _run(self) -> None:
+    async def _run(self, opening: bool = False) -> None:
+        """The worker: `open` (its first run), then the queued frames in arrival order. It ends
+        when the queue is empty and `_wake` runs it again when a frame arrives, or when the
+        socket closes (to leave the room): an idle socket holds no task, coroutine or future
+        (~1 KB each, issue 15, memory per idle connection). Between the empty queue and
+        `_task = None` nothing awaits, so a frame cannot arrive unseen."""
+        idle = False
         try:
-            await self.open()
+            if opening:
+                await self.open()
             await self._process()
+            idle = not self.closed
         except Exception as err:
             if not isinstance(err, AppError):
                 log.exception("ws.session_failed", conn=self.conn_id, error=repr(err))
             self.close(*close_for(err))
         finally:
+            self._task = None
+            if not idle:  # closed, failed or cancelled
+                self._leave_once()
+
+    def _leave_once(self) -> None:
+        if self._stage != _STARTED:
+            return
+        self._stage = _LEFT
+        waiter, self._left_waiter = self._left_waiter, None
+        try:
             self.leave()
+        finally:
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
 
     async def _process(self) -> None:
-        while not self.closed:
-            if not self._queue:
-                self._wakeup = asyncio.get_running_loop().create_future()
-                await self._wakeup
-                continue
+        while self._queue and not self.closed:
             await self._pace()
             if self.closed:
                 return
@@ -326,7 +356,7 @@ class Connection:
         if limits.max_frame_bytes is not None and size > limits.max_frame_bytes:
             self.close(CloseCode.TOO_BIG, f"frames are limited to {limits.max_frame_bytes} bytes")
             return None
-        if self._wakeup is not None and self.settles_at_once(message) and self._take_token():
+        if self._task is None and self.settles_at_once(message) and self._take_token():
             return None
         self._queue.append(message)
         self._queued_bytes += size
@@ -349,10 +379,10 @@ class Connection:
         return self._bucket.take(time.monotonic())
 
     def _wake(self) -> None:
-        """Resume the worker if it waits for a frame (or for the close)."""
-        waiter, self._wakeup = self._wakeup, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        """Run the worker if it is not running: a frame arrived, or the socket closed (then it
+        leaves the room)."""
+        if self._task is None and self._stage == _STARTED:
+            self._task = asyncio.create_task(self._run(), name=f"ws-{self.conn_id}")
 
     @property
     def queued_frames(self) -> int:

@@ -102,6 +102,45 @@ async def test_frames_are_handled_in_order_and_echoed() -> None:
     assert transport.closed == (1001, CloseCode.GOING_AWAY.reason) and conn.left
 
 
+class CountingLeaves(Echo):
+    def __init__(self, transport: FakeTransport) -> None:
+        super().__init__(transport)
+        self.leaves = 0
+
+    def leave(self) -> None:
+        self.leaves += 1
+
+
+async def test_an_idle_socket_holds_no_worker_and_leaves_once() -> None:
+    """The worker is a task only while there are frames (memory per idle socket, issue 15): it
+    ends when the queue empties, a frame starts it again, a close while idle starts it to leave
+    the room -- once, however often the transport reports the close -- and `wait_closed` waits
+    for that even when it was called while the socket was idle."""
+    transport = FakeTransport()
+    conn = CountingLeaves(transport)
+    conn.start()
+    await settle()
+    assert conn._task is None and conn.leaves == 0  # opened, nothing queued
+    conn.receive("a")
+    assert conn._task is not None
+    conn.receive("b")
+    await settle()
+    assert transport.sent == ["a", "b"] and conn._task is None
+    waiting = asyncio.ensure_future(conn.wait_closed())
+    await settle()
+    assert not waiting.done()  # idle, still open
+    conn.receive("c")
+    await settle()
+    assert not waiting.done() and transport.sent == ["a", "b", "c"]
+    conn.close(CloseCode.GOING_AWAY)
+    conn.transport_closed()
+    await asyncio.wait_for(waiting, 5)
+    conn.transport_closed()
+    await settle()
+    assert conn.leaves == 1 and conn._task is None
+    assert conn.receive("late") is None and transport.sent == ["a", "b", "c"]
+
+
 async def test_a_flood_is_paced_by_back_pressure_never_dropped() -> None:
     """Over the rate the worker waits for tokens; once the queue is full `receive` hands the
     transport an awaitable (stop reading until it resolves). Every frame is handled, in order."""
