@@ -5,6 +5,8 @@ every socket's handler carries a full hash table, ~1.3 KB). Found in a live node
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import gc
 
 import pytest
@@ -31,5 +33,24 @@ async def test_an_open_socket_keeps_a_small_handler(ctx, ws_port) -> None:
         assert request.connection is None and request.server_connection is None
         assert "token" not in request.uri and request.path in request.uri
         assert dict(handler._headers) == {}  # the 101's headers, written long ago
+        # Once idle: no worker task (live/hub.py), no read buffer and a protocol dict still in
+        # the shared-key form (handlers/ws_reader.py), no empty deques (handlers/ws_wire.py).
+        connection, protocol = handler.connection, handler.ws_connection
+        for _ in range(100):
+            if connection._task is None:
+                break
+            await asyncio.sleep(0.01)
+        assert connection._task is None
+        assert protocol._pending == b""
+        assert len(protocol.__dict__) <= SHARED_KEY_DICT_MAX, sorted(protocol.__dict__)
+        stream = protocol.stream
+        assert not isinstance(stream._write_futures, collections.deque)
+        assert not isinstance(stream._write_buffer._buffers, collections.deque)
+        # The worker's task is gone but the request's coroutine chain too: nothing awaits the
+        # reading (it is callbacks), so no task of this socket is left.
+        names = [t.get_name() for t in asyncio.all_tasks()]
+        assert f"ws-{connection.conn_id}" not in names
+        frames = [getattr(t.get_coro(), "cr_frame", None) for t in asyncio.all_tasks()]
+        assert not any(f is not None and f.f_locals.get("self") is handler for f in frames)
     finally:
         await sock.aclose()
