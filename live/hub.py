@@ -382,7 +382,11 @@ class Connection:
         """Run the worker if it is not running: a frame arrived, or the socket closed (then it
         leaves the room)."""
         if self._task is None and self._stage == _STARTED:
-            self._task = asyncio.create_task(self._run(), name=f"ws-{self.conn_id}")
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # a close seen while the process tears its loop down
+                return
+            self._task = loop.create_task(self._run(), name=f"ws-{self.conn_id}")
 
     @property
     def queued_frames(self) -> int:
