@@ -82,8 +82,7 @@ class ChunkReadingProtocol(tornado.websocket.WebSocketProtocol13):
             # A Future (typed as an Awaitable), resolved at once if the bytes are already buffered
             reading = cast("asyncio.Future[bytes]", stream.read_bytes(READ_CHUNK, partial=True))
         except tornado.iostream.StreamClosedError:
-            self._abort()
-            self._finished_reading()
+            self._stop_reading()
             return
         reading.add_done_callback(self._on_chunk)
 
@@ -91,21 +90,16 @@ class ChunkReadingProtocol(tornado.websocket.WebSocketProtocol13):
         try:
             chunk = reading.result()
         except tornado.iostream.StreamClosedError:
-            self._abort()
-            self._finished_reading()
+            self._stop_reading()
             return
         self._wire_bytes_in += len(chunk)
         pending = self._pending
         if not pending:
             self._pending = chunk
-        elif isinstance(pending, bytearray):
-            pending += chunk  # a long frame arriving read by read: amortised appends
-        else:
-            self._pending = (
-                pending + chunk
-                if len(pending) + len(chunk) <= READ_CHUNK
-                else (bytearray(pending) + chunk)
-            )
+        else:  # the rest of a frame: appended to a bytearray (amortised, read after read)
+            if not isinstance(pending, bytearray):
+                pending = self._pending = bytearray(pending)
+            pending += chunk
         self._parse_guarded()
 
     def _parse(self) -> None:
@@ -115,6 +109,7 @@ class ChunkReadingProtocol(tornado.websocket.WebSocketProtocol13):
         buffer = self._pending
         start = 0
         paused: asyncio.Future[None] | None = None
+        yielding = False
         while not self.client_terminated:
             parsed = self._next_frame(buffer, start)
             if parsed is None:
@@ -127,8 +122,7 @@ class ChunkReadingProtocol(tornado.websocket.WebSocketProtocol13):
                 break
             if self._budget >= YIELD_AFTER_BYTES:  # mid-read too: one read holds 10k pings
                 self._budget = 0
-                paused = asyncio.get_running_loop().create_future()
-                paused.set_result(None)  # resolved: its callback runs on the loop's next turn
+                yielding = True
                 break
         if start >= len(buffer):
             self._pending = b""
@@ -138,12 +132,17 @@ class ChunkReadingProtocol(tornado.websocket.WebSocketProtocol13):
             self._finished_reading()
         elif paused is not None:
             paused.add_done_callback(self._resume)
+        elif yielding:
+            asyncio.get_running_loop().call_soon(self._continue)
         else:
             self._read_more()
 
     def _resume(self, paused: asyncio.Future[None]) -> None:
         if paused.cancelled() or paused.exception() is not None:
             self._abort()  # as an awaited failure ended Tornado's reading loop
+        self._continue()
+
+    def _continue(self) -> None:
         if self.client_terminated:
             self._finished_reading()
         else:
@@ -156,8 +155,12 @@ class ChunkReadingProtocol(tornado.websocket.WebSocketProtocol13):
             self._parse()
         except Exception:
             log.exception("ws.read_failed")
-            self._abort()
-            self._finished_reading()
+            self._stop_reading()
+
+    def _stop_reading(self) -> None:
+        """The stream is gone or unusable: drop the connection and end reading."""
+        self._abort()
+        self._finished_reading()
 
     def _finished_reading(self) -> None:
         """The end of reading, whichever way it came (close frame, abort, closed stream); once."""
