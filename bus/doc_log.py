@@ -179,15 +179,7 @@ class DocLog:
         """Append one update; returns the PubAck's sequence (the original one for a duplicate).
         `validated`: the caller ran the full validation on `update` (live/protocol); it is
         signed so that readers need not walk it again (`vouched`)."""
-        headers = {
-            HEADER_MSG_ID: msg_id,
-            HEADER_CLIENT: client,
-            HEADER_USER: user,
-            HEADER_NODE: self.node_id,
-        }
-        signature = self._signature(doc_id, update) if validated else None
-        if signature is not None:
-            headers[HEADER_SIGNATURE] = signature
+        headers = self._headers(doc_id, update, msg_id, client, user, validated)
         subject = doc_update_subject(doc_id)
         deadline = time.monotonic() + PUBLISH_DEADLINE_S
         while True:
@@ -232,6 +224,47 @@ class DocLog:
                 log.warning("doc_log.publish_failed", doc_id=doc_id, error=repr(last))
                 raise Unavailable("document log unavailable, retry") from last
             await asyncio.sleep(0.1)
+
+    async def send(
+        self,
+        doc_id: str,
+        update: bytes,
+        *,
+        msg_id: str,
+        client: str,
+        user: str,
+        validated: bool = False,
+    ) -> bool:
+        """Append one update without asking JetStream for a PubAck (a plain publish to the
+        stream's subject, the same message `publish` sends). False if the connection refused it.
+
+        Why: for a caller that follows the document's subject anyway (a room), the stored message
+        coming back through its ordered consumer is proof of storage at its sequence, and the
+        PubAck is one more message per update for nats-server to build and for this node to
+        parse, plus a request's inbox, future and timer (issue 15). What it cannot tell is a
+        refusal (a full subject) or a duplicate: neither comes back, so a caller that waited in
+        vain publishes again with `publish` and the same msg id, which answers both."""
+        headers = self._headers(doc_id, update, msg_id, client, user, validated)
+        try:
+            await self.nats.nc.publish(doc_update_subject(doc_id), update, headers=headers)
+        except nats.errors.Error as err:
+            log.info("doc_log.send_refused", doc_id=doc_id, error=repr(err))
+            return False
+        return True
+
+    def _headers(
+        self, doc_id: str, update: bytes, msg_id: str, client: str, user: str, validated: bool
+    ) -> dict[str, str]:
+        headers = {
+            HEADER_MSG_ID: msg_id,
+            HEADER_CLIENT: client,
+            HEADER_USER: user,
+            HEADER_NODE: self.node_id,
+        }
+        signature = self._signature(doc_id, update) if validated else None
+        if signature is not None:
+            headers[HEADER_SIGNATURE] = signature
+        return headers
 
     async def update_at(self, seq: int) -> bytes | None:
         """The update stored at stream sequence `seq` (None: purged or never stored)."""

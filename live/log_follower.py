@@ -11,6 +11,9 @@ true prefix: the sink holds every update of the document up to it.
   entry at a seq this node's own publish was acknowledged with (a new message, not a duplicate:
   a duplicate's seq may hold someone else's bytes under the same msg id) holds the bytes that
   publish validated, so it is not walked again (headers could be forged, a PubAck cannot).
+* A room may publish without asking for a PubAck (`await_echo`, `Room.publish`): the entry that
+  comes back with the same msg id *and the same bytes* is the proof of storage, and it is not
+  walked either (it is exactly what the publish validated, whoever's message it is).
 * A published update must come back through the subscription; if it has not after
   `STALL_AFTER_S` the consumer is stuck and is recreated from `last_applied_seq` (also after a
   NATS reconnect). If a snapshot moved past what we hold meanwhile, the log may have been purged
@@ -87,6 +90,8 @@ class LogFollower:
         self._resubscribing = asyncio.Lock()
         self._expected: deque[tuple[int, float]] = deque()  # (published seq, deadline)
         self._validated: set[int] = set()  # seqs of our own new messages, not yet applied
+        # msg id -> (bytes published, future of the seq they came back with): see `await_echo`
+        self._echoes: dict[str, tuple[bytes, asyncio.Future[int | None]]] = {}
         self.stopped = False
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -144,6 +149,8 @@ class LogFollower:
         self.last_applied_seq = entry.seq
         if entry.seq in self._validated:
             self._validated.discard(entry.seq)
+        elif self._echoes and self._is_echo(entry):
+            pass
         elif not self._log.vouched(self.doc_id, entry):
             try:
                 validate_update_structure(entry.update)
@@ -153,6 +160,31 @@ class LogFollower:
                 self._sink.applied(None)
                 return
         self._sink.applied(entry)
+
+    def await_echo(self, msg_id: str, update: bytes) -> asyncio.Future[int | None] | None:
+        """A future of the seq at which `update`, about to be published under `msg_id`, comes
+        back through the subscription (None: that msg id is already awaited). The caller must
+        `forget_echo` it, resolved or not."""
+        if msg_id in self._echoes:
+            return None
+        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._echoes[msg_id] = (update, future)
+        return future
+
+    def forget_echo(self, msg_id: str) -> None:
+        self._echoes.pop(msg_id, None)
+
+    def _is_echo(self, entry: LogEntry) -> bool:
+        """Whether `entry` is an awaited publish coming back: same msg id, same bytes. Another
+        message under the msg id (a forgery, or someone else's first) is not: that publish was
+        deduplicated by JetStream and its caller learns so from `DocLog.publish`."""
+        awaited = self._echoes.get(entry.msg_id or "")
+        if awaited is None or awaited[0] != entry.update:
+            return False
+        del self._echoes[entry.msg_id or ""]
+        if not awaited[1].done():
+            awaited[1].set_result(entry.seq)
+        return True
 
     # --- stalls and resubscribes -------------------------------------------------------------
 

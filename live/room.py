@@ -81,6 +81,10 @@ MAINTENANCE_MAX_INTERVAL_S = 3.0  # the y-protocols check interval
 #: Awareness renewals (a state sent again unchanged, to keep it alive: y-protocols renews every
 #: 15 s and drops a state after 30 s) wait this long to be sent, with the others of the window.
 RENEWAL_BATCH_S = 1.0
+# How long a publish confirmed by its echo waits for it before asking JetStream (`Room.publish`):
+# the echo takes about a millisecond; past this the update was a duplicate, refused, or is late
+# behind an outage, and a PubAck request with the same msg id tells which.
+ECHO_TIMEOUT_S = 1.0
 
 
 class DocumentTooLarge(AppError):
@@ -286,11 +290,21 @@ class Room:
             f"document size limit reached ({limit} bytes): update of {size} bytes refused"
         )
 
-    async def publish(self, peer: Peer, update: bytes, msg_id: str) -> PublishAck:
-        """Append a validated update to the log. Applied and fanned out when it comes back."""
+    async def publish(
+        self, peer: Peer, update: bytes, msg_id: str, *, confirm_by_echo: bool = False
+    ) -> PublishAck:
+        """Append a validated update to the log. Applied and fanned out when it comes back.
+
+        `confirm_by_echo`: publish without a PubAck and take the update coming back through the
+        room's subscription as the acknowledgement (`_publish_by_echo`); for msg ids that are
+        rarely re-sent, since a duplicate is only told apart after `ECHO_TIMEOUT_S`."""
         self.check_budget(len(update))
         self._reserved += len(update)
         try:
+            if confirm_by_echo:
+                seq = await self._publish_by_echo(peer, update, msg_id)
+                if seq is not None:
+                    return PublishAck(seq, False)
             ack = await self._log.publish(
                 self.doc_id,
                 update,
@@ -304,6 +318,32 @@ class Room:
         # Callers validated `update` (see Session); a new message at ack.seq is exactly it.
         self.follower.expect(ack.seq, validated=not ack.duplicate)
         return ack
+
+    async def _publish_by_echo(self, peer: Peer, update: bytes, msg_id: str) -> int | None:
+        """The seq `update` was stored at, known from its own message coming back (then it is
+        already applied here); None when it did not come back within `ECHO_TIMEOUT_S` (a
+        duplicate, a full subject, an outage: `DocLog.publish` with the same msg id says which).
+
+        Why: the stored message comes back through the room's ordered consumer anyway, so
+        waiting for it instead of a PubAck acknowledges only what JetStream stored, as before,
+        with one message per update less (issue 15)."""
+        echo = self.follower.await_echo(msg_id, update)
+        if echo is None:
+            return None
+        timer = asyncio.get_running_loop().call_later(ECHO_TIMEOUT_S, _give_up, echo)
+        try:
+            sent = await self._log.send(
+                self.doc_id,
+                update,
+                msg_id=msg_id,
+                client=peer.conn_id,
+                user=peer.user_id,
+                validated=True,
+            )
+            return await echo if sent else None
+        finally:
+            timer.cancel()
+            self.follower.forget_echo(msg_id)
 
     async def wait_applied(self, seq: int, timeout_s: float) -> bool:
         """Wait until every update up to `seq` is applied and delivered to local peers."""
@@ -445,3 +485,8 @@ class Room:
             self._deliver(peer, peer.renew_presence, now)
         if self.follower.stalled(now):
             self._tasks.spawn(self.follower.resubscribe("stalled"))
+
+
+def _give_up(echo: asyncio.Future[int | None]) -> None:
+    if not echo.done():
+        echo.set_result(None)

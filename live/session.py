@@ -356,9 +356,11 @@ class YjsSession(Session):
             return
         # Raw Yjs updates are idempotent, so a content hash is a sufficient message id: the same
         # bytes re-sent (a reconnect's SyncStep2) are deduplicated by JetStream within its window.
+        # Such a re-send is rare (a SyncStep2 that would not change the room is not sent at all),
+        # so the update is confirmed by its own message coming back, not by a PubAck.
         msg_id = f"y:{self.doc_id}:{hashlib.sha256(update).hexdigest()[:40]}"
         try:
-            await room.publish(self, update, msg_id)
+            await room.publish(self, update, msg_id, confirm_by_echo=True)
         except (DocumentTooLarge, DocLogRejected) as err:
             self.error(err.code, err.message)
         except Unavailable:

@@ -103,3 +103,29 @@ def test_without_a_key_every_signed_entry_is_walked() -> None:
     log.apply(signed(1, GARBAGE))
     assert sink.applied_entries == [None] and poison_count() == before + 1
     assert signing_key("") is None
+
+
+async def test_an_awaited_echo_is_the_same_msg_id_with_the_same_bytes() -> None:
+    """A room publishing without a PubAck waits for its update to come back: only an entry with
+    its msg id *and* its bytes is that (then it is not walked: those bytes were validated);
+    another message under the msg id -- someone else's first, a forgery -- is walked and leaves
+    the publish waiting (JetStream deduplicated it; `DocLog.publish` will say so)."""
+    sink = RecordingSink()
+    log = follower(sink)
+    before = poison_count()
+    echo = log.await_echo("m1", GARBAGE)
+    assert echo is not None
+    assert log.await_echo("m1", GARBAGE) is None  # one waiter per msg id
+    other = LogEntry(seq=1, update=GARBAGE + b"!", msg_id="m1", node="n1", client="c1")
+    log.apply(other)
+    assert not echo.done()
+    own = LogEntry(seq=2, update=GARBAGE, msg_id="m1", node="n1", client="c1")
+    log.apply(own)
+    assert echo.result() == 2
+    assert sink.applied_entries == [None, own]
+    assert poison_count() == before + 1
+    # Resolved echoes are gone; a forgotten one (timed out) is too, and its msg id is free again.
+    assert not log._echoes
+    assert log.await_echo("m2", GARBAGE) is not None
+    log.forget_echo("m2")
+    assert not log._echoes

@@ -9,9 +9,12 @@ import dataclasses
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from pycrdt import Doc
 
+import live.room
 from bus.doc_log import DocLogRejected
 from bus.doc_usage import assess, stream_usage, subject_counts
 from bus.jetstream import doc_update_subject
@@ -20,6 +23,7 @@ from server.embedded import EmbeddedNats
 from services import snapshot_job
 from services.doc_state import load_state
 from tests.documents_support import Writer, make_doc_row, same_state
+from tests.realtime_support import text_update
 
 PER_SUBJECT = 5
 FRAME_BYTES = 4096
@@ -74,6 +78,25 @@ async def test_full_subject_refuses_loudly_and_deletes_nothing(limited):
     assert [e.seq for e in entries] == seqs
     state = await load_state(ctx.db, doc_log, writer.doc_id)
     assert same_state(state.update, live_before)
+
+
+async def test_a_room_publishing_by_echo_gets_the_refusal_too(limited, monkeypatch):
+    """A room publishes without a PubAck (live/room.py): a refused update never comes back, and
+    the PubAck request after the echo timeout reports the same final refusal."""
+    monkeypatch.setattr(live.room, "ECHO_TIMEOUT_S", 0.3)
+    ctx = limited
+    writer = Writer(ctx.doc_log, await make_doc_row(ctx))
+    for i in range(PER_SUBJECT):
+        await writer.type_text(str(i))
+    room = await ctx.rooms.acquire(writer.doc_id)
+    before = writer.doc.get_update()
+    update = text_update(Doc(), "refused")
+    editor = SimpleNamespace(conn_id="test-conn", user_id="test")
+    with pytest.raises(DocLogRejected) as refused:
+        await room.publish(editor, update, "m-refused", confirm_by_echo=True)
+    assert refused.value.code == "document_log_full"
+    assert not room.follower._echoes
+    assert same_state(room.full_state(), before)
 
 
 async def test_oversized_update_is_refused(limited):
