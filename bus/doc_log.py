@@ -166,6 +166,13 @@ class DocLog:
         """
         self._listeners.append(listener)
 
+    def stored(self, doc_id: str) -> None:
+        """A new update of `doc_id` from this node is stored: the `on_published` listeners run.
+        `publish` calls it on a new PubAck; a caller that confirmed a `send` by its echo calls
+        it then (once per update: an echo comes back once)."""
+        for listener in self._listeners:
+            listener(doc_id)
+
     async def publish(
         self,
         doc_id: str,
@@ -189,8 +196,7 @@ class DocLog:
                 )
                 result = PublishAck(ack.seq, bool(ack.duplicate))
                 if not result.duplicate:
-                    for listener in self._listeners:
-                        listener(doc_id)
+                    self.stored(doc_id)
                 return result
             except nats.js.errors.APIError as err:
                 # 503 is also how nats-server reports a store refusal (a discard-new limit:
@@ -243,7 +249,8 @@ class DocLog:
         PubAck is one more message per update for nats-server to build and for this node to
         parse, plus a request's inbox, future and timer (issue 15). What it cannot tell is a
         refusal (a full subject) or a duplicate: neither comes back, so a caller that waited in
-        vain publishes again with `publish` and the same msg id, which answers both."""
+        vain publishes again with `publish` and the same msg id, which answers both. A caller
+        whose update came back calls `stored` (the `on_published` listeners)."""
         headers = self._headers(doc_id, update, msg_id, client, user, validated)
         try:
             await self.nats.nc.publish(doc_update_subject(doc_id), update, headers=headers)

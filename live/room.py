@@ -304,6 +304,7 @@ class Room:
             if confirm_by_echo:
                 seq = await self._publish_by_echo(peer, update, msg_id)
                 if seq is not None:
+                    self._log.stored(self.doc_id)
                     return PublishAck(seq, False)
             ack = await self._log.publish(
                 self.doc_id,

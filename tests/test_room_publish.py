@@ -35,6 +35,8 @@ async def test_an_update_is_acknowledged_by_its_echo_without_a_puback(ctx, monke
     monkeypatch.setattr(live.log_follower, "validate_update_structure", counting_walk)
     monkeypatch.setattr(room._log, "vouched", lambda doc_id, entry: False)
     monkeypatch.setattr(room._log, "publish", no_puback)
+    stored: list[str] = []  # what the projection refresher and the mention scan are told
+    monkeypatch.setattr(room._log, "_listeners", [*room._log._listeners, stored.append])
     update = text_update(pycrdt.Doc(), "hello")
     ack = await room.publish(peer(setup.users["editor"].id), update, "m-echo", confirm_by_echo=True)
     assert not ack.duplicate
@@ -43,6 +45,7 @@ async def test_an_update_is_acknowledged_by_its_echo_without_a_puback(ctx, monke
     assert room.last_applied_seq >= ack.seq
     assert text_of(room.full_state()) == "hello"
     assert walked == []
+    assert stored == [setup.doc_id]
     assert not room.follower._echoes
 
 
@@ -54,9 +57,12 @@ async def test_a_resent_update_is_a_duplicate_told_by_the_puback_after_the_echo_
     room = await ctx.rooms.acquire(setup.doc_id)
     editor = peer(setup.users["editor"].id)
     update = text_update(pycrdt.Doc(), "once")
+    stored: list[str] = []
+    monkeypatch.setattr(room._log, "_listeners", [*room._log._listeners, stored.append])
     first = await room.publish(editor, update, "m-again", confirm_by_echo=True)
     started = time.monotonic()
     again = await room.publish(editor, update, "m-again", confirm_by_echo=True)
+    assert stored == [setup.doc_id]  # once: a duplicate stores nothing
     assert time.monotonic() - started >= 0.3  # JetStream dropped it: nothing came back
     assert again.duplicate and again.seq == first.seq
     assert await ctx.doc_log.last_seq(setup.doc_id) == first.seq
