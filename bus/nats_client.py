@@ -145,6 +145,30 @@ class Client(_NatsPyClient):
         finally:
             self._resp_map.pop(token, None)
 
+    async def _flush_pending(self, force_flush: bool = False) -> Any:
+        """Write what is pending at once when nothing else would: connected, the flusher has no
+        flush queued, the transport's own buffer is empty (so the flusher's `drain` would not
+        wait either). Otherwise nats-py's flusher task writes it, as before.
+
+        Why: nats-py wakes its flusher task for every publish that finds it idle -- a Future, a
+        queue hand-over, a task step and a `drain` coroutine per update at one publish per loop
+        turn (issue 15). The bytes, their order and the syscall are the same."""
+        writer = getattr(self._transport, "_io_writer", None)
+        if (
+            not force_flush
+            and self._pending_data_size > 0
+            and self.is_connected
+            and writer is not None
+            and self._flush_queue is not None
+            and self._flush_queue.empty()
+            and writer.transport.get_write_buffer_size() == 0
+        ):
+            writer.writelines(self._pending)
+            self._pending = []
+            self._pending_data_size = 0
+            return None
+        return await super()._flush_pending(force_flush)
+
     def _resolve_request(self, msg: Msg) -> None:
         """nats-py's `_request_sub_callback`, synchronously."""
         token = msg.subject[len(self._inbox_prefix) + 22 + 2 :]

@@ -67,7 +67,16 @@ def test_the_nats_py_internals_it_relies_on_are_there() -> None:
     for name in ("_pending_queue", "_pending_size", "_cb", "_stop_processing"):
         assert hasattr(sub, name), name
     client = NatsPyClient()
-    for name in ("_resp_map", "_resp_sub_prefix", "_inbox_prefix", "_subs"):
+    for name in (
+        "_resp_map",
+        "_resp_sub_prefix",
+        "_inbox_prefix",
+        "_subs",
+        "_pending",
+        "_pending_data_size",
+        "_flush_queue",
+        "_transport",
+    ):
         assert hasattr(client, name), name
     assert callable(NatsPyClient._init_request_sub)
 
@@ -99,6 +108,40 @@ async def test_a_request_without_a_reply_times_out_and_leaves_nothing_behind(tmp
         with pytest.raises(nats.errors.TimeoutError):
             await client.request("svc.silent", b"?", timeout=0.2)
         assert client._resp_map == {}
+    finally:
+        await client.close()
+        server.stop()
+
+
+async def test_a_publish_is_written_at_once_and_in_order(tmp_path) -> None:
+    """A publish that finds nothing queued is written by the publishing call (no flusher task
+    wake-up per message); a burst still arrives complete and in order."""
+    import asyncio
+
+    from server.embedded import EmbeddedNats
+
+    server = EmbeddedNats(tmp_path / "nats")
+    server.start()
+    client = Client()
+    try:
+        await client.connect(server.url)
+        got: list[bytes] = []
+        everything = asyncio.Event()
+
+        async def collect(msg: Msg) -> None:
+            got.append(msg.data)
+            if len(got) == 3000:
+                everything.set()
+
+        await client.subscribe("burst", cb=collect)
+        await client.flush()
+        written_at_once = []
+        for i in range(3000):
+            await client.publish("burst", str(i).encode(), headers={"N": str(i)})
+            written_at_once.append(client._pending_data_size == 0)
+        await asyncio.wait_for(everything.wait(), 10)
+        assert got == [str(i).encode() for i in range(3000)]
+        assert written_at_once.count(True) > 2900  # nats-py's flusher would leave each pending
     finally:
         await client.close()
         server.stop()
