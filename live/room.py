@@ -40,10 +40,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import nats.errors
 import pycrdt
@@ -85,6 +85,7 @@ RENEWAL_BATCH_S = 1.0
 # the echo takes about a millisecond; past this the update was a duplicate, refused, or is late
 # behind an outage, and a PubAck request with the same msg id tells which.
 ECHO_TIMEOUT_S = 1.0
+_T = TypeVar("_T")
 
 
 class DocumentTooLarge(AppError):
@@ -306,19 +307,25 @@ class Room:
                 if seq is not None:
                     self._log.stored(self.doc_id)
                     return PublishAck(seq, False)
-            ack = await self._log.publish(
-                self.doc_id,
-                update,
-                msg_id=msg_id,
-                client=peer.conn_id,
-                user=peer.user_id,
-                validated=True,
-            )
+            ack = await self._append(self._log.publish, peer, update, msg_id)
         finally:
             self._reserved -= len(update)
         # Callers validated `update` (see Session); a new message at ack.seq is exactly it.
         self.follower.expect(ack.seq, validated=not ack.duplicate)
         return ack
+
+    def _append(
+        self, method: Callable[..., Awaitable[_T]], peer: Peer, update: bytes, msg_id: str
+    ) -> Awaitable[_T]:
+        """`DocLog.publish` or `DocLog.send` of `peer`'s update, which its session validated."""
+        return method(
+            self.doc_id,
+            update,
+            msg_id=msg_id,
+            client=peer.conn_id,
+            user=peer.user_id,
+            validated=True,
+        )
 
     async def _publish_by_echo(self, peer: Peer, update: bytes, msg_id: str) -> int | None:
         """The seq `update` was stored at, known from its own message coming back (then it is
@@ -333,14 +340,7 @@ class Room:
             return None
         timer = asyncio.get_running_loop().call_later(ECHO_TIMEOUT_S, _give_up, echo)
         try:
-            sent = await self._log.send(
-                self.doc_id,
-                update,
-                msg_id=msg_id,
-                client=peer.conn_id,
-                user=peer.user_id,
-                validated=True,
-            )
+            sent = await self._append(self._log.send, peer, update, msg_id)
             return await echo if sent else None
         finally:
             timer.cancel()
