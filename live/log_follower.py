@@ -147,11 +147,7 @@ class LogFollower:
         if entry.seq <= self.last_applied_seq:
             return  # overlap after a resubscribe
         self.last_applied_seq = entry.seq
-        if entry.seq in self._validated:
-            self._validated.discard(entry.seq)
-        elif self._echoes and self._is_echo(entry):
-            pass
-        elif not self._log.vouched(self.doc_id, entry):
+        if not self._validated_here(entry) and not self._log.vouched(self.doc_id, entry):
             try:
                 validate_update_structure(entry.update)
             except ProtocolError as err:
@@ -174,14 +170,23 @@ class LogFollower:
     def forget_echo(self, msg_id: str) -> None:
         self._echoes.pop(msg_id, None)
 
+    def _validated_here(self, entry: LogEntry) -> bool:
+        """Whether `entry` holds bytes this node validated before publishing them: at a seq our
+        PubAck named (`expect`), or an awaited echo (`_is_echo`, which resolves its publish)."""
+        if entry.seq in self._validated:
+            self._validated.discard(entry.seq)
+            return True
+        return bool(self._echoes) and self._is_echo(entry)
+
     def _is_echo(self, entry: LogEntry) -> bool:
         """Whether `entry` is an awaited publish coming back: same msg id, same bytes. Another
         message under the msg id (a forgery, or someone else's first) is not: that publish was
         deduplicated by JetStream and its caller learns so from `DocLog.publish`."""
-        awaited = self._echoes.get(entry.msg_id or "")
+        msg_id = entry.msg_id or ""
+        awaited = self._echoes.get(msg_id)
         if awaited is None or awaited[0] != entry.update:
             return False
-        del self._echoes[entry.msg_id or ""]
+        del self._echoes[msg_id]
         if not awaited[1].done():
             awaited[1].set_result(entry.seq)
         return True
