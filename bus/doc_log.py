@@ -110,7 +110,7 @@ class PublishAck:
 
 # Called as nats-py's reader parses each entry (bus/nats_client.deliver_directly): synchronous.
 EntryHandler = Callable[[LogEntry], None]
-PublishListener = Callable[[str], None]
+PublishListener = Callable[[str, int], None]
 
 
 class LogSubscription:
@@ -158,7 +158,8 @@ class DocLog:
         return expected is not None and hmac.compare_digest(signature, expected)
 
     def on_published(self, listener: PublishListener) -> None:
-        """Call `listener(doc_id)` after each new update this node stored (not for duplicates).
+        """Call `listener(doc_id, seq)` after each new update this node stored (not for
+        duplicates), with the stream seq it was stored at.
 
         Why: the projection refresher needs to know which documents changed. The node that
         published an update is exactly one node per update, so this replaces a core-NATS queue
@@ -166,12 +167,13 @@ class DocLog:
         """
         self._listeners.append(listener)
 
-    def stored(self, doc_id: str) -> None:
-        """A new update of `doc_id` from this node is stored: the `on_published` listeners run.
+    def stored(self, doc_id: str, seq: int) -> None:
+        """A new update of `doc_id` from this node is stored at `seq`: the `on_published`
+        listeners run.
         `publish` calls it on a new PubAck; a caller that confirmed a `send` by its echo calls
         it then (once per update: an echo comes back once)."""
         for listener in self._listeners:
-            listener(doc_id)
+            listener(doc_id, seq)
 
     async def publish(
         self,
@@ -196,7 +198,7 @@ class DocLog:
                 )
                 result = PublishAck(ack.seq, bool(ack.duplicate))
                 if not result.duplicate:
-                    self.stored(doc_id)
+                    self.stored(doc_id, result.seq)
                 return result
             except nats.js.errors.APIError as err:
                 # 503 is also how nats-server reports a store refusal (a discard-new limit:

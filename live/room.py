@@ -67,6 +67,7 @@ from live.protocol import (
     encode_awareness_entries,
     encode_update,
 )
+from live.recent_entries import RecentEntries
 from live.tasks import TaskSet
 from models.db import Database
 from models.repo import doc_snapshots
@@ -184,6 +185,8 @@ class Room:
         # The document's JSON events (comment threads), for the peers that want them.
         self.events = DocEvents(doc_id, nats_conn, self._fanout_event)
         self.delivered_seq = 0  # every update up to here has been handed to the local peers
+        # The last entries applied, for this node's projection refresher (live/recent_entries.py).
+        self.recent = RecentEntries()
         self.peers: dict[str, Peer] = {}
         self._reserved = 0  # bytes of updates being published right now (budget)
         self._outbox: list[AppliedUpdate] = []
@@ -305,7 +308,7 @@ class Room:
             if confirm_by_echo:
                 seq = await self._publish_by_echo(peer, update, msg_id)
                 if seq is not None:
-                    self._log.stored(self.doc_id)
+                    self._log.stored(self.doc_id, seq)
                     return PublishAck(seq, False)
             ack = await self._append(self._log.publish, peer, update, msg_id)
         finally:
@@ -365,6 +368,7 @@ class Room:
     def reset(self, snapshot: doc_snapshots.Snapshot) -> None:
         self._outbox = []
         self.delivered_seq = snapshot.seq
+        self.recent.restart(snapshot.seq)
         try:
             self.doc.reset(snapshot.state, compact=snapshot.compact)
         except ProtocolError as err:
@@ -372,7 +376,10 @@ class Room:
             raise Unavailable("document state unreadable") from err
 
     def applied(self, entry: LogEntry | None) -> None:
-        if entry is not None:
+        if entry is None:  # a poison entry, skipped: the tail has a gap there
+            self.recent.restart(self.last_applied_seq)
+        else:
+            self.recent.add(entry)
             self.doc.append(entry.update)
             origin = entry.client if entry.node == self.node_id else None
             self._outbox.append(AppliedUpdate(entry.seq, entry.update, origin, entry.user))
@@ -383,6 +390,7 @@ class Room:
         before = self.doc.state_vector()
         self.doc.absorb(snapshot.state)
         missed = self.doc.diff(before)
+        self.recent.restart(snapshot.seq)
         self._outbox.append(AppliedUpdate(snapshot.seq, missed, None, None))
         self._schedule_flush()
 

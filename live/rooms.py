@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from bus.doc_log import DocLog
+from bus.doc_log import DocLog, LogEntry
 from core.errors import Unavailable
 from live.hub import Hub, RoomRegistry
 from live.room import Room
@@ -87,6 +87,15 @@ class RoomManager(Hub[Session]):
         await room.start()
         log.info("room.loaded", doc_id=doc_id, seq=room.last_applied_seq)
         return room
+
+    def recent_entries(
+        self, doc_id: str, after_seq: int, through_seq: int
+    ) -> list[LogEntry] | None:
+        """The entries of `doc_id` after `after_seq` from its room's tail of the log, if the room
+        is loaded here and holds all of them up to `through_seq` (the projection refresher's
+        `RecentEntriesReader`); None otherwise."""
+        room = self.rooms.get(doc_id)
+        return None if room is None else room.recent.after(after_seq, through_seq)
 
     def _unloaded(self, room: Room) -> None:
         if room.last_applied_seq > room.snapshot_seq:  # a read-only visit leaves nothing to do

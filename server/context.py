@@ -83,8 +83,9 @@ class AppContext:
         self.inbox_feed = InboxFeed(self)
         self.add_component(self.inbox_feed)
         self.add_component(SearchIndex(self))
-        self.add_component(ProjectionRefresher(self))
         self.rooms = RoomManager(self)
+        # Refreshes take the entries after their last state from the rooms when they hold them.
+        self.add_component(ProjectionRefresher(self, recent=self.rooms.recent_entries))
         self.presence: PresenceService = self.rooms.presence
         self.add_component(self.rooms)
         self.add_component(RoomProbe(self, self.rooms))

@@ -8,6 +8,7 @@ the snapshot sequence: if it moved past S we cannot prove there was no hole, and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -21,6 +22,11 @@ from models.repo import doc_snapshots
 log = structlog.get_logger(__name__)
 
 LOAD_ATTEMPTS = 5
+
+#: Every entry of a document after a seq, up to at least another, from what this node holds in
+#: memory (a room's tail of the log: live/recent_entries.py); None when it does not hold them
+#: all and the log must be read. Called as `recent(doc_id, after_seq, through_seq)`.
+RecentEntriesReader = Callable[[str, int, int], "list[LogEntry] | None"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,12 @@ async def advance_state(db: Executor, doc_log: DocLog, doc_id: str, base: DocSta
     entries = await doc_log.read(doc_id, base.seq)
     if await doc_snapshots.get_snapshot_seq(db, doc_id) > base.seq:
         return await load_state(db, doc_log, doc_id)
+    return extend_state(doc_id, base, entries)
+
+
+def extend_state(doc_id: str, base: DocState, entries: list[LogEntry]) -> DocState:
+    """`base` plus `entries`, every entry of the document after `base.seq` in order with no gap
+    (what `DocLog.read` returns, or a room's tail of it: `RecentEntries`)."""
     if not entries:
         return DocState(base.update, base.seq, base.seq, [], base.update)
     state = _fold(doc_id, base.update, entries)

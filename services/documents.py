@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from bus.doc_log import LogEntry
 from core.errors import NotFound, ValidationFailed
 from core.patch import UNSET, Unset, given, named_in
 from core.yjs import EMPTY_UPDATE
@@ -25,7 +26,7 @@ from models.repo import doc_content as content_repo
 from models.repo import documents as repo
 from services import activity, comments, permissions_cache, policy
 from services.doc_content import to_json
-from services.doc_state import DocState, advance_state, load_state
+from services.doc_state import DocState, advance_state, extend_state, load_state
 from services.document_entities import Document, DocumentMeta, DocumentSummary, Privacy
 from services.policy import Action, Resource
 from services.projection import compute_projection, write_projection
@@ -420,13 +421,21 @@ class Refreshed:
     projection: Projection | None
 
 
-async def refresh_projection_now(ctx: Deps, doc_id: str, base: DocState | None = None) -> Refreshed:
+async def refresh_projection_now(
+    ctx: Deps,
+    doc_id: str,
+    base: DocState | None = None,
+    entries: list[LogEntry] | None = None,
+) -> Refreshed:
     """After a REST write (and for the refresher): project the document as it is now (including
     concurrent edits). The projection is computed in the projection worker before a transaction
     opens; the unit of work is open only for the write. `base`: a state of the document read
-    earlier (the refresher's last one); only the log after it is read (`advance_state`)."""
+    earlier (the refresher's last one); only the log after it is read (`advance_state`), or
+    nothing when the caller holds every entry after it (`entries`, from a room's tail)."""
     if base is None:
         state = await load_state(ctx.db, ctx.doc_log, doc_id)
+    elif entries is not None:
+        state = extend_state(doc_id, base, entries)
     else:
         state = await advance_state(ctx.db, ctx.doc_log, doc_id, base)
     if await content_repo.projection_covers(ctx.db, doc_id, state.seq):

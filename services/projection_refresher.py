@@ -35,7 +35,7 @@ import structlog
 
 from core.errors import AppError
 from services import body_mentions
-from services.doc_state import DocState
+from services.doc_state import DocState, RecentEntriesReader
 from services.documents import refresh_projection_now
 from services.ydoc_roots import ContentError
 
@@ -57,10 +57,12 @@ _T = TypeVar("_T")
 
 
 class ProjectionRefresher:
-    def __init__(self, ctx: Deps) -> None:
+    def __init__(self, ctx: Deps, recent: RecentEntriesReader | None = None) -> None:
         self.ctx = ctx
         self.period_s = ctx.settings.projection_refresh_s
-        self.dirty: set[str] = set()
+        # The room's tail of the log, where the entries after a kept state usually are already.
+        self._recent = recent
+        self.dirty: dict[str, int] = {}  # document -> the newest seq this node stored of it
         self._wake = asyncio.Event()
         self._task: asyncio.Task[Any] | None = None
         self._states: OrderedDict[str, DocState] = OrderedDict()
@@ -76,9 +78,10 @@ class ProjectionRefresher:
             self._task.cancel()
             self._task = None
 
-    def mark_dirty(self, doc_id: str) -> None:
-        """An update of `doc_id` was stored by this node: refresh it after the period."""
-        self.dirty.add(doc_id)
+    def mark_dirty(self, doc_id: str, seq: int) -> None:
+        """An update of `doc_id` was stored by this node at `seq`: refresh it after the period."""
+        if seq > self.dirty.get(doc_id, 0):
+            self.dirty[doc_id] = seq
         self._wake.set()
 
     async def _run(self) -> None:
@@ -87,21 +90,29 @@ class ProjectionRefresher:
             await self._wake.wait()
             await asyncio.sleep(pause)  # let the burst finish: one refresh per period
             self._wake.clear()
-            batch, self.dirty = self.dirty, set()
+            batch, self.dirty = self.dirty, {}
             started = time.monotonic()
             for doc_id in sorted(batch):
-                await self.refresh(doc_id)
+                await self.refresh(doc_id, batch[doc_id])
             pause = max(self.period_s, PAUSE_PER_REFRESH_TIME * (time.monotonic() - started))
 
-    async def refresh(self, doc_id: str) -> None:
-        """One document; a failure is logged and never stops the others (the next edit or the
-        snapshot retries it)."""
+    async def refresh(self, doc_id: str, through_seq: int = 0) -> None:
+        """One document, at least up to `through_seq`; a failure is logged and never stops the
+        others (the next edit or the snapshot retries it).
+
+        The entries after the kept state are taken from the document's room on this node when
+        it holds all of them up to `through_seq` (it applied them moments ago), else read from
+        the log: the same entries either way, with one consumer's round of NATS messages per
+        document and period less."""
         try:
             uuid.UUID(doc_id)
         except ValueError:
             return  # not a document subject of ours (S3: injected); the snapshot job purges it
         base = self._states.pop(doc_id, None)
-        work = refresh_projection_now(self.ctx, doc_id, base)
+        entries = None
+        if base is not None and self._recent is not None:
+            entries = self._recent(doc_id, base.seq, through_seq)
+        work = refresh_projection_now(self.ctx, doc_id, base, entries)
         done = await _guarded("projection", doc_id, work)
         if done is not None:
             self._keep(doc_id, done.state)  # the scan reads the state the projection was made from

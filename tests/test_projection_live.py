@@ -55,9 +55,38 @@ async def test_projection_follows_live_edits(api, ctx, ws_port):
         rows = await rows_when(ctx, setup.doc_id, lambda r: set(r) == {"only"})
 
 
-async def test_each_refresh_reads_only_the_log_after_the_state_it_read_last(api, ctx, ws_port):
-    """The refresher keeps the state it projected; the next refresh of that document reads the
-    log from there (not from the snapshot again), and the projection is the same as a full read."""
+async def test_a_refresh_takes_the_entries_after_its_last_state_from_the_room(api, ctx, ws_port):
+    """The refresher keeps the state it projected; the next refresh of that document takes the
+    entries after it from the document's room here (which applied them moments ago) and reads
+    nothing from the log -- and the projection is the same as a full read's."""
+    run = await refresh_twice(ctx, ws_port, tail_entries=None)
+    assert run.reads == [0]  # only the first refresh read the log (snapshot + log)
+    await assert_same_as_a_full_read(ctx, run)
+
+
+async def test_a_refresh_reads_the_log_after_its_last_state_when_the_room_lacks_entries(
+    api, ctx, ws_port
+):
+    """More edits in a period than the room's tail holds (here: it holds none): the refresh reads
+    the log from where its last state ended, not from the snapshot again."""
+    run = await refresh_twice(ctx, ws_port, tail_entries=0)
+    assert run.kept.seq > 0 and run.reads[0] == 0 and run.kept.seq in run.reads
+    await assert_same_as_a_full_read(ctx, run)
+
+
+@dataclasses.dataclass(frozen=True)
+class TwoRefreshes:
+    doc_id: str
+    reads: list[int]  # where each read of the document's log started
+    kept: DocState  # the state the first refresh kept
+    now: DocState  # the state the second one kept
+    rows: dict
+
+
+async def refresh_twice(ctx, ws_port, tail_entries: int | None) -> TwoRefreshes:  # type: ignore[no-untyped-def]
+    """A BlockNote client types, the refresher projects it, the client types again and the
+    refresher projects that; what was read from the log meanwhile and the states kept.
+    `tail_entries`: how many entries the document's room keeps for the refresher."""
     refresher = next(c for c in ctx.components if isinstance(c, ProjectionRefresher))
     setup = await document_with(ctx, "editor")
     reads: list[tuple[str, int]] = []
@@ -71,6 +100,8 @@ async def test_each_refresh_reads_only_the_log_after_the_state_it_read_last(api,
     try:
         async with YjsNodeClients() as clients:
             await connected(clients, setup, ws_port, "ada")
+            if tail_entries is not None:
+                ctx.rooms.rooms[setup.doc_id].recent.max_entries = tail_entries
             await clients.editor_write("ada", "blocknote", BLOCKNOTE_DOC)
             await rows_when(ctx, setup.doc_id, lambda r: "c2" in r)
             kept = await kept_state(refresher, setup.doc_id)
@@ -80,12 +111,15 @@ async def test_each_refresh_reads_only_the_log_after_the_state_it_read_last(api,
             )
     finally:
         ctx.doc_log.read = real_read
-    ours = [after for doc_id, after in reads if doc_id == setup.doc_id]
-    assert kept.seq > 0 and kept.seq in ours  # a later refresh started where `kept` ended
     now = await kept_state(refresher, setup.doc_id, after_seq=kept.seq)
-    full = await load_state(ctx.db, ctx.doc_log, setup.doc_id)
-    assert now.seq == full.seq and rows["h1"]["text"] == "Plan typed live"
-    assert state_vector(now.update) == state_vector(full.update)
+    ours = [after for doc_id, after in reads if doc_id == setup.doc_id]
+    return TwoRefreshes(setup.doc_id, ours, kept, now, rows)
+
+
+async def assert_same_as_a_full_read(ctx, run: TwoRefreshes) -> None:  # type: ignore[no-untyped-def]
+    full = await load_state(ctx.db, ctx.doc_log, run.doc_id)
+    assert run.now.seq == full.seq and run.rows["h1"]["text"] == "Plan typed live"
+    assert state_vector(run.now.update) == state_vector(full.update)
 
 
 async def kept_state(

@@ -5,6 +5,7 @@ or a refusal never comes back, and the PubAck request that follows the echo time
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from types import SimpleNamespace
 
 import pycrdt
@@ -17,6 +18,11 @@ from tests.realtime_support import document_with, text_of, text_update
 
 def peer(user_id: str) -> SimpleNamespace:
     return SimpleNamespace(conn_id="test-conn", user_id=user_id)
+
+
+def record(stored: list[tuple[str, int]]) -> Callable[[str, int], None]:
+    """A `DocLog.on_published` listener that keeps what it is told."""
+    return lambda doc_id, seq: stored.append((doc_id, seq))
 
 
 async def test_an_update_is_acknowledged_by_its_echo_without_a_puback(ctx, monkeypatch):
@@ -35,8 +41,8 @@ async def test_an_update_is_acknowledged_by_its_echo_without_a_puback(ctx, monke
     monkeypatch.setattr(live.log_follower, "validate_update_structure", counting_walk)
     monkeypatch.setattr(room._log, "vouched", lambda doc_id, entry: False)
     monkeypatch.setattr(room._log, "publish", no_puback)
-    stored: list[str] = []  # what the projection refresher and the mention scan are told
-    monkeypatch.setattr(room._log, "_listeners", [*room._log._listeners, stored.append])
+    stored: list[tuple[str, int]] = []  # what the projection refresher and mention scan are told
+    monkeypatch.setattr(room._log, "_listeners", [*room._log._listeners, record(stored)])
     update = text_update(pycrdt.Doc(), "hello")
     ack = await room.publish(peer(setup.users["editor"].id), update, "m-echo", confirm_by_echo=True)
     assert not ack.duplicate
@@ -45,7 +51,7 @@ async def test_an_update_is_acknowledged_by_its_echo_without_a_puback(ctx, monke
     assert room.last_applied_seq >= ack.seq
     assert text_of(room.full_state()) == "hello"
     assert walked == []
-    assert stored == [setup.doc_id]
+    assert stored == [(setup.doc_id, ack.seq)]
     assert not room.follower._echoes
 
 
@@ -57,12 +63,12 @@ async def test_a_resent_update_is_a_duplicate_told_by_the_puback_after_the_echo_
     room = await ctx.rooms.acquire(setup.doc_id)
     editor = peer(setup.users["editor"].id)
     update = text_update(pycrdt.Doc(), "once")
-    stored: list[str] = []
-    monkeypatch.setattr(room._log, "_listeners", [*room._log._listeners, stored.append])
+    stored: list[tuple[str, int]] = []
+    monkeypatch.setattr(room._log, "_listeners", [*room._log._listeners, record(stored)])
     first = await room.publish(editor, update, "m-again", confirm_by_echo=True)
     started = time.monotonic()
     again = await room.publish(editor, update, "m-again", confirm_by_echo=True)
-    assert stored == [setup.doc_id]  # once: a duplicate stores nothing
+    assert stored == [(setup.doc_id, first.seq)]  # once: a duplicate stores nothing
     assert time.monotonic() - started >= 0.3  # JetStream dropped it: nothing came back
     assert again.duplicate and again.seq == first.seq
     assert await ctx.doc_log.last_seq(setup.doc_id) == first.seq

@@ -1,0 +1,65 @@
+"""The tail of a document's log as its room applied it: the last entries, with no gap.
+
+Why: the projection refresher re-projects a document a few seconds after this node stored an
+update of it, from the state it read last plus the entries after it. Those entries came through
+the room's ordered subscription moments earlier; reading them again from JetStream (a new ordered
+consumer per refresh, every message pushed and parsed once more) cost about a fifth of the whole
+stack at 50 rooms × 20 editors (issue 15, bench/FINDINGS.md §6.8). The room keeps them here, and
+the refresher reads the log only when the tail does not reach back far enough.
+
+No gap is the whole point: `after()` answers only when the tail holds every entry of the document
+from where the caller's state ends to the seq the caller needs, exactly as the log would return
+them (the same `LogEntry` objects, headers included: the mention scan reads the author). Anything
+that breaks the room's sequence of entries -- a load, a snapshot catch-up, a poison entry the room
+skipped -- restarts the tail there, and what lies before is asked of the log again.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from bus.doc_log import LogEntry
+
+#: Bounds per room: the refresher needs about one period of edits (seconds); a paste bigger than
+#: the byte bound is simply read from the log.
+MAX_ENTRIES = 512
+MAX_BYTES = 256 * 1024
+
+
+class RecentEntries:
+    def __init__(self, max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._entries: deque[LogEntry] = deque()
+        self._bytes = 0
+        self.from_seq = 0  # every entry after this seq up to `last_seq` is held
+        self.last_seq = 0
+
+    def restart(self, seq: int) -> None:
+        """The room's state jumped to `seq` (load, snapshot catch-up) or skipped the entry at
+        `seq`: nothing before it can be vouched for."""
+        self._entries.clear()
+        self._bytes = 0
+        self.from_seq = self.last_seq = seq
+
+    def add(self, entry: LogEntry) -> None:
+        """The next entry the room applied (its seq is past `last_seq`)."""
+        self._entries.append(entry)
+        self._bytes += len(entry.update)
+        self.last_seq = entry.seq
+        while self._entries and (
+            len(self._entries) > self.max_entries or self._bytes > self.max_bytes
+        ):
+            dropped = self._entries.popleft()
+            self._bytes -= len(dropped.update)
+            self.from_seq = dropped.seq
+
+    def after(self, seq: int, through_seq: int) -> list[LogEntry] | None:
+        """Every entry after `seq`, up to the newest held, if that is all of them from `seq` on
+        and reaches `through_seq`; None when the log must be read instead."""
+        if not self.from_seq <= seq <= self.last_seq or self.last_seq < through_seq:
+            return None
+        return [entry for entry in self._entries if entry.seq > seq]
+
+    def __len__(self) -> int:
+        return len(self._entries)
