@@ -64,7 +64,7 @@ class DocLogRejected(AppError):
     ws_close_code = CloseCode.DOCUMENT_LOG_FULL
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # rooms keep a tail of them (live/recent_entries.py)
 class LogEntry:
     seq: int
     update: bytes

@@ -7,11 +7,15 @@ consumer per refresh, every message pushed and parsed once more) cost about a fi
 stack at 50 rooms × 20 editors (issue 15, bench/FINDINGS.md §6.8). The room keeps them here, and
 the refresher reads the log only when the tail does not reach back far enough.
 
-No gap is the whole point: `after()` answers only when the tail holds every entry of the document
-from where the caller's state ends to the seq the caller needs, exactly as the log would return
-them (the same `LogEntry` objects, headers included: the mention scan reads the author). Anything
-that breaks the room's sequence of entries -- a load, a snapshot catch-up, a poison entry the room
-skipped -- restarts the tail there, and what lies before is asked of the log again.
+No gap is the whole point: `take_after()` answers only when the tail holds every entry of the
+document from where the caller's state ends to the seq the caller needs, exactly as the log would
+return them (the same `LogEntry` objects, headers included: the mention scan reads the author).
+Anything that breaks the room's sequence of entries -- a load, a snapshot catch-up, a poison entry
+the room skipped -- restarts the tail there, and what lies before is asked of the log again.
+
+Memory: an entry with its headers is ~0.7 KB (the msg id, signature, user and client strings
+dominate), so the tail is short -- about one refresh period of edits, since each read forgets what
+the reader already holds -- and holds nothing where no refresher runs (`Room`).
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from collections import deque
 
 from bus.doc_log import LogEntry
 
-#: Bounds per room: the refresher needs about one period of edits (seconds); a paste bigger than
-#: the byte bound is simply read from the log.
-MAX_ENTRIES = 512
+#: Bounds per room: the refresher needs the edits since its last read, about one period's (2 s);
+#: more than this between two reads (a long pause, edits from other nodes that this node's
+#: refresher is not told of) or a paste bigger than the byte bound is read from the log instead.
+MAX_ENTRIES = 256
 MAX_BYTES = 256 * 1024
 
 
@@ -54,12 +59,18 @@ class RecentEntries:
             self._bytes -= len(dropped.update)
             self.from_seq = dropped.seq
 
-    def after(self, seq: int, through_seq: int) -> list[LogEntry] | None:
+    def take_after(self, seq: int, through_seq: int) -> list[LogEntry] | None:
         """Every entry after `seq`, up to the newest held, if that is all of them from `seq` on
-        and reaches `through_seq`; None when the log must be read instead."""
+        and reaches `through_seq`; None when the log must be read instead.
+
+        The caller holds the document up to `seq`, so the entries up to it are forgotten (one
+        reader: this node's projection refresher, whose next read starts past what it takes)."""
         if not self.from_seq <= seq <= self.last_seq or self.last_seq < through_seq:
             return None
-        return [entry for entry in self._entries if entry.seq > seq]
+        while self._entries and self._entries[0].seq <= seq:
+            self._bytes -= len(self._entries.popleft().update)
+        self.from_seq = seq
+        return list(self._entries)
 
     def __len__(self) -> int:
         return len(self._entries)

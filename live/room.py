@@ -67,7 +67,7 @@ from live.protocol import (
     encode_awareness_entries,
     encode_update,
 )
-from live.recent_entries import RecentEntries
+from live.recent_entries import MAX_ENTRIES, RecentEntries
 from live.tasks import TaskSet
 from models.db import Database
 from models.repo import doc_snapshots
@@ -185,8 +185,11 @@ class Room:
         # The document's JSON events (comment threads), for the peers that want them.
         self.events = DocEvents(doc_id, nats_conn, self._fanout_event)
         self.delivered_seq = 0  # every update up to here has been handed to the local peers
-        # The last entries applied, for this node's projection refresher (live/recent_entries.py).
-        self.recent = RecentEntries()
+        # The last entries applied, for this node's projection refresher (live/recent_entries.py);
+        # none kept where it does not run.
+        self.recent = RecentEntries(
+            max_entries=MAX_ENTRIES if settings.projection_refresh_s > 0 else 0
+        )
         self.peers: dict[str, Peer] = {}
         self._reserved = 0  # bytes of updates being published right now (budget)
         self._outbox: list[AppliedUpdate] = []

@@ -93,9 +93,9 @@ class RoomManager(Hub[Session]):
     ) -> list[LogEntry] | None:
         """The entries of `doc_id` after `after_seq` from its room's tail of the log, if the room
         is loaded here and holds all of them up to `through_seq` (the projection refresher's
-        `RecentEntriesReader`); None otherwise."""
+        `RecentEntriesReader`; what precedes `after_seq` is forgotten); None otherwise."""
         room = self.rooms.get(doc_id)
-        return None if room is None else room.recent.after(after_seq, through_seq)
+        return None if room is None else room.recent.take_after(after_seq, through_seq)
 
     def _unloaded(self, room: Room) -> None:
         if room.last_applied_seq > room.snapshot_seq:  # a read-only visit leaves nothing to do

@@ -4,9 +4,11 @@ the log": after a load, a snapshot catch-up, a skipped poison entry, or past its
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import pycrdt
+import pytest
 
 from bus.doc_log import LogEntry
 from bus.jetstream import doc_update_subject
@@ -19,22 +21,31 @@ def entry(seq: int, size: int = 1) -> LogEntry:
     return LogEntry(seq=seq, update=b"u" * size, user=f"user-{seq}")
 
 
+@pytest.fixture
+def settings(settings):  # type: ignore[no-untyped-def]
+    """Rooms keep a tail only where a refresher runs; this one never wakes during a test (it
+    would take the entries these tests read)."""
+    return dataclasses.replace(settings, projection_refresh_s=3600.0)
+
+
 def test_only_a_gapless_tail_that_reaches_far_enough_answers() -> None:
     tail = RecentEntries()
     tail.restart(10)  # loaded from a snapshot at seq 10
-    assert tail.after(10, 10) == []
+    assert tail.take_after(10, 10) == []
     added = [entry(12), entry(15), entry(16)]  # other documents' messages lie between
     for item in added:
         tail.add(item)
-    assert tail.after(10, 16) == added
-    assert tail.after(12, 14) == added[1:]
-    assert tail.after(16, 16) == []
-    assert tail.after(9, 16) is None  # before the snapshot the room was loaded from
-    assert tail.after(10, 17) is None  # the caller knows of a newer entry the room lacks yet
-    assert tail.after(17, 17) is None  # past what the room applied
+    assert tail.take_after(9, 16) is None  # before the snapshot the room was loaded from
+    assert tail.take_after(10, 17) is None  # the caller knows of a newer entry the room lacks yet
+    assert tail.take_after(17, 17) is None  # past what the room applied
+    assert tail.take_after(10, 16) == added
+    assert tail.take_after(12, 14) == added[1:]  # the caller holds seq 12 now: entry 12 goes
+    assert len(tail) == 2 and tail.take_after(10, 16) is None
+    assert tail.take_after(16, 16) == [] and len(tail) == 0
+    tail.add(entry(18))
     tail.restart(20)  # a snapshot catch-up (or a skipped poison entry) at 20
-    assert tail.after(16, 20) is None
-    assert tail.after(20, 20) == []
+    assert tail.take_after(16, 20) is None
+    assert tail.take_after(20, 20) == []
 
 
 def test_bounds_drop_the_oldest_and_move_where_the_tail_starts() -> None:
@@ -42,16 +53,20 @@ def test_bounds_drop_the_oldest_and_move_where_the_tail_starts() -> None:
     for seq in (1, 2, 3):
         by_count.add(entry(seq))
     assert by_count.from_seq == 1 and len(by_count) == 2
-    assert by_count.after(0, 3) is None
-    assert [e.seq for e in by_count.after(1, 3) or []] == [2, 3]
+    assert by_count.take_after(0, 3) is None
+    assert [e.seq for e in by_count.take_after(1, 3) or []] == [2, 3]
 
     by_bytes = RecentEntries(max_entries=100, max_bytes=10)
     by_bytes.add(entry(1, size=4))
     by_bytes.add(entry(2, size=4))
     by_bytes.add(entry(3, size=11))  # bigger than the whole budget: nothing is held
     assert len(by_bytes) == 0 and by_bytes.from_seq == by_bytes.last_seq == 3
-    assert by_bytes.after(2, 3) is None
-    assert by_bytes.after(3, 3) == []
+    assert by_bytes.take_after(2, 3) is None
+    assert by_bytes.take_after(3, 3) == []
+
+    nothing = RecentEntries(max_entries=0)  # a node with no refresher
+    nothing.add(entry(1))
+    assert len(nothing) == 0 and nothing.take_after(0, 1) is None
 
 
 def peer(user_id: str) -> SimpleNamespace:
@@ -77,10 +92,10 @@ async def test_a_rooms_tail_is_what_the_log_returns(ctx):
     assert room.last_applied_seq == last
     from_log = await ctx.doc_log.read(setup.doc_id, start)
     assert len(from_log) == 3
+    assert ctx.rooms.recent_entries(setup.doc_id, start, last + 1) is None  # not applied here
     assert as_read(ctx.rooms.recent_entries(setup.doc_id, start, last)) == as_read(from_log)
     middle = from_log[0].seq
-    assert as_read(room.recent.after(middle, last)) == as_read(from_log[1:])
-    assert ctx.rooms.recent_entries(setup.doc_id, start, last + 1) is None  # not applied here
+    assert as_read(room.recent.take_after(middle, last)) == as_read(from_log[1:])
     assert ctx.rooms.recent_entries("00000000-0000-4000-8000-000000000000", 0, 0) is None
 
 
@@ -100,8 +115,8 @@ async def test_a_skipped_poison_entry_and_a_snapshot_catch_up_restart_the_tail(c
         editor, text_update(doc, "two"), f"poison-{setup.doc_id}-2", confirm_by_echo=True
     )
     assert room.last_applied_seq == after.seq
-    assert room.recent.after(first.seq, after.seq) is None  # the gap: read the log instead
-    assert as_read(room.recent.after(poison.seq, after.seq)) == as_read(
+    assert room.recent.take_after(first.seq, after.seq) is None  # the gap: read the log instead
+    assert as_read(room.recent.take_after(poison.seq, after.seq)) == as_read(
         await ctx.doc_log.read(setup.doc_id, poison.seq)
     )
 
@@ -118,6 +133,6 @@ async def test_a_skipped_poison_entry_and_a_snapshot_catch_up_restart_the_tail(c
     assert (await snapshot_document(ctx, setup.doc_id)).seq == elsewhere.seq
     await room.resubscribe("stalled")
     assert room.last_applied_seq == elsewhere.seq
-    assert room.recent.after(after.seq, elsewhere.seq) is None
-    assert room.recent.after(elsewhere.seq, elsewhere.seq) == []
+    assert room.recent.take_after(after.seq, elsewhere.seq) is None
+    assert room.recent.take_after(elsewhere.seq, elsewhere.seq) == []
     assert text_of(room.full_state()) == "onetwothree"
