@@ -2,10 +2,10 @@
 
 Why: the projection refresher re-projects a document a few seconds after this node stored an
 update of it, from the state it read last plus the entries after it. Those entries came through
-the room's ordered subscription moments earlier; reading them again from JetStream (a new ordered
-consumer per refresh, every message pushed and parsed once more) cost about a fifth of the whole
-stack at 50 rooms × 20 editors (issue 15, bench/FINDINGS.md §6.8). The room keeps them here, and
-the refresher reads the log only when the tail does not reach back far enough.
+the room's ordered subscription moments earlier; reading them again from JetStream meant a new
+ordered consumer per document and period on nats-server, every message pushed and parsed once
+more (9-11 % of nats-server's CPU in the benchmark, issue 15, bench/FINDINGS.md §6.8). The room
+keeps them here, and the refresher reads the log only when the tail does not reach back far enough.
 
 No gap is the whole point: `take_after()` answers only when the tail holds every entry of the
 document from where the caller's state ends to the seq the caller needs, exactly as the log would
