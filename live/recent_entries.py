@@ -15,11 +15,14 @@ the room skipped -- restarts the tail there, and what lies before is asked of th
 
 Memory: an entry with its headers is ~0.7 KB (the msg id, signature, user and client strings
 dominate), so the tail is short -- about one refresh period of edits, since each read forgets what
-the reader already holds -- and holds nothing where no refresher runs (`Room`).
+the reader already holds -- and is kept only while it can be read: for a while after this node
+stored an update of the document (`hold`), since only then is this node's refresher told of it. A
+room whose edits all come from other nodes, or a node whose refresher is off, keeps nothing.
 """
 
 from __future__ import annotations
 
+import time
 from collections import deque
 
 from bus.doc_log import LogEntry
@@ -39,6 +42,12 @@ class RecentEntries:
         self._bytes = 0
         self.from_seq = 0  # every entry after this seq up to `last_seq` is held
         self.last_seq = 0
+        self._held_until = 0.0  # monotonic time: entries applied later are not kept
+
+    def hold(self, seconds: float) -> None:
+        """Keep the entries applied in the next `seconds` (this node just stored an update of the
+        document: its refresher will read them)."""
+        self._held_until = time.monotonic() + seconds
 
     def restart(self, seq: int) -> None:
         """The room's state jumped to `seq` (load, snapshot catch-up) or skipped the entry at
@@ -49,6 +58,9 @@ class RecentEntries:
 
     def add(self, entry: LogEntry) -> None:
         """The next entry the room applied (its seq is past `last_seq`)."""
+        if self._held_until < time.monotonic():  # nobody here will read it
+            self.restart(entry.seq)
+            return
         self._entries.append(entry)
         self._bytes += len(entry.update)
         self.last_seq = entry.seq

@@ -67,7 +67,7 @@ from live.protocol import (
     encode_awareness_entries,
     encode_update,
 )
-from live.recent_entries import MAX_ENTRIES, RecentEntries
+from live.recent_entries import RecentEntries
 from live.tasks import TaskSet
 from models.db import Database
 from models.repo import doc_snapshots
@@ -86,6 +86,10 @@ RENEWAL_BATCH_S = 1.0
 # the echo takes about a millisecond; past this the update was a duplicate, refused, or is late
 # behind an outage, and a PubAck request with the same msg id tells which.
 ECHO_TIMEOUT_S = 1.0
+# How long after this room stores an update its tail of the log is kept, in projection refresher
+# periods: the refresher reads within a period or a few (it pauses longer after a slow batch);
+# later than that it reads the log instead.
+TAIL_HOLD_PERIODS = 10
 _T = TypeVar("_T")
 
 
@@ -185,11 +189,10 @@ class Room:
         # The document's JSON events (comment threads), for the peers that want them.
         self.events = DocEvents(doc_id, nats_conn, self._fanout_event)
         self.delivered_seq = 0  # every update up to here has been handed to the local peers
-        # The last entries applied, for this node's projection refresher (live/recent_entries.py);
-        # none kept where it does not run.
-        self.recent = RecentEntries(
-            max_entries=MAX_ENTRIES if settings.projection_refresh_s > 0 else 0
-        )
+        # The last entries applied, for this node's projection refresher (live/recent_entries.py):
+        # held for a few of its periods after each update this room stores (none if it is off).
+        self.recent = RecentEntries()
+        self._recent_hold_s = TAIL_HOLD_PERIODS * settings.projection_refresh_s
         self.peers: dict[str, Peer] = {}
         self._reserved = 0  # bytes of updates being published right now (budget)
         self._outbox: list[AppliedUpdate] = []
@@ -307,6 +310,7 @@ class Room:
         rarely re-sent, since a duplicate is only told apart after `ECHO_TIMEOUT_S`."""
         self.check_budget(len(update))
         self._reserved += len(update)
+        self.recent.hold(self._recent_hold_s)  # from before the update is applied here
         try:
             if confirm_by_echo:
                 seq = await self._publish_by_echo(peer, update, msg_id)

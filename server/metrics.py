@@ -69,3 +69,11 @@ PROJECTION_WORKER_FAILURES = Counter(
     "Projection worker processes lost, by reason (died, hung, abandoned)",
     ["reason"],
 )
+# The projection refresher (services/projection_refresher.py): where each refresh read the
+# document from -- `room`: the entries after its last state from the room's tail, no NATS read;
+# `log`: the log after its last state; `full`: snapshot + log (a document's first refresh here).
+PROJECTION_REFRESHES = Counter(
+    "collab_projection_refreshes_total",
+    "Projection refreshes by where the document was read from (room, log, full)",
+    ["read"],
+)

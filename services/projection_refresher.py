@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import structlog
 
 from core.errors import AppError
+from server.metrics import PROJECTION_REFRESHES
 from services import body_mentions
 from services.doc_state import DocState, RecentEntriesReader
 from services.documents import refresh_projection_now
@@ -112,6 +113,8 @@ class ProjectionRefresher:
         entries = None
         if base is not None and self._recent is not None:
             entries = self._recent(doc_id, base.seq, through_seq)
+        read = "full" if base is None else "log" if entries is None else "room"
+        PROJECTION_REFRESHES.labels(read).inc()
         work = refresh_projection_now(self.ctx, doc_id, base, entries)
         done = await _guarded("projection", doc_id, work)
         if done is not None:

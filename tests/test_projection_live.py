@@ -59,9 +59,13 @@ async def test_a_refresh_takes_the_entries_after_its_last_state_from_the_room(ap
     """The refresher keeps the state it projected; the next refresh of that document takes the
     entries after it from the document's room here (which applied them moments ago) and reads
     nothing from the log -- and the projection is the same as a full read's."""
+    before = await refreshes(api)
     run = await refresh_twice(ctx, ws_port, tail_entries=None)
     assert run.reads == [0]  # only the first refresh read the log (snapshot + log)
     await assert_same_as_a_full_read(ctx, run)
+    after = await refreshes(api)  # what an operator sees at /metrics
+    assert after["room"] > before["room"] and after["full"] > before["full"]
+    assert after["log"] == before["log"]
 
 
 async def test_a_refresh_reads_the_log_after_its_last_state_when_the_room_lacks_entries(
@@ -69,9 +73,23 @@ async def test_a_refresh_reads_the_log_after_its_last_state_when_the_room_lacks_
 ):
     """More edits in a period than the room's tail holds (here: it holds none): the refresh reads
     the log from where its last state ended, not from the snapshot again."""
+    before = await refreshes(api)
     run = await refresh_twice(ctx, ws_port, tail_entries=0)
     assert run.kept.seq > 0 and run.reads[0] == 0 and run.kept.seq in run.reads
     await assert_same_as_a_full_read(ctx, run)
+    after = await refreshes(api)
+    assert after["log"] > before["log"] and after["room"] == before["room"]
+
+
+async def refreshes(api) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """`collab_projection_refreshes_total` by `read`, from the node's /metrics."""
+    scrape = (await api.get("/metrics")).body
+    found = dict.fromkeys(("room", "log", "full"), 0.0)
+    for read in found:
+        prefix = f'collab_projection_refreshes_total{{read="{read}"}} '
+        line = next((line for line in scrape.splitlines() if line.startswith(prefix)), None)
+        found[read] = float(line[len(prefix) :]) if line else 0.0
+    return found
 
 
 @dataclasses.dataclass(frozen=True)

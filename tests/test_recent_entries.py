@@ -28,8 +28,13 @@ def settings(settings):  # type: ignore[no-untyped-def]
     return dataclasses.replace(settings, projection_refresh_s=3600.0)
 
 
+def held(tail: RecentEntries) -> RecentEntries:
+    tail.hold(3600)  # as after this node stored an update of the document
+    return tail
+
+
 def test_only_a_gapless_tail_that_reaches_far_enough_answers() -> None:
-    tail = RecentEntries()
+    tail = held(RecentEntries())
     tail.restart(10)  # loaded from a snapshot at seq 10
     assert tail.take_after(10, 10) == []
     added = [entry(12), entry(15), entry(16)]  # other documents' messages lie between
@@ -49,14 +54,14 @@ def test_only_a_gapless_tail_that_reaches_far_enough_answers() -> None:
 
 
 def test_bounds_drop_the_oldest_and_move_where_the_tail_starts() -> None:
-    by_count = RecentEntries(max_entries=2, max_bytes=1000)
+    by_count = held(RecentEntries(max_entries=2, max_bytes=1000))
     for seq in (1, 2, 3):
         by_count.add(entry(seq))
     assert by_count.from_seq == 1 and len(by_count) == 2
     assert by_count.take_after(0, 3) is None
     assert [e.seq for e in by_count.take_after(1, 3) or []] == [2, 3]
 
-    by_bytes = RecentEntries(max_entries=100, max_bytes=10)
+    by_bytes = held(RecentEntries(max_entries=100, max_bytes=10))
     by_bytes.add(entry(1, size=4))
     by_bytes.add(entry(2, size=4))
     by_bytes.add(entry(3, size=11))  # bigger than the whole budget: nothing is held
@@ -64,9 +69,17 @@ def test_bounds_drop_the_oldest_and_move_where_the_tail_starts() -> None:
     assert by_bytes.take_after(2, 3) is None
     assert by_bytes.take_after(3, 3) == []
 
-    nothing = RecentEntries(max_entries=0)  # a node with no refresher
-    nothing.add(entry(1))
-    assert len(nothing) == 0 and nothing.take_after(0, 1) is None
+
+def test_entries_are_kept_only_while_held() -> None:
+    tail = RecentEntries()  # never held: nobody here will read it (no update stored here)
+    tail.add(entry(1))
+    assert len(tail) == 0 and tail.take_after(0, 1) is None and tail.take_after(1, 1) == []
+    tail.hold(3600)
+    tail.add(entry(2))
+    tail.hold(-1)  # the hold ran out: what is held stays readable, nothing more is kept
+    assert [e.seq for e in tail.take_after(1, 2) or []] == [2]
+    tail.add(entry(3))
+    assert len(tail) == 0 and tail.take_after(2, 3) is None and tail.take_after(3, 3) == []
 
 
 def peer(user_id: str) -> SimpleNamespace:
@@ -97,6 +110,31 @@ async def test_a_rooms_tail_is_what_the_log_returns(ctx):
     middle = from_log[0].seq
     assert as_read(room.recent.take_after(middle, last)) == as_read(from_log[1:])
     assert ctx.rooms.recent_entries("00000000-0000-4000-8000-000000000000", 0, 0) is None
+
+
+async def test_a_room_keeps_no_tail_of_edits_made_elsewhere(ctx):
+    """Only the node that stored an update refreshes for it: a room whose edits all come from
+    other nodes holds none of them."""
+    setup = await document_with(ctx, "editor")
+    room = await ctx.rooms.acquire(setup.doc_id)
+    editor = setup.users["editor"].id
+    doc = pycrdt.Doc()
+    for index in range(3):
+        elsewhere = await ctx.doc_log.publish(
+            setup.doc_id,
+            text_update(doc, f"{index}"),
+            msg_id=f"far-{setup.doc_id}-{index}",
+            client="another-node-conn",
+            user=editor,
+        )
+    assert await room.wait_applied(elsewhere.seq, 5)
+    assert len(room.recent) == 0
+    assert ctx.rooms.recent_entries(setup.doc_id, 0, elsewhere.seq) is None
+    here = await room.publish(peer(editor), text_update(doc, "x"), f"far-{setup.doc_id}-x")
+    assert await room.wait_applied(here.seq, 5)
+    assert as_read(ctx.rooms.recent_entries(setup.doc_id, elsewhere.seq, here.seq)) == as_read(
+        await ctx.doc_log.read(setup.doc_id, elsewhere.seq)
+    )
 
 
 async def test_a_skipped_poison_entry_and_a_snapshot_catch_up_restart_the_tail(ctx):
